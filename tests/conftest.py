@@ -1,0 +1,68 @@
+"""Shared fixtures: the real data in ../shared/data (or $HYBRIDBATCH_TEST_DATA), the XQuAD-R corpus, and a tiny
+random BERT with the real multilingual-e5 tokenizer, for tests that need a model but not a good one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HYBRIDBATCH_TEST_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "xquad-r" / "en.json").exists():
+        pytest.fail(f"test data not found at {SHARED_DATA}; set HYBRIDBATCH_TEST_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def xquad(shared_data):
+    from hybridbatch.corpus import lareqa_files, read_lareqa
+
+    return read_lareqa(lareqa_files(shared_data / "xquad-r"), "xquad-r")
+
+
+def e5_tokenizer_path() -> Path:
+    import semantra_multilingual
+
+    return Path(semantra_multilingual.__file__).parent / "assets" / "multilingual-e5-small" / "tokenizer.json"
+
+
+def build_tiny_model(out: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """A random 2-layer BERT (hidden 32) with the real e5 tokenizer, saved as a sentence-transformers folder
+    (mean pooling + normalise, e5 prompts), so that tests exercise the real loading and training code fast."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    torch.manual_seed(seed)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(e5_tokenizer_path()),
+        bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        cls_token="<s>", sep_token="</s>", mask_token="<mask>",
+    )
+    cfg = BertConfig(
+        vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=hidden * 2, max_position_embeddings=514, type_vocab_size=1, pad_token_id=tok.pad_token_id,
+    )
+    hf_dir = out / "hf"
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(hf_dir)
+    tok.save_pretrained(hf_dir)
+    word = models.Transformer(str(hf_dir), max_seq_length=64)
+    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    model = SentenceTransformer(
+        modules=[word, pool, models.Normalize()],
+        prompts={"query": "query: ", "passage": "passage: "},
+        device="cpu",
+    )
+    model.save(str(out / "st"))
+    return out / "st"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
