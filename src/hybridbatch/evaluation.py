@@ -1,0 +1,479 @@
+"""The LAReQA evaluation protocol (Mono / Cross / Multi mAP, R@k, nDCG@10, language bias) and a BEIR-style
+single-language evaluation (TyDi GoldP: the domain-shift check). Protocol choices are documented in
+docs/EVALUATION.md.
+
+One scoring pass does everything: each query block is scored once against the union of all language pools, and per
+(query, pool segment, relevant item) we count the non-relevant candidates strictly above the relevant item
+(`retrieval.segment_counts`). Mono and Cross ranks are read off the segment of that language, Multi ranks off the sum
+over segments, so the 11 + 110 + 11 settings of XQuAD-R cost one pass instead of 132.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics as M
+from .corpus import QACorpus, passage_text
+from .provenance import Timer, provenance, write_json, write_text
+from .retrieval import DEFAULT_CHUNK, EmbeddingCache, choose_backend, encode_cached, model_identity, segment_counts
+
+METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance")
+MULTI = "multi"
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class EvalResult:
+    """Everything `evaluate_lareqa` measured. `summary[setting][metric]` are the macro averages (setting = mono,
+    cross, multi; 'bias' is the Multi rank distance); `pairs[metric]` the (query lang x pool lang) matrices;
+    `per_query` one row per (query, pool) evaluated (see `PER_QUERY_FIELDS`)."""
+
+    dataset: str
+    checksum: str
+    languages: list[str]
+    summary: dict[str, dict[str, float]]
+    pairs: dict[str, np.ndarray]
+    per_language: dict[str, dict[str, float]]
+    counts: dict[str, Any]
+    per_query: dict[str, np.ndarray]
+    settings: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    tie_rule: str = M.TIE_RULE
+    kind: str = "lareqa"
+
+    def to_json(self) -> dict[str, Any]:
+        return _clean({
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "checksum": self.checksum,
+            "languages": self.languages,
+            "tie_rule": self.tie_rule,
+            "protocol": PROTOCOL_NOTES,
+            "summary": self.summary,
+            "pairs": {k: v.tolist() for k, v in self.pairs.items()},
+            "per_language": self.per_language,
+            "counts": self.counts,
+            "settings": self.settings,
+            "model": self.model,
+            "timings": self.timings,
+        })
+
+
+@dataclass
+class BeirResult:
+    """Single-language retrieval per language (question -> its paragraph): nDCG@10, Recall@100, MRR@10."""
+
+    dataset: str
+    checksum: str
+    languages: list[str]
+    per_language: dict[str, dict[str, float]]
+    summary: dict[str, float]
+    counts: dict[str, Any]
+    per_query: dict[str, np.ndarray]
+    settings: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    tie_rule: str = M.TIE_RULE
+    kind: str = "beir"
+
+    def to_json(self) -> dict[str, Any]:
+        return _clean({
+            "kind": self.kind, "dataset": self.dataset, "checksum": self.checksum, "languages": self.languages,
+            "tie_rule": self.tie_rule, "summary": self.summary, "per_language": self.per_language,
+            "counts": self.counts, "settings": self.settings, "model": self.model, "timings": self.timings,
+        })
+
+
+PROTOCOL_NOTES = {
+    "queries": "every question in every language",
+    "relevant": "for query id q: in each language where q exists, the sentence holding that copy's answer start",
+    "mono": "query lang X vs pool X; macro = mean over languages",
+    "cross": "query lang X vs pool Y, X != Y; macro = mean over ordered pairs",
+    "multi": "query lang X vs the union of all pools; macro = mean over query languages",
+    "map": "average precision over the full ranking (LAReQA); map20 = AP@20 divided by min(#relevant, 20) (XTREME-R)",
+    "r1": "share of relevant items in the top 1 (Mono/Cross: hit@1)",
+    "r10": "share of the query's relevant items found in the top 10",
+    "bias": "rank distance in the Multi pool (max - min rank of the relevant copies; queries with >= 2 copies); "
+            "mean per query language, macro over query languages; lower is better",
+    "partial_parallelism": "a query with no relevant copy in a pool is left out of that pool's averages "
+                           "(counts.left_out)",
+}
+
+PER_QUERY_FIELDS = ("qid", "qlang", "pool", "n_relevant", "first_rank", *METRICS)
+
+
+def _clean(o: Any) -> Any:
+    """JSON-safe: NaN -> None, numpy -> python."""
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _clean(o.tolist())
+    if isinstance(o, (float, np.floating)):
+        return None if not np.isfinite(o) else float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if len(x) else float("nan")
+
+
+# ---- LAReQA ---------------------------------------------------------------------------------------------------------
+
+
+def evaluate_lareqa(
+    model: Any,
+    corpus: QACorpus,
+    *,
+    context: bool = False,
+    batch_size: int = 64,
+    cache_dir: Path | str | None = None,
+    backend: str = "auto",
+    model_name: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """Encode every question and candidate of `corpus` with `model` (query / passage prefixes from the model) and
+    score the LAReQA protocol. `context=True` encodes candidates as sentence + paragraph."""
+    timer = Timer()
+    identity = model_identity(model, model_name)
+    cache = EmbeddingCache(cache_dir) if cache_dir else None
+    langs = corpus.languages
+    q_emb: dict[str, np.ndarray] = {}
+    c_emb: dict[str, np.ndarray] = {}
+    settings = {"context": context}
+    with timer("encode"):
+        for kind, items in (("passage", corpus.candidates), ("query", corpus.questions)):
+            for lang in langs:
+                texts = [passage_text(c, context) for c in items[lang]] if kind == "passage" else [
+                    q.text for q in items[lang]]
+                cb = (lambda d, t, _s=f"encode {kind} {lang}": progress(_s, d, t)) if progress else None
+                emb = encode_cached(
+                    model, texts, kind, cache=cache, identity=identity,
+                    settings=settings if kind == "passage" else {},
+                    data_checksum=corpus.checksum, batch_size=batch_size, progress=cb,
+                )
+                (c_emb if kind == "passage" else q_emb)[lang] = emb
+    result = evaluate_lareqa_embeddings(corpus, q_emb, c_emb, backend=backend, chunk_size=chunk_size,
+                                        progress=progress)
+    result.timings = {"encode_s": timer.seconds["encode"], **result.timings}
+    from .retrieval import prefix_for
+
+    result.settings.update({
+        "context": context, "batch_size": batch_size, "query_prefix": prefix_for(model, "query"),
+        "passage_prefix": prefix_for(model, "passage"), "max_seq_length": getattr(model, "max_seq_length", None),
+        "cache": str(cache_dir) if cache_dir else None,
+        "cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
+    })
+    result.model = identity
+    return result
+
+
+def relevant_matrix(corpus: QACorpus, qlang: str, bounds: dict[str, int]) -> np.ndarray:
+    """(questions of `qlang`, languages) global candidate index of each copy's answer in the union pool, -1 where the
+    question id does not exist in that language."""
+    langs = corpus.languages
+    by_id = corpus.by_id()
+    qs = corpus.questions[qlang]
+    rel = np.full((len(qs), len(langs)), -1, dtype=np.int64)
+    for i, q in enumerate(qs):
+        copies = by_id[q.qid]
+        for j, lang in enumerate(langs):
+            c = copies.get(lang)
+            if c is not None:
+                rel[i, j] = bounds[lang] + c.answer
+    return rel
+
+
+def evaluate_lareqa_embeddings(
+    corpus: QACorpus,
+    q_emb: dict[str, np.ndarray],
+    c_emb: dict[str, np.ndarray],
+    *,
+    backend: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """The protocol on given (L2-normalised) embeddings; used by `evaluate_lareqa`, tests and the benchmark."""
+    timer = Timer()
+    langs = corpus.languages
+    n_l = len(langs)
+    sizes = [len(corpus.candidates[lang]) for lang in langs]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    bounds = {lang: int(starts[i]) for i, lang in enumerate(langs)}
+    union = np.concatenate([np.asarray(c_emb[lang], dtype=np.float32) for lang in langs]) if langs else np.zeros(
+        (0, 1), np.float32)
+    backend_used = choose_backend(backend, len(union))
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in PER_QUERY_FIELDS}
+    qid_names: list[str] = []
+    qid_index: dict[str, int] = {}
+    left_out = {"mono": 0, "cross": 0, "multi": 0}
+    n_rel_multi: list[np.ndarray] = []
+    for li, lang in enumerate(langs):
+        qs = corpus.questions[lang]
+        if not qs:
+            continue
+        rel = relevant_matrix(corpus, lang, bounds)
+        valid = rel >= 0
+        with timer("score"):
+            counts, rel_scores = segment_counts(q_emb[lang], union, rel, list(starts), backend=backend_used,
+                                                chunk_size=chunk_size)
+        with timer("metric"):
+            ids = np.array([qid_index.setdefault(q.qid, len(qid_index)) for q in qs], dtype=np.int32)
+            # one relevant item per pool: its rank is 1 + non-relevant above it in that pool
+            for pj in range(n_l):
+                ok = valid[:, pj]
+                setting = "mono" if pj == li else "cross"
+                left_out[setting] += int((~ok).sum())
+                ranks = np.where(ok, counts[:, pj, pj].astype(np.int64) + 1, 0)
+                _append(rows, ids[ok], li, pj, ranks[ok][:, None])
+            nonrel = counts.sum(axis=1, dtype=np.int64)
+            ranks = M.ranks_from_counts(nonrel, rel_scores, valid)
+            ok = valid.any(axis=1)
+            left_out["multi"] += int((~ok).sum())
+            n_rel_multi.append(valid.sum(axis=1)[ok])
+            _append(rows, ids[ok], li, n_l, ranks[ok])
+        if progress:
+            progress("score", li + 1, n_l)
+    with timer("metric"):
+        qid_names = list(qid_index)
+        per_query = {k: np.concatenate(v) if v else np.zeros(0) for k, v in rows.items()}
+        per_query["qid_names"] = np.array(qid_names)
+        per_query["langs"] = np.array(langs)
+        summary, pairs, per_language, n_cells = summarise(per_query, langs)
+    nrm = np.concatenate(n_rel_multi) if n_rel_multi else np.zeros(0, int)
+    counts_out = {
+        "n_languages": n_l,
+        "n_queries": int(sum(len(corpus.questions[lang]) for lang in langs)),
+        "n_question_ids": len(qid_names),
+        "n_candidates": int(len(union)),
+        "candidates_per_language": dict(zip(langs, map(int, sizes))),
+        "queries_per_language": {lang: len(corpus.questions[lang]) for lang in langs},
+        "n_mono_settings": n_cells["mono"],
+        "n_cross_pairs": n_cells["cross"],
+        "n_multi_settings": n_cells["multi"],
+        "relevant_per_query": {"min": int(nrm.min()) if len(nrm) else 0, "max": int(nrm.max()) if len(nrm) else 0,
+                               "mean": float(nrm.mean()) if len(nrm) else 0.0},
+        "left_out": left_out,
+        "left_out_note": "(query, pool) combinations with no relevant copy in the pool, excluded from its averages",
+        "rows_per_query_file": int(len(per_query["ap"])),
+    }
+    return EvalResult(
+        dataset=corpus.name, checksum=corpus.checksum, languages=langs, summary=summary, pairs=pairs,
+        per_language=per_language, counts=counts_out, per_query=per_query,
+        settings={"backend": backend_used, "chunk_size": chunk_size},
+        timings={"score_s": timer.seconds.get("score", 0.0), "metric_s": timer.seconds.get("metric", 0.0)},
+    )
+
+
+def _append(rows: dict[str, list[np.ndarray]], ids: np.ndarray, qlang: int, pool: int, ranks: np.ndarray) -> None:
+    n = len(ids)
+    m = M.all_metrics(ranks)
+    s, _, nrel = M._sorted_ranks(ranks)
+    rows["qid"].append(ids.astype(np.int32))
+    rows["qlang"].append(np.full(n, qlang, dtype=np.int16))
+    rows["pool"].append(np.full(n, pool, dtype=np.int16))  # pool == len(langs) means the Multi pool
+    rows["n_relevant"].append(nrel.astype(np.int16))
+    rows["first_rank"].append(s[:, 0].astype(np.int32) if n else np.zeros(0, np.int32))
+    for k in METRICS:
+        rows[k].append(m[k].astype(np.float64))
+
+
+def cell_means(per_query: dict[str, np.ndarray], n_langs: int, metric: str) -> np.ndarray:
+    """(query lang, pool) mean of `metric` over the rows evaluated there; pool index n_langs = Multi. NaN: no rows."""
+    cell = per_query["qlang"].astype(np.int64) * (n_langs + 1) + per_query["pool"].astype(np.int64)
+    v = per_query[metric]
+    ok = ~np.isnan(v)
+    size = n_langs * (n_langs + 1)
+    sums = np.bincount(cell[ok], weights=v[ok], minlength=size)
+    cnt = np.bincount(cell[ok], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan).reshape(n_langs, n_langs + 1)
+
+
+def macro_from_cells(cells: np.ndarray) -> dict[str, float]:
+    """Mono = mean of the diagonal, Cross = mean of the off-diagonal ordered pairs, Multi = mean of the Multi column
+    (cells without evaluated queries are skipped)."""
+    n = cells.shape[0]
+    square = cells[:, :n]
+    off = ~np.eye(n, dtype=bool)
+    return {"mono": _nanmean(np.diag(square)), "cross": _nanmean(square[off]), "multi": _nanmean(cells[:, n])}
+
+
+def summarise(per_query: dict[str, np.ndarray], langs: list[str]):
+    """Macro averages, pair matrices and per-language rows from per-query rows (also used after resampling)."""
+    n = len(langs)
+    summary: dict[str, dict[str, float]] = {"mono": {}, "cross": {}, "multi": {}}
+    pairs: dict[str, np.ndarray] = {}
+    cells_by_metric = {}
+    for metric in METRICS:
+        cells = cell_means(per_query, n, metric)
+        cells_by_metric[metric] = cells
+        macro = macro_from_cells(cells)
+        key = "map" if metric == "ap" else ("map20" if metric == "ap20" else metric)
+        if metric == "rank_distance":
+            summary["multi"]["bias"] = macro["multi"]
+            continue
+        for setting in summary:
+            summary[setting][key] = macro[setting]
+        pairs[key] = cells[:, :n]
+    pairs["multi_map"] = cells_by_metric["ap"][:, n]
+    ap = cells_by_metric["ap"]
+    per_language = {}
+    for i, lang in enumerate(langs):
+        others = [j for j in range(n) if j != i]
+        per_language[lang] = {
+            "mono_map": float(ap[i, i]),
+            "cross_map": _nanmean(ap[i, others]) if others else float("nan"),
+            "cross_map_as_pool": _nanmean(ap[others, i]) if others else float("nan"),
+            "multi_map": float(ap[i, n]),
+            "mono_r1": float(cells_by_metric["r1"][i, i]),
+            "multi_r10": float(cells_by_metric["r10"][i, n]),
+            "bias": float(cells_by_metric["rank_distance"][i, n]),
+        }
+    sq = ~np.isnan(ap[:, :n])
+    n_cells = {"mono": int(np.diag(sq).sum()), "cross": int((sq & ~np.eye(n, dtype=bool)).sum()),
+               "multi": int((~np.isnan(ap[:, n])).sum())}
+    return summary, pairs, per_language, n_cells
+
+
+# ---- BEIR-style (single language) -----------------------------------------------------------------------------------
+
+
+def evaluate_beir(
+    model: Any,
+    corpus: QACorpus,
+    *,
+    context: bool = False,
+    batch_size: int = 64,
+    cache_dir: Path | str | None = None,
+    backend: str = "auto",
+    model_name: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+) -> BeirResult:
+    """Each language on its own: its questions against its own candidate pool (for TyDi GoldP, paragraphs).
+    Reports nDCG@10, Recall@100, MRR@10 per language and their macro mean (the domain-shift check)."""
+    timer = Timer()
+    identity = model_identity(model, model_name)
+    cache = EmbeddingCache(cache_dir) if cache_dir else None
+    q_emb, c_emb = {}, {}
+    with timer("encode"):
+        for lang in corpus.languages:
+            c_emb[lang] = encode_cached(model, [passage_text(c, context) for c in corpus.candidates[lang]], "passage",
+                                        cache=cache, identity=identity, settings={"context": context},
+                                        data_checksum=corpus.checksum, batch_size=batch_size)
+            q_emb[lang] = encode_cached(model, [q.text for q in corpus.questions[lang]], "query", cache=cache,
+                                        identity=identity, settings={"context": context},
+                                        data_checksum=corpus.checksum, batch_size=batch_size)
+            if progress:
+                progress("encode", len(c_emb), len(corpus.languages))
+    res = evaluate_beir_embeddings(corpus, q_emb, c_emb, backend=backend, chunk_size=chunk_size)
+    res.timings = {"encode_s": timer.seconds["encode"], **res.timings}
+    res.model = identity
+    res.settings.update({"context": context, "batch_size": batch_size})
+    return res
+
+
+def evaluate_beir_embeddings(
+    corpus: QACorpus, q_emb: dict[str, np.ndarray], c_emb: dict[str, np.ndarray], *, backend: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK,
+) -> BeirResult:
+    timer = Timer()
+    per_language: dict[str, dict[str, float]] = {}
+    rows: dict[str, list[np.ndarray]] = {"qid": [], "qlang": [], "rank": [], "ndcg10": [], "recall100": [],
+                                         "mrr10": []}
+    qid_names: list[str] = []
+    for li, lang in enumerate(corpus.languages):
+        qs = corpus.questions[lang]
+        pool = np.asarray(c_emb[lang], dtype=np.float32)
+        if not qs or not len(pool):
+            continue
+        rel = np.array([[q.answer] for q in qs], dtype=np.int64)
+        with timer("score"):
+            counts, _ = segment_counts(q_emb[lang], pool, rel, [0, len(pool)],
+                                       backend=choose_backend(backend, len(pool)), chunk_size=chunk_size)
+        with timer("metric"):
+            ranks = counts[:, 0, :].astype(np.int64) + 1
+            m = {"ndcg10": M.ndcg_at(ranks, 10), "recall100": M.recall_at(ranks, 100), "mrr10": M.mrr_at(ranks, 10)}
+            per_language[lang] = {k: float(np.mean(v)) for k, v in m.items()} | {
+                "n_queries": len(qs), "n_candidates": len(pool)}
+            rows["qid"].append(np.arange(len(qid_names), len(qid_names) + len(qs), dtype=np.int32))
+            qid_names.extend(q.qid for q in qs)
+            rows["qlang"].append(np.full(len(qs), li, dtype=np.int16))
+            rows["rank"].append(ranks[:, 0].astype(np.int32))
+            for k, v in m.items():
+                rows[k].append(v)
+    summary = {k: _nanmean(np.array([v[k] for v in per_language.values()])) for k in ("ndcg10", "recall100", "mrr10")}
+    per_query = {k: np.concatenate(v) if v else np.zeros(0) for k, v in rows.items()}
+    per_query["qid_names"] = np.array(qid_names)
+    per_query["langs"] = np.array(corpus.languages)
+    return BeirResult(
+        dataset=corpus.name, checksum=corpus.checksum, languages=list(per_language), per_language=per_language,
+        summary=summary,
+        counts={"n_queries": sum(len(corpus.questions[lang]) for lang in corpus.languages),
+                "n_candidates": sum(len(corpus.candidates[lang]) for lang in corpus.languages)},
+        per_query=per_query, settings={"backend": backend, "chunk_size": chunk_size},
+        timings={"score_s": timer.seconds.get("score", 0.0), "metric_s": timer.seconds.get("metric", 0.0)},
+    )
+
+
+# ---- output ----------------------------------------------------------------------------------------------------------
+
+
+def load_per_query(path: Path | str) -> dict[str, np.ndarray]:
+    """per_query.npz with the string columns restored: qid, qlang, pool ('multi' or a language) as strings."""
+    with np.load(path, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    langs = list(d["langs"])
+    d["qid_str"] = d["qid_names"][d["qid"]] if len(d["qid"]) else np.array([], dtype=str)
+    d["qlang_str"] = np.array(langs)[d["qlang"]] if len(d["qlang"]) else np.array([], dtype=str)
+    if "pool" in d:
+        names = np.array([*langs, MULTI])
+        d["pool_str"] = names[d["pool"]] if len(d["pool"]) else np.array([], dtype=str)
+    return d
+
+
+def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str, Path]:
+    """eval.json (every number + provenance), eval.md (paper-shaped table), pairs.png (LAReQA only) and
+    per_query.npz (for `hybridbatch compare`), each written atomically."""
+    from . import report
+    from .provenance import atomic_path, sha256_files
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    paths = {"per_query": out / "per_query.npz"}
+    with atomic_path(paths["per_query"]) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **result.per_query)
+    body = result.to_json()
+    body["per_query_file"] = "per_query.npz"
+    body["per_query_sha256"] = sha256_files([paths["per_query"]])
+    body["provenance"] = provenance(
+        model=result.model.get("name"), model_weights_sha256=result.model.get("weights_sha256"),
+        data={"name": result.dataset, "checksum": result.checksum}, settings=result.settings,
+        timings=result.timings,
+    )
+    if isinstance(result, EvalResult):
+        paths["pairs_png"] = report.plot_pairs(result.languages, result.pairs["map"], out / "pairs.png",
+                                               title=f"{result.dataset}: mAP, query language x pool language")
+        md = report.lareqa_markdown(body)
+    else:
+        md = report.beir_markdown(body)
+    paths["eval_md"] = write_text(out / "eval.md", md)
+    body["timings"]["write_s"] = time.perf_counter() - t0
+    paths["eval_json"] = write_json(out / "eval.json", body)
+    return paths

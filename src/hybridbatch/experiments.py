@@ -1,0 +1,397 @@
+"""Experiments built from the other modules: grids of (sampler, alpha, loss, seed) cells that each train and evaluate,
+the paper's comparison as a preset, and the README demo.
+
+A cell's results live in `OUT/cells/<key>/cell.json`; a finished cell is never recomputed, and a killed cell resumes
+from its last training checkpoint. So `hybridbatch sweep` / `experiment paper` can be stopped and re-run at will.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UsageError
+from .provenance import provenance, write_json, write_text
+
+LOSSES = ("plain", "symmetric", "hardneg")
+BASE = "base"  # the zero-shot cell: no training
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of a grid. `alpha` matters only for samplers that mix batch types (hybrid and our own)."""
+
+    sampler: str
+    alpha: float | None = None
+    loss: str = "plain"
+    scale: float = 20.0
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        if self.sampler == BASE:
+            return BASE
+        a = "" if self.alpha is None else f"-a{self.alpha:g}"
+        s = "" if self.scale == 20.0 else f"-t{self.scale:g}"
+        return f"{self.sampler}{a}-{self.loss}{s}-seed{self.seed}"
+
+    @property
+    def group(self) -> str:
+        """The cell's name without the seed: what error bars are taken over."""
+        return self.key.rsplit("-seed", 1)[0]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Training and evaluation settings shared by every cell of a grid."""
+
+    name: str
+    model: str = "embedded"
+    max_steps: int = 200
+    batch_size: int = 32
+    max_seq_length: int = 64
+    lr: float = 3e-5
+    freeze_embeddings: bool = True
+    context: bool = False
+    eval_batch_size: int = 128
+    tydi: bool = True
+    seeds: tuple[int, ...] = (0, 1, 2)
+    note: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    "demo": Preset("demo", max_steps=60, batch_size=32, max_seq_length=48, tydi=False, seeds=(0,),
+                   note="README demo: one short hybrid run; shows the pipeline, not the paper's effect sizes."),
+    "small": Preset("small", max_steps=150, batch_size=32, max_seq_length=48, tydi=True, seeds=(0, 1, 2),
+                    note="2-core CPU preset: short sequences, frozen word embeddings, 150 steps of batch 32."),
+    "full": Preset("full", max_steps=2000, batch_size=100, max_seq_length=128, freeze_embeddings=False,
+                   eval_batch_size=256, tydi=True, seeds=(0, 1, 2),
+                   note="GPU preset: the paper's batch 100, full sequences, all weights trained."),
+}
+MIX_SAMPLERS = ("hybrid", "hybrid-multi")
+
+
+def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequence[str], scales: Sequence[float],
+                seeds: Sequence[int], include_base: bool = False) -> list[Cell]:
+    """Every combination; alpha varies only for samplers that mix batch types, the others get one cell."""
+    for loss in losses:
+        if loss not in LOSSES:
+            raise UsageError(f"unknown loss variant {loss!r}; choose from {', '.join(LOSSES)}")
+    for a in alphas:
+        if not 0.0 <= a <= 1.0:
+            raise UsageError(f"alpha must be in [0, 1], got {a}")
+    cells = [Cell(BASE)] if include_base else []
+    for sampler, loss, scale, seed in itertools.product(samplers, losses, scales, seeds):
+        for alpha in (alphas if sampler in MIX_SAMPLERS else [None]):
+            cells.append(Cell(sampler, alpha, loss, scale, seed))
+    return list(dict.fromkeys(cells))
+
+
+# ---- one cell ----------------------------------------------------------------------------------------------------
+
+
+def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -> Any:
+    from .training import TrainConfig
+
+    alpha = cell.alpha if cell.alpha is not None else 0.5
+    return TrainConfig(
+        model=preset.model, data=["xquad-r"], data_dir=data_dir, out=str(out), sampler=cell.sampler, alpha=alpha,
+        batch_size=preset.batch_size, max_steps=preset.max_steps, lr=preset.lr, max_seq_length=preset.max_seq_length,
+        context=preset.context, hard_negatives=cell.loss == "hardneg", symmetric=cell.loss == "symmetric",
+        scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
+        resume=(out / "checkpoints").exists() or any(out.glob("checkpoint-*")), progress=True,
+    )
+
+
+def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (unless base), evaluate on XQuAD-R test articles (and TyDi GoldP dev), write cell.json. Idempotent."""
+    from .corpus import load_corpus
+    from .evaluation import evaluate_beir, evaluate_lareqa, write_eval
+    from .models import load_model
+    from .training import train
+
+    d = out_root / "cells" / cell.key
+    done = d / "cell.json"
+    if done.exists():
+        return json.loads(done.read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    model_dir = d / "model"
+    if cell.sampler == BASE:
+        model_name = preset.model
+    else:
+        if not (model_dir / "train.json").exists():
+            log(f"[{cell.key}] training {preset.max_steps} steps ...")
+            train(_train_config(cell, preset, data_dir, model_dir))
+        model_name = str(model_dir)
+    model = load_model(model_name, max_seq_length=preset.max_seq_length if not preset.context else None)
+    log(f"[{cell.key}] evaluating on XQuAD-R test articles ...")
+    test = load_corpus("xquad-r", data_dir, split="test")
+    res = evaluate_lareqa(model, test, context=preset.context, batch_size=preset.eval_batch_size,
+                          model_name=model_name)
+    write_eval(res, d / "xquad-r")
+    record: dict[str, Any] = {"cell": dataclasses.asdict(cell), "key": cell.key, "group": cell.group,
+                              "preset": dataclasses.asdict(preset), "xquad-r": res.summary}
+    if preset.tydi:
+        log(f"[{cell.key}] evaluating on TyDi GoldP dev (domain shift) ...")
+        tydi = load_corpus("tydiqa-goldp", data_dir)
+        beir = evaluate_beir(model, tydi, batch_size=preset.eval_batch_size, model_name=model_name)
+        write_eval(beir, d / "tydiqa-goldp")
+        record["tydiqa-goldp"] = beir.summary
+    if (model_dir / "train.json").exists():
+        tj = json.loads((model_dir / "train.json").read_text(encoding="utf-8"))
+        record["train"] = {k: tj.get(k) for k in ("wall_time_s", "realised_mix", "steps", "final_loss") if k in tj}
+    record["wall_time_s"] = time.perf_counter() - t0
+    record["provenance"] = provenance(model=preset.model, seed=cell.seed, data={"name": "xquad-r",
+                                      "checksum": res.checksum})
+    write_json(done, record)
+    return record
+
+
+# ---- grids -------------------------------------------------------------------------------------------------------
+
+SUMMARY_KEYS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"))
+
+
+def _get(summary: dict[str, Any], setting: str, metric: str) -> float:
+    v = summary.get(setting, {}).get(metric)
+    return float("nan") if v is None else float(v)
+
+
+def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and sample std over seeds for each group (sampler, alpha, loss, scale)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(r["group"], []).append(r)
+    rows = []
+    for g, rs in groups.items():
+        row: dict[str, Any] = {"group": g, **{k: rs[0]["cell"][k] for k in ("sampler", "alpha", "loss", "scale")},
+                               "seeds": [r["cell"]["seed"] for r in rs]}
+        for setting, metric in SUMMARY_KEYS:
+            vals = np.array([_get(r["xquad-r"], setting, metric) for r in rs])
+            row[f"{setting}_{metric}"] = float(np.mean(vals))
+            row[f"{setting}_{metric}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        if all("tydiqa-goldp" in r for r in rs):
+            vals = np.array([_get(r["tydiqa-goldp"], "macro", "ndcg10") for r in rs])
+            row["tydi_ndcg10"] = float(np.mean(vals))
+            row["tydi_ndcg10_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
+    """The paper's table shape: Mono / Cross / Multi mAP and language bias, mean ± std over seeds."""
+    has_tydi = any("tydi_ndcg10" in r for r in rows)
+    head = "| cell | seeds | XQ Mono mAP | XQ Cross mAP | XQ Multi mAP | bias (rank dist.) |"
+    sep = "|---|---|---|---|---|---|"
+    if has_tydi:
+        head += " TyDi nDCG@10 |"
+        sep += "---|"
+    lines = [f"### {title}", "", head, sep]
+
+    def f(r: dict[str, Any], k: str, digits: int = 3) -> str:
+        if k not in r or math.isnan(r[k]):
+            return "-"
+        sd = r.get(f"{k}_std", 0.0)
+        return f"{r[k]:.{digits}f} ± {sd:.{digits}f}" if len(r["seeds"]) > 1 else f"{r[k]:.{digits}f}"
+
+    for r in rows:
+        line = (f"| {r['group']} | {len(r['seeds'])} | {f(r, 'mono_map')} | {f(r, 'cross_map')} | "
+                f"{f(r, 'multi_map')} | {f(r, 'multi_rank_distance', 1)} |")
+        if has_tydi:
+            line += f" {f(r, 'tydi_ndcg10')} |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def plot_alpha(rows: list[dict[str, Any]], out: Path) -> Path:
+    """Mono / Cross / Multi mAP and bias against alpha, error bars = std over seeds; X-X / X-Y drawn as references."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mix = sorted((r for r in rows if r["sampler"] == "hybrid" and r["alpha"] is not None), key=lambda r: r["alpha"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for setting, color in (("mono", "C0"), ("cross", "C1"), ("multi", "C2")):
+        k = f"{setting}_map"
+        axes[0].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
+                         marker="o", capsize=3, color=color, label=f"{setting} mAP (hybrid)")
+        for ref, ls in (("xx", ":"), ("xy", "--")):
+            for r in rows:
+                if r["sampler"] == ref and r["loss"] == (mix[0]["loss"] if mix else "plain"):
+                    axes[0].axhline(r[k], color=color, ls=ls, lw=1, alpha=0.7)
+    axes[0].set_xlabel("alpha (share of X-X batches)")
+    axes[0].set_ylabel("mAP (XQuAD-R test articles)")
+    axes[0].set_title("mAP vs alpha (dotted: X-X only, dashed: X-Y only)")
+    axes[0].legend(fontsize=8)
+    k = "multi_rank_distance"
+    axes[1].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
+                     marker="o", capsize=3, color="C3")
+    axes[1].set_xlabel("alpha (share of X-X batches)")
+    axes[1].set_ylabel("rank distance (lower = less bias)")
+    axes[1].set_title("language bias vs alpha")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: str | None, *, title: str,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or reuse) every cell, then write grid.json, grid.md and, when alpha varies, alpha.png."""
+    t0 = time.perf_counter()
+    records = []
+    for i, cell in enumerate(cells, 1):
+        log(f"cell {i}/{len(cells)}: {cell.key}")
+        records.append(run_cell(cell, preset, out_root, data_dir, log=log))
+    rows = aggregate(records)
+    md = grid_markdown(rows, title)
+    body = {"kind": "grid", "title": title, "preset": dataclasses.asdict(preset), "rows": rows,
+            "cells": [r["key"] for r in records], "wall_time_s": time.perf_counter() - t0,
+            "provenance": provenance(model=preset.model, seeds=list(preset.seeds))}
+    write_json(out_root / "grid.json", body)
+    write_text(out_root / "grid.md", md)
+    if len({r["alpha"] for r in rows if r["sampler"] == "hybrid"}) > 1:
+        plot_alpha(rows, out_root / "alpha.png")
+    return body
+
+
+# ---- significance over seeds ---------------------------------------------------------------------------------------
+
+
+def seed_averaged_run(cell_dirs: Sequence[Path], dataset: str = "xquad-r") -> Any:
+    """One stats.Run whose per-query scores are the mean over seeds: the comparison then asks whether the sampler,
+    not one lucky seed, makes the difference (the bootstrap still resamples question ids)."""
+    from .stats import load_run
+
+    runs = [load_run(d / dataset) for d in cell_dirs]
+    first = runs[0]
+    pq = dict(first.per_query)
+    for metric in ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance"):
+        if metric in pq:
+            pq[metric] = np.mean(np.stack([r.per_query[metric] for r in runs]), axis=0)
+    return dataclasses.replace(first, per_query=pq, path=cell_dirs[0].parent / f"{cell_dirs[0].name}+seeds")
+
+
+def significance(out_root: Path, reference: str, others: Sequence[str], seeds: Sequence[int],
+                 key_of: Callable[[str, int], str]) -> list[dict[str, Any]]:
+    """reference vs each other group, per-query scores averaged over seeds, paired bootstrap + randomisation."""
+    from .stats import compare
+
+    ref = seed_averaged_run([out_root / "cells" / key_of(reference, s) for s in seeds])
+    out = []
+    for other in others:
+        run = seed_averaged_run([out_root / "cells" / key_of(other, s) for s in seeds])
+        cmp = compare(run, ref)
+        cmp["run_a"], cmp["run_b"] = other, reference
+        out.append(cmp)
+    return out
+
+
+def significance_markdown(cmps: list[dict[str, Any]]) -> str:
+    lines = ["| B vs A | setting | A | B | B - A | 95% CI | p |", "|---|---|---|---|---|---|---|"]
+    for c in cmps:
+        for r in c["rows"]:
+            if r["metric"] not in ("ap", "rank_distance"):
+                continue
+            lines.append(f"| {c['run_b']} vs {c['run_a']} | {r['name']} | {r['a']:.4f} | {r['b']:.4f} | "
+                         f"{r['diff']:+.4f} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | {r['p_value']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+PAPER_SAMPLERS = ("en", "xx", "xy", "hybrid", "hybrid-multi")
+
+
+def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Sequence[str] = PAPER_SAMPLERS,
+          log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Zero-shot base + each sampler (hybrid at alpha 0.5) x seeds; then hybrid vs each other sampler."""
+    cells = [Cell(BASE)] + [Cell(s, 0.5 if s in MIX_SAMPLERS else None, "plain", 20.0, seed)
+                            for s in samplers for seed in preset.seeds]
+    body = run_grid(cells, preset, out_root, data_dir, title=f"paper ({preset.name} preset)", log=log)
+
+    def key_of(group: str, seed: int) -> str:
+        if group == BASE:
+            return BASE
+        s = group.split("-")[0] if not group.startswith("hybrid-multi") else "hybrid-multi"
+        return Cell(s, 0.5 if s in MIX_SAMPLERS else None, "plain", 20.0, seed).key
+
+    groups = [s for s in samplers if s != "hybrid"] + [BASE]
+    cmps = significance(out_root, "hybrid", groups, preset.seeds, key_of)
+    write_json(out_root / "significance.json", {"kind": "significance", "reference": "hybrid", "comparisons": cmps,
+                                                "provenance": provenance(model=preset.model)})
+    write_text(out_root / "significance.md", significance_markdown(cmps))
+    body["significance"] = cmps
+    return body
+
+
+def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The README's main job: zero-shot base vs a short hybrid run, both on the XQuAD-R test articles, with the
+    significance of the difference. Reuses finished pieces when re-run."""
+    from .models import DEFAULT_MODEL, load_model
+
+    preset = PRESETS["demo"]
+    load_model(DEFAULT_MODEL)  # builds the embedded model once, with its own progress message
+    cells = [Cell(BASE), Cell("hybrid", 0.5, "plain", 20.0, 0)]
+    body = run_grid(cells, preset, out_root, data_dir, title="demo: zero-shot base vs hybrid (alpha 0.5)", log=log)
+    from .stats import compare, write_compare
+
+    cmp = compare(out_root / "cells" / cells[0].key / "xquad-r", out_root / "cells" / cells[1].key / "xquad-r")
+    write_compare(cmp, out_root / "compare")
+    plot_side_by_side(body["rows"], out_root / "base_vs_hybrid.png")
+    body["compare"] = cmp
+    return body
+
+
+def plot_side_by_side(rows: list[dict[str, Any]], out: Path) -> Path:
+    """Grouped bars: Mono / Cross / Multi mAP per cell, and the language bias beside them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 1]})
+    width = 0.8 / max(1, len(rows))
+    for i, r in enumerate(rows):
+        xs = np.arange(3) + i * width
+        vals = [r["mono_map"], r["cross_map"], r["multi_map"]]
+        axes[0].bar(xs, vals, width, label=r["group"])
+        for x, v in zip(xs, vals):
+            axes[0].text(x, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
+        axes[1].bar([i], [r["multi_rank_distance"]], 0.6, label=r["group"])
+    axes[0].set_xticks(np.arange(3) + width * (len(rows) - 1) / 2, ["Mono", "Cross", "Multi"])
+    axes[0].set_ylabel("mAP (XQuAD-R test articles)")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xticks(range(len(rows)), [r["group"] for r in rows], rotation=20, fontsize=8)
+    axes[1].set_ylabel("rank distance (lower = less bias)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def clean_models(out_root: Path) -> int:
+    """Delete trained weights of finished cells (results stay); returns the number of folders removed."""
+    n = 0
+    for cell_json in out_root.glob("cells/*/cell.json"):
+        m = cell_json.parent / "model"
+        if m.exists():
+            shutil.rmtree(m)
+            n += 1
+    return n
+
+
+__all__ = ["Cell", "Preset", "PRESETS", "expand_grid", "run_cell", "run_grid", "aggregate", "grid_markdown",
+           "plot_alpha", "paper", "significance", "clean_models", "demo"]

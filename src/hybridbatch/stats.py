@@ -1,0 +1,241 @@
+"""Significance between two evaluation runs on the same queries: a paired bootstrap CI and a paired randomisation
+test, both over *question ids*.
+
+Why over ids: the 11 parallel copies of one question (and their 12 pool rows) are strongly correlated; resampling
+rows would pretend 13090 independent queries exist where there are 1190. Resampling ids moves every copy and every
+pool row of a question together, and the macro averages (Mono: mean over languages, Cross: over ordered pairs, Multi:
+over query languages) are recomputed on each resample exactly as the evaluation computes them.
+
+Data layout: per metric, `a` and `b` are `(cells, ids)` arrays (a cell = one (query language, pool) setting), NaN
+where that id was not evaluated in that cell. The macro of a setting = mean over its cells of the per-cell mean.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ResultsError
+
+# (row name, setting, per-query metric)
+COMPARE_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("Mono mAP", "mono", "ap"),
+    ("Cross mAP", "cross", "ap"),
+    ("Multi mAP", "multi", "ap"),
+    ("Mono mAP@20", "mono", "ap20"),
+    ("Cross mAP@20", "cross", "ap20"),
+    ("Multi mAP@20", "multi", "ap20"),
+    ("Mono R@1", "mono", "r1"),
+    ("Cross R@1", "cross", "r1"),
+    ("Multi R@10", "multi", "r10"),
+    ("Multi nDCG@10", "multi", "ndcg10"),
+    ("Bias", "multi", "rank_distance"),
+)
+
+
+def _cell_means(vals: np.ndarray, mask: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted per-cell means for a batch of id weights `w` (B, ids) -> (B, cells); NaN for empty cells."""
+    filled = np.where(mask, vals, 0.0)
+    sums = w @ filled.T
+    cnt = w @ mask.T.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, sums / np.where(cnt > 0, cnt, 1.0), np.nan)
+
+
+def macro(vals: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | float:
+    """Mean over cells of the per-cell mean over ids (NaN = not evaluated); `weights (B, ids)` for resamples."""
+    vals = np.asarray(vals, dtype=np.float64)
+    mask = ~np.isnan(vals)
+    w = np.ones((1, vals.shape[1])) if weights is None else np.asarray(weights, dtype=np.float64)
+    cm = _cell_means(vals, mask, w)
+    with np.errstate(invalid="ignore"):
+        out = np.nanmean(np.where(np.isnan(cm), np.nan, cm), axis=1) if cm.shape[1] else np.full(len(w), np.nan)
+    return float(out[0]) if weights is None else out
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,
+                     block: int = 250) -> tuple[float, float, float, np.ndarray]:
+    """(B - A, CI low, CI high, resampled differences): ids are drawn with replacement and the same draw is applied
+    to both runs (paired); percentile interval."""
+    a, b = _paired(a, b)
+    rng = np.random.default_rng(seed)
+    n = a.shape[1]
+    diffs = []
+    for start in range(0, n_boot, block):
+        k = min(block, n_boot - start)
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=k).astype(np.float64)
+        diffs.append(macro(b, w) - macro(a, w))
+    d = np.concatenate(diffs) if diffs else np.zeros(0)
+    d = d[~np.isnan(d)]
+    alpha = 1.0 - confidence
+    lo, hi = (np.quantile(d, [alpha / 2, 1 - alpha / 2]) if len(d) else (np.nan, np.nan))
+    return macro(b) - macro(a), float(lo), float(hi), d
+
+
+def paired_permutation(a: np.ndarray, b: np.ndarray, *, n_perm: int = 10000, seed: int = 0) -> float:
+    """Two-sided p-value of a paired randomisation test: for each id, A and B are swapped with probability 1/2 (all
+    of its cells together). The macro difference is linear in the swap signs, so each permutation is one dot
+    product. p = (1 + #{|perm| >= |observed|}) / (1 + n_perm)."""
+    a, b = _paired(a, b)
+    mask = ~np.isnan(a) & ~np.isnan(b)
+    d = np.where(mask, b - a, 0.0)
+    n_cell = mask.sum(axis=1)
+    used = n_cell > 0
+    if not used.any():
+        return float("nan")
+    coef = np.zeros(len(n_cell))
+    coef[used] = 1.0 / (n_cell[used] * used.sum())
+    contrib = (coef[:, None] * d).sum(axis=0)  # each id's share of the macro difference
+    observed = contrib.sum()
+    rng = np.random.default_rng(seed)
+    tol = 1e-12 * max(1.0, float(np.abs(contrib).sum()))
+    hits = 0
+    for start in range(0, n_perm, 1000):
+        k = min(1000, n_perm - start)
+        signs = rng.integers(0, 2, size=(k, len(contrib)), dtype=np.int8) * 2 - 1
+        hits += int((np.abs(signs @ contrib) >= abs(observed) - tol).sum())
+    return (1 + hits) / (1 + n_perm)
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Same shape; a cell/id counts only where both runs have a value."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ResultsError(f"runs are not paired: shapes {a.shape} and {b.shape} differ")
+    both = ~np.isnan(a) & ~np.isnan(b)
+    return np.where(both, a, np.nan), np.where(both, b, np.nan)
+
+
+# ---- runs -------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    path: Path
+    body: dict[str, Any]
+    per_query: dict[str, np.ndarray]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def load_run(spec: Path | str) -> Run:
+    """An eval output folder or its eval.json, with its per_query.npz (needed for paired statistics)."""
+    from .evaluation import load_per_query
+
+    p = Path(spec)
+    js = p / "eval.json" if p.is_dir() else p
+    if not js.exists():
+        raise ResultsError(f"{spec}: no eval.json here (give an `hybridbatch eval --out` folder or its eval.json)")
+    try:
+        body = json.loads(js.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{js}: not a readable eval.json ({e})") from None
+    if not isinstance(body, dict) or body.get("kind") != "lareqa" or "summary" not in body:
+        raise ResultsError(f"{js}: not a LAReQA eval.json (kind={body.get('kind') if isinstance(body, dict) else '?'})")
+    pq = js.parent / body.get("per_query_file", "per_query.npz")
+    if not pq.exists():
+        raise ResultsError(f"{pq}: per-query scores missing; re-run `hybridbatch eval` to write them")
+    try:
+        per_query = load_per_query(pq)
+    except (OSError, ValueError, KeyError) as e:
+        raise ResultsError(f"{pq}: corrupt per-query file ({e})") from None
+    return Run(js.parent if p.is_file() else p, body, per_query)
+
+
+def _keys(run: Run) -> tuple[np.ndarray, list[str], list[str]]:
+    pq = run.per_query
+    return pq["qid_names"], list(pq["langs"]), [*pq["langs"], "multi"]
+
+
+def aligned(run_a: Run, run_b: Run, metric: str, setting: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(cells, ids)` arrays of `metric` for `setting` in both runs, ids in one shared order."""
+    ids, langs, _ = _keys(run_a)
+    n_l = len(langs)
+    out = []
+    for run in (run_a, run_b):
+        pq = run.per_query
+        # map this run's id numbering onto run A's
+        names = pq["qid_names"]
+        order = {q: i for i, q in enumerate(ids)}
+        remap = np.array([order[q] for q in names], dtype=np.int64)
+        qlang, pool, qid = pq["qlang"].astype(np.int64), pq["pool"].astype(np.int64), remap[pq["qid"]]
+        if setting == "mono":
+            sel, cell = pool == qlang, qlang
+        elif setting == "cross":
+            sel = (pool != qlang) & (pool < n_l)
+            cell = qlang * n_l + pool
+        else:
+            sel, cell = pool == n_l, qlang
+        n_cells = n_l * n_l if setting == "cross" else n_l
+        m = np.full((n_cells, len(ids)), np.nan)
+        m[cell[sel], qid[sel]] = pq[metric][sel]
+        out.append(m)
+    a, b = out
+    if setting == "cross":  # keep only off-diagonal cells
+        off = ~np.eye(n_l, dtype=bool).ravel()
+        a, b = a[off], b[off]
+    return a, b
+
+
+def check_same(run_a: Run, run_b: Run) -> None:
+    """Same dataset (checksum) and the same evaluated (query, pool) rows, else ResultsError."""
+    ba, bb = run_a.body, run_b.body
+    if ba.get("checksum") != bb.get("checksum") or ba.get("dataset") != bb.get("dataset"):
+        raise ResultsError(
+            f"runs are on different datasets: {run_a.path} has {ba.get('dataset')} (checksum "
+            f"{str(ba.get('checksum'))[:12]}), {run_b.path} has {bb.get('dataset')} (checksum "
+            f"{str(bb.get('checksum'))[:12]}); compare needs both runs evaluated on the same data")
+    if list(run_a.per_query["langs"]) != list(run_b.per_query["langs"]):
+        raise ResultsError("runs cover different languages; compare needs the same queries")
+    ka = _row_keys(run_a)
+    kb = _row_keys(run_b)
+    if ka != kb:
+        raise ResultsError(
+            f"runs evaluated different queries ({len(ka)} vs {len(kb)} (query, pool) rows, "
+            f"{len(ka ^ kb)} differ); compare needs the same queries and settings")
+
+
+def _row_keys(run: Run) -> set[tuple[str, int, int]]:
+    pq = run.per_query
+    names = pq["qid_names"][pq["qid"]] if len(pq["qid"]) else []
+    return set(zip(map(str, names), pq["qlang"].tolist(), pq["pool"].tolist()))
+
+
+def compare(run_a: Run | Path | str, run_b: Run | Path | str, *, n_boot: int = 2000, n_perm: int = 10000,
+            seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+    """B - A per setting with a paired bootstrap CI and randomisation p-value (see the module docstring)."""
+    ra = run_a if isinstance(run_a, Run) else load_run(run_a)
+    rb = run_b if isinstance(run_b, Run) else load_run(run_b)
+    check_same(ra, rb)
+    rows = []
+    for name, setting, metric in COMPARE_ROWS:
+        a, b = aligned(ra, rb, metric, setting)
+        diff, lo, hi, _ = paired_bootstrap(a, b, n_boot=n_boot, confidence=confidence, seed=seed)
+        p = paired_permutation(a, b, n_perm=n_perm, seed=seed)
+        rows.append({"name": name, "setting": setting, "metric": metric, "a": macro(a), "b": macro(b), "diff": diff,
+                     "ci_low": lo, "ci_high": hi, "p_value": p,
+                     "lower_is_better": metric == "rank_distance"})
+    return {
+        "kind": "compare", "run_a": str(ra.path), "run_b": str(rb.path), "dataset": ra.body.get("dataset"),
+        "checksum": ra.body.get("checksum"), "n_question_ids": int(len(ra.per_query["qid_names"])),
+        "n_boot": n_boot, "n_perm": n_perm, "seed": seed, "confidence": confidence,
+        "method": "paired bootstrap over question ids (percentile CI, macro averages recomputed per resample); "
+                  "paired randomisation test swapping A/B per question id, two-sided",
+        "rows": rows,
+    }
+
+
+def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
+    from .provenance import provenance, write_json, write_text
+    from .report import compare_markdown
+
+    out = Path(out_dir)
+    body = {**cmp, "provenance": provenance()}
+    return {"json": write_json(out / "compare.json", body), "md": write_text(out / "compare.md", compare_markdown(cmp))}

@@ -1,0 +1,686 @@
+"""Hybrid-batch training: config, loss, trainer, checkpoints and resume, multi-process.
+
+`train(config)` builds a pair table from the training data (XQuAD-R train split by default), holds out a few % of the
+question ids for a validation loss, and trains with `SentenceTransformerTrainer` using our batch samplers
+(sampling.py) and InfoNCE with in-batch negatives (`MultipleNegativesRankingLoss`, or its GradCache variant).
+
+Output folder (`config.out`): a standard sentence-transformers model folder, plus
+- `train.json`: settings, provenance (git commit, data checksums, seed, wall time), realised batch mix, loss curve;
+- `train_config.json`: the resolved settings, written first; `--resume` checks them;
+- `batches.jsonl` (rank 0; `batches.rank<r>.jsonl` for other ranks): one line per trained micro-batch (step, kind,
+  source, languages, a hash of its (qid, qlang, plang) rows, its qids) - what the model actually saw;
+- `mix.json`: the realised batch mix;
+- `checkpoints/checkpoint-<step>`: written to `checkpoints/.staging` and renamed, so a killed run never leaves a
+  half-written checkpoint behind (the transformers Trainer writes in place); removed after a successful run unless
+  `keep_checkpoints`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import HybridBatchError, ModelError, UsageError
+
+LOSS_SCALE = 20.0  # temperature 0.05, the common choice (the paper does not report one)
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting. Defaults suit a 2-core CPU: short sequences (XQuAD-R sentences are short), batch 32,
+    lr 3e-5 and weight decay 0.01 (the paper's). Load from TOML / YAML with `from_file`; CLI flags override."""
+
+    model: str = "embedded"
+    data: list[str] = field(default_factory=lambda: ["xquad-r"])
+    data_dir: str | None = None
+    out: str = "runs/train"
+    sampler: str = "hybrid"
+    alpha: float = 0.5
+    per_pair: bool = False  # xy / hybrid: draw (X, Y) per pair instead of per batch
+    lang_weighting: str = "uniform"  # or "size": languages in proportion to the ids they have
+    batch_size: int = 32
+    max_steps: int | None = None  # default: `epochs` passes over the (qid, lang) items
+    epochs: float = 1.0
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+    max_seq_length: int = 64
+    context: bool = False
+    hard_negatives: bool = False
+    symmetric: bool = False
+    scale: float = LOSS_SCALE
+    cached_loss: bool = False
+    mini_batch_size: int = 32
+    freeze_embeddings: bool = False
+    seed: int = 42
+    val_fraction: float = 0.05
+    eval_steps: int | None = None  # default: max_steps // 10
+    eval_batches: int = 4
+    patience: int = 3  # evaluations without improvement before stopping; 0: never stop early
+    save_steps: int | None = None  # default: eval_steps (or max_steps // 10 without validation)
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    keep_checkpoints: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    batch_log: bool = True
+
+    # Settings that do not change what is trained: a resume may change them.
+    RUN_ONLY = ("out", "resume", "overwrite", "progress", "keep_checkpoints", "logging_steps", "data_dir")
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> TrainConfig:
+        """Read a TOML (.toml) or YAML (.yaml / .yml) file; keys are the field names, at top level or in a
+        [train] table."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"{path}: cannot read config: {e.strerror or e}") from None
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                obj = yaml.safe_load(text) or {}
+            else:
+                obj = tomllib.loads(text)
+        except Exception as e:  # noqa: BLE001 - both parsers' errors become one readable message
+            raise UsageError(f"{path}: not a valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'TOML'} "
+                             f"config: {e}") from None
+        if not isinstance(obj, dict):
+            raise UsageError(f"{path}: expected a table of settings")
+        if isinstance(obj.get("train"), dict):
+            obj = obj["train"]
+        return cls().replace(**obj, _source=str(path))
+
+    def replace(self, _source: str = "override", **overrides: Any) -> TrainConfig:
+        """A copy with `overrides` applied; None means 'not given' (so CLI flags left unset keep file values)."""
+        names = {f.name: f for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise UsageError(f"{_source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if isinstance(given.get("data"), str):
+            given["data"] = [given["data"]]
+        for k in ("out", "data_dir", "model"):
+            if k in given and isinstance(given[k], Path):
+                given[k] = str(given[k])
+        if "data" in given:
+            given["data"] = [str(d) for d in given["data"]]
+        return dataclasses.replace(self, **given)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Reject bad settings before anything is loaded or written."""
+        from .sampling import SAMPLERS, check_alpha
+
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        check_alpha(self.alpha)
+        checks = [
+            (self.batch_size >= 2, f"batch size must be at least 2 (in-batch negatives), got {self.batch_size}"),
+            (self.max_steps is None or self.max_steps >= 1, f"max steps must be at least 1, got {self.max_steps}"),
+            (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
+            (self.lr > 0, f"learning rate must be positive, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.warmup_ratio < 1, f"warmup ratio must be in [0, 1), got {self.warmup_ratio}"),
+            (self.grad_accum >= 1, f"grad accumulation must be at least 1, got {self.grad_accum}"),
+            (8 <= self.max_seq_length <= 8192, f"max sequence length must be in [8, 8192], got {self.max_seq_length}"),
+            (self.scale > 0, f"loss scale must be positive, got {self.scale}"),
+            (self.mini_batch_size >= 1, f"mini batch size must be at least 1, got {self.mini_batch_size}"),
+            (0 <= self.val_fraction < 0.5, f"val fraction must be in [0, 0.5), got {self.val_fraction}"),
+            (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
+            (self.lang_weighting in ("uniform", "size"),
+             f"lang weighting must be 'uniform' or 'size', got {self.lang_weighting!r}"),
+            (bool(self.data), "no training data given"),
+            (not (self.resume and self.overwrite), "--resume and --overwrite exclude each other"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(msg)
+
+    def trained_settings(self) -> dict[str, Any]:
+        return {k: v for k, v in self.to_dict().items() if k not in self.RUN_ONLY}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Data and model
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def load_pairsets(config: TrainConfig) -> list[Any]:
+    """One PairSet per `data` entry: a named dataset or LAReQA folder (train split), or a JSONL pairs file.
+    Uses `corpus.load_pairs` when the corpus module has it; otherwise falls back to
+    `load_corpus(spec).split()[0].pairs(...)` / `read_pairs_jsonl`."""
+    from . import corpus
+
+    out = []
+    for spec in config.data:
+        load_pairs = getattr(corpus, "load_pairs", None)
+        if load_pairs is not None:
+            ps = load_pairs(spec, config.data_dir, context=config.context, hard_negatives=config.hard_negatives,
+                            split="train")
+        elif str(spec).endswith(".jsonl") and hasattr(corpus, "read_pairs_jsonl"):
+            ps = corpus.read_pairs_jsonl(Path(spec))
+        else:
+            c = corpus.load_corpus(spec, config.data_dir)
+            n_art = len(c.articles)
+            train_c = c.split()[0] if n_art >= 48 else c  # XQuAD-R: first 36 articles; smaller sets: all
+            ps = train_c.pairs(context=config.context, hard_negatives=config.hard_negatives)
+        out.append(ps)
+    return out
+
+
+def split_validation(pairsets: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """Hold out `fraction` of each source's question ids (all their language copies) for the validation loss."""
+    from .corpus import PairSet
+
+    train, val = [], []
+    for ps in pairsets:
+        qids = sorted(ps.items)
+        n_val = int(round(fraction * len(qids)))
+        rng = np.random.default_rng([seed, 0x56414C])
+        held = {qids[i] for i in rng.permutation(len(qids))[:n_val]} if n_val else set()
+        train.append(PairSet(ps.name, {q: v for q, v in ps.items.items() if q not in held}, ps.checksum))
+        val.append(PairSet(ps.name, {q: v for q, v in ps.items.items() if q in held}, ps.checksum))
+    return train, val
+
+
+def load_st_model(name: str, max_seq_length: int | None = None) -> Any:
+    """`models.load_model(name)` when the models module has it, else `SentenceTransformer(name)`; any failure
+    becomes a ModelError (e.g. a hub id while offline)."""
+    from . import models
+
+    loader = getattr(models, "load_model", None)
+    try:
+        if loader is not None:
+            model = loader(name, device="cpu", max_seq_length=max_seq_length)
+        else:
+            if name == "embedded":
+                raise ModelError("the embedded model is not available in this build; pass --model PATH_OR_ID")
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(name, device="cpu")
+    except HybridBatchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any loader failure is the user's model name / network
+        raise ModelError(f"cannot load model {name!r}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                         " (a hub id needs network; offline, pass a local sentence-transformers folder)") from None
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def freeze_word_embeddings(model: Any) -> int:
+    """Stop training the word embeddings (most of a multilingual model's parameters: ~9 s instead of ~11 s a step
+    on CPU for e5-small). Returns the number of frozen parameters."""
+    inner = getattr(model[0], "auto_model", None)
+    if inner is None or not hasattr(inner, "get_input_embeddings"):
+        raise UsageError("--freeze-embeddings needs a transformer model as the first module")
+    emb = inner.get_input_embeddings()
+    n = 0
+    for p in emb.parameters():
+        p.requires_grad_(False)
+        n += p.numel()
+    return n
+
+
+def freeze_unused_pooler(model: Any) -> int:
+    """A BERT-style `pooler` is never used by sentence-transformers pooling: freeze it so the optimizer skips it
+    (and DDP does not wait for its gradients)."""
+    inner = getattr(model[0], "auto_model", None)
+    n = 0
+    for name, p in (inner.named_parameters() if inner is not None else []):
+        if name.startswith("pooler."):
+            p.requires_grad_(False)
+            n += p.numel()
+    return n
+
+
+def make_loss(model: Any, config: TrainConfig, world_size: int = 1) -> Any:
+    """InfoNCE with in-batch negatives (+ the hard negative column when present): MNRL, or the GradCache variant
+    (constant memory in the batch size). `symmetric` adds the passage -> query direction (own softmax, averaged);
+    with several processes the in-batch negatives are gathered across ranks."""
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    kw: dict[str, Any] = {
+        "scale": config.scale,
+        "gather_across_devices": world_size > 1,
+        "directions": ("query_to_doc", "doc_to_query") if config.symmetric else ("query_to_doc",),
+        "partition_mode": "per_direction" if config.symmetric else "joint",
+    }
+    if config.cached_loss:
+        return CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size, **kw)
+    return MultipleNegativesRankingLoss(model, **kw)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Output folder
+# --------------------------------------------------------------------------------------------------------------------
+
+_OWN_MARKERS = ("train_config.json", "train.json")
+
+
+def check_out_dir(config: TrainConfig) -> str:
+    """Decide what to do with the output folder before anything is written: 'fresh', 'resume' or 'overwrite'.
+    A non-empty folder needs --resume or --overwrite, and --overwrite only deletes folders this command made."""
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder")
+    non_empty = out.exists() and any(out.iterdir())
+    ours = any((out / m).exists() for m in _OWN_MARKERS)
+    if config.resume:
+        if not non_empty:
+            return "fresh"
+        if not (out / "train_config.json").exists():
+            raise UsageError(f"{out}: nothing to resume (no train_config.json); use a new --out folder")
+        saved = json.loads((out / "train_config.json").read_text(encoding="utf-8"))
+        now = config.trained_settings()
+        diff = sorted(k for k in now if k in saved and saved[k] != now[k])
+        if diff:
+            raise UsageError(
+                f"{out}: --resume with different settings ({', '.join(f'{k}: {saved[k]!r} -> {now[k]!r}' for k in diff)})"
+                "; an exact resume needs the same settings")
+        if (out / "train.json").exists():
+            raise UsageError(f"{out}: this run already finished (train.json exists); nothing to resume")
+        return "resume"
+    if non_empty:
+        if not config.overwrite:
+            raise UsageError(f"{out}: output folder exists and is not empty; pass --resume to continue that run or "
+                             "--overwrite to replace it, or choose another --out")
+        if not ours:
+            raise UsageError(f"{out}: not a hybridbatch training folder (no train_config.json / train.json); "
+                             "refusing to delete it with --overwrite")
+        return "overwrite"
+    return "fresh"
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint (the staging folder never counts)."""
+    best: tuple[int, Path] | None = None
+    if not run_dir.is_dir():
+        return None
+    for p in run_dir.iterdir():
+        if p.is_dir() and p.name.startswith("checkpoint-") and p.name[11:].isdigit():
+            if (p / "trainer_state.json").exists() and (best is None or int(p.name[11:]) > best[0]):
+                best = (int(p.name[11:]), p)
+    return best[1] if best else None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill: drop it (its step is redone after the resume)
+            continue
+    return out
+
+
+def batch_log_path(out: Path, rank: int) -> Path:
+    return out / ("batches.jsonl" if rank == 0 else f"batches.rank{rank}.jsonl")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Trainer
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _trainer_classes() -> tuple[type, type, type]:
+    """Built lazily so importing hybridbatch.training stays cheap."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import rotate_checkpoints
+
+    class RowCollator(SentenceTransformerDataCollator):
+        """Takes the `_row` column (pair table row ids) out before tokenising, and passes it on as a tensor so the
+        trainer can log which (qid, language) pairs each step trained on."""
+
+        def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+            import torch
+
+            rows = [f.pop("_row") for f in features] if features and "_row" in features[0] else None
+            batch = super().__call__(features)
+            if rows is not None:
+                batch["_row"] = torch.tensor(rows, dtype=torch.long)
+            return batch
+
+    class HybridTrainer(SentenceTransformerTrainer):
+        """SentenceTransformerTrainer with our samplers (train and validation), a batch log, and atomic
+        checkpoints."""
+
+        hb_train_sampler: Any = None
+        hb_val_sampler: Any = None
+        hb_val_fingerprint: str | None = None
+        hb_train_table: Any = None
+        hb_log: Any = None  # open file
+
+        def get_batch_sampler(self, dataset: Any, batch_size: int, drop_last: bool,
+                              valid_label_columns: list[str] | None = None, generator: Any = None,
+                              seed: int = 0) -> Any:
+            if self.hb_val_sampler is not None and getattr(dataset, "_fingerprint", None) == self.hb_val_fingerprint:
+                return self.hb_val_sampler
+            return self.hb_train_sampler
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            rows = inputs.pop("_row", None)
+            if rows is not None and self.hb_log is not None and self.model.training:
+                from .sampling import batch_info
+
+                info = batch_info(self.hb_train_table, rows.tolist())
+                self.hb_log.write(json.dumps({"step": self.state.global_step, **info}, ensure_ascii=False) + "\n")
+                self.hb_log.flush()
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+        def _save_checkpoint(self, model: Any, trial: Any) -> None:
+            """Write the checkpoint into `<run>/.staging` and rename it into place once complete (every rank has
+            written its RNG state), so a kill never leaves a checkpoint that looks complete but is not."""
+            run_dir = self.args.output_dir
+            staging = os.path.join(run_dir, ".staging")
+            name = f"checkpoint-{self.state.global_step}"
+            final = os.path.join(run_dir, name)
+            if self.args.should_save:
+                shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+            self.accelerator.wait_for_everyone()
+            self.args.output_dir = staging
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                self.args.output_dir = run_dir
+            if self.state.best_model_checkpoint == os.path.join(staging, name):
+                self.state.best_model_checkpoint = final
+                if self.args.should_save:
+                    self.state.save_to_json(os.path.join(staging, name, "trainer_state.json"))
+            self.accelerator.wait_for_everyone()
+            if self.args.should_save:
+                if os.path.exists(final):
+                    shutil.rmtree(final)
+                os.replace(os.path.join(staging, name), final)
+                rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+            self.accelerator.wait_for_everyone()
+
+    class RichProgress(TrainerCallback):
+        """A rich progress bar with the latest train / validation loss (rank 0 only)."""
+
+        def __init__(self) -> None:
+            self.progress: Any = None
+            self.task: Any = None
+            self.desc = ""
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not state.is_world_process_zero:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     TextColumn("{task.description}"), console=Console(stderr=True))
+            self.progress.start()
+            self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.global_step, description=self.desc)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+            if self.progress is None or not logs:
+                return
+            parts = [self.desc] if self.desc else []
+            if "loss" in logs:
+                parts = [f"loss {logs['loss']:.4f}"] + [p for p in parts if p.startswith("val")]
+            if "eval_loss" in logs:
+                parts = [p for p in parts if not p.startswith("val")] + [f"val {logs['eval_loss']:.4f}"]
+            self.desc = "  ".join(parts)
+            self.progress.update(self.task, description=self.desc)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+
+    return HybridTrainer, RowCollator, RichProgress
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# train()
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _finalise_model(trainer: Any, out: Path) -> None:
+    """Save the final model into a temp folder beside `out`'s files, then move each entry into place."""
+    tmp = out / ".final"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save(str(tmp))
+    for p in tmp.iterdir():
+        dest = out / p.name
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        os.replace(p, dest)
+    tmp.rmdir()
+
+
+def train(config: TrainConfig) -> Path:
+    """Train a model as `config` says; returns the output folder (a sentence-transformers model + train.json).
+
+    Bad settings raise UsageError / ModelError / DataError before anything is written."""
+    from transformers.trainer_utils import set_seed
+
+    from .provenance import Timer, git_commit, provenance, write_json
+    from .sampling import SAMPLERS, build_pair_table, make_sampler, summarise_plans, world_size_from_env
+
+    t_start = time.perf_counter()
+    timer = Timer()
+    config.validate()
+    mode = check_out_dir(config)  # every rank reads the same untouched folder: writes start after the barrier
+    out = Path(config.out)
+    rank, world = _rank(), world_size_from_env()
+
+    # Data: the pair tables (train, validation) and their samplers; all checks before the model is loaded.
+    with timer("data"):
+        pairsets = load_pairsets(config)
+        train_ps, val_ps = split_validation(pairsets, config.val_fraction, config.seed)
+    set_seed(config.seed)
+    with timer("model"):
+        model = load_st_model(config.model, config.max_seq_length)
+    from .models import prefixes
+
+    qp, pp = prefixes(model)
+    needs_cross = SAMPLERS[config.sampler].needs_cross and not (config.sampler == "hybrid" and config.alpha == 1.0)
+    with timer("pair_table"):
+        train_table = build_pair_table(train_ps, qp, pp, hard_negatives=config.hard_negatives, cross=needs_cross)
+    steps_per_epoch = max(1, math.ceil(sum(train_table.source_sizes) / (config.batch_size * world * config.grad_accum)))
+    max_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    sampler_opts = {"alpha": config.alpha, "per_pair": config.per_pair, "lang_weighting": config.lang_weighting,
+                    "world_size": world}
+    train_sampler = make_sampler(config.sampler, train_table, config.batch_size, seed=config.seed,
+                                 num_batches=max_steps * world * config.grad_accum, **sampler_opts)
+    val_table = val_sampler = None
+    if config.val_fraction > 0 and sum(len(p.items) for p in val_ps) > 0:
+        val_table = build_pair_table(val_ps, qp, pp, hard_negatives=config.hard_negatives, cross=needs_cross)
+        per_source = [len(p.items) for p in val_ps]
+        eval_bs = min(config.batch_size, max(per_source) // world)
+        if eval_bs >= 2:
+            try:
+                val_sampler = make_sampler(config.sampler, val_table, eval_bs, seed=config.seed,
+                                           num_batches=config.eval_batches * world, **sampler_opts)
+            except UsageError:  # a validation set too small for this sampler: train without validation
+                val_sampler = None
+        if val_sampler is None:
+            val_table = None
+
+    eval_steps = config.eval_steps or max(1, max_steps // 10)
+    save_steps = eval_steps if val_sampler is not None else (config.save_steps or max(1, max_steps // 10))
+    if val_sampler is not None and config.save_steps and config.save_steps % eval_steps == 0:
+        save_steps = config.save_steps
+
+    if config.freeze_embeddings:
+        freeze_word_embeddings(model)
+    freeze_unused_pooler(model)
+    loss = make_loss(model, config, world)
+
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from transformers import EarlyStoppingCallback
+
+    ckpt_dir = out / "checkpoints"
+    use_val = val_sampler is not None
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=val_sampler.batch_size if use_val else config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        warmup_steps=int(round(config.warmup_ratio * max_steps)),
+        max_grad_norm=config.max_grad_norm,
+        lr_scheduler_type="linear",
+        seed=config.seed,
+        logging_steps=max(1, min(config.logging_steps, max_steps)),
+        eval_strategy="steps" if use_val else "no",
+        eval_steps=eval_steps if use_val else None,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=max(1, config.save_total_limit),
+        load_best_model_at_end=use_val,
+        metric_for_best_model="eval_loss" if use_val else None,
+        greater_is_better=False if use_val else None,
+        restore_callback_states_from_checkpoint=True,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_drop_last=True,
+        ddp_backend="gloo" if world > 1 else None,
+        ddp_find_unused_parameters=True if world > 1 else None,  # arbitrary models may have unused heads
+        use_cpu=True,
+    )
+    # Distributed init happened above (TrainingArguments): now rank 0 may touch the folder.
+    barrier = _barrier
+    if rank == 0:
+        if mode == "overwrite":
+            for p in out.iterdir():
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        if mode != "resume":
+            write_json(out / "train_config.json", config.trained_settings())
+    barrier()
+
+    resume_ckpt = latest_checkpoint(ckpt_dir) if mode == "resume" else None
+    resumed_step = 0
+    if resume_ckpt is not None:
+        resumed_step = json.loads((resume_ckpt / "trainer_state.json").read_text())["global_step"]
+
+    HybridTrainer, RowCollator, RichProgress = _trainer_classes()
+    train_ds = train_table.dataset.add_column("_row", list(range(len(train_table))))
+    val_ds = val_table.dataset.add_column("_row", list(range(len(val_table)))) if use_val else None
+    callbacks: list[Any] = []
+    if use_val and config.patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+    if config.progress:
+        callbacks.append(RichProgress())
+    collator = RowCollator(preprocess_fn=model.preprocess)
+    trainer = HybridTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, loss=loss,
+                            data_collator=collator, callbacks=callbacks)
+    trainer.hb_train_sampler = train_sampler
+    trainer.hb_val_sampler = val_sampler
+    trainer.hb_val_fingerprint = val_ds._fingerprint if use_val else None
+    trainer.hb_train_table = train_table
+
+    # The batch log: keep what the steps before the checkpoint trained (those after it are redone).
+    log_path = batch_log_path(out, rank)
+    if config.batch_log:
+        kept = [e for e in _read_jsonl(log_path) if e.get("step", 0) < resumed_step] if resume_ckpt else []
+        with open(log_path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in kept)
+        trainer.hb_log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        with timer("train"):
+            trainer.train(resume_from_checkpoint=str(resume_ckpt) if resume_ckpt else None)
+    finally:
+        if trainer.hb_log is not None:
+            trainer.hb_log.close()
+            trainer.hb_log = None
+
+    barrier()
+    if rank == 0:
+        with timer("save"):
+            _finalise_model(trainer, out)
+        entries = _read_jsonl(log_path) if config.batch_log else []
+        mix = summarise_plans(entries) if entries else train_sampler.mix(trainer.state.global_step * config.grad_accum)
+        mix["planned"] = {"alpha": config.alpha if config.sampler == "hybrid" else None, "sampler": config.sampler}
+        write_json(out / "mix.json", mix)
+        history = trainer.state.log_history
+        curve = {
+            "train": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
+            "val": [{"step": h["step"], "loss": h["eval_loss"]} for h in history if "eval_loss" in h],
+        }
+        stopped_early = trainer.state.global_step < max_steps
+        write_json(out / "train.json", provenance(
+            kind="train",
+            model=config.model,
+            data=[{"name": ps.name, "checksum": ps.checksum, "qids": len(ps.items), "items": len(ps)}
+                  for ps in train_ps],
+            validation_qids=sum(len(p.items) for p in val_ps) if use_val else 0,
+            seed=config.seed,
+            settings=config.to_dict(),
+            sampler=train_sampler.config(),
+            prefixes={"query": qp, "passage": pp},
+            loss={"type": type(loss).__name__, "scale": config.scale, "directions": list(loss.directions),
+                  "gather_across_devices": bool(loss.gather_across_devices), "hard_negatives": config.hard_negatives,
+                  "mini_batch_size": config.mini_batch_size if config.cached_loss else None},
+            world_size=world,
+            max_steps=max_steps,
+            steps=trainer.state.global_step,
+            stopped_early=stopped_early,
+            best_val_loss=trainer.state.best_metric,
+            best_step=trainer.state.best_global_step,
+            resumed_from_step=resumed_step if resume_ckpt else None,
+            wall_seconds=round(time.perf_counter() - t_start, 3),
+            seconds=timer.seconds,
+            pairs_per_second=round(trainer.state.global_step * config.batch_size * world * config.grad_accum
+                                   / max(timer.seconds.get("train", 1e-9), 1e-9), 2),
+            mix=mix,
+            loss_curve=curve,
+            git_commit=git_commit(),
+        ))
+        if not config.keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    barrier()
+    return out
+
+
+def _barrier() -> None:
+    with contextlib.suppress(Exception):
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()

@@ -1,0 +1,348 @@
+"""The LAReQA protocol end to end: known answers on hand-built pools with constructed embeddings (incl. partial
+parallelism), the real XQuAD-R counts, NumPy == FAISS, encoding + embedding cache (corrupt / stale), output files,
+BEIR-style eval, and the CLI's eval/compare commands and error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridbatch import retrieval
+from hybridbatch.corpus import Candidate, QACorpus, Question
+from hybridbatch.evaluation import (
+    evaluate_beir_embeddings,
+    evaluate_lareqa,
+    evaluate_lareqa_embeddings,
+    load_per_query,
+    write_eval,
+)
+
+LANGS = ("de", "el", "en")
+# Candidate angles per language; scores are cos(query angle - candidate angle), so ranks follow angle distance.
+CAND = {"en": [0.1, 1.5, 0.2], "de": [0.3, 0.05, 1.4], "el": [0.15, 0.25, 1.45]}
+ANSWER = {"A": {"en": 0, "de": 0, "el": 1}, "B": {"en": 1, "de": 2, "el": 2}}
+QANGLE = {"A": 0.0, "B": 1.5}
+
+
+def unit(angles) -> np.ndarray:
+    a = np.asarray(angles, dtype=np.float64)
+    return np.stack([np.cos(a), np.sin(a)], axis=1).astype(np.float32)
+
+
+def hand_corpus(drop: set[tuple[str, str]] = frozenset()) -> tuple[QACorpus, dict, dict]:
+    """Questions A and B in de/el/en, 3 candidates per language; `drop` removes (qid, lang) copies."""
+    questions, candidates, q_emb, c_emb = {}, {}, {}, {}
+    for lang in LANGS:
+        candidates[lang] = [Candidate(lang, f"{lang} s{i}", f"{lang} paragraph", "0/0", "art") for i in range(3)]
+        c_emb[lang] = unit(CAND[lang])
+        qs = [Question(q, lang, f"{lang} question {q}", ANSWER[q][lang], "art") for q in ("A", "B")
+              if (q, lang) not in drop]
+        questions[lang] = qs
+        q_emb[lang] = unit([QANGLE[q.qid] for q in qs]).reshape(-1, 2)
+    return QACorpus("hand", questions, candidates, checksum="hand-v1"), q_emb, c_emb
+
+
+def test_known_answers_full_parallel():
+    corpus, q, c = hand_corpus()
+    r = evaluate_lareqa_embeddings(corpus, q, c, backend="numpy")
+    # Pool by pool (hand-ranked): query A finds en:0 at rank 1, de:0 at 2 (de:1 is closer), el:1 at 2 (el:0 closer);
+    # query B finds its answer at rank 1 everywhere. Cell (X, Y) = mean over A, B = 1 for en, .75 for de and el.
+    col = {"de": 0.75, "el": 0.75, "en": 1.0}
+    expected = np.array([[col[y] for y in LANGS] for _ in LANGS])
+    np.testing.assert_allclose(r.pairs["map"], expected)
+    assert r.summary["mono"]["map"] == pytest.approx((1 + 0.75 + 0.75) / 3)
+    assert r.summary["cross"]["map"] == pytest.approx((0.75 + 0.75 + 1 + 0.75 + 1 + 0.75) / 6)
+    assert r.summary["mono"]["r1"] == pytest.approx((1 + 0.5 + 0.5) / 3)
+    # Multi: A's copies rank 2 (en:0), 5 (el:1), 6 (de:0): AP (1/2 + 2/5 + 3/6) / 3, distance 4; B: ranks 1, 2, 3.
+    ap_a = (1 / 2 + 2 / 5 + 3 / 6) / 3
+    assert r.summary["multi"]["map"] == pytest.approx((ap_a + 1) / 2)
+    assert r.summary["multi"]["bias"] == pytest.approx((4 + 2) / 2)
+    assert r.summary["multi"]["r10"] == pytest.approx(1.0)
+    assert r.counts["n_cross_pairs"] == 6 and r.counts["relevant_per_query"] == {"min": 3, "max": 3, "mean": 3.0}
+    assert r.counts["left_out"] == {"mono": 0, "cross": 0, "multi": 0}
+    assert "strictly higher" in r.tie_rule
+
+
+def test_partial_parallelism_leaves_out_and_counts():
+    corpus, q, c = hand_corpus(drop={("B", "el")})
+    r = evaluate_lareqa_embeddings(corpus, q, c, backend="numpy")
+    # B has no copy in el: en->el and de->el leave B out (2 rows); el has no query B.
+    assert r.counts["left_out"] == {"mono": 0, "cross": 2, "multi": 0}
+    assert r.counts["n_queries"] == 5
+    # el column now only holds query A (AP .5); en, de columns unchanged except el row (only A asks: en 1, de .5).
+    m = dict(zip(LANGS, range(3)))
+    assert r.pairs["map"][m["en"], m["el"]] == pytest.approx(0.5)
+    assert r.pairs["map"][m["el"], m["el"]] == pytest.approx(0.5)
+    assert r.pairs["map"][m["el"], m["de"]] == pytest.approx(0.5)
+    # Multi for B (en/de queries): relevant en:1 (rank 1) and de:2 (rank 3, behind el:2 which is no longer relevant)
+    pq = load_like(r.per_query)
+    sel = (pq["pool_str"] == "multi") & (pq["qid_str"] == "B")
+    np.testing.assert_allclose(pq["ap"][sel], [(1 + 2 / 3) / 2] * 2)
+    np.testing.assert_allclose(pq["rank_distance"][sel], [2, 2])
+    np.testing.assert_array_equal(pq["n_relevant"][sel], [2, 2])
+
+
+def load_like(per_query: dict) -> dict:
+    langs = list(per_query["langs"])
+    d = dict(per_query)
+    d["qid_str"] = per_query["qid_names"][per_query["qid"]]
+    d["pool_str"] = np.array([*langs, "multi"])[per_query["pool"]]
+    return d
+
+
+def random_unit(rng, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_numpy_and_faiss_give_the_same_ranks():
+    rng = np.random.default_rng(0)
+    pool = random_unit(rng, 500, 16)
+    queries = random_unit(rng, 70, 16)
+    rel = np.stack([rng.choice(500, 4, replace=False) for _ in range(70)])
+    rel[::3, 2:] = -1
+    bounds = [0, 120, 300, 500]
+    a = retrieval.segment_counts(queries, pool, rel, bounds, backend="numpy", chunk_size=32)
+    b = retrieval.segment_counts(queries, pool, rel, bounds, backend="faiss", chunk_size=32)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], atol=1e-6)
+    sa, ia = retrieval.search(queries, pool, 10, backend="numpy")
+    sb, ib = retrieval.search(queries, pool, 10, backend="faiss")
+    np.testing.assert_array_equal(ia, ib)
+    np.testing.assert_allclose(sa, sb, atol=1e-6)
+    assert retrieval.choose_backend("auto", 10) == "numpy"
+    assert retrieval.choose_backend("auto", retrieval.FAISS_AUTO_THRESHOLD) == "faiss"
+
+
+def test_protocol_same_on_both_backends():
+    corpus, q, c = hand_corpus(drop={("A", "de")})
+    a = evaluate_lareqa_embeddings(corpus, q, c, backend="numpy")
+    b = evaluate_lareqa_embeddings(corpus, q, c, backend="faiss")
+    for k in ("ap", "rank_distance", "first_rank"):
+        np.testing.assert_array_equal(a.per_query[k], b.per_query[k])
+
+
+@pytest.mark.slow
+def test_real_xquad_r_counts_and_chance_level(xquad, tmp_path):
+    """All 11 languages of XQuAD-R with random embeddings: the protocol's counts, and chance-level scores that match
+    their closed form (E[AP] with one relevant item among n = H(n)/n)."""
+    rng = np.random.default_rng(0)
+    q = {lang: random_unit(rng, len(xquad.questions[lang]), 32) for lang in xquad.languages}
+    c = {lang: random_unit(rng, len(xquad.candidates[lang]), 32) for lang in xquad.languages}
+    r = evaluate_lareqa_embeddings(xquad, q, c)
+    assert r.counts["n_queries"] == 13090 and r.counts["n_candidates"] == 13014
+    assert r.counts["n_cross_pairs"] == 110 and r.counts["n_mono_settings"] == 11
+    assert r.counts["relevant_per_query"] == {"min": 11, "max": 11, "mean": 11.0}
+    assert r.counts["rows_per_query_file"] == 13090 * 12
+    sizes = [len(xquad.candidates[lang]) for lang in xquad.languages]
+    chance = np.mean([sum(1 / k for k in range(1, n + 1)) / n for n in sizes])
+    assert r.summary["mono"]["map"] == pytest.approx(chance, rel=0.15)
+    # bias: expected range of 11 uniform ranks among 13014 is about 13014 * 10/12
+    assert r.summary["multi"]["bias"] == pytest.approx(13014 * 10 / 12, rel=0.05)
+    paths = write_eval(r, tmp_path)
+    assert load_per_query(paths["per_query"])["ap"].shape == (13090 * 12,)
+
+
+def test_xquad_subset_counts(xquad):
+    """Two articles of the real data, all languages: parallel counts hold (11 relevant per query, 110 pairs)."""
+    sub = xquad.subset(xquad.articles[:2])
+    rng = np.random.default_rng(1)
+    q = {lang: random_unit(rng, len(sub.questions[lang]), 8) for lang in sub.languages}
+    c = {lang: random_unit(rng, len(sub.candidates[lang]), 8) for lang in sub.languages}
+    r = evaluate_lareqa_embeddings(sub, q, c)
+    n_ids = len(sub.questions["en"])
+    assert r.counts["n_queries"] == 11 * n_ids
+    assert r.counts["n_candidates"] == sum(len(sub.candidates[lang]) for lang in sub.languages)
+    assert r.counts["n_cross_pairs"] == 110
+    assert r.counts["relevant_per_query"]["min"] == r.counts["relevant_per_query"]["max"] == 11
+
+
+class FakeModel:
+    """Records what it was asked to encode; embeddings are a hash of the text (deterministic)."""
+
+    prompts = {"query": "Q> ", "passage": "P> "}
+    max_seq_length = 32
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], str | None]] = []
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return 8
+
+    def state_dict(self):
+        import torch
+
+        return {"w": torch.arange(8, dtype=torch.float32)}
+
+    def encode(self, texts, prompt=None, **kw):
+        self.calls.append((list(texts), prompt))
+        out = np.array([[((hash((prompt, t)) >> s) & 0xFF) + 1.0 for s in range(0, 64, 8)] for t in texts])
+        return out.astype(np.float32)
+
+
+def test_encode_texts_dedupes_prefixes_and_normalises():
+    m = FakeModel()
+    e = retrieval.encode_texts(m, ["b", "a", "b", "c", "a"], "query", batch_size=2)
+    assert e.dtype == np.float32 and e.shape == (5, 8)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(e[0], e[2])
+    assert sorted(m.calls[0][0]) == ["a", "b", "c"] and m.calls[0][1] == "Q> "  # each distinct text once
+    retrieval.encode_texts(m, ["x"], "passage")
+    assert m.calls[-1][1] == "P> "
+
+
+def test_embedding_cache_hit_corrupt_and_stale(tmp_path):
+    m = FakeModel()
+    texts = ["one", "two", "three"]
+    kw = dict(cache=retrieval.EmbeddingCache(tmp_path), identity=None, data_checksum="d1")
+    a = retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    n = len(m.calls)
+    b = retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    assert len(m.calls) == n and np.array_equal(a, b)  # hit
+    npy = next(tmp_path.glob("*.npy"))
+    npy.write_bytes(npy.read_bytes()[:-7])  # truncate: detected, recomputed, rewritten
+    c = retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    assert len(m.calls) == n + 1 and np.array_equal(a, c)
+    retrieval.encode_cached(m, texts, "passage", settings={"context": True}, **kw)  # other setting: miss
+    assert len(m.calls) == n + 2
+    m.max_seq_length = 16  # a changed max length is a different key too
+    retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    assert len(m.calls) == n + 3
+    m.max_seq_length = 32
+    side = next(p for p in tmp_path.glob("*.json") if json.loads(p.read_text())["meta"]["settings"] == {
+        "context": False} and json.loads(p.read_text())["meta"]["max_seq_length"] == 32)
+    info = json.loads(side.read_text())
+    info["meta"]["data_checksum"] = "other"  # a sidecar that no longer matches its key: stale
+    side.write_text(json.dumps(info))
+    retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    assert len(m.calls) == n + 4
+
+
+@pytest.fixture(scope="module")
+def small_lareqa(tmp_path_factory, shared_data) -> Path:
+    """A real XQuAD-R cut: 3 languages, the first 2 paragraphs of the first article."""
+    out = tmp_path_factory.mktemp("small-xquad")
+    for lang in ("de", "en", "zh"):
+        obj = json.loads((shared_data / "xquad-r" / f"{lang}.json").read_text(encoding="utf-8"))
+        art = obj["data"][0]
+        obj["data"] = [{**art, "paragraphs": art["paragraphs"][:2]}]
+        (out / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def test_evaluate_with_tiny_model_cache_and_outputs(tiny_model, small_lareqa, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from hybridbatch.corpus import load_corpus
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    corpus = load_corpus(small_lareqa)
+    r1 = evaluate_lareqa(model, corpus, context=True, cache_dir=tmp_path / "cache", model_name=str(tiny_model))
+    r2 = evaluate_lareqa(model, corpus, context=True, cache_dir=tmp_path / "cache", model_name=str(tiny_model))
+    assert r1.settings["cache_misses"] == 6 and r2.settings["cache_hits"] == 6
+    np.testing.assert_array_equal(r1.per_query["ap"], r2.per_query["ap"])
+    assert r1.settings["query_prefix"] == "query: " and r1.settings["context"] is True
+    paths = write_eval(r1, tmp_path / "run")
+    body = json.loads(paths["eval_json"].read_text())
+    assert body["provenance"]["git_commit"] and body["provenance"]["data"]["checksum"] == corpus.checksum
+    assert set(body["timings"]) >= {"encode_s", "score_s", "metric_s"}
+    assert "strictly higher" in body["tie_rule"] and body["counts"]["n_cross_pairs"] == 6
+    assert paths["pairs_png"].read_bytes()[:4] == b"\x89PNG"
+    md = paths["eval_md"].read_text()
+    assert "Mono mAP" in md and "Pair matrix" in md
+    pq = load_per_query(paths["per_query"])
+    assert set(pq["pool_str"]) == {"de", "en", "zh", "multi"}
+    assert len(pq["ap"]) == body["counts"]["rows_per_query_file"] == corpus_queries(corpus) * 4
+
+
+def corpus_queries(corpus: QACorpus) -> int:
+    return sum(len(v) for v in corpus.questions.values())
+
+
+def test_beir_known_answer():
+    cands = {"en": [Candidate("en", f"p{i}", f"p{i}", f"0/{i}", "a") for i in range(3)]}
+    qs = {"en": [Question("x", "en", "qx", 2, "a"), Question("y", "en", "qy", 0, "a")]}
+    corpus = QACorpus("beir-hand", qs, cands, "c")
+    # qx: candidate 2 ranks 2 (cand 1 closer); qy: candidate 0 ranks 1
+    r = evaluate_beir_embeddings(corpus, {"en": unit([0.0, 1.0])}, {"en": unit([1.05, 0.1, 0.2])})
+    assert r.per_language["en"]["mrr10"] == pytest.approx((1 / 2 + 1) / 2)
+    assert r.per_language["en"]["ndcg10"] == pytest.approx((1 / np.log2(3) + 1) / 2)
+    assert r.per_language["en"]["recall100"] == pytest.approx(1.0)
+
+
+def test_beir_on_real_tydiqa_goldp(shared_data):
+    corpus_mod = pytest.importorskip("hybridbatch.corpus")
+    if not hasattr(corpus_mod, "read_squad"):
+        pytest.skip("corpus.read_squad not available yet")
+    corpus = corpus_mod.load_corpus("tydiqa-goldp", shared_data)
+    rng = np.random.default_rng(0)
+    q = {lang: random_unit(rng, len(corpus.questions[lang]), 16) for lang in corpus.languages}
+    c = {lang: random_unit(rng, len(corpus.candidates[lang]), 16) for lang in corpus.languages}
+    r = evaluate_beir_embeddings(corpus, q, c)
+    assert set(r.per_language) == set(corpus.languages) and len(corpus.languages) == 9
+    for lang, v in r.per_language.items():
+        # random ranking: Recall@100 is about 100 / pool size
+        n = len(corpus.candidates[lang])
+        assert v["recall100"] == pytest.approx(min(1.0, 100 / n), abs=0.08)
+
+
+# ---- CLI --------------------------------------------------------------------------------------------------------------
+
+
+def run_cli(*args: str):
+    from typer.testing import CliRunner
+
+    from hybridbatch.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_eval_and_compare(tiny_model, small_lareqa, tmp_path):
+    out_a = tmp_path / "a"
+    res = run_cli("eval", "--model", str(tiny_model), "--data", str(small_lareqa), "--split", "all",
+                  "--no-progress", "--out", str(out_a))
+    assert res.exit_code == 0, res.output
+    assert "Mono" in res.output and "Bias" in res.output and (out_a / "eval.json").exists() and (out_a / "per_query.npz").exists()
+    out_b = tmp_path / "b"
+    res = run_cli("eval", "--model", str(tiny_model), "--data", str(small_lareqa), "--split", "all", "--context",
+                  "--no-progress", "--backend", "faiss", "--out", str(out_b))
+    assert res.exit_code == 0, res.output
+    res = run_cli("compare", str(out_a), str(out_b / "eval.json"), "--n-boot", "200", "--n-perm", "200")
+    assert res.exit_code == 0, res.output
+    cmp = json.loads((out_b / "compare.json").read_text())
+    assert [r["name"] for r in cmp["rows"]][:3] == ["Mono mAP", "Cross mAP", "Multi mAP"]
+    # other dataset: a clear message, exit 2
+    other = tmp_path / "other"
+    other.mkdir()
+    body = json.loads((out_a / "eval.json").read_text())
+    body["checksum"], body["dataset"] = "0" * 64, "mlqa-r"
+    (other / "eval.json").write_text(json.dumps(body))
+    (other / "per_query.npz").write_bytes((out_a / "per_query.npz").read_bytes())
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "compare", str(out_a), str(other)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "different datasets" in p.stderr, p.stderr
+
+
+def test_cli_eval_bad_inputs(tmp_path, small_lareqa):
+    import subprocess
+    import sys
+
+    not_model = tmp_path / "not-a-model"
+    not_model.mkdir()
+    (not_model / "readme.txt").write_text("hello")
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    for args, needle in (
+        (["--model", str(not_model), "--data", str(small_lareqa), "--split", "all"], "not-a-model"),
+        (["--model", str(not_model), "--data", str(empty)], "empty-data"),
+    ):
+        p = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "eval", *args, "--out", str(tmp_path / "o")],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2, p.stderr
+        assert needle in p.stderr and "Traceback" not in p.stderr
