@@ -66,3 +66,15 @@ def build_tiny_model(out: Path, hidden: int = 32, layers: int = 2, seed: int = 0
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """The real embedded multilingual-e5-small folder (sentence-transformers; prompts 'query: '/'passage: ').
+
+    Built by `models.build_embedded_model()` into the hybridbatch cache ($HYBRIDBATCH_CACHE, else the user cache
+    dir) and reused across sessions: the first build takes ~20-40 s on 2 cores and ~0.5 GB of disk. Mark tests
+    that use it `slow`."""
+    from hybridbatch.models import build_embedded_model
+
+    return build_embedded_model()

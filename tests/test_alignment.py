@@ -116,7 +116,8 @@ def test_clsim_hand_computed_3x2():
     Y = np.array([[2.0, 0.0], [0.0, 3.0], [-1.0, 1.0]])
     # unit rows: u = (1,0), (0,1), (1,1)/r2; v = (1,0), (0,1), (-1,1)/r2
     # parallel: 1, 1, (-1+1)/2 = 0 -> 2/3
-    # non-parallel (i != j): u1v2 = 0, u1v3 = -1/r2, u2v1 = 0, u2v3 = 1/r2, u3v1 = 1/r2, u3v2 = 1/r2 -> sum r2, mean r2/6
+    # non-parallel (i != j): u1v2 = 0, u1v3 = -1/r2, u2v1 = 0, u2v3 = 1/r2, u3v1 = 1/r2, u3v2 = 1/r2
+    #   -> sum r2, mean r2/6
     assert al.parallel_cosine(X, Y) == pytest.approx(2 / 3, abs=1e-15)
     assert al.clsim(X, Y) == pytest.approx(2 / 3 - math.sqrt(2) / 6, abs=1e-15)  # 0.43096...
     assert al.clsim(Y, X) == pytest.approx(al.clsim(X, Y), abs=1e-15)
@@ -350,3 +351,13 @@ def test_cli_rejects_three_models_and_tiny_limit(shared_data, tmp_path):
         al.run_align(["a"], data_dir=shared_data, out_dir=tmp_path, limit=2)
     with pytest.raises(al.UsageError, match="unknown alignment source"):
         al.load_sources(["wikipedia"], shared_data, None)
+
+
+def test_dataset_missing_inside_existing_data_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("HYBRIDBATCH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no user-cache copy either
+    (tmp_path / "data").mkdir()
+    with pytest.raises(al.UsageError, match="tatoeba-laser"):
+        al.load_sources(["tatoeba"], tmp_path / "data", 10)
+    with pytest.raises(al.UsageError, match="xquad-r"):
+        al.load_sources(["xquad-r-questions"], tmp_path / "data", 10)

@@ -300,6 +300,7 @@ def run_cli(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
+@pytest.mark.slow
 def test_cli_eval_and_compare(tiny_model, small_lareqa, tmp_path):
     out_a = tmp_path / "a"
     res = run_cli("eval", "--model", str(tiny_model), "--data", str(small_lareqa), "--split", "all",

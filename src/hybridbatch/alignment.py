@@ -228,12 +228,7 @@ def _lareqa_sets(source: str, data_dir: Path | str | None, limit: int | None,
 
 def _tatoeba_sets(data_dir: Path | str | None, limit: int | None) -> tuple[list[ParallelSet], str, list[str]]:
     """Tatoeba: each language with its own English side (not multi-way parallel), first `limit` lines."""
-    folder = corpus.data_root(data_dir) / TATOEBA_FOLDER
-    if not folder.is_dir():
-        raise UsageError(
-            f"dataset 'tatoeba-laser' not found: no folder {folder}. Run `hybridbatch data download tatoeba-laser` "
-            f"(needs network), or point at a local copy with --data-dir DIR or $HYBRIDBATCH_DATA."
-        )
+    folder = corpus.dataset_dir(TATOEBA_FOLDER, data_dir)  # --data-dir, $HYBRIDBATCH_DATA, cache; UsageError if none
     data = corpus.read_tatoeba(folder)
     files = sorted(p for p in folder.glob("tatoeba.*-eng.*") if p.is_file())
     sets = []
@@ -391,10 +386,9 @@ def load_sources(sources: Sequence[str], data_dir: Path | str | None, limit: int
         raise UsageError("no alignment sources given: choose from " + ", ".join(SOURCES))
     if limit is not None and limit < 4:
         raise UsageError(f"--limit must be at least 4 items per language (debiased CKA needs n >= 4), got {limit}")
-    root = corpus.data_root(data_dir)
-    if not root.is_dir():
-        raise UsageError(f"data folder {root} does not exist: pass --data-dir DIR (a folder holding xquad-r/ and "
-                         f"tatoeba-laser/) or set $HYBRIDBATCH_DATA, or run `hybridbatch data download`")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"data folder {data_dir} does not exist: pass --data-dir DIR, a folder holding xquad-r/ and "
+                         f"tatoeba-laser/ (or set $HYBRIDBATCH_DATA), or run `hybridbatch data download`")
     corpora: dict[str, corpus.QACorpus] = {}
     return {src: parallel_sets(src, data_dir, limit, corpora) for src in dict.fromkeys(sources)}
 
@@ -439,7 +433,7 @@ def align(
                 "prefixes": enc.prefix}
     prov = provenance(
         model=name,
-        data_dir=str(corpus.data_root(data_dir)),
+        data_dir=str(data_dir) if data_dir is not None else None,
         data={src: {"checksum": checksum, "files": files} for src, (_, checksum, files) in data.items()},
         settings=settings,
         seconds={**timer.seconds, "total": time.perf_counter() - t0},
@@ -630,6 +624,8 @@ def run_align(models: Sequence[str], *, data_dir: Path | str | None, out_dir: Pa
     """What `hybridbatch align` does: read the data once, align each model (one or two), write the report."""
     if not 1 <= len(models) <= 2:
         raise UsageError(f"pass one or two --model options (A, or A and B to compare), got {len(models)}")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     data = load_sources(sources, data_dir, limit)
     results = []
     for name in models:

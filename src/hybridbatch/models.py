@@ -379,15 +379,17 @@ def build_embedded_model(cache_dir: Path | str | None = None, force: bool = Fals
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (st_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        # Swap into place: move any old (invalid or forced) folder aside first, since rename onto a non-empty
-        # folder fails; a concurrent builder that won the race leaves a valid folder, which we then keep.
-        if target.exists():
-            os.rename(target, work / "old")
-        try:
-            os.rename(st_dir, target)
-        except OSError:
-            if not _is_valid_build(target, source_sha):
-                raise
+        # Swap into place. A concurrent build that finished first left a valid folder: keep it (another process
+        # may be reading it). Otherwise move the old (invalid or forced) folder aside first, since rename onto a
+        # non-empty folder fails; losing that race to another builder is fine if what it left is valid.
+        if not (not force and _is_valid_build(target, source_sha)):
+            if target.exists():
+                os.rename(target, work / "old")
+            try:
+                os.rename(st_dir, target)
+            except OSError:
+                if not _is_valid_build(target, source_sha):
+                    raise
     except OSError as e:
         raise ModelError(f"could not build the embedded model into {target}: {e}; check free disk space "
                          f"(~0.5 GB) and permissions, or pass --cache-dir DIR") from e
@@ -432,26 +434,52 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint answers a TCP connect (False in offline mode). Behind a proxy we cannot
+    tell cheaply, so assume yes and let huggingface_hub decide."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                       "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (80 if url.scheme == "http" else 443)), timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", max_seq_length: int | None = None
                ) -> SentenceTransformer:
     """Load a sentence-transformers model by name ('embedded', a folder or a hub id). Plain Hugging Face models
     (no modules.json) get mean pooling from SentenceTransformer itself. Any failure is a ModelError."""
-    from sentence_transformers import SentenceTransformer
-
     if max_seq_length is not None and max_seq_length < 1:
         raise UsageError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
     target = resolve_model(name)
     local = Path(target).is_dir()
+    from sentence_transformers import SentenceTransformer  # after the cheap checks: a bad path fails in no time
+
+    # Offline, huggingface_hub retries every file with backoff for over a minute before failing: when the hub is
+    # unreachable, use only the local HF cache (fast success if the model was downloaded before, fast error if not).
+    online = local or _hub_reachable()
     try:
-        model = SentenceTransformer(target, device=device)
+        model = SentenceTransformer(target, device=device, local_files_only=not online)
     except Exception as e:  # hub/transformers raise many types (OSError, ValueError, HTTP errors): all mean "cannot"
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         if local:
             raise ModelError(f"could not load the model folder {target}: {reason}") from e
+        where = ("the Hugging Face Hub is not reachable and it is not in the local Hugging Face cache" if not online
+                 else f"fetching it from the Hugging Face Hub failed ({reason})")
         raise ModelError(
-            f"could not load model {name!r}: it is not a local folder, and fetching it from the Hugging Face Hub "
-            f"failed ({reason}). This machine may be offline: pass a local model folder, or `embedded` for the "
-            f"built-in multilingual-e5-small."
+            f"could not load model {name!r}: it is not a local folder, and {where}. This machine may be offline "
+            f"(or the id is misspelt): pass a local model folder, or `embedded` for the built-in "
+            f"multilingual-e5-small."
         ) from e
     if max_seq_length is not None:
         limit = getattr(getattr(model[0], "auto_model", None), "config", None)

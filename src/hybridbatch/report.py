@@ -38,13 +38,13 @@ def lareqa_markdown(body: dict[str, Any]) -> str:
     model = (body.get("model") or {}).get("name", "?")
     parts = [f"# LAReQA evaluation: {body['dataset']}\n",
              f"Model: `{model}` · context: {body.get('settings', {}).get('context')} · "
-             f"tie rule: {body['tie_rule']}\n",
+             f"tie rule: {body['tie_rule']}\n\n",
              markdown_table(["model", *row], [[f"`{model}`", *(_f(v, 1 if k == 'Bias' else 3)
                                                                for k, v in row.items())]])]
     s = body["summary"]
     metrics = [("map", "mAP"), ("map20", "mAP@20"), ("r1", "R@1"), ("r10", "R@10"), ("ndcg10", "nDCG@10"),
                ("mrr10", "MRR@10")]
-    parts.append("\n## All metrics (macro averages)\n")
+    parts.append("\n## All metrics (macro averages)\n\n")
     parts.append(markdown_table(["setting", *(n for _, n in metrics)],
                                 [[st.capitalize(), *(_f(s[st].get(k)) for k, _ in metrics)] for st in s]))
     parts.append(f"\nLanguage bias (Multi rank distance, lower is better): {_f(s['multi'].get('bias'), 1)}\n")
@@ -55,12 +55,12 @@ def lareqa_markdown(body: dict[str, Any]) -> str:
         f"{c['relevant_per_query']['max']} (mean {c['relevant_per_query']['mean']:.2f}); left out (no relevant copy "
         f"in the pool): {c['left_out']}.\n")
     langs = body["languages"]
-    parts.append("\n## Pair matrix (mAP; rows: query language, columns: pool language; last column: Multi)\n")
+    parts.append("\n## Pair matrix (mAP; rows: query language, columns: pool language; last column: Multi)\n\n")
     pm = body["pairs"]["map"]
     mm = body["pairs"]["multi_map"]
     parts.append(markdown_table(["q \\ pool", *langs, "multi"],
                                 [[a, *(_f(v) for v in pm[i]), _f(mm[i])] for i, a in enumerate(langs)]))
-    parts.append("\n## Per query language\n")
+    parts.append("\n## Per query language\n\n")
     pl = body["per_language"]
     cols = ["mono_map", "cross_map", "cross_map_as_pool", "multi_map", "mono_r1", "multi_r10", "bias"]
     parts.append(markdown_table(["lang", *cols], [[lang, *(_f(pl[lang][k], 1 if k == 'bias' else 3) for k in cols)]

@@ -92,9 +92,10 @@ class PairTable:
 
 def _pick_negative(item: TrainItem, qid: str, lang: str) -> str | None:
     """One hard negative per (qid, passage language), chosen by a stable hash so every process and run agree."""
-    if not item.negatives:
+    negs = [n for n in item.negatives if n != item.positive]
+    if not negs:
         return None
-    return item.negatives[zlib.crc32(f"{qid}\t{lang}".encode()) % len(item.negatives)]
+    return negs[zlib.crc32(f"{qid}\t{lang}".encode()) % len(negs)]
 
 
 def build_pair_table(
@@ -143,7 +144,10 @@ def build_pair_table(
             negs: dict[str, str | None] = {}
             if hard_negatives:
                 for lang in langs:
-                    negs[lang] = _pick_negative(by_lang[lang], qid, lang) or fallback.get(lang)
+                    neg = _pick_negative(by_lang[lang], qid, lang)
+                    if neg is None and fallback.get(lang) != by_lang[lang].positive:
+                        neg = fallback.get(lang)
+                    negs[lang] = neg
                 for lang in langs:
                     fallback[lang] = by_lang[lang].positive
             for ql in langs:
@@ -160,7 +164,10 @@ def build_pair_table(
                     if hard_negatives:
                         if neg is None:  # very first item of a language without negatives: any other positive
                             neg = next((by_lang2[pl].positive for q2, by_lang2 in ps.items.items()
-                                        if q2 != qid and pl in by_lang2), pos)
+                                        if q2 != qid and pl in by_lang2 and by_lang2[pl].positive != pos), None)
+                            if neg is None:
+                                raise UsageError(f"{ps.name}: --hard-negatives needs at least two different "
+                                                 f"passages in {pl}")
                         negatives.append(passage_prefix + neg)
                     keys.append((key("q:" + q), key("p:" + pos), key("p:" + neg) if neg is not None else -1))
         index_all.append(index)
