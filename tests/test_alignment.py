@@ -361,3 +361,18 @@ def test_dataset_missing_inside_existing_data_folder(tmp_path, monkeypatch):
         al.load_sources(["tatoeba"], tmp_path / "data", 10)
     with pytest.raises(al.UsageError, match="xquad-r"):
         al.load_sources(["xquad-r-questions"], tmp_path / "data", 10)
+
+
+@pytest.mark.slow
+def test_real_model_is_aligned_and_random_model_is_not(embedded_model, tiny_model, shared_data, tatoeba_reader):
+    """multilingual-e5-small finds translations and its translations stand out from random pairs; the random tiny
+    BERT has a near-1 raw cosine (anisotropy) but ~0 CLSim: the reason CLSim exists."""
+    data = al.load_sources(["tatoeba"], shared_data, 30)
+    e5 = al.align(str(embedded_model), data_dir=shared_data, progress=False, loaded=data, model_name="e5")
+    rnd = al.align(str(tiny_model), data_dir=shared_data, progress=False, loaded=data)
+    m_e5, m_rnd = e5.macro("tatoeba"), rnd.macro("tatoeba")
+    assert m_e5["p_at_1"] > 0.8 and m_e5["clsim"] > 0.08
+    assert m_rnd["parallel_cosine"] > 0.9 and abs(m_rnd["clsim"]) < 0.03 and m_rnd["p_at_1"] < 0.5
+    assert m_e5["cka_debiased"] > m_rnd["cka_debiased"] + 0.2
+    de = next(p for p in e5.pairs["tatoeba"] if p.a == "de")
+    assert de.p_at_1_ab >= 0.9 and de.p_at_1_ba >= 0.9

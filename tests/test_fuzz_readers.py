@@ -13,7 +13,7 @@ UTF-16 file, ...) the test also asserts which one it is and where the problem is
 Each input class counts the examples it tried and how they ended (valid / data-error / usage-error); the counts go
 to hypothesis `event()`s (`--hypothesis-show-statistics`) and to a JSON summary written when the module finishes:
 `$HYBRIDBATCH_FUZZ_SUMMARY` if set, else `<pytest basetemp>/fuzz_summary.json`. The `[fast]` variants run by
-default; the `[slow]` ones (marked slow; still run in CI) try about 8x more examples. `HYBRIDBATCH_FUZZ_SCALE=N`
+default; the `[slow]` ones (marked slow; still run in CI) try 5x more examples. `HYBRIDBATCH_FUZZ_SCALE=N`
 multiplies every budget.
 """
 
@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -38,6 +39,7 @@ import pytest
 from corpus_helpers import paragraph, valid_doc
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from hybridbatch.corpus import (
     ISO639_1,
@@ -59,7 +61,7 @@ from hybridbatch.errors import DataError, Problem, UsageError
 pytestmark = pytest.mark.xdist_group(name="fuzz_readers")  # one worker: one summary file
 
 SCALE = float(os.environ.get("HYBRIDBATCH_FUZZ_SCALE", "1"))
-SLOW_FACTOR = 8
+SLOW_FACTOR = 5
 DEADLINE = timedelta(seconds=5)  # per example; typical examples take a few ms
 HARD_LIMIT_S = 30  # SIGALRM: a reader that hangs fails instead of blocking CI
 HUGE = 100_000  # longest generated string (characters)
@@ -93,7 +95,8 @@ _SCRATCH: list[Path] = []
 
 def record(cls: str, outcome: str) -> None:
     COUNTS[cls][outcome] += 1
-    event(f"{cls}: {outcome}")
+    if currently_in_test_context():
+        event(f"{cls}: {outcome}")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -224,7 +227,8 @@ def attempt(cls: str, fn: Callable[[], Any], *, files: Iterable[Path | str] = ()
         except DataError as e:
             check_data_error(e, files, folder)
             record(cls, "data-error")
-            note(f"problems: {e.problems[:5]}")
+            if currently_in_test_context():
+                note(f"problems: {e.problems[:5]}")
             return "data-error", e
         except UsageError as e:
             if not usage_ok:
@@ -541,10 +545,10 @@ def test_language_sets(n: int) -> None:
             cls = "language sets: " + ("valid set" if expect_ok else "broken set")
             fn = (lambda: read_lareqa(files)) if reader == "read_lareqa" else (
                 lambda: read_squad(files, "t", reader.split("(")[1][:-1]))  # type: ignore[arg-type]
-            if not files:
-                with pytest.raises(DataError):
+            if not files:  # an empty file set is a wrong argument, not bad data
+                with pytest.raises(UsageError, match="no files given"):
                     fn()
-                return record("language sets: no files", "data-error")
+                return record("language sets: no files", "usage-error")
             outcome, value = attempt(cls, fn, files=files.values())
             assert outcome == ("valid" if expect_ok else "data-error")
             if expect_ok:
@@ -634,11 +638,11 @@ def test_truncated_real_files_sampled(n: int, real_small_files: dict[str, Path])
 
 @pytest.mark.slow
 def test_truncated_real_files_every_prefix(real_small_files: dict[str, Path]) -> None:
-    """Every prefix length (every 3rd byte for the larger files) of the same files, exhaustively."""
+    """Every prefix length of the same files (every k-th byte beyond 1500 bytes, so each file takes about 1500
+    reads), exhaustively rather than sampled."""
     for kind, src in real_small_files.items():
         size = src.stat().st_size
-        step = 1 if size <= 4000 else 3
-        for cut in range(0, size + 1, step):
+        for cut in range(0, size + 1, max(1, size // 1500)):
             _truncation_case(kind, src, cut)
 
 
@@ -798,7 +802,9 @@ def jsonl_files(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, str]] | None]:
                                "query": draw(SENTENCE), "positive": draw(SENTENCE)}
         if draw(st.booleans()):
             rec["negative"] = draw(SENTENCE | st.lists(SENTENCE, max_size=3))
-        if kind == "duplicate" and lines and keys:
+        if kind == "duplicate" and not keys:
+            kind = "valid"
+        if kind == "duplicate":
             rec["id"], rec["lang"] = keys[-1]
             clean = False
         elif kind == "bad field":
@@ -934,9 +940,9 @@ def test_load_corpus_folders(n: int) -> None:
             outcome, value = attempt("load_corpus(folder)", lambda: load_corpus(folder), folder=folder,
                                      usage_ok=True)
             if outcome == "usage-error":  # only when there is nothing to read
-                readable = [p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith(".")]
-                tydi = [p for p in readable if "_tydiqa_" in p.name]
-                assert not readable or (tydi and not any(p.name.endswith("_dev.json") for p in tydi)), value
+                entries = [p.name for p in folder.glob("*.json") if not p.name.startswith(".")]
+                tydi = [e for e in entries if "_tydiqa_" in e]  # any TyDi name makes it a TyDi folder
+                assert not entries or (tydi and not any(e.endswith("_dev.json") for e in tydi)), value
             if not any("_tydiqa_" in n or n.endswith(".jsonl") for n in spec):  # data check agrees
                 problems, _ = check_paths([folder])
                 assert bool(problems) == (outcome != "valid"), (problems, outcome)
@@ -954,14 +960,13 @@ def _edge_json(d: Path, name: str) -> Path:
     elif name == "deeply nested objects":
         f.write_text('{"data": [' + '{"a": ' * 50_000 + "1" + "}" * 50_000 + "]}", encoding="utf-8")
     elif name == "5000-digit answer_start":
-        doc = valid_doc()
-        text = json.dumps(doc).replace('"answer_start": 26', '"answer_start": ' + "9" * 5000, 1)
-        assert "9" * 5000 in text
+        text = re.sub(r'"answer_start": \d+', '"answer_start": ' + "9" * 5000, json.dumps(valid_doc()), count=1)
         f.write_text(text, encoding="utf-8")
     elif name == "5000-digit id":
         f.write_text(json.dumps(valid_doc()).replace('"id": "r1"', '"id": ' + "1" * 5000), encoding="utf-8")
     elif name == "1e999 answer_start":
-        f.write_text(json.dumps(valid_doc()).replace('"answer_start": 26', '"answer_start": 1e999'), encoding="utf-8")
+        f.write_text(re.sub(r'"answer_start": \d+', '"answer_start": 1e999', json.dumps(valid_doc()), count=1),
+                     encoding="utf-8")
     elif name == "a folder named en.json":
         f.mkdir()
     elif name == "dangling symlink":
@@ -1004,7 +1009,10 @@ EDGE_JSON = ["deeply nested JSON (100k brackets)", "deeply nested objects", "500
 def test_edge_cases_json(name: str, reader: str, tmp_path: Path) -> None:
     f = _edge_json(tmp_path, name)
     outcome, value = attempt(f"edge case: {name}", lambda: QA_READERS[reader](f), files=[f])
-    assert outcome == "data-error"  # none of these is a usable file
+    if name == "lone surrogate in a sentence" and reader != "read_lareqa":
+        assert outcome == "valid"  # plain SQuAD readers ignore `sentences`
+    else:
+        assert outcome == "data-error"  # none of these is a usable file
 
 
 EDGE_JSONL = {

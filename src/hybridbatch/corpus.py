@@ -399,6 +399,8 @@ def _json_loads(rep: _Report, path: Path, text: str, where_prefix: str = "") -> 
         truncated = " (truncated: the file ends before the JSON does)" if cut and not where_prefix else ""
         if where_prefix:
             rep.error(path, where_prefix, f"malformed JSON: {e.msg} (column {e.colno})")
+        elif not body:
+            rep.error(path, f"line {e.lineno} column {e.colno}", "malformed JSON: the file is empty")
         else:
             rep.error(path, f"line {e.lineno} column {e.colno}", f"malformed JSON: {e.msg}{truncated}")
     except (RecursionError, ValueError) as e:  # ValueError: Python's limit on digits in an integer
@@ -773,11 +775,17 @@ def _read_qa(
     return QACorpus(name, questions, candidates, checksum, [str(p) for p in resolved.values()], list(rep.warnings))
 
 
+def _need_files(files: Mapping[str, Path | str]) -> None:
+    if not files:
+        raise UsageError("no files given: pass {language code: path}, e.g. lareqa_files(FOLDER)")
+
+
 def read_lareqa(files: Mapping[str, Path], name: str = "lareqa") -> QACorpus:
     """Read LAReQA JSON (XQuAD-R / MLQA-R): SQuAD JSON whose paragraphs carry `sentences` and `sentence_breaks`.
     `files` maps language code (or alias, e.g. 'deu') -> file. Candidates are the `sentences` entries; a question's
     answer is the sentence whose break has start <= answer_start < end. Ids need not exist in every language.
-    Raises one DataError listing every problem."""
+    Raises one DataError listing every problem (UsageError if `files` is empty)."""
+    _need_files(files)
     rep = _Report()
     corpus = _read_qa(rep, files, name, "lareqa", "sentence")
     rep.raise_if_any()
@@ -792,6 +800,7 @@ def read_squad(
     the sentence holding answer_start. LAReQA fields, if present, are ignored."""
     if unit not in ("paragraph", "sentence"):
         raise UsageError(f"unit must be 'paragraph' or 'sentence', not {unit!r}")
+    _need_files(files)
     rep = _Report()
     corpus = _read_qa(rep, files, name, "squad", unit)
     rep.raise_if_any()

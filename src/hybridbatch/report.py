@@ -84,7 +84,7 @@ def plot_pairs(langs: list[str], matrix: Any, path: Path | str, title: str = "mA
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .provenance import atomic_path
+    from .retrieval import atomic_file
 
     m = np.asarray(matrix, dtype=float)
     n = len(langs)
@@ -104,8 +104,8 @@ def plot_pairs(langs: list[str], matrix: Any, path: Path | str, title: str = "mA
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
     return path
 

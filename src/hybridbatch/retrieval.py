@@ -2,34 +2,112 @@
 
 Why the cache: evaluating a sweep re-evaluates the same model/data/settings; encoding is the slow part on CPU, so
 embeddings are keyed by everything that changes them (model weights, data, context on/off, prefix, max length, the
-texts themselves) and re-used. Files are written atomically and verified on load (shape + checksum): a truncated or
-stale file is detected and recomputed, never trusted.
+texts themselves) and re-used. Entries are written crash-safely (`atomic_file`: temp + fsync + rename; the sidecar
+that commits an entry is written last) and verified on load (shape + checksum): a truncated, half-written or stale
+entry is detected and recomputed, never trusted; temp files left by a killed writer are removed once it is gone.
 
 Why two scoring backends: NumPy scores query blocks against the whole pool (fast for pools up to ~10^5); FAISS
-(`IndexFlatIP`, exact) keeps memory bounded for huge pools by range-searching only the candidates that could outrank
-a relevant item. Both return identical ranks (up to float rounding of scores within ~1e-6 of each other).
+(`IndexFlatIP`, exact) range-searches only the candidates that could outrank a relevant item. Both return identical
+ranks: float32 scores decide every comparison that they can decide for certain, and the few within the float32 error
+bound of a relevant item's score (`tie_band`) are settled with exact float64 scores (`exact_pair_scores`), so results
+do not depend on the backend, block size, thread count or BLAS. Query blocks are sized so that the working memory
+stays under `block_mib` whatever the pool size (docs/EVALUATION.md, "Resource bounds").
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+import os
+import re
+import secrets
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
 from .errors import UsageError
-from .provenance import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["query", "passage"]
 Backend = Literal["auto", "numpy", "faiss"]
 FAISS_AUTO_THRESHOLD = 200_000  # pool size from which backend="auto" picks FAISS
-DEFAULT_CHUNK = 512  # queries scored at once: 512 x 13014 float32 = 27 MB
+DEFAULT_CHUNK = 512  # at most this many queries scored at once (512 x 13014 float32 = 27 MB)
+DEFAULT_BLOCK_MIB = 64.0  # working-memory budget of one query block; bounds the block for large pools
+# peak bytes per (query, candidate) of a block: numpy = float32 score + comparison masks; faiss = worst case of a
+# range-search result (score, id, FAISS's copy of both, query index, segment, masks) when every candidate comes back
+BYTES_PER_SCORE = {"numpy": 8, "faiss": 48}
+EXACT_BLOCK = 4096  # pairs per exact float64 re-scoring step (4096 x dim x 8 bytes x 2)
+
+
+# ---- crash-safe files -------------------------------------------------------------------------------------------------
+
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
+    """Write `path` all or nothing: the data go to `.<name>.<host>-<pid>-<random>.tmp` beside it, are flushed and
+    fsync'ed, then renamed over `path` (atomic on POSIX). An exception removes the temp; a SIGKILL or power loss
+    leaves it behind, and because its name says which process on which host wrote it, `sweep_temps` removes it
+    once that process is gone. Nothing ever reads a temp."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: exists, owned by someone else
+        return True
+    with contextlib.suppress(OSError, IndexError):  # a killed but not yet reaped process is a zombie: gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def sweep_temps(folder: Path | str, names: Iterable[str] | None = None) -> int:
+    """Delete the temp files in `folder` that `atomic_file` writers on this host left when they died (their process
+    no longer exists); `names` limits it to temps of those file names. Returns how many were removed. Temps of live
+    processes (a concurrent writer), of other hosts and of this process are kept."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    host, me, wanted = _host_tag(), os.getpid(), set(names) if names is not None else None
+    removed = 0
+    for p in folder.glob(".*.tmp"):
+        m = _TMP_RE.match(p.name)
+        if m is None or m["host"] != host or (wanted is not None and m["name"] not in wanted):
+            continue
+        pid = int(m["pid"])
+        if pid == me or _process_alive(pid):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed += 1
+    if removed:
+        log.info("removed %d temp file(s) left in %s by interrupted writers", removed, folder)
+    return removed
 
 
 # ---- encoding --------------------------------------------------------------------------------------------------------
@@ -105,12 +183,19 @@ def texts_sha256(texts: Sequence[str]) -> str:
 
 class EmbeddingCache:
     """Embeddings on disk under `root`: `<key>.npy` plus `<key>.json` (the settings it was made with, shape, dtype,
-    sha256 of the array bytes). `key` hashes the settings, so any change of model, data or setting is a miss."""
+    sha256 of the array bytes). `key` hashes the settings, so any change of model, data or setting is a miss.
+
+    Crash safety: the array is written first and the sidecar last, each with `atomic_file`, so an entry exists only
+    once its sidecar does; an array without sidecar (writer killed in between), a sidecar whose checksum does not
+    match the array, or a truncated file is `rejected` (counted, logged) and recomputed. Opening the cache removes
+    temps left by dead writers (`temps_removed`)."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self.rejected = 0  # entries found but not trusted (incomplete, corrupt or stale), then recomputed
+        self.temps_removed = sweep_temps(self.root)
 
     @staticmethod
     def key(meta: dict[str, Any]) -> str:
@@ -123,11 +208,17 @@ class EmbeddingCache:
     def load(self, meta: dict[str, Any]) -> np.ndarray | None:
         """The cached array, or None when missing, stale (settings differ) or corrupt (bad size/checksum)."""
         npy, side = self.paths(meta)
+        if not npy.exists() and not side.exists():
+            return None
         if not npy.exists() or not side.exists():
+            self.rejected += 1
+            log.warning("embedding cache entry %s is incomplete (%s missing; interrupted write?); recomputing",
+                        npy.stem, side.name if npy.exists() else npy.name)
             return None
         try:
             info = json.loads(side.read_text(encoding="utf-8"))
             if json.loads(json.dumps(meta, sort_keys=True, default=str)) != info.get("meta"):
+                self.rejected += 1
                 log.warning("embedding cache %s is stale (settings differ); recomputing", npy.name)
                 return None
             arr = np.load(npy, allow_pickle=False)
@@ -136,19 +227,26 @@ class EmbeddingCache:
             if hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != info["sha256"]:
                 raise ValueError("checksum mismatch")
             return arr
-        except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, json.JSONDecodeError) as e:
+            self.rejected += 1
             log.warning("embedding cache %s is corrupt (%s); recomputing", npy.name, e)
             return None
 
     def save(self, meta: dict[str, Any], arr: np.ndarray) -> None:
+        """Array first, sidecar (the commit record, with the array's checksum) last; an old sidecar is removed
+        before the array is replaced, so no moment exists where a sidecar vouches for a different array."""
         npy, side = self.paths(meta)
         arr = np.ascontiguousarray(arr)
-        with atomic_path(npy) as tmp, open(tmp, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-        write_json(side, {
+        body = json.dumps({
             "meta": meta, "shape": list(arr.shape), "dtype": str(arr.dtype),
             "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
-        })
+        }, indent=2, default=str) + "\n"
+        with contextlib.suppress(FileNotFoundError):
+            side.unlink()
+        with atomic_file(npy) as f:
+            np.save(f, arr, allow_pickle=False)
+        with atomic_file(side) as f:
+            f.write(body.encode("utf-8"))
 
     def get_or_compute(self, meta: dict[str, Any], compute: Callable[[], np.ndarray]) -> np.ndarray:
         arr = self.load(meta)
@@ -200,12 +298,57 @@ def choose_backend(backend: str, pool_size: int) -> str:
     return backend
 
 
+def tie_band(queries: np.ndarray, pool: np.ndarray) -> float:
+    """How far apart two float32 scores of one query must be for their order to be certain.
+
+    A float32 dot product of dimension d, summed in any order with or without FMA, is within
+    gamma_d * |q| * |c| of the exact value (gamma_d = d u / (1 - d u), u = 2^-24; Higham 2002, sec. 3.1; Cauchy-Schwarz
+    bounds the sum of |q_i c_i|). Comparing two scores doubles it; 8 u |q| |c| more covers rounding the thresholds to
+    float32. For normalised 384-d embeddings this is 4.7e-5."""
+    if not len(queries) or not len(pool):
+        return 0.0
+    d = queries.shape[1]
+    u = 2.0**-24
+    gamma = d * u / (1 - d * u)
+    qn = float(np.sqrt(np.max(np.einsum("ij,ij->i", queries, queries, dtype=np.float64))))
+    cn = float(np.sqrt(np.max(np.einsum("ij,ij->i", pool, pool, dtype=np.float64))))
+    return (2 * gamma * 1.01 + 8 * u) * qn * cn
+
+
+def exact_pair_scores(queries: np.ndarray, qi: np.ndarray, pool: np.ndarray, ci: np.ndarray) -> np.ndarray:
+    """`queries[qi[k]] . pool[ci[k]]` in float64 for each pair k. Each product of two float32 numbers is exact in
+    float64 and each row is summed in one fixed order (numpy's pairwise sum over a contiguous row), so the value
+    depends only on the two vectors: identical vectors get identical scores whatever backend, block size, thread
+    count or BLAS computed the float32 scores. Memory: `EXACT_BLOCK` pairs at a time."""
+    qi = np.asarray(qi, dtype=np.int64)
+    ci = np.asarray(ci, dtype=np.int64)
+    out = np.empty(len(qi), dtype=np.float64)
+    for s in range(0, len(qi), EXACT_BLOCK):
+        x = queries[qi[s : s + EXACT_BLOCK]].astype(np.float64)
+        x *= pool[ci[s : s + EXACT_BLOCK]].astype(np.float64)
+        out[s : s + EXACT_BLOCK] = x.sum(axis=1)
+    return out
+
+
 def relevant_scores(queries: np.ndarray, pool: np.ndarray, relevant: np.ndarray) -> np.ndarray:
-    """Inner product of each query with each of its relevant candidates; -inf where `relevant` is -1."""
+    """Exact (float64, `exact_pair_scores`) inner product of each query with each of its relevant candidates; -inf
+    where `relevant` is -1."""
+    relevant = np.asarray(relevant, dtype=np.int64)
     valid = relevant >= 0
-    rel = pool[np.where(valid, relevant, 0)]  # (q, R, d)
-    s = np.einsum("qd,qrd->qr", queries, rel, dtype=np.float32)
-    return np.where(valid, s, -np.inf).astype(np.float32)
+    rows, cols = np.nonzero(valid)
+    out = np.full(relevant.shape, -np.inf, dtype=np.float64)
+    out[rows, cols] = exact_pair_scores(queries, rows, pool, relevant[rows, cols])
+    return out
+
+
+def block_queries(pool_size: int, backend: str, chunk_size: int = DEFAULT_CHUNK,
+                  block_mib: float = DEFAULT_BLOCK_MIB) -> int:
+    """Queries per scoring block: at most `chunk_size`, and few enough that one block's working memory
+    (`BYTES_PER_SCORE[backend]` bytes per query x candidate) stays under `block_mib` MiB; at least 1."""
+    if chunk_size < 1:
+        raise UsageError(f"chunk_size must be >= 1, not {chunk_size}")
+    per_query = max(1, pool_size) * BYTES_PER_SCORE[backend]
+    return max(1, min(int(chunk_size), int(block_mib * 2**20 // per_query)))
 
 
 def segment_counts(
@@ -216,66 +359,110 @@ def segment_counts(
     *,
     backend: str = "numpy",
     chunk_size: int = DEFAULT_CHUNK,
+    block_mib: float = DEFAULT_BLOCK_MIB,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query i, pool segment p (`bounds[p]:bounds[p+1]`, e.g. one language) and relevant item j: the
     number of *non-relevant* candidates of segment p whose score is strictly above relevant item j's score.
 
-    Returns `(counts (q, P, R) int32, rel_scores (q, R) float32)`. These two arrays hold every rank the LAReQA
+    Returns `(counts (q, P, R) int32, rel_scores (q, R) float64 exact scores, -inf where padded)`. These two arrays hold every rank the LAReQA
     protocol needs: rank of j in pool p = counts[i, p, j] + its order among the relevant items in p, and in the union
-    the counts summed over p. Queries are processed `chunk_size` at a time so memory stays bounded."""
+    the counts summed over p. "Above" is decided on exact scores (float32 where it is certain, `exact_pair_scores`
+    within `tie_band`), so the counts are the same on both backends and for any block size. Queries are processed
+    `block_queries(...)` at a time so working memory stays under `block_mib` MiB plus the inputs and outputs."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     pool = np.ascontiguousarray(pool, dtype=np.float32)
     relevant = np.asarray(relevant, dtype=np.int64)
     bounds = list(bounds)
     n_q, n_r = relevant.shape
-    counts = np.zeros((n_q, len(bounds) - 1, n_r), dtype=np.int32)
-    rel_all = np.empty((n_q, n_r), dtype=np.float32)
+    n_p = len(bounds) - 1
+    counts = np.zeros((n_q, n_p, n_r), dtype=np.int32)
+    rel_all = np.full((n_q, n_r), -np.inf, dtype=np.float64)
     backend = choose_backend(backend, len(pool))
+    if n_q == 0 or len(pool) == 0:
+        return counts, rel_all
+    band = tie_band(queries, pool)
+    step = block_queries(len(pool), backend, chunk_size, block_mib)
     index = None
     if backend == "faiss":
         import faiss
 
         index = faiss.IndexFlatIP(pool.shape[1])
         index.add(pool)
-    for a in range(0, n_q, chunk_size):
-        b = min(a + chunk_size, n_q)
+    for a in range(0, n_q, step):
+        b = min(a + step, n_q)
         rel = relevant[a:b]
-        valid = rel >= 0
+        rows, cols = np.nonzero(rel >= 0)
+        rs = np.full(rel.shape, -np.inf, dtype=np.float64)
+        rs[rows, cols] = exact_pair_scores(queries, a + rows, pool, rel[rows, cols])
         if backend == "numpy":
-            scores = queries[a:b] @ pool.T
-            rs = np.take_along_axis(scores, np.where(valid, rel, 0), axis=1)
-            rows = np.nonzero(valid)[0]
-            scores[rows, rel[valid]] = -np.inf
-            thr = np.where(valid, rs, np.inf).astype(np.float32)
-            for p in range(len(bounds) - 1):
-                seg = scores[:, bounds[p] : bounds[p + 1]]
-                for j in range(n_r):
-                    counts[a:b, p, j] = np.count_nonzero(seg > thr[:, j, None], axis=1)
+            _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts)
         else:
-            rs = relevant_scores(queries[a:b], pool, rel)
-            counts[a:b] = _faiss_counts(index, queries[a:b], rel, rs, bounds)
-        rel_all[a:b] = np.where(valid, rs, -np.inf)
+            counts[a:b] = _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band)
+        rel_all[a:b] = rs
     return counts, rel_all
 
 
-def _faiss_counts(index: Any, q: np.ndarray, rel: np.ndarray, rs: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
-    """Exact counts from `IndexFlatIP.range_search` (which keeps results with score strictly above the radius): only
-    candidates above the lowest relevant score of the block come back, so memory follows how good the model is."""
+def _settle(queries: np.ndarray, qrows: np.ndarray, pool: np.ndarray, cands: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """Which near-tie candidates are strictly above their relevant item: exact scores against exact thresholds."""
+    return exact_pair_scores(queries, qrows, pool, cands) > thr
+
+
+def _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts) -> None:
+    """One block on NumPy: float32 scores against the whole pool; candidates more than `band` above a relevant item
+    count at once, those within `band` of it are settled exactly."""
+    valid = rel >= 0
+    safe = np.where(valid, rel, 0)
+    scores = queries[a:b] @ pool.T
+    rs32 = np.take_along_axis(scores, safe, axis=1)
+    rows, cols = np.nonzero(valid)
+    scores[rows, rel[rows, cols]] = -np.inf  # relevant items never count as "non-relevant above"
+    hi = np.where(valid, rs32 + np.float32(band), np.inf).astype(np.float32)
+    lo = np.where(valid, rs32 - np.float32(band), np.inf).astype(np.float32)
+    bounds_arr = np.asarray(bounds)
+    for j in range(rel.shape[1]):
+        if not valid[:, j].any():
+            continue
+        h = hi[:, j, None]
+        for p in range(len(bounds) - 1):
+            counts[a:b, p, j] = np.count_nonzero(scores[:, bounds[p] : bounds[p + 1]] > h, axis=1)
+        n_lo = np.count_nonzero(scores > lo[:, j, None], axis=1)
+        near_rows = np.nonzero(n_lo > counts[a:b, :, j].sum(axis=1))[0]
+        if not len(near_rows):
+            continue
+        sub = scores[near_rows]
+        r_, c_ = np.nonzero((sub > lo[near_rows, j, None]) & (sub <= hi[near_rows, j, None]))
+        qr = near_rows[r_]
+        above = _settle(queries, a + qr, pool, c_, rs[qr, j])
+        seg = np.searchsorted(bounds_arr, c_[above], side="right") - 1
+        np.add.at(counts, (a + qr[above], seg, j), 1)
+
+
+def _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band) -> np.ndarray:
+    """One block on FAISS: `IndexFlatIP.range_search` (scores strictly above the radius) returns only candidates
+    that could be above the lowest relevant score of the block, so memory follows how good the model is; the same
+    sure / near-tie split as on NumPy."""
+    q = queries[a:b]
     valid = rel >= 0
     n, n_r = rel.shape
     n_p = len(bounds) - 1
     out = np.zeros((n, n_p, n_r), dtype=np.int32)
     if not valid.any():
         return out
-    radius = float(np.min(rs[valid])) - 1e-5  # margin: FAISS and NumPy may round a dot product differently
-    lims, dist, ids = index.range_search(q, radius)
-    qi = np.repeat(np.arange(n), np.diff(lims).astype(np.int64))
-    seg = np.searchsorted(np.asarray(bounds), ids, side="right") - 1
-    nonrel = ~(ids[:, None] == rel[qi]).any(axis=1)
-    thr = np.where(valid, rs, np.inf)
+    thr = np.where(valid, rs, np.inf).astype(np.float32)  # exact scores rounded: within u of exact
+    radius = np.nextafter(np.float32(np.min(thr[valid]) - np.float32(band)), np.float32(-np.inf))
+    lims, dist, ids = index.range_search(q, float(radius))
+    qi = np.repeat(np.arange(n, dtype=np.int32), np.diff(lims).astype(np.int64))
+    seg = (np.searchsorted(np.asarray(bounds), ids, side="right") - 1).astype(np.int32)
+    nonrel = np.ones(len(ids), dtype=bool)
     for j in range(n_r):
-        above = nonrel & (dist > thr[qi, j])
-        out[:, :, j] = np.bincount(qi[above] * n_p + seg[above], minlength=n * n_p).reshape(n, n_p)
+        nonrel &= ids != rel[qi, j]
+    for j in range(n_r):
+        t = thr[qi, j]
+        above = nonrel & (dist > t + np.float32(band))
+        near = np.nonzero(nonrel & ~above & (dist > t - np.float32(band)))[0]
+        if len(near):
+            above[near[_settle(queries, a + qi[near], pool, ids[near], rs[qi[near], j])]] = True
+        out[:, :, j] = np.bincount(qi[above].astype(np.int64) * n_p + seg[above], minlength=n * n_p).reshape(n, n_p)
     return out
 
 

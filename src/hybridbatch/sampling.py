@@ -302,6 +302,8 @@ class PairBatchSampler(DefaultBatchSampler):
                              f"({self.world_size})")
         self.num_batches = int(num_batches)
         self._cache: tuple[tuple[int, int], BatchPlan] | None = None
+        self._choice = {kind: self._choice_tables(kind) for kind in self._kinds() if self._options[kind]}
+        self._row_keys: list[tuple[int, ...]] | None = None
         self._lang_lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- what a subclass decides ------------------------------------------------------------------------------------
@@ -337,6 +339,18 @@ class PairBatchSampler(DefaultBatchSampler):
                 if len(cand) >= self.need:
                     opts.append(_Option(kind, s, -1, -1, cand, float(len(cand))))
         return opts
+
+    def _choice_tables(self, kind: str) -> tuple[list[int], np.ndarray, dict[int, tuple[list[_Option], np.ndarray]]]:
+        """Precomputed cumulative weights for the per-step draws (source, then option)."""
+        opts = self._options[kind]
+        srcs = sorted({o.source for o in opts})
+        src_cum = np.cumsum([float(self.table.source_sizes[s]) for s in srcs])
+        by_src = {}
+        for s in srcs:
+            mine = [o for o in opts if o.source == s]
+            w = [o.weight if self.lang_weighting == "size" else 1.0 for o in mine]
+            by_src[s] = (mine, np.cumsum(w))
+        return srcs, src_cum, by_src
 
     def _check_options(self) -> None:
         t = self.table
@@ -394,22 +408,14 @@ class PairBatchSampler(DefaultBatchSampler):
             return self._cache[1]
         rng = np.random.default_rng([int(self.seed), int(epoch), int(group), 0x4B42])
         kinds = self._kinds()
-        probs = self._kind_probs()
-        kind = kinds[0] if len(kinds) == 1 else kinds[int(rng.random() >= probs[0])]
-        opts = self._options[kind]
-        # The source: in proportion to its size, among the sources that can make this kind of batch.
-        srcs = sorted({o.source for o in opts})
-        if len(srcs) > 1:
-            w = np.asarray([self.table.source_sizes[s] for s in srcs], dtype=float)
-            s = srcs[int(rng.choice(len(srcs), p=w / w.sum()))]
-        else:
-            s = srcs[0]
-        opts = [o for o in opts if o.source == s]
-        if len(opts) > 1:
-            w = np.asarray([o.weight if self.lang_weighting == "size" else 1.0 for o in opts])
-            opt = opts[int(rng.choice(len(opts), p=w / w.sum()))]
-        else:
-            opt = opts[0]
+        kind = kinds[0] if len(kinds) == 1 else kinds[int(rng.random() >= self._kind_probs()[0])]
+        # The source: in proportion to its size, among the sources that can make this kind of batch; then the
+        # languages (uniform, or by available ids) among that source's options.
+        srcs, src_cum, by_src = self._choice[kind]
+        s = srcs[int(np.searchsorted(src_cum, rng.random() * src_cum[-1], side="right"))] if len(srcs) > 1 else srcs[0]
+        opts, opt_cum = by_src[s]
+        opt = opts[int(np.searchsorted(opt_cum, rng.random() * opt_cum[-1], side="right"))] if len(opts) > 1 \
+            else opts[0]
         rows = self._draw(rng, opt)
         langs = self.table.languages
         plan = BatchPlan(group, kind, self.table.sources[s], langs[opt.x] if opt.x >= 0 else PER_PAIR,
@@ -458,11 +464,14 @@ class PairBatchSampler(DefaultBatchSampler):
         flat = k[k >= 0]
         if len(np.unique(flat)) == len(flat):  # the common case: no repeated text, no loop needed
             return head.astype(np.int64)
+        if self._row_keys is None:  # built once: Python tuples make the greedy loop below ~10x faster
+            self._row_keys = [tuple(v for v in row if v >= 0) for row in keys.tolist()]
+        row_keys = self._row_keys
         used: set[int] = set()
         out: list[int] = []
         skipped: list[int] = []
         for r in rows.tolist():
-            rk = [int(v) for v in keys[r] if v >= 0]
+            rk = row_keys[r]
             if used.isdisjoint(rk):
                 used.update(rk)
                 out.append(r)

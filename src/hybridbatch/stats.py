@@ -142,6 +142,13 @@ def load_run(spec: Path | str) -> Run:
     pq = js.parent / body.get("per_query_file", "per_query.npz")
     if not pq.exists():
         raise ResultsError(f"{pq}: per-query scores missing; re-run `hybridbatch eval` to write them")
+    want = body.get("per_query_sha256")
+    if want:
+        from .provenance import sha256_files
+
+        if sha256_files([pq]) != want:
+            raise ResultsError(f"{pq}: does not match the checksum in {js.name} (changed or from another run); "
+                               "re-run `hybridbatch eval` into this folder")
     try:
         per_query = load_per_query(pq)
     except (OSError, ValueError, KeyError) as e:
