@@ -142,7 +142,7 @@ def memory_child(model: str, data_dir: str, batch: int, cached: bool, length: in
         loss = loss_fn(feats, None)
         loss.backward()
         opt.step()
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=False)  # keep gradient buffers: the growth is then what the batch costs
 
     # One warm-up step allocates the optimizer state and gradients (the same for both settings), so the growth
     # measured after it is what the batch itself costs: activations and the similarity matrix.

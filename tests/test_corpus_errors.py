@@ -88,7 +88,7 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("obj", "where", "words"), [
-    ([1, 2], "", "expected a SQuAD-style object"),
+    ([1, 2], "top level", "expected a SQuAD-style object"),
     ({"version": "1.1"}, "data", "missing field 'data'"),
     ({"data": {"title": "x"}}, "data", "expected a list, got an object"),
 ])
@@ -333,8 +333,8 @@ def test_tatoeba_errors(shared_data: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
         read_tatoeba(tmp_path)
     got = {(Path(p.file).name, p.where): p.message for p in e.value.problems}
-    assert "1000 lines but tatoeba.deu-eng.eng has 1001" in got[("tatoeba.deu-eng.deu", "")]
-    assert "missing" in got[("tatoeba.spa-eng.eng", "")]
+    assert "1000 lines but tatoeba.deu-eng.eng has 1001" in got[("tatoeba.deu-eng.deu", "line count")]
+    assert "missing" in got[("tatoeba.spa-eng.eng", "file")]
     assert "empty sentence" in got[("tatoeba.ell-eng.ell", "line 42")]
 
 

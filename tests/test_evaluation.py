@@ -5,6 +5,7 @@ BEIR-style eval, and the CLI's eval/compare commands and error messages."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -117,12 +118,87 @@ def test_numpy_and_faiss_give_the_same_ranks():
     assert retrieval.choose_backend("auto", retrieval.FAISS_AUTO_THRESHOLD) == "faiss"
 
 
+def assert_same_result(a, b) -> None:
+    """Bit-identical metrics: every per-query column, the summary, pair matrices and per-language rows."""
+    assert set(a.per_query) == set(b.per_query)
+    for k, v in a.per_query.items():
+        np.testing.assert_array_equal(v, b.per_query[k], err_msg=k)
+    assert json.dumps(a.to_json()["summary"]) == json.dumps(b.to_json()["summary"])
+    assert json.dumps(a.to_json()["pairs"]) == json.dumps(b.to_json()["pairs"])
+    assert json.dumps(a.to_json()["per_language"]) == json.dumps(b.to_json()["per_language"])
+
+
 def test_protocol_same_on_both_backends():
     corpus, q, c = hand_corpus(drop={("A", "de")})
     a = evaluate_lareqa_embeddings(corpus, q, c, backend="numpy")
-    b = evaluate_lareqa_embeddings(corpus, q, c, backend="faiss")
-    for k in ("ap", "rank_distance", "first_rank"):
-        np.testing.assert_array_equal(a.per_query[k], b.per_query[k])
+    for kw in ({"backend": "faiss"}, {"backend": "numpy", "chunk_size": 1}, {"backend": "faiss", "block_mib": 1e-6}):
+        assert_same_result(a, evaluate_lareqa_embeddings(corpus, q, c, **kw))
+
+
+def brute_counts(queries, pool, rel, bounds):
+    """Reference counts from float64 scores of the float32 vectors (Python loops; each score summed row by row so
+    that identical vectors get identical scores)."""
+    p64 = pool.astype(np.float64)
+    s = np.stack([(p64 * q).sum(axis=1) for q in queries.astype(np.float64)])
+    out = np.zeros((len(queries), len(bounds) - 1, rel.shape[1]), dtype=np.int64)
+    for i in range(len(queries)):
+        r = rel[i][rel[i] >= 0]
+        for j in range(rel.shape[1]):
+            if rel[i, j] < 0:
+                continue
+            above = s[i] > s[i, rel[i, j]]
+            above[r] = False
+            out[i, :, j] = [above[bounds[p]:bounds[p + 1]].sum() for p in range(len(bounds) - 1)]
+    return out
+
+
+def test_exact_ties_and_near_ties_same_on_every_backend_and_block():
+    """Candidates identical to a relevant item (duplicate sentences get identical embeddings) tie with it and never
+    count as above, on NumPy and on FAISS, whatever the block size. FAISS's and NumPy's float32 scores of the same
+    pair can differ in the last bit (kernel, block, alignment, threads), so this needs the exact re-scoring of near
+    ties: before it, one run on the 2-core box counted 249 of 600 such duplicates above on FAISS, 0 on NumPy (not
+    reproducible on demand, which is the point)."""
+    rng = np.random.default_rng(3)
+    d = 384
+    pool = random_unit(rng, 1200, d)
+    rel = np.stack([rng.choice(600, 3, replace=False) for _ in range(150)])
+    rel[::5, 2] = -1
+    queries = pool[rel[:, 0]] + 0.4 * random_unit(rng, 150, d)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    pool[600:] = pool[:600]  # every candidate has an exact duplicate, relevant ones included
+    pool[1199] = pool[rel[0, 0]] + np.float32(1e-7)  # a near tie in the last bits
+    bounds = [0, 300, 900, 1200]
+    want = brute_counts(queries, pool, rel, bounds)
+    first = None
+    for backend in ("numpy", "faiss"):
+        for chunk, mib in ((512, 64.0), (7, 64.0), (512, 0.01)):
+            counts, rs = retrieval.segment_counts(queries, pool, rel, bounds, backend=backend, chunk_size=chunk,
+                                                  block_mib=mib)
+            np.testing.assert_array_equal(counts, want, err_msg=f"{backend} chunk {chunk} block {mib}")
+            if first is None:
+                first = rs
+            np.testing.assert_array_equal(rs, first)
+    assert rs.dtype == np.float64 and np.isneginf(rs[::5, 2]).all()
+
+
+def test_exact_pair_scores_do_not_depend_on_batching():
+    rng = np.random.default_rng(4)
+    q, p = random_unit(rng, 50, 384), random_unit(rng, 9000, 384)
+    qi, ci = rng.integers(0, 50, 9000), rng.permutation(9000)
+    bulk = retrieval.exact_pair_scores(q, qi, p, ci)  # 3 blocks of EXACT_BLOCK
+    one = np.array([retrieval.exact_pair_scores(q, qi[k:k + 1], p, ci[k:k + 1])[0] for k in range(0, 9000, 97)])
+    np.testing.assert_array_equal(bulk[::97], one)
+    np.testing.assert_allclose(bulk, np.einsum("nd,nd->n", q[qi].astype(float), p[ci].astype(float)), atol=1e-14)
+    assert retrieval.tie_band(q, p) == pytest.approx(2 * 1.01 * 384 * 2.0**-24 + 8 * 2.0**-24, rel=1e-3)
+
+
+def test_query_blocks_bound_working_memory():
+    assert retrieval.block_queries(13014, "numpy") == 512  # XQuAD-R: the whole 512-query chunk fits in 64 MiB
+    assert retrieval.block_queries(16 * 13014, "numpy") == int(64 * 2**20 // (16 * 13014 * 8))
+    assert retrieval.block_queries(16 * 13014, "faiss") == int(64 * 2**20 // (16 * 13014 * 48))
+    assert retrieval.block_queries(10**9, "numpy") == 1
+    with pytest.raises(Exception, match="chunk_size"):
+        retrieval.block_queries(10, "numpy", chunk_size=0)
 
 
 @pytest.mark.slow
@@ -194,6 +270,70 @@ def test_encode_texts_dedupes_prefixes_and_normalises():
     assert m.calls[-1][1] == "P> "
 
 
+def test_sweep_temps_removes_only_dead_writers_temps(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = retrieval._host_tag()
+    names = {
+        "dead": f".a.npy.{host}-{dead.pid}-0123abcd.tmp",
+        "mine": f".b.npy.{host}-{os.getpid()}-0123abcd.tmp",
+        "live": f".c.npy.{host}-{os.getppid()}-0123abcd.tmp",
+        "other_host": f".d.npy.00000000-{dead.pid}-0123abcd.tmp" if host != "00000000" else ".d.npy.x.tmp",
+        "foreign": ".e.npy.tmp",
+    }
+    for n in names.values():
+        (tmp_path / n).write_bytes(b"x")
+    assert retrieval.sweep_temps(tmp_path, names={"z.npy"}) == 0  # not one of the names asked for
+    assert retrieval.sweep_temps(tmp_path) == 1
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == set(names.values()) - {names["dead"]}
+    assert retrieval.EmbeddingCache(tmp_path).temps_removed == 0
+
+
+def test_atomic_file_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "x.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), retrieval.atomic_file(target) as f:
+        f.write(b"half")
+        raise RuntimeError("boom")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+    with retrieval.atomic_file(target) as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_write_eval_interrupted_leaves_no_stale_eval_json(tmp_path, monkeypatch):
+    """eval.json is the commit record: it goes first and comes back last, so an interrupted write never leaves an
+    old eval.json beside new files; `load_run` refuses a per_query.npz that is not the one eval.json names."""
+    from hybridbatch.errors import ResultsError
+    from hybridbatch.stats import load_run
+
+    corpus, q, c = hand_corpus()
+    r = evaluate_lareqa_embeddings(corpus, q, c)
+    write_eval(r, tmp_path)
+    load_run(tmp_path)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez_compressed", boom)
+    with pytest.raises(OSError):
+        write_eval(r, tmp_path)
+    monkeypatch.undo()
+    assert not (tmp_path / "eval.json").exists() and not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(ResultsError, match="no eval.json"):
+        load_run(tmp_path)
+    write_eval(r, tmp_path)
+    other = evaluate_lareqa_embeddings(*hand_corpus(drop={("A", "de")}))
+    write_eval(other, tmp_path / "other")
+    (tmp_path / "per_query.npz").write_bytes((tmp_path / "other" / "per_query.npz").read_bytes())
+    with pytest.raises(ResultsError, match="checksum"):
+        load_run(tmp_path)
+
+
 def test_embedding_cache_hit_corrupt_and_stale(tmp_path):
     m = FakeModel()
     texts = ["one", "two", "three"]
@@ -256,6 +396,74 @@ def test_evaluate_with_tiny_model_cache_and_outputs(tiny_model, small_lareqa, tm
     pq = load_per_query(paths["per_query"])
     assert set(pq["pool_str"]) == {"de", "en", "zh", "multi"}
     assert len(pq["ap"]) == body["counts"]["rows_per_query_file"] == corpus_queries(corpus) * 4
+
+
+def test_evaluation_is_deterministic_runs_cache_backends(tiny_model, small_lareqa, tmp_path):
+    """Same model + data: identical metrics on a second run, with a cold and a warm cache, on FAISS, and with
+    1-query blocks (the embeddings a cache hit returns are the very bytes computed, and ties are settled exactly)."""
+    from sentence_transformers import SentenceTransformer
+
+    from hybridbatch.corpus import load_corpus
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    corpus = load_corpus(small_lareqa)
+    kw = dict(model_name=str(tiny_model), backend="numpy")
+    base = evaluate_lareqa(model, corpus, **kw)
+    assert base.settings["cache"] is None
+    runs = {
+        "again": evaluate_lareqa(model, corpus, **kw),
+        "cold cache": evaluate_lareqa(model, corpus, cache_dir=tmp_path / "c", **kw),
+        "warm cache": evaluate_lareqa(model, corpus, cache_dir=tmp_path / "c", **kw),
+        "faiss": evaluate_lareqa(model, corpus, cache_dir=tmp_path / "c", model_name=str(tiny_model),
+                                 backend="faiss"),
+        "1-query blocks": evaluate_lareqa(model, corpus, cache_dir=tmp_path / "c", chunk_size=1, **kw),
+    }
+    assert runs["cold cache"].settings["cache_misses"] == 6 and runs["warm cache"].settings["cache_hits"] == 6
+    for name, r in runs.items():
+        assert_same_result(base, r), name
+
+
+def test_cli_eval_tydiqa_goldp_name_on_a_cut(tiny_model, shared_data, tmp_path):
+    """`--data tydiqa-goldp --data-dir DIR` on a cut of the real files (2 languages, 40 articles each): the name is
+    resolved, `--split test` reads dev, the protocol is BEIR, and both backends agree."""
+    cut = tmp_path / "data" / "tydiqa-goldp"
+    cut.mkdir(parents=True)
+    for f in ("english_tydiqa_dev.json", "swahili_tydiqa_dev.json", "english_tydiqa_train.json"):
+        obj = json.loads((shared_data / "tydiqa-goldp" / f).read_text(encoding="utf-8"))
+        obj["data"] = obj["data"][:40]
+        (cut / f).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    bodies = []
+    for backend in ("numpy", "faiss"):
+        out = tmp_path / backend
+        res = run_cli("eval", "--model", str(tiny_model), "--data", "tydiqa-goldp", "--data-dir", str(tmp_path / "data"),
+                      "--no-progress", "--backend", backend, "--out", str(out))
+        assert res.exit_code == 0, res.output
+        assert "nDCG@10" in res.output and "macro" in res.output
+        body = json.loads((out / "eval.json").read_text())
+        assert body["kind"] == "beir" and body["languages"] == ["en", "sw"]
+        assert body["dataset"].endswith(":dev") and body["counts"]["n_queries"] == 80
+        assert load_per_query(out / "per_query.npz")["rank"].shape == (80,)
+        bodies.append(body)
+    assert bodies[0]["summary"] == bodies[1]["summary"] and bodies[0]["per_language"] == bodies[1]["per_language"]
+
+
+@pytest.mark.slow
+def test_cli_eval_tydiqa_goldp_full(tiny_model, shared_data, tmp_path):
+    """The real command on the whole shared TyDi GoldP dev set (9 languages, 5077 questions; no subset flag exists):
+    BEIR protocol chosen automatically, per-language numbers for every language, random-model sanity."""
+    out = tmp_path / "tydi"
+    res = run_cli("eval", "--model", str(tiny_model), "--data", "tydiqa-goldp", "--data-dir", str(shared_data),
+                  "--no-progress", "--cache-dir", str(tmp_path / "cache"), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    body = json.loads((out / "eval.json").read_text())
+    assert body["kind"] == "beir" and len(body["languages"]) == 9
+    assert body["counts"]["n_queries"] == 5077 and body["counts"]["n_candidates"] == 5077
+    for lang, v in body["per_language"].items():
+        assert 0 <= v["mrr10"] <= v["ndcg10"] <= v["recall100"] <= 1, lang
+        # a random model still beats chance (100 / pool) a little on lexical overlap, and is far from perfect
+        assert 100 / v["n_candidates"] * 0.5 <= v["recall100"] < 0.95, (lang, v)
+    assert body["settings"]["cache_misses"] == 18 and set(body["settings"]) >= {"backend", "split", "data"}
+    assert (out / "eval.md").read_text().count("|") > 20
 
 
 def corpus_queries(corpus: QACorpus) -> int:

@@ -828,7 +828,7 @@ def jsonl_files(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, str]] | None]:
             line = json.dumps(rec, ensure_ascii=draw(st.booleans()))
             if kind in ("valid", "extra field"):
                 key = (str(rec["id"]), normalize_lang(rec["lang"]) or "")
-                clean = clean and key not in keys
+                clean = clean and key not in keys and utf8(line)  # a raw lone surrogate is not UTF-8
                 keys.append(key)
         lines.append(line)
     eol = draw(st.sampled_from(["\n", "\r\n"]))

@@ -1387,6 +1387,11 @@ def download(
     src = SOURCES[name]
     dest_dir = data_root(data_dir) / name
     base = mirror or os.environ.get("HYBRIDBATCH_MIRROR") or RAW_BASE
+    try:  # before any network access: a --data-dir that is a file or read-only is the user's to fix, not "offline"
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{dest_dir}: cannot create the dataset folder ({e.strerror or e}); pass --data-dir DIR or "
+                         f"set $HYBRIDBATCH_DATA to a writable folder") from None
     todo = [f for f in src.files if not ((dest_dir / f.name).is_file() and _file_sha256(dest_dir / f.name) == f.sha256)]
     rep = _Report()
     from rich.console import Console
@@ -1413,6 +1418,8 @@ def download(
                     f"from a machine that has it (or run `hybridbatch data download {name}` there) and point at its "
                     f"parent with --data-dir DIR or HYBRIDBATCH_DATA=DIR."
                 ) from None
+    if rep.problems and not any(dest_dir.iterdir()):
+        dest_dir.rmdir()  # nothing was saved: leave no empty folder behind
     rep.raise_if_any()
     (dest_dir / "SOURCE.txt").write_text(
         f"https://github.com/{src.repo} at commit {src.commit}\nlicense: {src.license}\n"

@@ -297,9 +297,9 @@ def check_out_dir(config: TrainConfig) -> str:
         now = config.trained_settings()
         diff = sorted(k for k in now if k in saved and saved[k] != now[k])
         if diff:
-            raise UsageError(
-                f"{out}: --resume with different settings ({', '.join(f'{k}: {saved[k]!r} -> {now[k]!r}' for k in diff)})"
-                "; an exact resume needs the same settings")
+            changes = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in diff)
+            raise UsageError(f"{out}: --resume with different settings ({changes}); an exact resume needs the same "
+                             "settings")
         if (out / "train.json").exists():
             raise UsageError(f"{out}: this run already finished (train.json exists); nothing to resume")
         return "resume"
