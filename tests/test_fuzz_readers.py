@@ -13,7 +13,7 @@ UTF-16 file, ...) the test also asserts which one it is and where the problem is
 Each input class counts the examples it tried and how they ended (valid / data-error / usage-error); the counts go
 to hypothesis `event()`s (`--hypothesis-show-statistics`) and to a JSON summary written when the module finishes:
 `$HYBRIDBATCH_FUZZ_SUMMARY` if set, else `<pytest basetemp>/fuzz_summary.json`. The `[fast]` variants run by
-default; the `[slow]` ones (marked slow; still run in CI) try 5x more examples. `HYBRIDBATCH_FUZZ_SCALE=N`
+default; the `[slow]` ones (marked slow; still run in CI) try 4x more examples. `HYBRIDBATCH_FUZZ_SCALE=N`
 multiplies every budget.
 """
 
@@ -61,7 +61,7 @@ from hybridbatch.errors import DataError, Problem, UsageError
 pytestmark = pytest.mark.xdist_group(name="fuzz_readers")  # one worker: one summary file
 
 SCALE = float(os.environ.get("HYBRIDBATCH_FUZZ_SCALE", "1"))
-SLOW_FACTOR = 5
+SLOW_FACTOR = 4
 DEADLINE = timedelta(seconds=5)  # per example; typical examples take a few ms
 HARD_LIMIT_S = 30  # SIGALRM: a reader that hangs fails instead of blocking CI
 HUGE = 100_000  # longest generated string (characters)
@@ -638,11 +638,11 @@ def test_truncated_real_files_sampled(n: int, real_small_files: dict[str, Path])
 
 @pytest.mark.slow
 def test_truncated_real_files_every_prefix(real_small_files: dict[str, Path]) -> None:
-    """Every prefix length of the same files (every k-th byte beyond 1500 bytes, so each file takes about 1500
+    """Every prefix length of the same files (every k-th byte beyond 1000 bytes, so each file takes about 1000
     reads), exhaustively rather than sampled."""
     for kind, src in real_small_files.items():
         size = src.stat().st_size
-        for cut in range(0, size + 1, max(1, size // 1500)):
+        for cut in range(0, size + 1, max(1, size // 1000)):
             _truncation_case(kind, src, cut)
 
 
