@@ -53,7 +53,7 @@ def build_tiny_model(out: Path, hidden: int = 32, layers: int = 2, seed: int = 0
     BertModel(cfg, add_pooling_layer=False).save_pretrained(hf_dir)
     tok.save_pretrained(hf_dir)
     word = models.Transformer(str(hf_dir), max_seq_length=64)
-    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    pool = models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
     model = SentenceTransformer(
         modules=[word, pool, models.Normalize()],
         prompts={"query": "query: ", "passage": "passage: "},

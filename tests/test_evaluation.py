@@ -461,8 +461,8 @@ def test_cli_eval_tydiqa_goldp_full(tiny_model, shared_data, tmp_path):
     assert body["counts"]["n_candidates"] == sum(v["n_candidates"] for v in body["per_language"].values()) > 4000
     for lang, v in body["per_language"].items():
         assert 0 <= v["mrr10"] <= v["ndcg10"] <= v["recall100"] <= 1, lang
-        # a random model still beats chance (100 / pool) a little on lexical overlap, and is far from perfect
-        assert 100 / v["n_candidates"] * 0.5 <= v["recall100"] < 0.95, (lang, v)
+        # a random model is near chance (Recall@100 = 100 / pool) or a little above (lexical overlap), far from 1
+        assert 0.5 * min(1.0, 100 / v["n_candidates"]) <= v["recall100"] and v["mrr10"] < 0.9, (lang, v)
     assert body["settings"]["cache_misses"] == 18 and set(body["settings"]) >= {"backend", "split", "data"}
     assert (out / "eval.md").read_text().count("|") > 20
 

@@ -80,7 +80,7 @@ def test_batch_kind_and_languages(xq_table, name):
         elif p.kind == "random":
             assert len(set(zip(ql.tolist(), pl.tolist(), strict=True))) > 1
         assert p.kind in {"xx": ["xx"], "en": ["xx"], "xy": ["xy"], "hybrid": ["xx", "xy"], "mixed": ["mixed"],
-                          "random": ["random"]}[name]
+                          "random": ["random"], "hybrid-multi": ["xx", "random"]}[name]
 
 
 def test_rows_texts_match_the_pairset(xq_pairs, xq_table):
@@ -101,7 +101,7 @@ def test_rows_texts_match_the_pairset(xq_pairs, xq_table):
             assert neg != item_p.positive
 
 
-@pytest.mark.parametrize("name", ["xx", "xy", "hybrid", "mixed", "random"])
+@pytest.mark.parametrize("name", ["xx", "xy", "hybrid", "mixed", "random", "hybrid-multi"])
 @pytest.mark.parametrize("per_pair", [False, True])
 def test_partial_parallelism_uses_only_existing_copies(name, per_pair):
     ps = partial_pairs()
@@ -175,6 +175,17 @@ def test_alpha_is_honoured_within_binomial_tolerance(xq_table):
         assert mix["steps"] == n and sum(mix["kinds"].values()) == n
     assert HybridSampler(xq_table, 32, alpha=1.0).mix(200)["kinds"] == {"xx": 200}
     assert HybridSampler(xq_table, 32, alpha=0.0).mix(200)["kinds"] == {"xy": 200}
+
+
+def test_hybrid_multi_mixes_passage_languages_within_its_multilingual_batches(xq_table):
+    """Our sampler: X-X with probability alpha, else batches whose pairs each draw their own languages."""
+    s = make_sampler("hybrid-multi", xq_table, 32, seed=4, alpha=0.3)
+    mix = s.mix(1000)
+    assert set(mix["kinds"]) == {"xx", "random"}
+    assert abs(mix["kinds"]["xx"] / 1000 - 0.3) < 4 * math.sqrt(0.3 * 0.7 / 1000)
+    for p in groups(s, 40):
+        if p.kind == "random":
+            assert len(set(xq_table.row_plang[p.rows].tolist())) >= 5  # in-batch negatives in many languages
 
 
 def test_languages_uniform_per_batch(xq_table):

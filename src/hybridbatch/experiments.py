@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import UsageError
 from .provenance import provenance, write_json, write_text
+from .sampling import MIX_SAMPLERS
 
 LOSSES = ("plain", "symmetric", "hardneg")
 BASE = "base"  # the zero-shot cell: no training
@@ -78,7 +79,6 @@ PRESETS: dict[str, Preset] = {
                    eval_batch_size=256, tydi=True, seeds=(0, 1, 2),
                    note="GPU preset: the paper's batch 100, full sequences, all weights trained."),
 }
-MIX_SAMPLERS = ("hybrid", "hybrid-multi")
 
 
 def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequence[str], scales: Sequence[float],

@@ -496,7 +496,7 @@ def train(config: TrainConfig) -> Path:
     from transformers.trainer_utils import set_seed
 
     from .provenance import Timer, git_commit, provenance, write_json
-    from .sampling import SAMPLERS, build_pair_table, make_sampler, summarise_plans, world_size_from_env
+    from .sampling import MIX_SAMPLERS, SAMPLERS, build_pair_table, make_sampler, summarise_plans, world_size_from_env
 
     t_start = time.perf_counter()
     timer = Timer()
@@ -515,7 +515,7 @@ def train(config: TrainConfig) -> Path:
     from .models import prefixes
 
     qp, pp = prefixes(model)
-    needs_cross = SAMPLERS[config.sampler].needs_cross and not (config.sampler == "hybrid" and config.alpha == 1.0)
+    needs_cross = SAMPLERS[config.sampler].needs_cross and not (config.sampler in MIX_SAMPLERS and config.alpha == 1.0)
     with timer("pair_table"):
         train_table = build_pair_table(train_ps, qp, pp, hard_negatives=config.hard_negatives, cross=needs_cross)
     steps_per_epoch = max(1, math.ceil(sum(train_table.source_sizes) / (config.batch_size * world * config.grad_accum)))
@@ -636,7 +636,7 @@ def train(config: TrainConfig) -> Path:
             _finalise_model(trainer, out)
         entries = _read_jsonl(log_path) if config.batch_log else []
         mix = summarise_plans(entries) if entries else train_sampler.mix(trainer.state.global_step * config.grad_accum)
-        mix["planned"] = {"alpha": config.alpha if config.sampler == "hybrid" else None, "sampler": config.sampler}
+        mix["planned"] = {"alpha": config.alpha if config.sampler in MIX_SAMPLERS else None, "sampler": config.sampler}
         write_json(out / "mix.json", mix)
         history = trainer.state.log_history
         curve = {
