@@ -468,6 +468,21 @@ def load_per_query(path: Path | str) -> dict[str, np.ndarray]:
     return d
 
 
+def check_out_dir(path: Path | str) -> Path:
+    """An output folder that can be one: refuse (UsageError) a path that is an existing file or lies under one.
+    Call it before the work (the CLI's eval / compare); `write_eval` / `stats.write_compare` call it too."""
+    from .errors import UsageError
+
+    p = Path(path)
+    for anc in (p, *p.parents):
+        if anc.exists() or anc.is_symlink():
+            if not anc.is_dir():
+                where = "is a file" if anc == p else f"lies under {anc}, which is a file"
+                raise UsageError(f"--out {path}: {where}, not a folder; pass a folder (it is created if missing)")
+            break
+    return p
+
+
 EVAL_FILES = ("per_query.npz", "pairs.png", "eval.md", "eval.json")
 
 
@@ -481,7 +496,7 @@ def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str
     from . import report
     from .provenance import sha256_files
 
-    out = Path(out_dir)
+    out = check_out_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sweep_temps(out, EVAL_FILES)
     t0 = time.perf_counter()

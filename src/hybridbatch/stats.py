@@ -13,6 +13,7 @@ where that id was not evaluated in that cell. The macro of a setting = mean over
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,8 +152,8 @@ def load_run(spec: Path | str) -> Run:
                                "re-run `hybridbatch eval` into this folder")
     try:
         per_query = load_per_query(pq)
-    except (OSError, ValueError, KeyError) as e:
-        raise ResultsError(f"{pq}: corrupt per-query file ({e})") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        raise ResultsError(f"{pq}: corrupt per-query file ({type(e).__name__}: {e})") from None
     return Run(js.parent if p.is_file() else p, body, per_query)
 
 
@@ -243,6 +244,8 @@ def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
     from .provenance import provenance, write_json, write_text
     from .report import compare_markdown
 
-    out = Path(out_dir)
+    from .evaluation import check_out_dir
+
+    out = check_out_dir(out_dir)
     body = {**cmp, "provenance": provenance()}
     return {"json": write_json(out / "compare.json", body), "md": write_text(out / "compare.md", compare_markdown(cmp))}
