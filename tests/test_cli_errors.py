@@ -62,7 +62,6 @@ class Case:
 
 
 GROUPS = {"data", "model", "experiment"}
-xfail_bug = pytest.mark.xfail  # strict=False: owners are fixing these concurrently; see docs/RELIABILITY.md
 
 
 CASES: list[Case] = [
@@ -111,7 +110,7 @@ CASES: list[Case] = [
     Case("train data is a results file", ["train", "--data", "{train_json}", "--out", "{out}"],
          "unknown language code 'train'"),
     Case("train data not downloaded", ["train", "--out", "{out}"], "dataset 'xquad-r' not found"),
-    Case("train --out is a file", ["train", "--data", "{pairs}", "--out", "{a_file}"], "exists and is not a folder"),
+    Case("train --out is a file", ["train", "--data", "{pairs}", "--out", "{a_file}"], "is a file; give a folder"),
     Case("train --out is someone else's folder", ["train", "--data", "{pairs}", "--out", "{foreign}"],
          "output folder exists and is not empty"),
     Case("train --overwrite someone else's folder", ["train", "--data", "{pairs}", "--out", "{foreign}",
@@ -150,11 +149,9 @@ CASES: list[Case] = [
     Case("compare --n-boot 5", ["compare", "--n-boot", "5", "{missing}", "{missing}"], "Invalid value for '--n-boot'"),
     Case("compare --seed abc", ["compare", "--seed", "abc", "{missing}", "{missing}"], "Invalid value for '--seed'"),
     Case("compare corrupt per_query.npz (not a zip)", ["compare", "{eval_badzip}", "{eval_badzip}"],
-         "corrupt per-query file", marks=[xfail_bug(reason="BUG stats.load_run: zipfile.BadZipFile escapes "
-                                                           "(only OSError/ValueError/KeyError are caught)")]),
+         "corrupt per-query file"),
     Case("compare per_query.npz with bad indices", ["compare", "{eval_badindex}", "{eval_badindex}"],
-         "corrupt per-query file", marks=[xfail_bug(reason="BUG evaluation.load_per_query: IndexError escapes "
-                                                           "stats.load_run")]),
+         "corrupt per-query file"),
     # ---- align (alignment)
     Case("align --limit 2", ["align", "--limit", "2"], "--limit must be at least 4"),
     Case("align data dir missing", ["align", "--data-dir", "{missing}"], "does not exist"),
@@ -175,21 +172,20 @@ CASES: list[Case] = [
     Case("sweep --samplers bogus", ["sweep", "--out", "{out}", "--samplers", "bogus", "--alphas", "0.5"],
          "unknown sampler 'bogus'"),
     Case("sweep --steps -3", ["sweep", "--out", "{out}", "--steps", "-3", "--alphas", "0.5"],
-         "max steps must be at least 1"),
+         "--steps must be at least 1"),
+    Case("sweep --steps 0", ["sweep", "--out", "{out}", "--steps", "0", "--alphas", "0.5"],
+         "--steps must be at least 1"),
+    Case("sweep --seeds 1.5", ["sweep", "--out", "{out}", "--seeds", "1.5"], "non-negative integers"),
     Case("sweep data not downloaded", ["sweep", "--out", "{out}", "--alphas", "0.5"], "dataset 'xquad-r' not found"),
     Case("sweep bad sampler after a good one", ["sweep", "--out", "{out}", "--samplers", "hybrid,bogus", "--alphas",
-                                                "0.5", "--model", "./missing-model"], "unknown sampler 'bogus'",
-         marks=[xfail_bug(reason="BUG experiments.expand_grid: sampler names are checked only when their cell "
-                                 "trains, after every earlier cell has run")]),
+                                                "0.5", "--model", "./missing-model"], "unknown sampler 'bogus'"),
     Case("paper without --out", ["experiment", "paper"], "Missing option '--out'"),
     Case("paper --preset bogus", ["experiment", "paper", "--out", "{out}", "--preset", "bogus"],
          "unknown preset 'bogus'"),
     Case("paper --seeds x", ["experiment", "paper", "--out", "{out}", "--seeds", "x"],
          "--seeds: expected comma-separated"),
     Case("paper --samplers bogus", ["experiment", "paper", "--out", "{out}", "--samplers", "bogus", "--model",
-                                    "./missing-model"], "unknown sampler 'bogus'",
-         marks=[xfail_bug(reason="BUG experiments.paper: the base model is loaded and evaluated before the "
-                                 "samplers are checked")]),
+                                    "./missing-model"], "unknown sampler 'bogus'"),
     Case("demo --out without value", ["demo", "--out"], "Option '--out' requires an argument"),
     Case("demo unknown option", ["demo", "--steps", "3"], "No such option: --steps"),
 ]
@@ -414,10 +410,7 @@ OUT_IS_A_FILE = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [
-    pytest.param(c, marks=xfail_bug(reason=f"BUG {owner}: --out is not checked before the work; writing into it "
-                                           f"then fails with a bare FileExistsError / NotADirectoryError traceback"))
-    for c, (_, owner) in OUT_IS_A_FILE.items()])
+@pytest.mark.parametrize("command", list(OUT_IS_A_FILE))
 def test_out_that_is_a_file(command: str, work: Path, paths: dict[str, str], tiny_model: Path,
                             shared_data: Path) -> None:
     """An --out that is an existing file (or lies under one) must be refused up front with exit 2, not after

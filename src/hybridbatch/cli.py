@@ -328,6 +328,9 @@ def eval_cmd(
     from .corpus import load_corpus
     from .errors import UsageError
     from .evaluation import evaluate_beir, evaluate_lareqa, write_eval
+    from .provenance import check_out_dir
+
+    check_out_dir(out_dir)
 
     if split not in ("test", "train", "all"):
         raise UsageError(f"--split must be test, train or all, not {split!r}")
@@ -376,9 +379,11 @@ def compare_cmd(
     randomisation-test p-value. Both runs must be on the same data and queries."""
     from rich.table import Table
 
+    from .provenance import check_out_dir
     from .stats import compare, load_run, write_compare
 
     ra, rb = load_run(run_a), load_run(run_b)
+    check_out_dir(out_dir or rb.path)
     cmp = compare(ra, rb, n_boot=n_boot, n_perm=n_perm, seed=seed)
     t = Table(title=f"B = {rb.path}  vs  A = {ra.path}", caption=f"{cmp['dataset']}, {cmp['n_question_ids']} "
               f"question ids; CI: paired bootstrap ({n_boot}); p: paired randomisation ({n_perm})")
@@ -417,6 +422,9 @@ def align_cmd(
     from .alignment import SOURCES, run_align
     from .models import DEFAULT_MODEL
 
+    from .provenance import check_out_dir
+
+    check_out_dir(out_dir)
     paths = run_align(model or [DEFAULT_MODEL], data_dir=data_dir, out_dir=out_dir, sources=source or SOURCES,
                       limit=limit, batch_size=batch_size, progress=progress,
                       log=lambda msg: console.print(msg, highlight=False))
@@ -450,10 +458,15 @@ def _preset(name: str, model: str | None, steps: int | None, seeds: str | None) 
     over: dict = {}
     if model:
         over["model"] = model
-    if steps:
+    if steps is not None:
+        if steps < 1:
+            raise UsageError(f"--steps must be at least 1, got {steps}")
         over["max_steps"] = steps
-    if seeds:
-        over["seeds"] = tuple(int(x) for x in _floats(seeds, "--seeds"))
+    if seeds is not None:
+        vals = _floats(seeds, "--seeds")
+        if not vals or any(v != int(v) or v < 0 for v in vals):
+            raise UsageError(f"--seeds: expected comma-separated non-negative integers, got {seeds!r}")
+        over["seeds"] = tuple(int(v) for v in vals)
     return dataclasses.replace(p, **over)
 
 

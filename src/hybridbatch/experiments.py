@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
-from .provenance import provenance, write_json, write_text
+from .provenance import check_out_dir, provenance, write_json, write_text
 from .sampling import MIX_SAMPLERS
 
 LOSSES = ("plain", "symmetric", "hardneg")
@@ -84,6 +84,16 @@ PRESETS: dict[str, Preset] = {
 def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequence[str], scales: Sequence[float],
                 seeds: Sequence[int], include_base: bool = False) -> list[Cell]:
     """Every combination; alpha varies only for samplers that mix batch types, the others get one cell."""
+    from .sampling import SAMPLERS
+
+    for sampler in samplers:
+        if sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+    if not samplers or not seeds or not losses or not scales:
+        raise UsageError("the grid is empty: give at least one sampler, seed, loss and scale")
+    for scale in scales:
+        if not scale > 0:
+            raise UsageError(f"loss scale must be positive, got {scale}")
     for loss in losses:
         if loss not in LOSSES:
             raise UsageError(f"unknown loss variant {loss!r}; choose from {', '.join(LOSSES)}")
@@ -248,9 +258,21 @@ def plot_alpha(rows: list[dict[str, Any]], out: Path) -> Path:
     return out
 
 
+def check_inputs(out_root: Path, data_dir: str | None, tydi: bool) -> None:
+    """Fail before any model is built or trained: the output folder must be a folder we can write, and the data
+    must be there."""
+    from .corpus import load_corpus
+
+    check_out_dir(out_root)
+    load_corpus("xquad-r", data_dir, split="test")
+    if tydi:
+        load_corpus("tydiqa-goldp", data_dir)
+
+
 def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: str | None, *, title: str,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or reuse) every cell, then write grid.json, grid.md and, when alpha varies, alpha.png."""
+    check_inputs(out_root, data_dir, preset.tydi)
     t0 = time.perf_counter()
     records = []
     for i, cell in enumerate(cells, 1):
@@ -317,6 +339,7 @@ PAPER_SAMPLERS = ("en", "xx", "xy", "hybrid", "hybrid-multi")
 def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Sequence[str] = PAPER_SAMPLERS,
           log: Callable[[str], None] = print) -> dict[str, Any]:
     """Zero-shot base + each sampler (hybrid at alpha 0.5) x seeds; then hybrid vs each other sampler."""
+    expand_grid(samplers, [0.5], ["plain"], [20.0], preset.seeds)  # validates names before any work
     cells = [Cell(BASE)] + [Cell(s, 0.5 if s in MIX_SAMPLERS else None, "plain", 20.0, seed)
                             for s in samplers for seed in preset.seeds]
     body = run_grid(cells, preset, out_root, data_dir, title=f"paper ({preset.name} preset)", log=log)
@@ -342,6 +365,7 @@ def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = p
     from .models import DEFAULT_MODEL, load_model
 
     preset = PRESETS["demo"]
+    check_inputs(out_root, data_dir, preset.tydi)
     load_model(DEFAULT_MODEL)  # builds the embedded model once, with its own progress message
     cells = [Cell(BASE), Cell("hybrid", 0.5, "plain", 20.0, 0)]
     body = run_grid(cells, preset, out_root, data_dir, title="demo: zero-shot base vs hybrid (alpha 0.5)", log=log)

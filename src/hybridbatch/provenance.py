@@ -107,6 +107,23 @@ def write_text(path: Path | str, text: str) -> Path:
     return Path(path)
 
 
+def check_out_dir(path: Path | str, flag: str = "--out") -> Path:
+    """Fail before the work, not after it: `path` must be a folder or creatable as one (no file in the way)."""
+    from .errors import UsageError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file; give a folder (it is created if missing)")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise UsageError(f"{flag} {path}: cannot write in {parent}")
+            break
+    return path
+
+
 class Timer:
     """Named wall-clock sections: `with timer("encode"): ...`; `timer.seconds` is a dict for result files."""
 

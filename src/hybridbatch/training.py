@@ -283,9 +283,9 @@ _OWN_MARKERS = ("train_config.json", "train.json")
 def check_out_dir(config: TrainConfig) -> str:
     """Decide what to do with the output folder before anything is written: 'fresh', 'resume' or 'overwrite'.
     A non-empty folder needs --resume or --overwrite, and --overwrite only deletes folders this command made."""
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder")
+    from .provenance import check_out_dir as check_writable
+
+    out = check_writable(config.out)
     non_empty = out.exists() and any(out.iterdir())
     ours = any((out / m).exists() for m in _OWN_MARKERS)
     if config.resume:
