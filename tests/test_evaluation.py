@@ -181,11 +181,27 @@ def test_exact_ties_and_near_ties_same_on_every_backend_and_block():
     assert rs.dtype == np.float64 and np.isneginf(rs[::5, 2]).all()
 
 
+def test_degenerate_model_every_score_a_near_tie():
+    """A collapsed model (all embeddings within float32 noise of each other): every comparison is settled exactly,
+    in row ranges that keep the index memory bounded, and the counts are still right on both backends."""
+    rng = np.random.default_rng(5)
+    base = random_unit(rng, 1, 64)
+    pool = np.repeat(base, 400, axis=0) + rng.integers(-2, 3, (400, 64)).astype(np.float32) * np.float32(1e-8)
+    queries = np.repeat(base, 30, axis=0)
+    rel = np.stack([rng.choice(400, 2, replace=False) for _ in range(30)])
+    bounds = [0, 150, 400]
+    want = brute_counts(queries, pool, rel, bounds)
+    assert 0 < want.sum() < 30 * 2 * 398  # not all ties, not all above
+    for backend in ("numpy", "faiss"):
+        counts, _ = retrieval.segment_counts(queries, pool, rel, bounds, backend=backend, block_mib=1e-4)
+        np.testing.assert_array_equal(counts, want, err_msg=backend)
+
+
 def test_exact_pair_scores_do_not_depend_on_batching():
     rng = np.random.default_rng(4)
     q, p = random_unit(rng, 50, 384), random_unit(rng, 9000, 384)
     qi, ci = rng.integers(0, 50, 9000), rng.permutation(9000)
-    bulk = retrieval.exact_pair_scores(q, qi, p, ci)  # 3 blocks of EXACT_BLOCK
+    bulk = retrieval.exact_pair_scores(q, qi, p, ci)  # 9 blocks of EXACT_BLOCK
     one = np.array([retrieval.exact_pair_scores(q, qi[k:k + 1], p, ci[k:k + 1])[0] for k in range(0, 9000, 97)])
     np.testing.assert_array_equal(bulk[::97], one)
     np.testing.assert_allclose(bulk, np.einsum("nd,nd->n", q[qi].astype(float), p[ci].astype(float)), atol=1e-14)

@@ -170,7 +170,7 @@ def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *
 
 # ---- grids -------------------------------------------------------------------------------------------------------
 
-SUMMARY_KEYS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"))
+SUMMARY_KEYS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "bias"))
 
 
 def _get(summary: dict[str, Any], setting: str, metric: str) -> float:
@@ -217,7 +217,7 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
 
     for r in rows:
         line = (f"| {r['group']} | {len(r['seeds'])} | {f(r, 'mono_map')} | {f(r, 'cross_map')} | "
-                f"{f(r, 'multi_map')} | {f(r, 'multi_rank_distance', 1)} |")
+                f"{f(r, 'multi_map')} | {f(r, 'multi_bias', 1)} |")
         if has_tydi:
             line += f" {f(r, 'tydi_ndcg10')} |"
         lines.append(line)
@@ -245,7 +245,7 @@ def plot_alpha(rows: list[dict[str, Any]], out: Path) -> Path:
     axes[0].set_ylabel("mAP (XQuAD-R test articles)")
     axes[0].set_title("mAP vs alpha (dotted: X-X only, dashed: X-Y only)")
     axes[0].legend(fontsize=8)
-    k = "multi_rank_distance"
+    k = "multi_bias"
     axes[1].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
                      marker="o", capsize=3, color="C3")
     axes[1].set_xlabel("alpha (share of X-X batches)")
@@ -393,7 +393,7 @@ def plot_side_by_side(rows: list[dict[str, Any]], out: Path) -> Path:
         axes[0].bar(xs, vals, width, label=r["group"])
         for x, v in zip(xs, vals):
             axes[0].text(x, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
-        axes[1].bar([i], [r["multi_rank_distance"]], 0.6, label=r["group"])
+        axes[1].bar([i], [r["multi_bias"]], 0.6, label=r["group"])
     axes[0].set_xticks(np.arange(3) + width * (len(rows) - 1) / 2, ["Mono", "Cross", "Multi"])
     axes[0].set_ylabel("mAP (XQuAD-R test articles)")
     axes[0].legend(fontsize=8)

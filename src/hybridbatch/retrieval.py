@@ -44,8 +44,8 @@ DEFAULT_CHUNK = 512  # at most this many queries scored at once (512 x 13014 flo
 DEFAULT_BLOCK_MIB = 64.0  # working-memory budget of one query block; bounds the block for large pools
 # peak bytes per (query, candidate) of a block: numpy = float32 score + comparison masks; faiss = worst case of a
 # range-search result (score, id, FAISS's copy of both, query index, segment, masks) when every candidate comes back
-BYTES_PER_SCORE = {"numpy": 8, "faiss": 48}
-EXACT_BLOCK = 4096  # pairs per exact float64 re-scoring step (4096 x dim x 8 bytes x 2)
+BYTES_PER_SCORE = {"numpy": 8, "faiss": 48}  # numpy needs 6 (4 + 2 masks) + near-tie indices (<= block / 8)
+EXACT_BLOCK = 1024  # pairs per exact re-scoring step: 1024 x dim x 24 bytes (9 MiB at dim 384), see exact_mib
 
 
 # ---- crash-safe files -------------------------------------------------------------------------------------------------
@@ -348,7 +348,8 @@ def relevant_scores(queries: np.ndarray, pool: np.ndarray, relevant: np.ndarray)
 def block_queries(pool_size: int, backend: str, chunk_size: int = DEFAULT_CHUNK,
                   block_mib: float = DEFAULT_BLOCK_MIB) -> int:
     """Queries per scoring block: at most `chunk_size`, and few enough that one block's working memory
-    (`BYTES_PER_SCORE[backend]` bytes per query x candidate) stays under `block_mib` MiB; at least 1."""
+    (`BYTES_PER_SCORE[backend]` bytes per query x candidate) stays under `block_mib` MiB; at least 1 (a pool so big
+    that one query's row exceeds `block_mib` takes one row: the bound is then that row)."""
     if chunk_size < 1:
         raise UsageError(f"chunk_size must be >= 1, not {chunk_size}")
     per_query = max(1, pool_size) * BYTES_PER_SCORE[backend]
@@ -399,7 +400,7 @@ def segment_counts(
         rs = np.full(rel.shape, -np.inf, dtype=np.float64)
         rs[rows, cols] = exact_pair_scores(queries, a + rows, pool, rel[rows, cols])
         if backend == "numpy":
-            _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts)
+            _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib)
         else:
             counts[a:b] = _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band)
         rel_all[a:b] = rs
@@ -411,9 +412,17 @@ def _settle(queries: np.ndarray, qrows: np.ndarray, pool: np.ndarray, cands: np.
     return exact_pair_scores(queries, qrows, pool, cands) > thr
 
 
-def _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts) -> None:
+def exact_mib(dim: int) -> float:
+    """Memory of one exact re-scoring step (`exact_pair_scores`): float32 gathers and float64 copies of
+    `EXACT_BLOCK` query and candidate vectors. A constant on top of `block_mib`."""
+    return EXACT_BLOCK * dim * 24 / 2**20
+
+
+def _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib: float = DEFAULT_BLOCK_MIB) -> None:
     """One block on NumPy: float32 scores against the whole pool; candidates more than `band` above a relevant item
-    count at once, those within `band` of it are settled exactly."""
+    count at once, those within `band` of it are settled exactly. Peak per (query, candidate): the float32 score
+    (4 B) + two comparison masks (2 B); near-tie index pairs are handled in row ranges of at most
+    `block_mib / 8` MiB of indices, so even a degenerate model (every score within the band) stays in budget."""
     valid = rel >= 0
     safe = np.where(valid, rel, 0)
     scores = queries[a:b] @ pool.T
@@ -422,23 +431,34 @@ def _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts) -> None:
     scores[rows, rel[rows, cols]] = -np.inf  # relevant items never count as "non-relevant above"
     hi = np.where(valid, rs32 + np.float32(band), np.inf).astype(np.float32)
     lo = np.where(valid, rs32 - np.float32(band), np.inf).astype(np.float32)
+    del rs32
     bounds_arr = np.asarray(bounds)
+    cap = max(pool.shape[0], int(block_mib * 2**20 / 8 / 16))  # near pairs per step (2 int64 indices each)
     for j in range(rel.shape[1]):
         if not valid[:, j].any():
             continue
         h = hi[:, j, None]
         for p in range(len(bounds) - 1):
             counts[a:b, p, j] = np.count_nonzero(scores[:, bounds[p] : bounds[p + 1]] > h, axis=1)
-        n_lo = np.count_nonzero(scores > lo[:, j, None], axis=1)
-        near_rows = np.nonzero(n_lo > counts[a:b, :, j].sum(axis=1))[0]
-        if not len(near_rows):
+        near = np.count_nonzero(scores > lo[:, j, None], axis=1) - counts[a:b, :, j].sum(axis=1)
+        if not near.any():
             continue
-        sub = scores[near_rows]
-        r_, c_ = np.nonzero((sub > lo[near_rows, j, None]) & (sub <= hi[near_rows, j, None]))
-        qr = near_rows[r_]
-        above = _settle(queries, a + qr, pool, c_, rs[qr, j])
-        seg = np.searchsorted(bounds_arr, c_[above], side="right") - 1
-        np.add.at(counts, (a + qr[above], seg, j), 1)
+        cum = np.cumsum(near)
+        start = 0
+        while start < len(near):  # contiguous row ranges (views, no copy) with at most `cap` near pairs
+            base = cum[start - 1] if start else 0
+            end = max(start + 1, int(np.searchsorted(cum, base + cap, side="right")))
+            if cum[end - 1] > base:
+                blk = scores[start:end]
+                m = blk > lo[start:end, j, None]
+                m &= blk <= hi[start:end, j, None]
+                r_, c_ = np.nonzero(m)
+                del m
+                qr = start + r_
+                above = _settle(queries, a + qr, pool, c_, rs[qr, j])
+                seg = np.searchsorted(bounds_arr, c_[above], side="right") - 1
+                np.add.at(counts, (a + qr[above], seg, j), 1)
+            start = end
 
 
 def _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band) -> np.ndarray:

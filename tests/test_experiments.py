@@ -1,0 +1,101 @@
+"""Grids, the paper preset and resumability, on the tiny random model (real data, real training and evaluation)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from hybridbatch.errors import UsageError
+from hybridbatch.experiments import BASE, Cell, Preset, aggregate, expand_grid, grid_markdown, paper, run_grid
+
+
+def test_expand_grid_varies_alpha_only_for_mixing_samplers():
+    cells = expand_grid(["xx", "hybrid", "hybrid-multi"], [0.0, 0.5], ["plain", "symmetric"], [20.0], [0, 1],
+                        include_base=True)
+    keys = [c.key for c in cells]
+    assert keys[0] == BASE and len(keys) == len(set(keys))
+    # xx: 2 losses x 2 seeds; each hybrid sampler: 2 alphas x 2 losses x 2 seeds
+    assert len(cells) == 1 + 4 + 8 + 8
+    assert all(c.alpha is None for c in cells if c.sampler == "xx")
+    assert {c.alpha for c in cells if c.sampler == "hybrid"} == {0.0, 0.5}
+    assert Cell("hybrid", 0.5, "plain", 20.0, 3).group == "hybrid-a0.5-plain"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"samplers": ["bogus"]}, "unknown sampler 'bogus'"),
+    ({"alphas": [1.5]}, "alpha must be in [0, 1]"),
+    ({"losses": ["focal"]}, "unknown loss variant"),
+    ({"seeds": []}, "the grid is empty"),
+    ({"scales": [0.0]}, "loss scale must be positive"),
+])
+def test_expand_grid_rejects_bad_settings(kwargs, message):
+    args = {"samplers": ["hybrid"], "alphas": [0.5], "losses": ["plain"], "scales": [20.0], "seeds": [0]} | kwargs
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        expand_grid(**args)
+
+
+def _record(group: str, seed: int, mono: float, **cell) -> dict:
+    return {"group": group, "cell": {"sampler": "hybrid", "alpha": 0.5, "loss": "plain", "scale": 20.0, "seed": seed,
+                                     **cell},
+            "xquad-r": {"mono": {"map": mono}, "cross": {"map": mono / 2}, "multi": {"map": mono / 3,
+                                                                               "bias": 10 * seed}}}
+
+
+def test_aggregate_takes_mean_and_sample_std_over_seeds():
+    rows = aggregate([_record("g", 0, 0.5), _record("g", 1, 0.7), _record("h", 0, 0.1)])
+    g = next(r for r in rows if r["group"] == "g")
+    assert g["seeds"] == [0, 1]
+    assert g["mono_map"] == pytest.approx(0.6)
+    assert g["mono_map_std"] == pytest.approx(math.sqrt(0.02))  # ddof=1: ((0.1^2)*2)/1
+    assert g["multi_bias"] == pytest.approx(5.0)
+    h = next(r for r in rows if r["group"] == "h")
+    assert h["mono_map_std"] == 0.0
+    md = grid_markdown(rows, "t")
+    assert "0.600 ± 0.141" in md and "| h | 1 | 0.100 |" in md
+
+
+@pytest.fixture(scope="module")
+def tiny_preset(tiny_model: Path) -> Preset:
+    return Preset("test", model=str(tiny_model), max_steps=3, batch_size=8, max_seq_length=32, tydi=False,
+                  seeds=(0, 1), eval_batch_size=256)
+
+
+@pytest.mark.slow
+def test_grid_runs_resumes_and_plots(tmp_path: Path, tiny_preset: Preset, shared_data: Path):
+    cells = expand_grid(["hybrid"], [0.0, 1.0], ["plain"], [20.0], [0, 1], include_base=True)
+    body = run_grid(cells, tiny_preset, tmp_path, str(shared_data), title="t", log=lambda m: None)
+    rows = {r["group"]: r for r in body["rows"]}
+    assert set(rows) == {"base", "hybrid-a0-plain", "hybrid-a1-plain"}
+    assert rows["hybrid-a0-plain"]["seeds"] == [0, 1]
+    for r in rows.values():
+        for k in ("mono_map", "cross_map", "multi_map"):
+            assert 0.0 <= r[k] <= 1.0
+    assert (tmp_path / "grid.md").exists() and (tmp_path / "alpha.png").stat().st_size > 1000
+    cell = json.loads((tmp_path / "cells" / "hybrid-a1-plain-seed0" / "cell.json").read_text())
+    assert cell["provenance"]["git_commit"] and cell["provenance"]["seed"] == 0
+    mix = json.loads((tmp_path / "cells" / "hybrid-a1-plain-seed0" / "model" / "train.json").read_text())["mix"]
+    assert set(mix["kinds"]) == {"xx"}  # alpha 1: monolingual batches only
+    # A finished cell is never recomputed: a re-run reads cell.json and gives the same table.
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("cells/*/cell.json")}
+    again = run_grid(cells, tiny_preset, tmp_path, str(shared_data), title="t", log=lambda m: None)
+    assert again["rows"] == body["rows"]
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("cells/*/cell.json")} == stamps
+
+
+@pytest.mark.slow
+def test_paper_preset_reports_significance(tmp_path: Path, tiny_preset: Preset, shared_data: Path):
+    preset = dataclasses.replace(tiny_preset, seeds=(0,))
+    body = paper(preset, tmp_path, str(shared_data), samplers=("xx", "hybrid"), log=lambda m: None)
+    cmps = {c["run_a"]: c for c in body["significance"]}
+    assert set(cmps) == {"xx", BASE}
+    for c in cmps.values():
+        assert c["run_b"] == "hybrid"
+        names = {r["name"] for r in c["rows"]}
+        assert {"Mono mAP", "Cross mAP", "Multi mAP"} <= names
+        for r in c["rows"]:
+            assert r["ci_low"] <= r["diff"] <= r["ci_high"] and 0 < r["p_value"] <= 1
+    assert "hybrid vs xx" in (tmp_path / "significance.md").read_text()
