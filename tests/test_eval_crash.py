@@ -203,7 +203,7 @@ class Zygote:
 # ---- fixtures ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: survives other modules' tests on this worker
 def crash_data(tmp_path_factory, shared_data) -> Path:
     """A real LAReQA cut: the first 2 articles of XQuAD-R in de, en, ru, zh."""
     out = tmp_path_factory.mktemp("crash-data")
@@ -214,14 +214,14 @@ def crash_data(tmp_path_factory, shared_data) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: survives other modules' tests on this worker
 def zygote(tmp_path_factory):
     z = Zygote(tmp_path_factory.mktemp("zygote"))
     yield z
     z.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: survives other modules' tests on this worker
 def eval_args(tiny_model, crash_data):
     def args(work: Path) -> list[str]:
         return ["eval", "--model", str(tiny_model), "--data", str(crash_data), "--split", "all", "--no-progress",
@@ -229,7 +229,7 @@ def eval_args(tiny_model, crash_data):
     return args
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: survives other modules' tests on this worker
 def reference(zygote, eval_args, tmp_path_factory) -> dict:
     """The uninterrupted run in a fresh folder."""
     work = tmp_path_factory.mktemp("reference")
@@ -237,7 +237,7 @@ def reference(zygote, eval_args, tmp_path_factory) -> dict:
     return {**load_run_files(work), "work": work}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: survives other modules' tests on this worker
 def record():
     rec: list[dict] = []
     yield rec

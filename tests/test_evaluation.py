@@ -480,11 +480,13 @@ def test_cli_eval_tydiqa_goldp_name_on_a_cut(tiny_model, shared_data, tmp_path):
 
 @pytest.mark.slow
 def test_cli_eval_tydiqa_goldp_full(tiny_model, shared_data, tmp_path):
-    """The real command on the whole shared TyDi GoldP dev set (9 languages, 5077 questions; no subset flag exists):
-    BEIR protocol chosen automatically, per-language numbers for every language, random-model sanity."""
+    """The real command on the whole shared TyDi GoldP dev set (9 languages, 5077 questions; no subset flag exists,
+    so it is slow; `--max-seq-length 24` keeps encoding the paragraphs short): BEIR protocol chosen automatically,
+    per-language numbers for every language, random-model sanity."""
     out = tmp_path / "tydi"
     res = run_cli("eval", "--model", str(tiny_model), "--data", "tydiqa-goldp", "--data-dir", str(shared_data),
-                  "--no-progress", "--cache-dir", str(tmp_path / "cache"), "--out", str(out))
+                  "--no-progress", "--max-seq-length", "24", "--batch-size", "128", "--cache-dir",
+                  str(tmp_path / "cache"), "--out", str(out))
     assert res.exit_code == 0, res.output
     body = json.loads((out / "eval.json").read_text())
     assert body["kind"] == "beir" and len(body["languages"]) == 9
@@ -495,6 +497,7 @@ def test_cli_eval_tydiqa_goldp_full(tiny_model, shared_data, tmp_path):
         # a random model is near chance (Recall@100 = 100 / pool) or a little above (lexical overlap), far from 1
         assert 0.5 * min(1.0, 100 / v["n_candidates"]) <= v["recall100"] and v["mrr10"] < 0.9, (lang, v)
     assert body["settings"]["cache_misses"] == 18 and set(body["settings"]) >= {"backend", "split", "data"}
+    assert body["model"]["max_seq_length"] == 24
     assert (out / "eval.md").read_text().count("|") > 20
 
 
