@@ -220,7 +220,7 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
     head = "| cell | seeds | XQ Mono mAP | XQ Cross mAP | XQ Multi mAP | bias (rank dist.) |"
     sep = "|---|---|---|---|---|---|"
     if has_tydi:
-        head += " TyDi nDCG@10 (seed 1 of n) |"
+        head += " TyDi nDCG@10 (first seed) |"
         sep += "---|"
     lines = [f"### {title}", "", head, sep]
 
