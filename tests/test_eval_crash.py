@@ -10,7 +10,8 @@ Kill points (each its own cache + output folder; what each leaves behind is asse
   complete but not renamed; half-way through writing per_query.npz over the outputs of an earlier run;
 - a real `python -m hybridbatch.cli eval` subprocess killed from outside as soon as its first cache entry is committed;
 - forked CLI children killed from outside after random delays (seed in $HYBRIDBATCH_CRASH_SEED, else from the clock,
-  printed on failure) drawn over the encoding time of the reference run, counted from its first cache file;
+  printed on failure; $HYBRIDBATCH_CRASH_REPEATS kills, default 2) drawn over the reference run's encode-and-cache
+  phase, counted from the first file in the cache folder;
 - a torn cache (one array truncated, one sidecar checksum wrong: what a crash on a filesystem without atomic rename
   could leave): both entries are rejected and recomputed.
 Set $HYBRIDBATCH_CRASH_RECORD to a file to get the record of every kill point (state at the kill, re-run counters).
@@ -200,7 +201,7 @@ class Zygote:
             self.proc.kill()
 
 
-# ---- fixtures ---------------------------------------------------------------------------------------------------------
+# ---- fixtures --------------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")  # session: survives other modules' tests on this worker
@@ -246,7 +247,7 @@ def record():
         Path(dest).write_text(json.dumps(rec, indent=2) + "\n")
 
 
-# ---- checks -----------------------------------------------------------------------------------------------------------
+# ---- checks ----------------------------------------------------------------------------------------------------------
 
 
 def load_run_files(work: Path) -> dict:
@@ -318,7 +319,7 @@ def kill_and_resume(zygote, eval_args, reference, record, tmp_path, name: str, f
     record.append({"kill_point": name, "how": fault, "state_at_kill": state, "rerun": counters, "identical": True})
 
 
-# ---- tests ------------------------------------------------------------------------------------------------------------
+# ---- tests -----------------------------------------------------------------------------------------------------------
 
 N_ENTRIES = 2 * len(LANGS)  # passages + queries per language
 
@@ -417,7 +418,7 @@ def test_real_cli_process_killed_from_outside(zygote, eval_args, reference, reco
                    "identical": True})
 
 
-@pytest.mark.parametrize("i", range(2))
+@pytest.mark.parametrize("i", range(int(os.environ.get("HYBRIDBATCH_CRASH_REPEATS", "2"))))
 def test_killed_after_random_delay(i, zygote, eval_args, reference, record, tmp_path):
     """SIGKILL from outside at a random moment of the encode-and-cache phase: the delay, counted from the first
     file in the cache folder, is uniform over the time the uninterrupted run took from its first array to its last

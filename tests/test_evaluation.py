@@ -352,7 +352,7 @@ def test_write_eval_interrupted_leaves_no_stale_eval_json(tmp_path, monkeypatch)
 
 def test_out_that_is_a_file_is_refused_readably(tmp_path):
     from hybridbatch.errors import UsageError
-    from hybridbatch.evaluation import check_out_dir
+    from hybridbatch.provenance import check_out_dir
 
     f = tmp_path / "a-file.txt"
     f.write_text("x")
@@ -466,8 +466,8 @@ def test_cli_eval_tydiqa_goldp_name_on_a_cut(tiny_model, shared_data, tmp_path):
     bodies = []
     for backend in ("numpy", "faiss"):
         out = tmp_path / backend
-        res = run_cli("eval", "--model", str(tiny_model), "--data", "tydiqa-goldp", "--data-dir", str(tmp_path / "data"),
-                      "--no-progress", "--backend", backend, "--out", str(out))
+        res = run_cli("eval", "--model", str(tiny_model), "--data", "tydiqa-goldp", "--data-dir",
+                      str(tmp_path / "data"), "--no-progress", "--backend", backend, "--out", str(out))
         assert res.exit_code == 0, res.output
         assert "nDCG@10" in res.output and "macro" in res.output
         body = json.loads((out / "eval.json").read_text())

@@ -468,21 +468,6 @@ def load_per_query(path: Path | str) -> dict[str, np.ndarray]:
     return d
 
 
-def check_out_dir(path: Path | str) -> Path:
-    """An output folder that can be one: refuse (UsageError) a path that is an existing file or lies under one.
-    Call it before the work (the CLI's eval / compare); `write_eval` / `stats.write_compare` call it too."""
-    from .errors import UsageError
-
-    p = Path(path)
-    for anc in (p, *p.parents):
-        if anc.exists() or anc.is_symlink():
-            if not anc.is_dir():
-                where = "is a file" if anc == p else f"lies under {anc}, which is a file"
-                raise UsageError(f"--out {path}: {where}, not a folder; pass a folder (it is created if missing)")
-            break
-    return p
-
-
 EVAL_FILES = ("per_query.npz", "pairs.png", "eval.md", "eval.json")
 
 
@@ -494,7 +479,7 @@ def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str
     sha256 of per_query.npz, which `stats.load_run` checks), so a run killed while writing leaves no eval.json that
     could be paired with other files; temps left by a killed earlier writer are removed."""
     from . import report
-    from .provenance import sha256_files
+    from .provenance import check_out_dir, sha256_files
 
     out = check_out_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,7 @@ class Preset:
     max_seq_length: int = 64
     lr: float = 3e-5
     freeze_embeddings: bool = True
+    eval_steps: int | None = None  # validation-loss checks (early stopping); each costs a few batches of compute
     context: bool = False
     eval_batch_size: int = 128
     tydi: bool = True
@@ -73,9 +74,10 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "demo": Preset("demo", max_steps=60, batch_size=32, max_seq_length=48, tydi=False, seeds=(0,),
+    "demo": Preset("demo", max_steps=60, batch_size=32, max_seq_length=48, eval_steps=20, tydi=False, seeds=(0,),
                    note="README demo: one short hybrid run; shows the pipeline, not the paper's effect sizes."),
-    "small": Preset("small", max_steps=100, batch_size=32, max_seq_length=48, tydi=True, tydi_limit=100,
+    "small": Preset("small", max_steps=100, batch_size=32, max_seq_length=48, eval_steps=25, tydi=True,
+                    tydi_limit=100,
                     seeds=(0, 1, 2),
                     note="2-core CPU preset: short sequences, frozen word embeddings, 100 steps of batch 32; "
                          "TyDi GoldP on 100 dev questions per language, first seed only."),
@@ -122,7 +124,7 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
         model=preset.model, data=["xquad-r"], data_dir=data_dir, out=str(out), sampler=cell.sampler, alpha=alpha,
         batch_size=preset.batch_size, max_steps=preset.max_steps, lr=preset.lr, max_seq_length=preset.max_seq_length,
         context=preset.context, hard_negatives=cell.loss == "hardneg", symmetric=cell.loss == "symmetric",
-        scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
+        scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed, eval_steps=preset.eval_steps,
         resume=(out / "checkpoints").exists() or any(out.glob("checkpoint-*")), progress=True,
     )
 

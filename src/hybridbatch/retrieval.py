@@ -8,11 +8,12 @@ entry is detected and recomputed, never trusted; temp files left by a killed wri
 
 Why two scoring backends: NumPy scores query blocks against the whole pool (the default, `auto`); FAISS
 (`IndexFlatIP`, exact) range-searches only the candidates that could outrank a relevant item (an independent
-implementation to cross-check against; slower in our measurements, and it holds a copy of the pool). Both return identical
-ranks: float32 scores decide every comparison that they can decide for certain, and the few within the float32 error
-bound of a relevant item's score (`tie_band`) are settled with exact float64 scores (`exact_pair_scores`), so results
-do not depend on the backend, block size, thread count or BLAS. Query blocks are sized so that the working memory
-stays under `block_mib` whatever the pool size (docs/EVALUATION.md, "Resource bounds").
+implementation to cross-check against; slower in our measurements, and it holds a copy of the pool). Both return
+identical ranks: float32 scores decide every comparison that they can decide for certain, and the few within the
+float32 error bound of a relevant item's score (`tie_band`) are settled with exact float64 scores
+(`exact_pair_scores`), so results do not depend on the backend, block size, thread count or BLAS. Query blocks are
+sized so that the working memory stays under `block_mib` whatever the pool size (docs/EVALUATION.md, "Resource
+bounds").
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ BYTES_PER_SCORE = {"numpy": 8, "faiss": 48}  # numpy needs 6 (4 + 2 masks) + nea
 EXACT_BLOCK = 1024  # pairs per exact re-scoring step: 1024 x dim x 24 bytes (9 MiB at dim 384), see exact_mib
 
 
-# ---- crash-safe files -------------------------------------------------------------------------------------------------
+# ---- crash-safe files ------------------------------------------------------------------------------------------------
 
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
 
@@ -369,11 +370,12 @@ def segment_counts(
     """For each query i, pool segment p (`bounds[p]:bounds[p+1]`, e.g. one language) and relevant item j: the
     number of *non-relevant* candidates of segment p whose score is strictly above relevant item j's score.
 
-    Returns `(counts (q, P, R) int32, rel_scores (q, R) float64 exact scores, -inf where padded)`. These two arrays hold every rank the LAReQA
-    protocol needs: rank of j in pool p = counts[i, p, j] + its order among the relevant items in p, and in the union
-    the counts summed over p. "Above" is decided on exact scores (float32 where it is certain, `exact_pair_scores`
-    within `tie_band`), so the counts are the same on both backends and for any block size. Queries are processed
-    `block_queries(...)` at a time so working memory stays under `block_mib` MiB plus the inputs and outputs."""
+    Returns `(counts (q, P, R) int32, rel_scores (q, R) float64 exact scores, -inf where padded)`. These two
+    arrays hold every rank the LAReQA protocol needs: rank of j in pool p = counts[i, p, j] + its order among
+    the relevant items in p, and in the union the counts summed over p. "Above" is decided on exact scores
+    (float32 where it is certain, `exact_pair_scores` within `tie_band`), so the counts are the same on both
+    backends and for any block size. Queries are processed `block_queries(...)` at a time so working memory
+    stays under `block_mib` MiB plus the inputs and outputs."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     pool = np.ascontiguousarray(pool, dtype=np.float32)
     relevant = np.asarray(relevant, dtype=np.int64)

@@ -244,7 +244,7 @@ def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
     from .provenance import provenance, write_json, write_text
     from .report import compare_markdown
 
-    from .evaluation import check_out_dir
+    from .provenance import check_out_dir
 
     out = check_out_dir(out_dir)
     body = {**cmp, "provenance": provenance()}
