@@ -610,6 +610,10 @@ def train(config: TrainConfig) -> Path:
     collator = RowCollator(preprocess_fn=model.preprocess)
     trainer = HybridTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, loss=loss,
                             data_collator=collator, callbacks=callbacks)
+    if config.progress:  # our rich bar shows loss and validation loss; HF's printer would repeat them as dicts
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     trainer.hb_train_sampler = train_sampler
     trainer.hb_val_sampler = val_sampler
     trainer.hb_val_fingerprint = val_ds._fingerprint if use_val else None
