@@ -530,10 +530,9 @@ def pair_matrix(rows: Sequence[PairResult], measure: str) -> tuple[list[str], li
 def heatmaps(results: Sequence[AlignResult], out_dir: Path | str, annotate: bool = True) -> list[Path]:
     """One PNG per source and measure; with two models three panels side by side: A, B and B - A. `annotate`
     writes each value in its cell (readable, but about half the plotting time)."""
-    import matplotlib
+    from .report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -579,10 +578,7 @@ def heatmaps(results: Sequence[AlignResult], out_dir: Path | str, annotate: bool
                                 if cmap == "viridis" and v < (vmin + vmax) / 2 else "black")
                 fig.colorbar(im, cax=cax).ax.tick_params(labelsize=6)
             fig.suptitle(f"{src}: {MEASURE_TITLES[m]}", fontsize=9, y=1 - 0.08 / H, va="top")
-            path = out_dir / f"{src}_{m}.png"
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-            written.append(path)
+            written.append(save_figure(fig, out_dir / f"{src}_{m}.png"))
     return written
 
 

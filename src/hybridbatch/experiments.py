@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import report
 from .errors import UsageError
 from .provenance import check_out_dir, provenance, write_json, write_text
 from .sampling import MIX_SAMPLERS
@@ -124,8 +125,9 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
         model=preset.model, data=["xquad-r"], data_dir=data_dir, out=str(out), sampler=cell.sampler, alpha=alpha,
         batch_size=preset.batch_size, max_steps=preset.max_steps, lr=preset.lr, max_seq_length=preset.max_seq_length,
         context=preset.context, hard_negatives=cell.loss == "hardneg", symmetric=cell.loss == "symmetric",
-        scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed, eval_steps=preset.eval_steps,
-        resume=(out / "checkpoints").exists() or any(out.glob("checkpoint-*")), progress=True,
+        scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
+        eval_steps=min(preset.eval_steps, max(1, preset.max_steps // 3)) if preset.eval_steps else None,
+        resume=(out / "train_config.json").exists(), progress=True,
     )
 
 
@@ -147,6 +149,8 @@ def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *
         model_name = preset.model
     else:
         if not (model_dir / "train.json").exists():
+            if model_dir.exists() and not (model_dir / "train_config.json").exists():
+                shutil.rmtree(model_dir)  # killed before training wrote anything resumable
             log(f"[{cell.key}] training {preset.max_steps} steps ...")
             train(_train_config(cell, preset, data_dir, model_dir))
         model_name = str(model_dir)
@@ -241,40 +245,6 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_alpha(rows: list[dict[str, Any]], out: Path) -> Path:
-    """Mono / Cross / Multi mAP and bias against alpha, error bars = std over seeds; X-X / X-Y drawn as references."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    mix = sorted((r for r in rows if r["sampler"] == "hybrid" and r["alpha"] is not None), key=lambda r: r["alpha"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for setting, color in (("mono", "C0"), ("cross", "C1"), ("multi", "C2")):
-        k = f"{setting}_map"
-        axes[0].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
-                         marker="o", capsize=3, color=color, label=f"{setting} mAP (hybrid)")
-        for ref, ls in (("xx", ":"), ("xy", "--")):
-            for r in rows:
-                if r["sampler"] == ref and r["loss"] == (mix[0]["loss"] if mix else "plain"):
-                    axes[0].axhline(r[k], color=color, ls=ls, lw=1, alpha=0.7)
-    axes[0].set_xlabel("alpha (share of X-X batches)")
-    axes[0].set_ylabel("mAP (XQuAD-R test articles)")
-    axes[0].set_title("mAP vs alpha (dotted: X-X only, dashed: X-Y only)")
-    axes[0].legend(fontsize=8)
-    k = "multi_bias"
-    axes[1].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
-                     marker="o", capsize=3, color="C3")
-    axes[1].set_xlabel("alpha (share of X-X batches)")
-    axes[1].set_ylabel("rank distance (lower = less bias)")
-    axes[1].set_title("language bias vs alpha")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
-
-
 def check_inputs(out_root: Path, data_dir: str | None, tydi: bool) -> None:
     """Fail before any model is built or trained: the output folder must be a folder we can write, and the data
     must be there."""
@@ -303,7 +273,7 @@ def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: st
     write_json(out_root / "grid.json", body)
     write_text(out_root / "grid.md", md)
     if len({r["alpha"] for r in rows if r["sampler"] == "hybrid"}) > 1:
-        plot_alpha(rows, out_root / "alpha.png")
+        report.plot_alpha(rows, out_root / "alpha.png")
     return body
 
 
@@ -390,37 +360,9 @@ def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = p
 
     cmp = compare(out_root / "cells" / cells[0].key / "xquad-r", out_root / "cells" / cells[1].key / "xquad-r")
     write_compare(cmp, out_root / "compare")
-    plot_side_by_side(body["rows"], out_root / "base_vs_hybrid.png")
+    report.plot_side_by_side(body["rows"], out_root / "base_vs_hybrid.png")
     body["compare"] = cmp
     return body
-
-
-def plot_side_by_side(rows: list[dict[str, Any]], out: Path) -> Path:
-    """Grouped bars: Mono / Cross / Multi mAP per cell, and the language bias beside them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 1]})
-    width = 0.8 / max(1, len(rows))
-    for i, r in enumerate(rows):
-        xs = np.arange(3) + i * width
-        vals = [r["mono_map"], r["cross_map"], r["multi_map"]]
-        axes[0].bar(xs, vals, width, label=r["group"])
-        for x, v in zip(xs, vals):
-            axes[0].text(x, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
-        axes[1].bar([i], [r["multi_bias"]], 0.6, label=r["group"])
-    axes[0].set_xticks(np.arange(3) + width * (len(rows) - 1) / 2, ["Mono", "Cross", "Multi"])
-    axes[0].set_ylabel("mAP (XQuAD-R test articles)")
-    axes[0].legend(fontsize=8)
-    axes[1].set_xticks(range(len(rows)), [r["group"] for r in rows], rotation=20, fontsize=8)
-    axes[1].set_ylabel("rank distance (lower = less bias)")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
 
 
 def clean_models(out_root: Path) -> int:
@@ -435,4 +377,4 @@ def clean_models(out_root: Path) -> int:
 
 
 __all__ = ["Cell", "Preset", "PRESETS", "expand_grid", "run_cell", "run_grid", "aggregate", "grid_markdown",
-           "plot_alpha", "paper", "significance", "clean_models", "demo"]
+           "paper", "significance", "clean_models", "demo"]

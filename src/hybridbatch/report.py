@@ -77,14 +77,31 @@ def beir_markdown(body: dict[str, Any]) -> str:
             + markdown_table(["lang", "nDCG@10", "Recall@100", "MRR@10", "queries", "candidates"], rows))
 
 
-def plot_pairs(langs: list[str], matrix: Any, path: Path | str, title: str = "mAP") -> Path:
-    """Heatmap of the (query language x pool language) matrix, values written in the cells."""
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend: plots are files, never windows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig: Any, path: Path | str) -> Path:
+    """Write a PNG atomically (a killed run never leaves half an image) and free the figure."""
     from .retrieval import atomic_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=120)
+    pyplot().close(fig)
+    return path
+
+
+def plot_pairs(langs: list[str], matrix: Any, path: Path | str, title: str = "mAP") -> Path:
+    """Heatmap of the (query language x pool language) matrix, values written in the cells."""
+    plt = pyplot()
 
     m = np.asarray(matrix, dtype=float)
     n = len(langs)
@@ -103,11 +120,7 @@ def plot_pairs(langs: list[str], matrix: Any, path: Path | str, title: str = "mA
                     ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_file(path) as f:
-        fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def compare_markdown(cmp: dict[str, Any]) -> str:
@@ -122,3 +135,53 @@ def compare_markdown(cmp: dict[str, Any]) -> str:
             f"({cmp['n_boot']} resamples) and a paired randomisation test ({cmp['n_perm']} sign flips per question id)."
             "\n\n")
     return head + markdown_table(["metric", "A", "B", "B - A", "CI", "p"], rows)
+
+
+def plot_alpha(rows: list[dict[str, Any]], out: Path) -> Path:
+    """Mono / Cross / Multi mAP and bias against alpha, error bars = std over seeds; X-X / X-Y drawn as references."""
+    plt = pyplot()
+
+    mix = sorted((r for r in rows if r["sampler"] == "hybrid" and r["alpha"] is not None), key=lambda r: r["alpha"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for setting, color in (("mono", "C0"), ("cross", "C1"), ("multi", "C2")):
+        k = f"{setting}_map"
+        axes[0].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
+                         marker="o", capsize=3, color=color, label=f"{setting} mAP (hybrid)")
+        for ref, ls in (("xx", ":"), ("xy", "--")):
+            for r in rows:
+                if r["sampler"] == ref and r["loss"] == (mix[0]["loss"] if mix else "plain"):
+                    axes[0].axhline(r[k], color=color, ls=ls, lw=1, alpha=0.7)
+    axes[0].set_xlabel("alpha (share of X-X batches)")
+    axes[0].set_ylabel("mAP (XQuAD-R test articles)")
+    axes[0].set_title("mAP vs alpha (dotted: X-X only, dashed: X-Y only)")
+    axes[0].legend(fontsize=8)
+    k = "multi_bias"
+    axes[1].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
+                     marker="o", capsize=3, color="C3")
+    axes[1].set_xlabel("alpha (share of X-X batches)")
+    axes[1].set_ylabel("rank distance (lower = less bias)")
+    axes[1].set_title("language bias vs alpha")
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def plot_side_by_side(rows: list[dict[str, Any]], out: Path) -> Path:
+    """Grouped bars: Mono / Cross / Multi mAP per cell, and the language bias beside them."""
+    plt = pyplot()
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 1]})
+    width = 0.8 / max(1, len(rows))
+    for i, r in enumerate(rows):
+        xs = np.arange(3) + i * width
+        vals = [r["mono_map"], r["cross_map"], r["multi_map"]]
+        axes[0].bar(xs, vals, width, label=r["group"])
+        for x, v in zip(xs, vals):
+            axes[0].text(x, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
+        axes[1].bar([i], [r["multi_bias"]], 0.6, label=r["group"])
+    axes[0].set_xticks(np.arange(3) + width * (len(rows) - 1) / 2, ["Mono", "Cross", "Multi"])
+    axes[0].set_ylabel("mAP (XQuAD-R test articles)")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xticks(range(len(rows)), [r["group"] for r in rows], rotation=20, fontsize=8)
+    axes[1].set_ylabel("rank distance (lower = less bias)")
+    fig.tight_layout()
+    return save_figure(fig, out)
