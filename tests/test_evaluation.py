@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridbatch import retrieval
+from hybridbatch import provenance, retrieval
 from hybridbatch.corpus import Candidate, QACorpus, Question
 from hybridbatch.evaluation import (
     evaluate_beir_embeddings,
@@ -292,7 +292,7 @@ def test_sweep_temps_removes_only_dead_writers_temps(tmp_path):
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = retrieval._host_tag()
+    host = provenance._host_tag()
     names = {
         "dead": f".a.npy.{host}-{dead.pid}-0123abcd.tmp",
         "mine": f".b.npy.{host}-{os.getpid()}-0123abcd.tmp",
@@ -312,11 +312,11 @@ def test_sweep_temps_removes_only_dead_writers_temps(tmp_path):
 def test_atomic_file_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "x.bin"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError), retrieval.atomic_file(target) as f:
+    with pytest.raises(RuntimeError), provenance.atomic_file(target) as f:
         f.write(b"half")
         raise RuntimeError("boom")
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
-    with retrieval.atomic_file(target) as f:
+    with provenance.atomic_file(target) as f:
         f.write(b"new")
     assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
 

@@ -21,18 +21,16 @@ import numpy as np
 
 from . import metrics as M
 from .corpus import QACorpus, passage_text
-from .provenance import Timer, provenance
+from .provenance import Timer, atomic_file, provenance, sweep_temps
 from .retrieval import (
     DEFAULT_BLOCK_MIB,
     DEFAULT_CHUNK,
     EmbeddingCache,
-    atomic_file,
     block_queries,
     choose_backend,
     encode_cached,
     model_identity,
     segment_counts,
-    sweep_temps,
 )
 
 METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance")
@@ -473,7 +471,7 @@ EVAL_FILES = ("per_query.npz", "pairs.png", "eval.md", "eval.json")
 
 def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str, Path]:
     """eval.json (every number + provenance), eval.md (paper-shaped table), pairs.png (LAReQA only) and
-    per_query.npz (for `hybridbatch compare`), each written atomically (`retrieval.atomic_file`).
+    per_query.npz (for `hybridbatch compare`), each written atomically (`provenance.atomic_file`).
 
     eval.json is the commit record: a previous eval.json is removed first and the new one written last (with the
     sha256 of per_query.npz, which `stats.load_run` checks), so a run killed while writing leaves no eval.json that

@@ -6,16 +6,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
+import re
+import secrets
+import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def git_commit(start: Path | None = None) -> str:
@@ -78,20 +83,88 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def _tmp_path(path: Path) -> Path:
+    """`.<name>.<host>-<pid>-<random>.tmp` beside `path`: says who wrote it, so `sweep_temps` can tell a dead
+    writer's leftovers from a live writer's file."""
+    return path.with_name(f".{path.name}.{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 @contextlib.contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success rename it over `path` (atomic on POSIX), on failure delete it."""
+def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
+    """Write `path` all or nothing: the data go to `.<name>.<host>-<pid>-<random>.tmp` beside it, are flushed and
+    fsync'ed, then renamed over `path` (atomic on POSIX). An exception removes the temp; a SIGKILL or power loss
+    leaves it behind, and because its name says which process on which host wrote it, `sweep_temps` removes it
+    once that process is gone. Nothing ever reads a temp."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp = _tmp_path(path)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with open(tmp, "xb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+            tmp.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: exists, owned by someone else
+        return True
+    with contextlib.suppress(OSError, IndexError):  # a killed but not yet reaped process is a zombie: gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def sweep_temps(folder: Path | str, names: Iterable[str] | None = None) -> int:
+    """Delete the temp files in `folder` that `atomic_file` writers on this host left when they died (their process
+    no longer exists); `names` limits it to temps of those file names. Returns how many were removed. Temps of live
+    processes (a concurrent writer), of other hosts and of this process are kept."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    host, me, wanted = _host_tag(), os.getpid(), set(names) if names is not None else None
+    removed = 0
+    for p in folder.glob(".*.tmp"):
+        m = _TMP_RE.match(p.name)
+        if m is None or m["host"] != host or (wanted is not None and m["name"] not in wanted):
+            continue
+        pid = int(m["pid"])
+        if pid == me or _process_alive(pid):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed += 1
+    if removed:
+        log.info("removed %d temp file(s) left in %s by interrupted writers", removed, folder)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """`atomic_file` for writers that want a path (numpy, shutil, HTTP downloads): yield the temp path, rename it
+    over `path` on success; an exception deletes it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def write_json(path: Path | str, obj: Any) -> Path:

@@ -22,17 +22,14 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import re
-import secrets
-import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from .errors import UsageError
+from .provenance import atomic_file, sweep_temps
 
 log = logging.getLogger(__name__)
 
@@ -47,71 +44,6 @@ DEFAULT_BLOCK_MIB = 64.0  # working-memory budget of one query block; bounds the
 # range-search result (score, id, FAISS's copy of both, query index, segment, masks) when every candidate comes back
 BYTES_PER_SCORE = {"numpy": 8, "faiss": 48}  # numpy needs 6 (4 + 2 masks) + near-tie indices (<= block / 8)
 EXACT_BLOCK = 1024  # pairs per exact re-scoring step: 1024 x dim x 24 bytes (9 MiB at dim 384), see exact_mib
-
-
-# ---- crash-safe files ------------------------------------------------------------------------------------------------
-
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
-
-
-def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
-    """Write `path` all or nothing: the data go to `.<name>.<host>-<pid>-<random>.tmp` beside it, are flushed and
-    fsync'ed, then renamed over `path` (atomic on POSIX). An exception removes the temp; a SIGKILL or power loss
-    leaves it behind, and because its name says which process on which host wrote it, `sweep_temps` removes it
-    once that process is gone. Nothing ever reads a temp."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: exists, owned by someone else
-        return True
-    with contextlib.suppress(OSError, IndexError):  # a killed but not yet reaped process is a zombie: gone
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def sweep_temps(folder: Path | str, names: Iterable[str] | None = None) -> int:
-    """Delete the temp files in `folder` that `atomic_file` writers on this host left when they died (their process
-    no longer exists); `names` limits it to temps of those file names. Returns how many were removed. Temps of live
-    processes (a concurrent writer), of other hosts and of this process are kept."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return 0
-    host, me, wanted = _host_tag(), os.getpid(), set(names) if names is not None else None
-    removed = 0
-    for p in folder.glob(".*.tmp"):
-        m = _TMP_RE.match(p.name)
-        if m is None or m["host"] != host or (wanted is not None and m["name"] not in wanted):
-            continue
-        pid = int(m["pid"])
-        if pid == me or _process_alive(pid):
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-            removed += 1
-    if removed:
-        log.info("removed %d temp file(s) left in %s by interrupted writers", removed, folder)
-    return removed
 
 
 # ---- encoding --------------------------------------------------------------------------------------------------------
