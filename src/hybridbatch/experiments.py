@@ -131,6 +131,13 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
     )
 
 
+def train_summary(model_dir: Path) -> dict[str, Any]:
+    """What a cell keeps of its train.json: steps, early stopping, validation loss, speed and the realised mix."""
+    tj = json.loads((model_dir / "train.json").read_text(encoding="utf-8"))
+    return {k: tj[k] for k in ("steps", "stopped_early", "best_step", "best_val_loss", "wall_seconds",
+                               "pairs_per_second", "mix") if k in tj}
+
+
 def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (unless base), evaluate on XQuAD-R test articles (and TyDi GoldP dev), write cell.json. Idempotent."""
@@ -170,8 +177,7 @@ def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *
         write_eval(beir, d / "tydiqa-goldp")
         record["tydiqa-goldp"] = beir.summary
     if (model_dir / "train.json").exists():
-        tj = json.loads((model_dir / "train.json").read_text(encoding="utf-8"))
-        record["train"] = {k: tj.get(k) for k in ("wall_time_s", "realised_mix", "steps", "final_loss") if k in tj}
+        record["train"] = train_summary(model_dir)
     record["wall_time_s"] = time.perf_counter() - t0
     record["provenance"] = provenance(model=preset.model, seed=cell.seed, data={"name": "xquad-r",
                                       "checksum": res.checksum})
