@@ -321,8 +321,11 @@ def eval_cmd(
                                           "per_query.npz.")] = Path("eval-out"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
 ) -> None:
-    """Evaluate a model: LAReQA Mono / Cross / Multi mAP, R@1 / R@10, nDCG@10, language bias (or single-language
-    nDCG@10 / Recall@100 / MRR@10 for TyDi GoldP). Writes eval.json, eval.md, pairs.png and per_query.npz."""
+    """Evaluate a model: LAReQA Mono / Cross / Multi mAP, recall, nDCG, language bias.
+
+    For TyDi GoldP: single-language nDCG@10 / Recall@100 / MRR@10. Writes eval.json, eval.md, pairs.png and
+    per_query.npz (per-query scores, for `hybridbatch compare`).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .corpus import load_corpus
@@ -487,7 +490,7 @@ def sweep(
     base: Annotated[bool, typer.Option("--base/--no-base", help="Also evaluate the zero-shot base model.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Train and evaluate a grid (samplers x alphas x losses x scales x seeds) on XQuAD-R train / test articles.
+    """Train and evaluate a grid: samplers x alphas x losses x scales x seeds (XQuAD-R train / test articles).
 
     Each cell lands in OUT/cells/<key>/ (model, eval, cell.json); the table goes to OUT/grid.json and OUT/grid.md,
     and mAP / bias against alpha with error bars over seeds to OUT/alpha.png. Stop it any time: re-running the same
@@ -538,9 +541,12 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's models, results and plots go.")]
     = Path("runs/demo"),
 ) -> None:
-    """The main job in one command: build the embedded model, train a short hybrid run on XQuAD-R train articles,
-    evaluate base and trained models on the test articles, print the side-by-side table with the significance of
-    the difference, and save the plots. About 10-15 minutes on 2 CPU cores; re-running reuses finished steps."""
+    """The main job in one command: base model vs a short hybrid run, with significance (10-15 min on 2 cores).
+
+    Builds the embedded model, trains a short hybrid run on the XQuAD-R train articles, evaluates base and trained
+    models on the test articles, prints the side-by-side table with the significance of the difference, and saves
+    the plots. Re-running reuses finished steps.
+    """
     import time
 
     from .experiments import PRESETS
