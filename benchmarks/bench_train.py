@@ -80,8 +80,13 @@ def run_ours(model: str, data_dir: Path, out: Path, steps: int, batch: int, leng
 
 
 def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int, length: int) -> float:
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer.losses import (
+        MultipleNegativesRankingLoss,
+    )
 
     from hybridbatch.models import load_model, prefixes
     from hybridbatch.sampling import build_pair_table

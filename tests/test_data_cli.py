@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from hybridbatch import cli
 from hybridbatch import corpus as C
 from hybridbatch.errors import DataError, HybridBatchError, UsageError
+from hybridbatch.provenance import sha256_file
 
 runner = CliRunner()
 
@@ -164,7 +165,7 @@ def test_download_over_http_checks_sha_and_resumes(shared_data: Path, tmp_path: 
     folder = data / "tatoeba-laser"
     assert len(_Quiet.requests) == 22
     for f in C.SOURCES["tatoeba-laser"].files:
-        assert C._file_sha256(folder / f.name) == f.sha256
+        assert sha256_file(folder / f.name) == f.sha256
     assert not list(folder.glob(".*.tmp"))
     assert read_counts(folder)["th"] == 548
     # Resume: delete one file, damage another; only those two are fetched again.
@@ -173,7 +174,7 @@ def test_download_over_http_checks_sha_and_resumes(shared_data: Path, tmp_path: 
     _Quiet.requests = []
     assert invoke("data", "download", "tatoeba-laser", "--data-dir", str(data), "--mirror", url).exit_code == 0
     assert sorted(p.rsplit("/", 1)[1] for p in _Quiet.requests) == ["tatoeba.deu-eng.eng", "tatoeba.vie-eng.vie"]
-    assert C._file_sha256(folder / "tatoeba.deu-eng.eng") == next(
+    assert sha256_file(folder / "tatoeba.deu-eng.eng") == next(
         f.sha256 for f in C.SOURCES["tatoeba-laser"].files if f.name == "tatoeba.deu-eng.eng")
 
 

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from hybridbatch.errors import UsageError
-from hybridbatch.experiments import BASE, Cell, Preset, aggregate, expand_grid, grid_markdown, paper, run_grid
+from hybridbatch.experiments import (
+    BASE,
+    Cell,
+    Preset,
+    aggregate,
+    expand_grid,
+    grid_markdown,
+    paper,
+    run_grid,
+)
 
 
 def test_expand_grid_varies_alpha_only_for_mixing_samplers():

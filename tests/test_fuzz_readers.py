@@ -1084,8 +1084,9 @@ def test_edge_cases_tatoeba(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("n", budgets(15))
 def test_data_check_cli_on_fuzzed_files(n: int) -> None:
     """Any problem text (lone surrogates, 100 kB values, control characters) prints: exit 0 or 2, no traceback."""
-    from hybridbatch import cli
     from typer.testing import CliRunner
+
+    from hybridbatch import cli
 
     runner = CliRunner()
 

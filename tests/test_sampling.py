@@ -243,7 +243,9 @@ def test_plugs_into_the_plain_sentence_transformers_trainer(tiny_model, xq_table
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        MultipleNegativesRankingLoss,
+    )
 
     model = SentenceTransformer(str(tiny_model), device="cpu")
     args = SentenceTransformerTrainingArguments(

@@ -345,7 +345,13 @@ class _Encoder:
     def fill(self, wanted: Iterable[tuple[str, str, str]], progress: bool, label: str) -> None:
         """Encode every key (kind, lang, text) not yet cached, with a rich progress bar."""
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         todo = list(dict.fromkeys(k for k in wanted if k not in self.cache))
         if not todo:

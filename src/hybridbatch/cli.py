@@ -326,7 +326,13 @@ def eval_cmd(
     For TyDi GoldP: single-language nDCG@10 / Recall@100 / MRR@10. Writes eval.json, eval.md, pairs.png and
     per_query.npz (per-query scores, for `hybridbatch compare`).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from .corpus import load_corpus
     from .errors import UsageError
@@ -424,7 +430,6 @@ def align_cmd(
     """Cross-lingual alignment per language pair: parallel cosine, CLSim, linear CKA (+ debiased), P@1."""
     from .alignment import SOURCES, run_align
     from .models import DEFAULT_MODEL
-
     from .provenance import check_out_dir
 
     check_out_dir(out_dir)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import DataError, HybridBatchError, Problem, UsageError
-from .provenance import atomic_path, sha256_files
+from .provenance import atomic_path, sha256_file, sha256_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -1361,14 +1361,6 @@ MLQA_R_NOTE = (
 )
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download(
     name: str, data_dir: Path | str | None = None, *, mirror: str | None = None, progress: bool = True,
     timeout: float = 60.0,
@@ -1392,10 +1384,16 @@ def download(
     except OSError as e:
         raise UsageError(f"{dest_dir}: cannot create the dataset folder ({e.strerror or e}); pass --data-dir DIR or "
                          f"set $HYBRIDBATCH_DATA to a writable folder") from None
-    todo = [f for f in src.files if not ((dest_dir / f.name).is_file() and _file_sha256(dest_dir / f.name) == f.sha256)]
+    todo = [f for f in src.files if not ((dest_dir / f.name).is_file() and sha256_file(dest_dir / f.name) == f.sha256)]
     rep = _Report()
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
 
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=Console(stderr=True), disable=not progress, transient=True) as bar:

@@ -161,36 +161,49 @@ def evaluate_lareqa(
     timer = Timer()
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
-    langs = corpus.languages
-    q_emb: dict[str, np.ndarray] = {}
-    c_emb: dict[str, np.ndarray] = {}
-    settings = {"context": context}
     with timer("encode"):
-        for kind, items in (("passage", corpus.candidates), ("query", corpus.questions)):
-            for lang in langs:
-                texts = [passage_text(c, context) for c in items[lang]] if kind == "passage" else [
-                    q.text for q in items[lang]]
-                cb = (lambda d, t, _s=f"encode {kind} {lang}": progress(_s, d, t)) if progress else None
-                emb = encode_cached(
-                    model, texts, kind, cache=cache, identity=identity,
-                    settings=settings if kind == "passage" else {},
-                    data_checksum=corpus.checksum, batch_size=batch_size, progress=cb,
-                )
-                (c_emb if kind == "passage" else q_emb)[lang] = emb
+        q_emb, c_emb = encode_corpus(model, corpus, context=context, batch_size=batch_size, cache=cache,
+                                     identity=identity, progress=progress)
     result = evaluate_lareqa_embeddings(corpus, q_emb, c_emb, backend=backend, chunk_size=chunk_size,
                                         progress=progress)
     result.timings = {"encode_s": timer.seconds["encode"], **result.timings}
+    result.settings.update(run_settings(model, context, batch_size, cache, cache_dir))
+    result.model = identity
+    return result
+
+
+def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: int, cache: EmbeddingCache | None,
+                  identity: dict[str, Any], progress: Progress | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Query and passage embeddings per language (passages first: they are what `context` changes)."""
+    q_emb: dict[str, np.ndarray] = {}
+    c_emb: dict[str, np.ndarray] = {}
+    for kind, items in (("passage", corpus.candidates), ("query", corpus.questions)):
+        for lang in corpus.languages:
+            texts = [passage_text(c, context) for c in items[lang]] if kind == "passage" else [
+                q.text for q in items[lang]]
+            cb = (lambda d, t, _s=f"encode {kind} {lang}": progress(_s, d, t)) if progress else None
+            emb = encode_cached(
+                model, texts, kind, cache=cache, identity=identity,
+                settings={"context": context} if kind == "passage" else {},
+                data_checksum=corpus.checksum, batch_size=batch_size, progress=cb,
+            )
+            (c_emb if kind == "passage" else q_emb)[lang] = emb
+    return q_emb, c_emb
+
+
+def run_settings(model: Any, context: bool, batch_size: int, cache: EmbeddingCache | None,
+                 cache_dir: Path | str | None) -> dict[str, Any]:
+    """The encoding settings and cache statistics every result file records."""
     from .retrieval import prefix_for
 
-    result.settings.update({
+    return {
         "context": context, "batch_size": batch_size, "query_prefix": prefix_for(model, "query"),
         "passage_prefix": prefix_for(model, "passage"), "max_seq_length": getattr(model, "max_seq_length", None),
         "cache": str(cache_dir) if cache_dir else None,
         "cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
         "cache_rejected": cache.rejected if cache else 0, "cache_temps_removed": cache.temps_removed if cache else 0,
-    })
-    result.model = identity
-    return result
+    }
 
 
 def relevant_matrix(corpus: QACorpus, qlang: str, bounds: dict[str, int]) -> np.ndarray:
@@ -385,24 +398,13 @@ def evaluate_beir(
     timer = Timer()
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
-    q_emb, c_emb = {}, {}
     with timer("encode"):
-        for lang in corpus.languages:
-            c_emb[lang] = encode_cached(model, [passage_text(c, context) for c in corpus.candidates[lang]], "passage",
-                                        cache=cache, identity=identity, settings={"context": context},
-                                        data_checksum=corpus.checksum, batch_size=batch_size)
-            q_emb[lang] = encode_cached(model, [q.text for q in corpus.questions[lang]], "query", cache=cache,
-                                        identity=identity, settings={"context": context},
-                                        data_checksum=corpus.checksum, batch_size=batch_size)
-            if progress:
-                progress("encode", len(c_emb), len(corpus.languages))
+        q_emb, c_emb = encode_corpus(model, corpus, context=context, batch_size=batch_size, cache=cache,
+                                     identity=identity, progress=progress)
     res = evaluate_beir_embeddings(corpus, q_emb, c_emb, backend=backend, chunk_size=chunk_size)
     res.timings = {"encode_s": timer.seconds["encode"], **res.timings}
     res.model = identity
-    res.settings.update({"context": context, "batch_size": batch_size, "cache": str(cache_dir) if cache_dir else None,
-                         "cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0,
-                         "cache_rejected": cache.rejected if cache else 0,
-                         "cache_temps_removed": cache.temps_removed if cache else 0})
+    res.settings.update(run_settings(model, context, batch_size, cache, cache_dir))
     return res
 
 

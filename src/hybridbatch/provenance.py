@@ -39,6 +39,15 @@ def git_commit(start: Path | None = None) -> str:
         return "unknown"
 
 
+def sha256_file(path: Path | str) -> str:
+    """Checksum of one file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def sha256_files(paths: Iterable[Path]) -> str:
     """One checksum over several files, independent of the order given (sorted by name)."""
     h = hashlib.sha256()

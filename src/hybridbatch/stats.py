@@ -241,10 +241,8 @@ def compare(run_a: Run | Path | str, run_b: Run | Path | str, *, n_boot: int = 2
 
 
 def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
-    from .provenance import provenance, write_json, write_text
+    from .provenance import check_out_dir, provenance, write_json, write_text
     from .report import compare_markdown
-
-    from .provenance import check_out_dir
 
     out = check_out_dir(out_dir)
     body = {**cmp, "provenance": provenance()}

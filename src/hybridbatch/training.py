@@ -350,7 +350,9 @@ def batch_log_path(out: Path, rank: int) -> Path:
 def _trainer_classes() -> tuple[type, type, type]:
     """Built lazily so importing hybridbatch.training stays cheap."""
     from sentence_transformers import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
+    from sentence_transformers.sentence_transformer.data_collator import (
+        SentenceTransformerDataCollator,
+    )
     from transformers import TrainerCallback
     from transformers.trainer_utils import rotate_checkpoints
 
@@ -436,7 +438,13 @@ def _trainer_classes() -> tuple[type, type, type]:
             if not state.is_world_process_zero:
                 return
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                      TextColumn("{task.description}"), console=Console(stderr=True))
@@ -496,7 +504,14 @@ def train(config: TrainConfig) -> Path:
     from transformers.trainer_utils import set_seed
 
     from .provenance import Timer, git_commit, provenance, write_json
-    from .sampling import MIX_SAMPLERS, SAMPLERS, build_pair_table, make_sampler, summarise_plans, world_size_from_env
+    from .sampling import (
+        MIX_SAMPLERS,
+        SAMPLERS,
+        build_pair_table,
+        make_sampler,
+        summarise_plans,
+        world_size_from_env,
+    )
 
     t_start = time.perf_counter()
     timer = Timer()
