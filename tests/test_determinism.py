@@ -58,6 +58,18 @@ def test_same_seed_same_batches_weights_and_metrics(tiny_model, shared_data, tmp
         assert np.array_equal(v, rb.per_query[k], equal_nan=v.dtype.kind == "f"), k
 
 
+@pytest.mark.slow
+def test_hybrid_at_alpha_1_trains_the_xx_weights(tiny_model, shared_data, tmp_path):
+    """Why a sweep may reuse the xx run as its alpha = 1 point: same batches, so bit-identical weights."""
+    runs = {}
+    for name, sampler, alpha in (("xx", "xx", 0.5), ("h1", "hybrid", 1.0), ("h09", "hybrid", 0.9)):
+        runs[name] = _weights(train(TrainConfig(
+            model=str(tiny_model), data=[str(shared_data / "xquad-r")], out=str(tmp_path / name), batch_size=8,
+            max_steps=3, val_fraction=0.0, progress=False, seed=5, sampler=sampler, alpha=alpha)))
+    assert all(torch.equal(runs["xx"][k], runs["h1"][k]) for k in runs["xx"])
+    assert any(not torch.equal(runs["xx"][k], runs["h09"][k]) for k in runs["xx"])
+
+
 def _sweep_cmd(tiny_model: Path, data: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "hybridbatch.cli", "sweep", "--out", str(out), "--preset", "demo", "--model",
             str(tiny_model), "--steps", "6", "--samplers", "hybrid", "--alphas", "0,1", "--seeds", "0",
@@ -72,7 +84,7 @@ def test_sweep_killed_mid_way_resumes_to_the_same_table(tiny_model, shared_data,
 
     proc = subprocess.Popen(_sweep_cmd(tiny_model, shared_data, cut), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    second = cut / "cells" / "hybrid-a1-plain-seed0" / "model" / "checkpoints"
+    second = cut / "cells" / "xx-plain-seed0" / "model" / "checkpoints"
     deadline = time.time() + 600
     # kill while the second cell trains: the first cell is finished, the second has a checkpoint
     while not (second.exists() and any(p.name.startswith("checkpoint-") for p in second.iterdir())):
@@ -81,16 +93,19 @@ def test_sweep_killed_mid_way_resumes_to_the_same_table(tiny_model, shared_data,
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (cut / "cells" / "hybrid-a0-plain-seed0" / "cell.json").exists()
+    assert (cut / "cells" / "xy-plain-seed0" / "cell.json").exists()
     assert not (cut / "grid.json").exists()
-    first_stamp = (cut / "cells" / "hybrid-a0-plain-seed0" / "cell.json").stat().st_mtime_ns
+    first_stamp = (cut / "cells" / "xy-plain-seed0" / "cell.json").stat().st_mtime_ns
 
     subprocess.run(_sweep_cmd(tiny_model, shared_data, cut), check=True, env=env, capture_output=True)
-    assert (cut / "cells" / "hybrid-a0-plain-seed0" / "cell.json").stat().st_mtime_ns == first_stamp
+    assert (cut / "cells" / "xy-plain-seed0" / "cell.json").stat().st_mtime_ns == first_stamp
     rows_full = json.loads((full / "grid.json").read_text())["rows"]
     rows_cut = json.loads((cut / "grid.json").read_text())["rows"]
     # a resume replays the same batches; weights agree to float rounding (see test_training), so metrics to 1e-6
     assert len(rows_full) == len(rows_cut)
+    # the end points ran as the xx / xy cells and are reported as the sweep's hybrid alpha 0 / 1
+    assert [(r["group"], r["sampler"], r["alpha"]) for r in rows_full] == [("hybrid-a0-plain", "hybrid", 0.0),
+                                                                          ("hybrid-a1-plain", "hybrid", 1.0)]
     for a, b in zip(rows_full, rows_cut, strict=True):
         assert a.keys() == b.keys()
         for k in a:

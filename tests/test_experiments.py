@@ -13,11 +13,13 @@ from hybridbatch.errors import UsageError
 from hybridbatch.experiments import (
     BASE,
     Cell,
+    PRESETS,
     Preset,
     aggregate,
     expand_grid,
     grid_markdown,
     paper,
+    run_cell,
     run_grid,
 )
 
@@ -54,6 +56,27 @@ def _record(group: str, seed: int, mono: float, **cell) -> dict:
                                                                                "bias": 10 * seed}}}
 
 
+def test_cell_canonical_maps_the_end_points_onto_xx_and_xy():
+    assert Cell("hybrid", 1.0, seed=2).canonical() == Cell("xx", None, seed=2)
+    assert Cell("hybrid-multi", 1.0, "symmetric").canonical() == Cell("xx", None, "symmetric")
+    assert Cell("hybrid", 0.0, scale=10.0).canonical() == Cell("xy", None, scale=10.0)
+    for kept in (Cell("hybrid", 0.5), Cell("hybrid-multi", 0.0), Cell("xx"), Cell(BASE)):
+        assert kept.canonical() == kept
+
+
+def test_a_finished_cell_made_with_other_settings_is_not_reused(tmp_path: Path):
+    preset = PRESETS["small"]
+    cell = Cell("hybrid", 0.5, seed=0)
+    d = tmp_path / "cells" / cell.key
+    d.mkdir(parents=True)
+    record = {"key": cell.key, "preset": {**dataclasses.asdict(preset), "seeds": [0]}}
+    (d / "cell.json").write_text(json.dumps(record))
+    assert run_cell(cell, preset, tmp_path, None, log=lambda m: None) == record  # seeds do not matter
+    (d / "cell.json").write_text(json.dumps({**record, "preset": {**record["preset"], "max_steps": 50}}))
+    with pytest.raises(UsageError, match=r"cell.json was made with other settings \(max_steps = 50 there, 100 now"):
+        run_cell(cell, preset, tmp_path, None, log=lambda m: None)
+
+
 def test_aggregate_takes_mean_and_sample_std_over_seeds():
     rows = aggregate([_record("g", 0, 0.5), _record("g", 1, 0.7), _record("h", 0, 0.1)])
     g = next(r for r in rows if r["group"] == "g")
@@ -84,10 +107,12 @@ def test_grid_runs_resumes_and_plots(tmp_path: Path, tiny_preset: Preset, shared
         for k in ("mono_map", "cross_map", "multi_map"):
             assert 0.0 <= r[k] <= 1.0
     assert (tmp_path / "grid.md").exists() and (tmp_path / "alpha.png").stat().st_size > 1000
-    cell = json.loads((tmp_path / "cells" / "hybrid-a1-plain-seed0" / "cell.json").read_text())
+    cell = json.loads((tmp_path / "cells" / "xx-plain-seed0" / "cell.json").read_text())
     assert cell["provenance"]["git_commit"] and cell["provenance"]["seed"] == 0
-    mix = json.loads((tmp_path / "cells" / "hybrid-a1-plain-seed0" / "model" / "train.json").read_text())["mix"]
-    assert set(mix["kinds"]) == {"xx"}  # alpha 1: monolingual batches only
+    mix = json.loads((tmp_path / "cells" / "xx-plain-seed0" / "model" / "train.json").read_text())["mix"]
+    assert set(mix["kinds"]) == {"xx"}  # alpha 1 ran as the xx cell: monolingual batches only
+    assert body["same_run_as"]["hybrid-a1-plain-seed0"] == "xx-plain-seed0"
+    assert "hybrid-a0-plain-seed1 is the xy-plain-seed1 run" in (tmp_path / "grid.md").read_text()
     # A finished cell is never recomputed: a re-run reads cell.json and gives the same table.
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("cells/*/cell.json")}
     again = run_grid(cells, tiny_preset, tmp_path, str(shared_data), title="t", log=lambda m: None)

@@ -15,6 +15,7 @@ from hybridbatch.errors import UsageError
 from hybridbatch.sampling import (
     SAMPLERS,
     HybridSampler,
+    XXSampler,
     XYSampler,
     batch_info,
     build_pair_table,
@@ -175,6 +176,19 @@ def test_alpha_is_honoured_within_binomial_tolerance(xq_table):
         assert mix["steps"] == n and sum(mix["kinds"].values()) == n
     assert HybridSampler(xq_table, 32, alpha=1.0).mix(200)["kinds"] == {"xx": 200}
     assert HybridSampler(xq_table, 32, alpha=0.0).mix(200)["kinds"] == {"xy": 200}
+
+
+def test_hybrid_at_alpha_1_and_0_is_xx_and_xy_batch_for_batch(xq_table):
+    """The sweep's end points reuse the xx / xy runs: that is honest only if the batches are the same ones."""
+    for alpha, other in ((1.0, XXSampler), (0.0, XYSampler)):
+        for seed in (0, 3):
+            h, o = HybridSampler(xq_table, 32, seed=seed, alpha=alpha), other(xq_table, 32, seed=seed)
+            for step in range(60):
+                a, b = h.plan(step), o.plan(step)
+                assert (a.kind, a.qlang, a.plang) == (b.kind, b.qlang, b.plang) and np.array_equal(a.rows, b.rows), (alpha, step)
+    # and in between the coin is tossed: alpha 0.5 is neither
+    h = HybridSampler(xq_table, 32, seed=0, alpha=0.5)
+    assert any(not np.array_equal(h.plan(i).rows, XXSampler(xq_table, 32, seed=0).plan(i).rows) for i in range(10))
 
 
 def test_hybrid_multi_mixes_passage_languages_within_its_multilingual_batches(xq_table):

@@ -52,6 +52,15 @@ class Cell:
         """The cell's name without the seed: what error bars are taken over."""
         return self.key.rsplit("-seed", 1)[0]
 
+    def canonical(self) -> Cell:
+        """The cell whose run this one is. At alpha 1 the mixing samplers draw exactly the xx batches, and hybrid at
+        alpha 0 exactly the xy ones (no coin is tossed then; tested), so a sweep reuses those runs."""
+        if self.sampler in MIX_SAMPLERS and self.alpha == 1.0:
+            return dataclasses.replace(self, sampler="xx", alpha=None)
+        if self.sampler == "hybrid" and self.alpha == 0.0:
+            return dataclasses.replace(self, sampler="xy", alpha=None)
+        return self
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -140,7 +149,17 @@ def train_summary(model_dir: Path) -> dict[str, Any]:
 
 def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
              log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train (unless base), evaluate on XQuAD-R test articles (and TyDi GoldP dev), write cell.json. Idempotent."""
+    """Train (unless base), evaluate on XQuAD-R test articles (and TyDi GoldP dev), write cell.json. Idempotent.
+    A cell that is another one's run (`Cell.canonical`) reuses that run's folder; the record names both."""
+    run = cell.canonical()
+    record = _run_cell(run, preset, out_root, data_dir, log=log)
+    if run == cell:
+        return record
+    return {**record, "cell": dataclasses.asdict(cell), "key": cell.key, "group": cell.group, "same_run_as": run.key}
+
+
+def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
+              log: Callable[[str], None]) -> dict[str, Any]:
     from .corpus import load_corpus
     from .evaluation import evaluate_beir, evaluate_lareqa, write_eval
     from .models import load_model
@@ -149,7 +168,9 @@ def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *
     d = out_root / "cells" / cell.key
     done = d / "cell.json"
     if done.exists():
-        return json.loads(done.read_text(encoding="utf-8"))
+        record = json.loads(done.read_text(encoding="utf-8"))
+        _check_same_settings(done, record, preset)
+        return record
     t0 = time.perf_counter()
     model_dir = d / "model"
     if cell.sampler == BASE:
@@ -183,6 +204,20 @@ def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *
                                       "checksum": res.checksum})
     write_json(done, record)
     return record
+
+
+# The preset fields that change a cell's numbers: a finished cell made with other values must not be reused.
+RESULT_FIELDS = ("model", "max_steps", "batch_size", "max_seq_length", "lr", "freeze_embeddings", "eval_steps",
+                 "context", "tydi_limit", "tydi_max_seq_length")
+
+
+def _check_same_settings(done: Path, record: dict[str, Any], preset: Preset) -> None:
+    old = record.get("preset", {})
+    diff = [f"{f} = {old[f]!r} there, {getattr(preset, f)!r} now" for f in RESULT_FIELDS
+            if f in old and old[f] != getattr(preset, f)]
+    if diff:
+        raise UsageError(f"{done} was made with other settings ({'; '.join(diff)}); give another --out, or delete "
+                         "that cell's folder to recompute it")
 
 
 def first_questions(corpus: Any, n: int | None) -> Any:
@@ -272,9 +307,12 @@ def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: st
         log(f"cell {i}/{len(cells)}: {cell.key}")
         records.append(run_cell(cell, preset, out_root, data_dir, log=log))
     rows = aggregate(records)
+    same = {r["key"]: r["same_run_as"] for r in records if "same_run_as" in r}
     md = grid_markdown(rows, title)
+    if same:
+        md += "\n" + "".join(f"- {k} is the {v} run (the sampler draws the same batches)\n" for k, v in same.items())
     body = {"kind": "grid", "title": title, "preset": dataclasses.asdict(preset), "rows": rows,
-            "cells": [r["key"] for r in records], "wall_time_s": time.perf_counter() - t0,
+            "cells": [r["key"] for r in records], "same_run_as": same, "wall_time_s": time.perf_counter() - t0,
             "provenance": provenance(model=preset.model, seeds=list(preset.seeds))}
     write_json(out_root / "grid.json", body)
     write_text(out_root / "grid.md", md)

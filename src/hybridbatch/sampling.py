@@ -407,8 +407,15 @@ class PairBatchSampler(DefaultBatchSampler):
         if self._cache is not None and self._cache[0] == (epoch, group):
             return self._cache[1]
         rng = np.random.default_rng([int(self.seed), int(epoch), int(group), 0x4B42])
-        kinds = self._kinds()
-        kind = kinds[0] if len(kinds) == 1 else kinds[int(rng.random() >= self._kind_probs()[0])]
+        kinds, p_first = self._kinds(), self._kind_probs()[0]
+        # The coin is tossed only when both kinds are possible, so that hybrid at alpha 1 (0) draws exactly the
+        # batches of xx (xy) for the same seed: the sweep's end points are those runs, not look-alikes.
+        if len(kinds) == 1 or p_first >= 1.0:
+            kind = kinds[0]
+        elif p_first <= 0.0:
+            kind = kinds[1]
+        else:
+            kind = kinds[int(rng.random() >= p_first)]
         # The source: in proportion to its size, among the sources that can make this kind of batch; then the
         # languages (uniform, or by available ids) among that source's options.
         srcs, src_cum, by_src = self._choice[kind]
