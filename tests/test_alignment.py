@@ -296,7 +296,21 @@ def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, ta
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
 
 
-def test_pair_matrix_layouts():
+def test_split_keeps_alignment_items_out_of_the_training_articles(xquad, shared_data):
+    train, test = xquad.split()
+    data = al.load_sources(["xquad-r-questions", "xquad-r-answers"], shared_data, 8, split="test")
+    en_de = next(s for s in data["xquad-r-questions"][0] if (s.a, s.b) == ("de", "en"))
+    assert en_de.texts_b == [q.text for q in test.questions["en"][:8]]
+    held_out = {q.text for q in test.questions["en"]}
+    trained = {q.text for q in train.questions["en"]}
+    assert set(en_de.texts_b) <= held_out and not set(en_de.texts_b) & trained
+    assert al.load_sources(["xquad-r-questions"], shared_data, 8, split="train")["xquad-r-questions"][0] != \
+        data["xquad-r-questions"][0]
+    with pytest.raises(al.UsageError, match="--split must be one of test, train, all"):
+        al.load_sources(["tatoeba"], shared_data, 8, split="dev")
+
+
+
     rows = [al.PairResult("ar", "de", 5, 0.5, 0.1, 0.6, 0.2, 0.8, 0.4),
             al.PairResult("ar", "en", 5, 0.7, 0.3, 0.9, 0.5, 1.0, 0.6),
             al.PairResult("de", "en", 5, 0.6, 0.2, 0.7, 0.3, 0.2, 0.0)]

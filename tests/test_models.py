@@ -373,6 +373,10 @@ def test_embedded_folder_is_a_complete_e5_small(embedded_model, e5):
         384, 12, 12, 1536)
     assert (cfg["vocab_size"], cfg["max_position_embeddings"], cfg["type_vocab_size"]) == (250037, 512, 2)
     assert cfg["layer_norm_eps"] == pytest.approx(1e-12)
+    # the special ids agree with the tokenizer's, so the trainer has nothing to "align" (and warns about nothing)
+    tok = e5.tokenizer
+    assert (cfg["pad_token_id"], cfg["bos_token_id"], cfg["eos_token_id"]) == (
+        tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (1, 0, 2)
     assert (embedded_model / "model.safetensors").is_file() and not (embedded_model / "pytorch_model.bin").exists()
     from safetensors import safe_open
 

@@ -164,6 +164,7 @@ def translation_accuracy(
 # ---- parallel data -------------------------------------------------------------------------------------------------
 
 SOURCES = ("xquad-r-questions", "xquad-r-answers", "tatoeba")
+SPLITS = ("test", "train", "all")  # XQuAD-R / MLQA-R articles: the 12 held-out, the 36 trained on, or all
 MEASURES = ("parallel_cosine", "clsim", "cka", "cka_debiased", "p_at_1")
 MEASURE_TITLES = {
     "parallel_cosine": "parallel cosine", "clsim": "CLSim", "cka": "linear CKA",
@@ -200,13 +201,14 @@ def _unique_pairs(pairs: Iterable[tuple[str, str]], limit: int | None) -> tuple[
 
 
 def _lareqa_sets(source: str, data_dir: Path | str | None, limit: int | None,
-                 corpora: dict[str, corpus.QACorpus]) -> tuple[list[ParallelSet], str, list[str]]:
+                 corpora: dict[str, corpus.QACorpus], split: str = "all") -> tuple[list[ParallelSet], str, list[str]]:
     """XQuAD-R (or any LAReQA dataset): per unordered language pair, the ids present in both languages, in file
     order; the first `limit` ids. Questions: the two copies of one question. Answers: the answer sentences of those
-    copies (may repeat, and may differ in segmentation between languages; exact repeats are dropped)."""
+    copies (may repeat, and may differ in segmentation between languages; exact repeats are dropped). `split`:
+    'test' / 'train' articles (`QACorpus.split`), or 'all'."""
     dataset, _, unit = source.rpartition("-")
     if dataset not in corpora:  # questions and answers share one read
-        corpora[dataset] = corpus.load_corpus(dataset, data_dir)
+        corpora[dataset] = corpus.load_corpus(dataset, data_dir, split=None if split == "all" else split)
     corpus_ = corpora[dataset]
     by_id = corpus_.by_id()
     langs = corpus_.languages
@@ -239,13 +241,15 @@ def _tatoeba_sets(data_dir: Path | str | None, limit: int | None) -> tuple[list[
 
 
 def parallel_sets(source: str, data_dir: Path | str | None = None, limit: int | None = None,
-                  corpora: dict[str, corpus.QACorpus] | None = None) -> tuple[list[ParallelSet], str, list[str]]:
-    """(parallel sets per language pair, data checksum, files) for one source name; `corpora` caches reads."""
+                  corpora: dict[str, corpus.QACorpus] | None = None, split: str = "all",
+                  ) -> tuple[list[ParallelSet], str, list[str]]:
+    """(parallel sets per language pair, data checksum, files) for one source name; `corpora` caches reads.
+    `split` picks the XQuAD-R / MLQA-R articles (Tatoeba has no split)."""
     if source == "tatoeba":
         return _tatoeba_sets(data_dir, limit)
     dataset, _, unit = source.rpartition("-")
     if unit in ("questions", "answers") and dataset in corpus.DATASETS:
-        return _lareqa_sets(source, data_dir, limit, {} if corpora is None else corpora)
+        return _lareqa_sets(source, data_dir, limit, {} if corpora is None else corpora, split)
     raise UsageError(f"unknown alignment source {source!r}: choose from {', '.join(SOURCES)} "
                      f"(or mlqa-r-questions / mlqa-r-answers)")
 
@@ -385,9 +389,10 @@ def _resolve(model: SentenceTransformer | str | Path, model_name: str | None) ->
     return model, model_name or str(getattr(card, "base_model", None) or type(model).__name__)
 
 
-def load_sources(sources: Sequence[str], data_dir: Path | str | None, limit: int | None
+def load_sources(sources: Sequence[str], data_dir: Path | str | None, limit: int | None, split: str = "all",
                  ) -> dict[str, tuple[list[ParallelSet], str, list[str]]]:
-    """Read and check every source before any model is loaded, so a missing folder fails in a second."""
+    """Read and check every source before any model is loaded, so a missing folder fails in a second. `split`:
+    the XQuAD-R / MLQA-R articles to take ('test' keeps a before/after comparison out of the training articles)."""
     if not sources:
         raise UsageError("no alignment sources given: choose from " + ", ".join(SOURCES))
     if limit is not None and limit < 4:
@@ -395,8 +400,10 @@ def load_sources(sources: Sequence[str], data_dir: Path | str | None, limit: int
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UsageError(f"data folder {data_dir} does not exist: pass --data-dir DIR, a folder holding xquad-r/ and "
                          f"tatoeba-laser/ (or set $HYBRIDBATCH_DATA), or run `hybridbatch data download`")
+    if split not in SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
     corpora: dict[str, corpus.QACorpus] = {}
-    return {src: parallel_sets(src, data_dir, limit, corpora) for src in dict.fromkeys(sources)}
+    return {src: parallel_sets(src, data_dir, limit, corpora, split) for src in dict.fromkeys(sources)}
 
 
 def align(
@@ -409,6 +416,7 @@ def align(
     progress: bool = True,
     model_name: str | None = None,
     loaded: Mapping[str, tuple[list[ParallelSet], str, list[str]]] | None = None,
+    split: str = "all",
 ) -> AlignResult:
     """Alignment of `model` on each source: per language pair (XQuAD-R: all 55 unordered pairs of its 11 languages,
     P@1 in both directions; Tatoeba: each language with English) parallel cosine, CLSim, CKA, debiased CKA and
@@ -417,7 +425,7 @@ def align(
     t0 = time.perf_counter()
     timer = Timer()
     with timer("data"):
-        data = dict(loaded) if loaded is not None else load_sources(sources, data_dir, limit)
+        data = dict(loaded) if loaded is not None else load_sources(sources, data_dir, limit, split)
     with timer("load_model"):
         st_model, name = _resolve(model, model_name)
     enc = _Encoder(st_model, batch_size)
@@ -434,7 +442,7 @@ def align(
                 X, Y = enc.matrix(s.kind, s.a, s.texts_a), enc.matrix(s.kind, s.b, s.texts_b)
                 rows.append(measure_pair(X, Y, s.a, s.b, s.texts_a, s.texts_b))
             pairs[src] = rows
-    settings = {"sources": list(data), "limit": limit, "batch_size": batch_size,
+    settings = {"sources": list(data), "limit": limit, "split": split, "batch_size": batch_size,
                 "encoding": {src: sorted({s.kind for s in data[src][0]}) for src in data},
                 "prefixes": enc.prefix}
     prov = provenance(
@@ -622,17 +630,18 @@ def write_align(results: Sequence[AlignResult], out_dir: Path | str, annotate: b
 
 def run_align(models: Sequence[str], *, data_dir: Path | str | None, out_dir: Path | str,
               sources: Sequence[str] = SOURCES, limit: int | None = None, batch_size: int = 32,
-              progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Path]:
+              progress: bool = True, log: Callable[[str], None] | None = None, split: str = "all",
+              ) -> dict[str, Path]:
     """What `hybridbatch align` does: read the data once, align each model (one or two), write the report."""
     if not 1 <= len(models) <= 2:
         raise UsageError(f"pass one or two --model options (A, or A and B to compare), got {len(models)}")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    data = load_sources(sources, data_dir, limit)
+    data = load_sources(sources, data_dir, limit, split)
     results = []
     for name in models:
         if log:
             log(f"aligning {name} on {', '.join(data)}")
         results.append(align(name, data_dir=data_dir, sources=list(data), limit=limit, batch_size=batch_size,
-                             progress=progress, loaded=data))
+                             progress=progress, loaded=data, split=split))
     return write_align(results, out_dir)

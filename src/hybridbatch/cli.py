@@ -424,6 +424,9 @@ def align_cmd(
         "Default: all three.")] = None,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", "-n", help="At most N items per language pair (the first N), for speed; at least 4.")] = None,
+    split: Annotated[str, typer.Option(
+        "--split", help="XQuAD-R articles to measure on: test (the 12 held-out articles, so that a model trained "
+        "on the train articles is measured on texts it never saw), train, or all. Tatoeba has no split.")] = "test",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Encoding batch size.")] = 32,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show encoding progress.")] = True,
 ) -> None:
@@ -434,7 +437,7 @@ def align_cmd(
 
     check_out_dir(out_dir)
     paths = run_align(model or [DEFAULT_MODEL], data_dir=data_dir, out_dir=out_dir, sources=source or SOURCES,
-                      limit=limit, batch_size=batch_size, progress=progress,
+                      limit=limit, batch_size=batch_size, progress=progress, split=split,
                       log=lambda msg: console.print(msg, highlight=False))
     out.print(f"wrote {paths['json']}, {paths['markdown']} and {sum(k.startswith('plot:') for k in paths)} "
               f"heatmaps in {Path(out_dir) / 'plots'}", highlight=False)

@@ -40,7 +40,7 @@ EMBEDDED_MAX_SEQ_LENGTH = 256
 EMBEDDED_PROMPTS = {"query": DEFAULT_QUERY_PREFIX, "passage": DEFAULT_PASSAGE_PREFIX}
 MARKER_FILE = "hybridbatch-build.json"
 # Bump when the build recipe changes so that old caches are rebuilt instead of silently reused.
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # 2: bos/eos ids in config.json (silences the trainer's token-alignment warning)
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes: f16 scale + 32 packed nibbles
 
 
@@ -268,7 +268,8 @@ def _write_model(work: Path, source: Path, header: Q4File) -> Path:
         vocab_size=header.vocab, hidden_size=header.hidden, num_hidden_layers=header.layers,
         num_attention_heads=header.heads, intermediate_size=header.ff, hidden_act="gelu",
         max_position_embeddings=header.max_positions, type_vocab_size=header.type_vocab,
-        layer_norm_eps=float(f"{header.eps:.7g}"), pad_token_id=tok.pad_token_id, hidden_dropout_prob=0.1,
+        layer_norm_eps=float(f"{header.eps:.7g}"), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, hidden_dropout_prob=0.1,
         attention_probs_dropout_prob=0.1, architectures=["BertModel"],
     )
     sd = {k: torch.from_numpy(v) for k, v in bert_state_dict(header).items()}
