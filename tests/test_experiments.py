@@ -122,14 +122,18 @@ def test_grid_runs_resumes_and_plots(tmp_path: Path, tiny_preset: Preset, shared
 
 @pytest.mark.slow
 def test_paper_preset_reports_significance(tmp_path: Path, tiny_preset: Preset, shared_data: Path):
-    preset = dataclasses.replace(tiny_preset, seeds=(0,))
-    body = paper(preset, tmp_path, str(shared_data), samplers=("xx", "hybrid"), log=lambda m: None)
+    body = paper(tiny_preset, tmp_path, str(shared_data), samplers=("xx", "hybrid"), log=lambda m: None)
     cmps = {c["run_a"]: c for c in body["significance"]}
     assert set(cmps) == {"xx", BASE}
     for c in cmps.values():
-        assert c["run_b"] == "hybrid"
+        assert c["run_b"] == "hybrid" and c["seeds"] == [0, 1]
         names = {r["name"] for r in c["rows"]}
         assert {"Mono mAP", "Cross mAP", "Multi mAP"} <= names
         for r in c["rows"]:
             assert r["ci_low"] <= r["diff"] <= r["ci_high"] and 0 < r["p_value"] <= 1
-    assert "hybrid vs xx" in (tmp_path / "significance.md").read_text()
+            # two seeds per sampler: mAP and bias rows also get the interval that carries seed variance
+            assert ("seed_ci_low" in r) == (r["metric"] in ("ap", "rank_distance"))
+            if "seed_ci_low" in r:
+                assert r["seed_ci_low"] <= r["diff"] <= r["seed_ci_high"]
+    md = (tmp_path / "significance.md").read_text()
+    assert "hybrid vs xx" in md and "95% CI (seeds + questions)" in md

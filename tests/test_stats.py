@@ -59,6 +59,46 @@ def test_permutation_p_small_for_real_effect_and_calibrated_without():
     assert 0.3 < ps.mean() < 0.7 and (ps < 0.05).mean() < 0.15
 
 
+def _seed_bootstrap_by_hand(a_seeds, b_seeds, n_boot, seed):
+    """The definition, one resample at a time: the same question draws as paired_bootstrap, then seeds per side."""
+    rng, seed_rng = np.random.default_rng(seed), np.random.default_rng([seed, 0x5EED])
+    n = a_seeds[0].shape[1]
+    out = []
+    for _ in range(n_boot):
+        w = rng.multinomial(n, np.full(n, 1.0 / n))[None, :].astype(float)
+        side = []
+        for runs in (a_seeds, b_seeds):
+            picks = seed_rng.integers(0, len(runs), size=len(runs))
+            side.append(np.mean([stats.macro(runs[i], w)[0] for i in picks]))
+        out.append(side[1] - side[0])
+    return np.quantile(out, [0.025, 0.975])
+
+
+def test_seed_bootstrap_matches_its_definition_and_reduces_to_the_paired_one():
+    rng = np.random.default_rng(5)
+    a, b = synthetic(rng, n_ids=60, delta=0.02, missing=0.0)
+    a_seeds = [a + rng.normal(0, 0.01, a.shape) for _ in range(3)]
+    b_seeds = [b + rng.normal(0, 0.01, b.shape) for _ in range(3)]
+    _, lo, hi = stats.seed_bootstrap(a_seeds, b_seeds, n_boot=40, seed=3, block=1)
+    assert (lo, hi) == pytest.approx(tuple(_seed_bootstrap_by_hand(a_seeds, b_seeds, 40, 3)), abs=1e-12)
+    # identical seeds: the seed level has nothing to resample, and the interval is paired_bootstrap's exactly
+    d1, lo1, hi1 = stats.seed_bootstrap([a] * 3, [b] * 3, n_boot=500, seed=7)
+    d2, lo2, hi2, _ = stats.paired_bootstrap(a, b, n_boot=500, seed=7)
+    assert (d1, lo1, hi1) == pytest.approx((d2, lo2, hi2), abs=1e-12)
+
+
+def test_seed_bootstrap_widens_with_seed_to_seed_variance():
+    rng = np.random.default_rng(6)
+    a, b = synthetic(rng, delta=0.03)
+    _, lo_q, hi_q, _ = stats.paired_bootstrap(a, b, n_boot=1000, seed=0)
+    # B's three seeds sit 0.05 apart: a difference of 0.03 is then within seed noise
+    diff, lo, hi = stats.seed_bootstrap([a] * 3, [b - 0.05, b, b + 0.05], n_boot=1000, seed=0)
+    assert diff == pytest.approx(stats.macro(b) - stats.macro(a))
+    assert hi - lo > (hi_q - lo_q) + 0.05 and lo < 0 < hi and lo_q > 0
+    with pytest.raises(ResultsError, match="not paired"):
+        stats.seed_bootstrap([a], [b[:, :10]])
+
+
 def test_run_against_itself_is_zero():
     rng = np.random.default_rng(2)
     a, _ = synthetic(rng)

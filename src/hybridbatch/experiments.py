@@ -324,43 +324,59 @@ def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: st
 # ---- significance over seeds ---------------------------------------------------------------------------------------
 
 
-def seed_averaged_run(cell_dirs: Sequence[Path], dataset: str = "xquad-r") -> Any:
+def seed_averaged_run(runs: Sequence[Any]) -> Any:
     """One stats.Run whose per-query scores are the mean over seeds: the comparison then asks whether the sampler,
     not one lucky seed, makes the difference (the bootstrap still resamples question ids)."""
-    from .stats import load_run
-
-    runs = [load_run(d / dataset) for d in cell_dirs]
     first = runs[0]
     pq = dict(first.per_query)
     for metric in ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance"):
         if metric in pq:
             pq[metric] = np.mean(np.stack([r.per_query[metric] for r in runs]), axis=0)
-    return dataclasses.replace(first, per_query=pq, path=cell_dirs[0].parent / f"{cell_dirs[0].name}+seeds")
+    cell_dir = first.path.parent  # cells/<key>/<dataset> -> cells/<key>+seeds
+    return dataclasses.replace(first, per_query=pq, path=cell_dir.with_name(f"{cell_dir.name}+seeds"))
+
+
+SEED_CI_METRICS = ("ap", "rank_distance")  # the rows of the paper's table
 
 
 def significance(out_root: Path, reference: str, others: Sequence[str], seeds: Sequence[int],
-                 key_of: Callable[[str, int], str]) -> list[dict[str, Any]]:
-    """reference vs each other group, per-query scores averaged over seeds, paired bootstrap + randomisation."""
-    from .stats import compare
+                 key_of: Callable[[str, int], str], dataset: str = "xquad-r") -> list[dict[str, Any]]:
+    """reference vs each other group: per-query scores averaged over seeds, paired bootstrap + randomisation; with
+    several seeds also a two-level bootstrap CI (seeds and questions, `stats.seed_bootstrap`) for mAP and bias."""
+    from .stats import aligned, compare, load_run, seed_bootstrap
 
-    ref = seed_averaged_run([out_root / "cells" / key_of(reference, s) for s in seeds])
+    def runs_of(group: str) -> list[Any]:
+        return [load_run(out_root / "cells" / key_of(group, s) / dataset) for s in seeds]
+
+    ref = runs_of(reference)
     out = []
     for other in others:
-        run = seed_averaged_run([out_root / "cells" / key_of(other, s) for s in seeds])
-        cmp = compare(run, ref)
-        cmp["run_a"], cmp["run_b"] = other, reference
+        runs = runs_of(other)
+        cmp = compare(seed_averaged_run(runs), seed_averaged_run(ref))
+        cmp["run_a"], cmp["run_b"], cmp["seeds"] = other, reference, list(seeds)
+        for row in cmp["rows"]:
+            if len(seeds) > 1 and row["metric"] in SEED_CI_METRICS:
+                per_seed = [aligned(a, b, row["metric"], row["setting"]) for a, b in zip(runs, ref, strict=True)]
+                _, row["seed_ci_low"], row["seed_ci_high"] = seed_bootstrap(
+                    [p[0] for p in per_seed], [p[1] for p in per_seed], n_boot=cmp["n_boot"], seed=cmp["seed"])
         out.append(cmp)
     return out
 
 
 def significance_markdown(cmps: list[dict[str, Any]]) -> str:
-    lines = ["| B vs A | setting | A | B | B - A | 95% CI | p |", "|---|---|---|---|---|---|---|"]
+    seeded = any("seed_ci_low" in r for c in cmps for r in c["rows"])
+    lines = ["| B vs A | setting | A | B | B - A | 95% CI (questions) | p |"
+             + (" 95% CI (seeds + questions) |" if seeded else ""),
+             "|---|---|---|---|---|---|---|" + ("---|" if seeded else "")]
     for c in cmps:
         for r in c["rows"]:
-            if r["metric"] not in ("ap", "rank_distance"):
+            if r["metric"] not in SEED_CI_METRICS:
                 continue
-            lines.append(f"| {c['run_b']} vs {c['run_a']} | {r['name']} | {r['a']:.4f} | {r['b']:.4f} | "
-                         f"{r['diff']:+.4f} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | {r['p_value']:.4f} |")
+            line = (f"| {c['run_b']} vs {c['run_a']} | {r['name']} | {r['a']:.4f} | {r['b']:.4f} | "
+                    f"{r['diff']:+.4f} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | {r['p_value']:.4f} |")
+            if seeded:
+                line += (f" [{r['seed_ci_low']:+.4f}, {r['seed_ci_high']:+.4f}] |" if "seed_ci_low" in r else " - |")
+            lines.append(line)
     return "\n".join(lines) + "\n"
 
 

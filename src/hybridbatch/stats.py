@@ -77,6 +77,41 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int = 2000, confid
     return macro(b) - macro(a), float(lo), float(hi), d
 
 
+def seed_bootstrap(a_seeds: list[np.ndarray], b_seeds: list[np.ndarray], *, n_boot: int = 2000,
+                   confidence: float = 0.95, seed: int = 0, block: int = 250) -> tuple[float, float, float]:
+    """(B - A, CI low, CI high) when each side is several training runs (seeds) on the same questions: a two-level
+    bootstrap. Each resample draws question ids as `paired_bootstrap` does (the same draw for every run), then, per
+    side, seeds with replacement; the statistic is the mean over the drawn seeds of each seed's macro. So the interval
+    carries seed-to-seed training variance as well as question sampling, which a test on seed-averaged scores does
+    not. With few seeds the seed level is coarse (3 seeds: 10 distinct multisets) and, like any percentile
+    bootstrap, narrow by a factor of about sqrt((S-1)/S); read it as a floor on the uncertainty, not a ceiling."""
+    runs = [np.asarray(r, dtype=np.float64) for r in (*a_seeds, *b_seeds)]
+    if not a_seeds or not b_seeds or len({r.shape for r in runs}) != 1:
+        raise ResultsError(f"seed runs are not paired: shapes {[r.shape for r in runs]}")
+    missing = np.any([np.isnan(r) for r in runs], axis=0)  # a cell/id counts only where every run has it
+    runs = [np.where(missing, np.nan, r) for r in runs]
+    a_seeds, b_seeds = runs[: len(a_seeds)], runs[len(a_seeds):]
+    rng = np.random.default_rng(seed)  # the question draws of paired_bootstrap(seed=seed), block for block
+    seed_rng = np.random.default_rng([seed, 0x5EED])
+    n = a_seeds[0].shape[1]
+    diffs = []
+    for start in range(0, n_boot, block):
+        k = min(block, n_boot - start)
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=k).astype(np.float64)
+        side = []
+        for runs in (a_seeds, b_seeds):
+            m = np.stack([macro(r, w) for r in runs])  # (S, k): each seed's macro under each question draw
+            pick = seed_rng.integers(0, len(runs), size=(k, len(runs)))
+            side.append(m[pick, np.arange(k)[:, None]].mean(axis=1))
+        diffs.append(side[1] - side[0])
+    d = np.concatenate(diffs)
+    d = d[~np.isnan(d)]
+    alpha = 1.0 - confidence
+    lo, hi = (np.quantile(d, [alpha / 2, 1 - alpha / 2]) if len(d) else (np.nan, np.nan))
+    diff = float(np.mean([macro(b) for b in b_seeds]) - np.mean([macro(a) for a in a_seeds]))
+    return diff, float(lo), float(hi)
+
+
 def paired_permutation(a: np.ndarray, b: np.ndarray, *, n_perm: int = 10000, seed: int = 0) -> float:
     """Two-sided p-value of a paired randomisation test: for each id, A and B are swapped with probability 1/2 (all
     of its cells together). The macro difference is linear in the swap signs, so each permutation is one dot
