@@ -122,9 +122,17 @@ def test_grid_runs_resumes_and_plots(tmp_path: Path, tiny_preset: Preset, shared
 
 @pytest.mark.slow
 def test_paper_preset_reports_significance(tmp_path: Path, tiny_preset: Preset, shared_data: Path):
-    body = paper(tiny_preset, tmp_path, str(shared_data), samplers=("xx", "hybrid"), log=lambda m: None)
+    body = paper(tiny_preset, tmp_path, str(shared_data), samplers=("xx", "hybrid", "hybrid-multi"),
+                 log=lambda m: None)
     cmps = {c["run_a"]: c for c in body["significance"]}
-    assert set(cmps) == {"xx", BASE}
+    assert set(cmps) == {"xx", "hybrid-multi", BASE}
+    # our own sampler gets its own table against every other sampler
+    own = {c["run_a"]: c for c in body["significance-hybrid-multi"]}
+    assert set(own) == {"xx", "hybrid", BASE} and {c["run_b"] for c in own.values()} == {"hybrid-multi"}
+    assert "hybrid-multi vs hybrid" in (tmp_path / "significance-hybrid-multi.md").read_text()
+    # the same pair both ways: B - A flips sign
+    mono = lambda c: next(r for r in c["rows"] if r["name"] == "Mono mAP")["diff"]  # noqa: E731
+    assert mono(own["hybrid"]) == pytest.approx(-mono(cmps["hybrid-multi"]))
     for c in cmps.values():
         assert c["run_b"] == "hybrid" and c["seeds"] == [0, 1]
         names = {r["name"] for r in c["rows"]}

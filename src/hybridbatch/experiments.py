@@ -381,28 +381,29 @@ def significance_markdown(cmps: list[dict[str, Any]]) -> str:
 
 
 PAPER_SAMPLERS = ("en", "xx", "xy", "hybrid", "hybrid-multi")
+OWN_SAMPLERS = ("hybrid-multi",)  # ours, beyond the paper: also compared against every other sampler
 
 
 def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Sequence[str] = PAPER_SAMPLERS,
           log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Zero-shot base + each sampler (hybrid at alpha 0.5) x seeds; then hybrid vs each other sampler."""
+    """Zero-shot base + each sampler (hybrid at alpha 0.5) x seeds; then hybrid vs each other sampler
+    (significance.md) and each of our own samplers vs each other sampler (significance-<name>.md)."""
     expand_grid(samplers, [0.5], ["plain"], [20.0], preset.seeds)  # validates names before any work
     cells = [Cell(BASE)] + [Cell(s, 0.5 if s in MIX_SAMPLERS else None, "plain", 20.0, seed)
                             for s in samplers for seed in preset.seeds]
     body = run_grid(cells, preset, out_root, data_dir, title=f"paper ({preset.name} preset)", log=log)
 
-    def key_of(group: str, seed: int) -> str:
-        if group == BASE:
-            return BASE
-        s = group.split("-")[0] if not group.startswith("hybrid-multi") else "hybrid-multi"
-        return Cell(s, 0.5 if s in MIX_SAMPLERS else None, "plain", 20.0, seed).key
+    def key_of(sampler: str, seed: int) -> str:
+        return BASE if sampler == BASE else Cell(sampler, 0.5 if sampler in MIX_SAMPLERS else None, "plain", 20.0,
+                                                 seed).key
 
-    groups = [s for s in samplers if s != "hybrid"] + [BASE]
-    cmps = significance(out_root, "hybrid", groups, preset.seeds, key_of)
-    write_json(out_root / "significance.json", {"kind": "significance", "reference": "hybrid", "comparisons": cmps,
-                                                "provenance": provenance(model=preset.model)})
-    write_text(out_root / "significance.md", significance_markdown(cmps))
-    body["significance"] = cmps
+    for ref in [s for s in ("hybrid", *OWN_SAMPLERS) if s in samplers]:
+        cmps = significance(out_root, ref, [s for s in samplers if s != ref] + [BASE], preset.seeds, key_of)
+        name = "significance" if ref == "hybrid" else f"significance-{ref}"
+        write_json(out_root / f"{name}.json", {"kind": "significance", "reference": ref, "comparisons": cmps,
+                                               "provenance": provenance(model=preset.model)})
+        write_text(out_root / f"{name}.md", significance_markdown(cmps))
+        body[name] = cmps
     return body
 
 
