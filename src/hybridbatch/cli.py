@@ -578,6 +578,9 @@ def demo(
 
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); the project's own errors become one message and exit 2."""
+    from .provenance import process_commit
+
+    process_commit()  # pin the code's commit now: long jobs must not record a HEAD that moved while they ran
     try:
         app()
     except HybridBatchError as e:

@@ -4,6 +4,7 @@ process never leaves a half-written file behind."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -37,6 +38,13 @@ def git_commit(start: Path | None = None) -> str:
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+@functools.cache
+def process_commit() -> str:
+    """The commit of the code this process runs: read once (the CLI reads it at start-up), so a sweep that lasts
+    hours records the commit it started from, not wherever HEAD has moved since."""
+    return git_commit()
 
 
 def sha256_file(path: Path | str) -> str:
@@ -73,7 +81,7 @@ def environment() -> dict[str, str]:
 def provenance(**extra: Any) -> dict[str, Any]:
     """The block every result file carries; callers add model, data checksum, seed, settings, wall time."""
     return {
-        "git_commit": git_commit(),
+        "git_commit": process_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": environment(),
         **extra,

@@ -503,7 +503,7 @@ def train(config: TrainConfig) -> Path:
     Bad settings raise UsageError / ModelError / DataError before anything is written."""
     from transformers.trainer_utils import set_seed
 
-    from .provenance import Timer, git_commit, provenance, write_json
+    from .provenance import Timer, process_commit, provenance, write_json
     from .sampling import (
         MIX_SAMPLERS,
         SAMPLERS,
@@ -689,7 +689,7 @@ def train(config: TrainConfig) -> Path:
                                    / max(timer.seconds.get("train", 1e-9), 1e-9), 2),
             mix=mix,
             loss_curve=curve,
-            git_commit=git_commit(),
+            git_commit=process_commit(),
         ))
         if not config.keep_checkpoints:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
