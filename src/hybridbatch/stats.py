@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,23 +59,31 @@ def macro(vals: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | f
     return float(out[0]) if weights is None else out
 
 
+def _id_draws(n: int, n_boot: int, seed: int, block: int) -> Iterator[np.ndarray]:
+    """Bootstrap weights over `n` question ids, `block` resamples at a time: (k, n) counts of each id. Shared by
+    both bootstraps, so the same seed gives the same question draws in each."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, block):
+        k = min(block, n_boot - start)
+        yield rng.multinomial(n, np.full(n, 1.0 / n), size=k).astype(np.float64)
+
+
+def _percentile_ci(d: np.ndarray, confidence: float) -> tuple[float, float, np.ndarray]:
+    """(low, high, the resampled differences without NaN): the percentile interval."""
+    d = d[~np.isnan(d)]
+    alpha = 1.0 - confidence
+    lo, hi = (np.quantile(d, [alpha / 2, 1 - alpha / 2]) if len(d) else (np.nan, np.nan))
+    return float(lo), float(hi), d
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,
                      block: int = 250) -> tuple[float, float, float, np.ndarray]:
     """(B - A, CI low, CI high, resampled differences): ids are drawn with replacement and the same draw is applied
     to both runs (paired); percentile interval."""
     a, b = _paired(a, b)
-    rng = np.random.default_rng(seed)
-    n = a.shape[1]
-    diffs = []
-    for start in range(0, n_boot, block):
-        k = min(block, n_boot - start)
-        w = rng.multinomial(n, np.full(n, 1.0 / n), size=k).astype(np.float64)
-        diffs.append(macro(b, w) - macro(a, w))
-    d = np.concatenate(diffs) if diffs else np.zeros(0)
-    d = d[~np.isnan(d)]
-    alpha = 1.0 - confidence
-    lo, hi = (np.quantile(d, [alpha / 2, 1 - alpha / 2]) if len(d) else (np.nan, np.nan))
-    return macro(b) - macro(a), float(lo), float(hi), d
+    diffs = [macro(b, w) - macro(a, w) for w in _id_draws(a.shape[1], n_boot, seed, block)]
+    lo, hi, d = _percentile_ci(np.concatenate(diffs) if diffs else np.zeros(0), confidence)
+    return macro(b) - macro(a), lo, hi, d
 
 
 def seed_bootstrap(a_seeds: list[np.ndarray], b_seeds: list[np.ndarray], *, n_boot: int = 2000,
@@ -91,25 +100,19 @@ def seed_bootstrap(a_seeds: list[np.ndarray], b_seeds: list[np.ndarray], *, n_bo
     missing = np.any([np.isnan(r) for r in runs], axis=0)  # a cell/id counts only where every run has it
     runs = [np.where(missing, np.nan, r) for r in runs]
     a_seeds, b_seeds = runs[: len(a_seeds)], runs[len(a_seeds):]
-    rng = np.random.default_rng(seed)  # the question draws of paired_bootstrap(seed=seed), block for block
     seed_rng = np.random.default_rng([seed, 0x5EED])
-    n = a_seeds[0].shape[1]
     diffs = []
-    for start in range(0, n_boot, block):
-        k = min(block, n_boot - start)
-        w = rng.multinomial(n, np.full(n, 1.0 / n), size=k).astype(np.float64)
+    for w in _id_draws(a_seeds[0].shape[1], n_boot, seed, block):  # paired_bootstrap(seed=seed)'s question draws
+        k = len(w)
         side = []
-        for runs in (a_seeds, b_seeds):
-            m = np.stack([macro(r, w) for r in runs])  # (S, k): each seed's macro under each question draw
-            pick = seed_rng.integers(0, len(runs), size=(k, len(runs)))
+        for side_runs in (a_seeds, b_seeds):
+            m = np.stack([macro(r, w) for r in side_runs])  # (S, k): each seed's macro under each question draw
+            pick = seed_rng.integers(0, len(side_runs), size=(k, len(side_runs)))
             side.append(m[pick, np.arange(k)[:, None]].mean(axis=1))
         diffs.append(side[1] - side[0])
-    d = np.concatenate(diffs)
-    d = d[~np.isnan(d)]
-    alpha = 1.0 - confidence
-    lo, hi = (np.quantile(d, [alpha / 2, 1 - alpha / 2]) if len(d) else (np.nan, np.nan))
+    lo, hi, _ = _percentile_ci(np.concatenate(diffs), confidence)
     diff = float(np.mean([macro(b) for b in b_seeds]) - np.mean([macro(a) for a in a_seeds]))
-    return diff, float(lo), float(hi)
+    return diff, lo, hi
 
 
 def paired_permutation(a: np.ndarray, b: np.ndarray, *, n_perm: int = 10000, seed: int = 0) -> float:
