@@ -31,7 +31,7 @@ def rss_mib() -> float:
 
 
 def bench_full(corpus, dim: int = 384, seed: int = 0) -> dict:
-    from hybridbatch.evaluation import evaluate_lareqa_embeddings, write_eval
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings, write_eval
 
     rng = np.random.default_rng(seed)
 
@@ -76,7 +76,7 @@ def load_bench_model(spec: str):
 
         path = build_tiny_model(Path(tempfile.mkdtemp(prefix="bench-tiny-")))
         return SentenceTransformer(str(path), device="cpu"), "tiny random BERT (tests/conftest.py, hidden 32)"
-    from hybridbatch.models import load_model
+    from hybridbatch.models.loading import load_model
 
     return load_model(spec), spec
 
@@ -85,8 +85,8 @@ def ir_evaluator_runs(model, corpus, batch_size: int) -> tuple[float, dict]:
     """One InformationRetrievalEvaluator per setting, as a user without this package would do it."""
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
-    from hybridbatch.corpus import passage_text
-    from hybridbatch.models import prefixes
+    from hybridbatch.data.records import passage_text
+    from hybridbatch.models.loading import prefixes
 
     qp, pp = prefixes(model)
     langs = corpus.languages
@@ -115,7 +115,7 @@ def ir_evaluator_runs(model, corpus, batch_size: int) -> tuple[float, dict]:
 
 
 def bench_end_to_end(corpus, model, model_desc: str, batch_size: int = 64) -> dict:
-    from hybridbatch.evaluation import evaluate_lareqa
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa
 
     t0 = time.perf_counter()
     r = evaluate_lareqa(model, corpus, batch_size=batch_size, backend="numpy")
@@ -144,7 +144,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from hybridbatch.corpus import lareqa_files, read_lareqa
+    from hybridbatch.data.lookup import lareqa_files
+    from hybridbatch.data.qa import read_lareqa
     from hybridbatch.provenance import provenance, write_json
 
     corpus = read_lareqa(lareqa_files(Path(args.data_dir) / "xquad-r"), "xquad-r")

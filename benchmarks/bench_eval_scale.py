@@ -57,7 +57,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def build(data_dir: Path, scale: int, n_ids: int, worst: bool, seed: int = 0):
     """(corpus with the query subset and grown pools, query embeddings, candidate embeddings)."""
-    from hybridbatch.corpus import QACorpus, lareqa_files, read_lareqa
+    from hybridbatch.data.lookup import lareqa_files
+    from hybridbatch.data.qa import read_lareqa
+    from hybridbatch.data.records import QACorpus
 
     full = read_lareqa(lareqa_files(data_dir / "xquad-r"), "xquad-r")
     langs = full.languages
@@ -103,8 +105,8 @@ def _reset_hwm() -> bool:
 
 
 def worker(args) -> dict:
-    from hybridbatch.evaluation import evaluate_lareqa_embeddings
-    from hybridbatch.retrieval import block_queries, exact_mib
+    from hybridbatch.evaluation.encoding import block_queries, exact_mib
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
 
     corpus, q, c = build(Path(args.data_dir), args.scale, args.ids, args.worst)
     n_pool = sum(len(v) for v in c.values())

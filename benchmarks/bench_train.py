@@ -44,13 +44,13 @@ def resolve_model(name: str, tmp: Path) -> str:
 
 
 def pairs(data_dir: Path, hard: bool):
-    from hybridbatch.corpus import load_corpus
+    from hybridbatch.data.lookup import load_corpus
 
     return load_corpus(data_dir / "xquad-r").split()[0].pairs(context=False, hard_negatives=hard)
 
 
 def bench_sampler(data_dir: Path, batch: int = 128, n: int = 300) -> list[dict]:
-    from hybridbatch.sampling import SAMPLERS, build_pair_table, make_sampler
+    from hybridbatch.sampling.samplers import SAMPLERS, build_pair_table, make_sampler
 
     rows = []
     for hard in (False, True):
@@ -69,7 +69,7 @@ def bench_sampler(data_dir: Path, batch: int = 128, n: int = 300) -> list[dict]:
 
 
 def run_ours(model: str, data_dir: Path, out: Path, steps: int, batch: int, length: int) -> float:
-    from hybridbatch.training import TrainConfig, train
+    from hybridbatch.training.trainer import TrainConfig, train
 
     cfg = TrainConfig(model=model, data=[str(data_dir / "xquad-r")], out=str(out), batch_size=batch,
                       max_steps=steps, max_seq_length=length, val_fraction=0.0, save_steps=10**9, progress=False,
@@ -88,8 +88,8 @@ def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int
         MultipleNegativesRankingLoss,
     )
 
-    from hybridbatch.models import load_model, prefixes
-    from hybridbatch.sampling import build_pair_table
+    from hybridbatch.models.loading import load_model, prefixes
+    from hybridbatch.sampling.samplers import build_pair_table
 
     model = load_model(model_name, max_seq_length=length)
     qp, pp = prefixes(model)
@@ -128,9 +128,9 @@ def memory_child(model: str, data_dir: str, batch: int, cached: bool, length: in
     """Runs in a fresh process: a few optimizer steps, then prints peak-RSS growth in MiB as JSON."""
     import torch
 
-    from hybridbatch.models import load_model, prefixes
-    from hybridbatch.sampling import HybridSampler, build_pair_table
-    from hybridbatch.training import TrainConfig, make_loss
+    from hybridbatch.models.loading import load_model, prefixes
+    from hybridbatch.sampling.samplers import HybridSampler, build_pair_table
+    from hybridbatch.training.trainer import TrainConfig, make_loss
 
     m = load_model(model, max_seq_length=length)
     qp, pp = prefixes(m)

@@ -21,7 +21,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def xquad(shared_data):
-    from hybridbatch.corpus import lareqa_files, read_lareqa
+    from hybridbatch.data.lookup import lareqa_files
+    from hybridbatch.data.qa import read_lareqa
 
     return read_lareqa(lareqa_files(shared_data / "xquad-r"), "xquad-r")
 
@@ -75,6 +76,6 @@ def embedded_model() -> Path:
     Built by `models.build_embedded_model()` into the hybridbatch cache ($HYBRIDBATCH_CACHE, else the user cache
     dir) and reused across sessions: the first build takes ~20-40 s on 2 cores and ~0.5 GB of disk. Mark tests
     that use it `slow`."""
-    from hybridbatch.models import build_embedded_model
+    from hybridbatch.models.embedded import build_embedded_model
 
     return build_embedded_model()

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridbatch import alignment as al
-from hybridbatch import corpus
+from hybridbatch import data as corpus
+from hybridbatch.analysis import alignment as al
 
 XQUAD_LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 TATOEBA_LANGS = ["ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"]

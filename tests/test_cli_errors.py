@@ -35,7 +35,7 @@ import typer
 from corpus_helpers import valid_doc, write
 from typer.testing import CliRunner
 
-from hybridbatch import cli
+from hybridbatch.cli import base as cli
 
 
 @dataclass

@@ -9,21 +9,14 @@ from pathlib import Path
 import pytest
 from corpus_helpers import PARTIAL_IDS, paragraph, partial_set, write
 
-from hybridbatch import corpus as C
-from hybridbatch.corpus import (
-    QACorpus,
-    corpus_stats,
-    lareqa_files,
-    load_corpus,
-    load_pairs,
-    normalize_lang,
-    passage_text,
-    read_lareqa,
-    read_pairs_jsonl,
-    read_squad,
-    read_tatoeba,
-    split_sentences,
-)
+from hybridbatch import data as C
+from hybridbatch.data.checks import corpus_stats
+from hybridbatch.data.languages import normalize_lang
+from hybridbatch.data.lookup import lareqa_files, load_corpus, load_pairs
+from hybridbatch.data.pairs import read_pairs_jsonl, read_tatoeba
+from hybridbatch.data.qa import read_lareqa, read_squad
+from hybridbatch.data.records import QACorpus, passage_text
+from hybridbatch.data.sentences import split_sentences
 from hybridbatch.errors import UsageError
 
 XQ_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219, "th": 852,

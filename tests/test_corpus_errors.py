@@ -15,16 +15,10 @@ from corpus_helpers import valid_doc, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hybridbatch.corpus import (
-    check_paths,
-    lareqa_files,
-    load_corpus,
-    load_pairs,
-    read_lareqa,
-    read_pairs_jsonl,
-    read_squad,
-    read_tatoeba,
-)
+from hybridbatch.data.checks import check_paths
+from hybridbatch.data.lookup import lareqa_files, load_corpus, load_pairs
+from hybridbatch.data.pairs import read_pairs_jsonl, read_tatoeba
+from hybridbatch.data.qa import read_lareqa, read_squad
 from hybridbatch.errors import DataError, Problem
 
 P0 = "data[0].paragraphs[0]"

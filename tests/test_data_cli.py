@@ -17,8 +17,8 @@ import pytest
 from corpus_helpers import partial_set, valid_doc, write
 from typer.testing import CliRunner
 
-from hybridbatch import cli
-from hybridbatch import corpus as C
+from hybridbatch import data as C
+from hybridbatch.cli import base as cli
 from hybridbatch.errors import DataError, HybridBatchError, UsageError
 from hybridbatch.provenance import sha256_file
 

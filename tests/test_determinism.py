@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from hybridbatch.training import TrainConfig, train
+from hybridbatch.training.trainer import TrainConfig, train
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -38,8 +38,8 @@ def _run(tiny_model: Path, data: Path, out: Path, seed: int) -> Path:
 def test_same_seed_same_batches_weights_and_metrics(tiny_model, shared_data, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from hybridbatch.corpus import load_corpus
-    from hybridbatch.evaluation import evaluate_lareqa
+    from hybridbatch.data.lookup import load_corpus
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa
 
     a = _run(tiny_model, shared_data, tmp_path / "a", seed=1)
     b = _run(tiny_model, shared_data, tmp_path / "b", seed=1)

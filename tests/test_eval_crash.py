@@ -53,7 +53,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot
 import sentence_transformers
 import hybridbatch.cli
-import hybridbatch.evaluation, hybridbatch.corpus, hybridbatch.models  # preload only: no torch op runs before fork
+import hybridbatch.evaluation.lareqa, hybridbatch.data, hybridbatch.models  # preload only: no torch op runs before fork
 
 
 def die():
@@ -291,7 +291,7 @@ def assert_same_as_reference(work: Path, ref: dict, what: str) -> dict:
     assert {k: v for k, v in got["cache"].items() if k.endswith(".npy")} == {
         k: v for k, v in ref["cache"].items() if k.endswith(".npy")}, f"{what}: cache arrays differ"
     assert temps(work / "cache", work / "out") == [], f"{what}: temp files left behind"
-    from hybridbatch.stats import load_run
+    from hybridbatch.analysis.significance import load_run
 
     load_run(work / "out")  # per_query.npz matches the checksum recorded in eval.json
     return got["body"]["settings"]

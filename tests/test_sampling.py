@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from hybridbatch.corpus import PairSet, TrainItem
+from hybridbatch.data.records import PairSet, TrainItem
 from hybridbatch.errors import UsageError
-from hybridbatch.sampling import (
+from hybridbatch.sampling.samplers import (
     SAMPLERS,
     HybridSampler,
     XXSampler,

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from hybridbatch import stats
+from hybridbatch.analysis import significance as stats
 from hybridbatch.errors import ResultsError
 
 
@@ -123,7 +123,7 @@ def test_resampling_moves_parallel_copies_together():
 
 
 def _write_run(tmp_path, name, corpus, q, c):
-    from hybridbatch.evaluation import evaluate_lareqa_embeddings, write_eval
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings, write_eval
 
     out = tmp_path / name
     write_eval(evaluate_lareqa_embeddings(corpus, q, c, backend="numpy"), out)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hybridbatch.errors import UsageError
-from hybridbatch.training import TrainConfig, check_out_dir, make_loss, train
+from hybridbatch.training.trainer import TrainConfig, check_out_dir, make_loss, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,7 @@ def small_config(tiny_model: Path, data: Path, out: Path, **kw) -> TrainConfig:
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     """`hybridbatch ...` in-process: (exit code, stderr)."""
-    from hybridbatch import cli
-
+    from hybridbatch.cli import base as cli
     monkeypatch.setattr(sys, "argv", ["hybridbatch", *args])
     with pytest.raises(SystemExit) as e:
         cli.main()

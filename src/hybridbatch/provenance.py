@@ -199,7 +199,7 @@ def write_text(path: Path | str, text: str) -> Path:
 
 def check_out_dir(path: Path | str, flag: str = "--out") -> Path:
     """Fail before the work, not after it: `path` must be a folder or creatable as one (no file in the way)."""
-    from .errors import UsageError
+    from hybridbatch.errors import UsageError
 
     path = Path(path)
     if path.exists() and not path.is_dir():

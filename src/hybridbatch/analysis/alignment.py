@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import corpus
-from .errors import UsageError
-from .provenance import Timer, provenance, sha256_files, write_json, write_text
+from hybridbatch import data as corpus
+from hybridbatch.errors import UsageError
+from hybridbatch.provenance import Timer, provenance, sha256_files, write_json, write_text
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -338,7 +338,7 @@ class _Encoder:
     question used in 10 language pairs is encoded once."""
 
     def __init__(self, model: SentenceTransformer, batch_size: int = 32) -> None:
-        from .models import prefixes
+        from hybridbatch.models.loading import prefixes
 
         self.model = model
         self.batch_size = batch_size
@@ -382,7 +382,7 @@ class _Encoder:
 
 def _resolve(model: SentenceTransformer | str | Path, model_name: str | None) -> tuple[SentenceTransformer, str]:
     if isinstance(model, (str, Path)):
-        from .models import load_model
+        from hybridbatch.models.loading import load_model
 
         return load_model(str(model)), model_name or str(model)
     card = getattr(model, "model_card_data", None)
@@ -544,7 +544,7 @@ def pair_matrix(rows: Sequence[PairResult], measure: str) -> tuple[list[str], li
 def heatmaps(results: Sequence[AlignResult], out_dir: Path | str, annotate: bool = True) -> list[Path]:
     """One PNG per source and measure; with two models three panels side by side: A, B and B - A. `annotate`
     writes each value in its cell (readable, but about half the plotting time)."""
-    from .report import pyplot, save_figure
+    from hybridbatch.report.tables import pyplot, save_figure
 
     plt = pyplot()
 

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics as M
-from .corpus import QACorpus, passage_text
-from .provenance import Timer, atomic_file, provenance, sweep_temps
-from .retrieval import (
+from hybridbatch.data.records import QACorpus, passage_text
+from hybridbatch.evaluation import metrics as M
+from hybridbatch.evaluation.encoding import (
     DEFAULT_BLOCK_MIB,
     DEFAULT_CHUNK,
     EmbeddingCache,
@@ -32,6 +31,7 @@ from .retrieval import (
     model_identity,
     segment_counts,
 )
+from hybridbatch.provenance import Timer, atomic_file, provenance, sweep_temps
 
 METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance")
 MULTI = "multi"
@@ -195,7 +195,7 @@ def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: in
 def run_settings(model: Any, context: bool, batch_size: int, cache: EmbeddingCache | None,
                  cache_dir: Path | str | None) -> dict[str, Any]:
     """The encoding settings and cache statistics every result file records."""
-    from .retrieval import prefix_for
+    from hybridbatch.evaluation.encoding import prefix_for
 
     return {
         "context": context, "batch_size": batch_size, "query_prefix": prefix_for(model, "query"),
@@ -478,8 +478,8 @@ def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str
     eval.json is the commit record: a previous eval.json is removed first and the new one written last (with the
     sha256 of per_query.npz, which `stats.load_run` checks), so a run killed while writing leaves no eval.json that
     could be paired with other files; temps left by a killed earlier writer are removed."""
-    from . import report
-    from .provenance import check_out_dir, sha256_files
+    from hybridbatch.provenance import check_out_dir, sha256_files
+    from hybridbatch.report import tables as report
 
     out = check_out_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)

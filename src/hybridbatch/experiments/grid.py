@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from . import report
-from .errors import UsageError
-from .provenance import check_out_dir, provenance, write_json, write_text
-from .sampling import MIX_SAMPLERS
+from hybridbatch.errors import UsageError
+from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
+from hybridbatch.report import tables as report
+from hybridbatch.sampling.samplers import MIX_SAMPLERS
 
 LOSSES = ("plain", "symmetric", "hardneg")
 BASE = "base"  # the zero-shot cell: no training
@@ -100,7 +100,7 @@ PRESETS: dict[str, Preset] = {
 def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequence[str], scales: Sequence[float],
                 seeds: Sequence[int], include_base: bool = False) -> list[Cell]:
     """Every combination; alpha varies only for samplers that mix batch types, the others get one cell."""
-    from .sampling import SAMPLERS
+    from hybridbatch.sampling.samplers import SAMPLERS
 
     for sampler in samplers:
         if sampler not in SAMPLERS:
@@ -127,7 +127,7 @@ def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequen
 
 
 def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -> Any:
-    from .training import TrainConfig
+    from hybridbatch.training.trainer import TrainConfig
 
     alpha = cell.alpha if cell.alpha is not None else 0.5
     return TrainConfig(
@@ -160,10 +160,10 @@ def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *
 
 def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
               log: Callable[[str], None]) -> dict[str, Any]:
-    from .corpus import load_corpus
-    from .evaluation import evaluate_beir, evaluate_lareqa, write_eval
-    from .models import load_model
-    from .training import train
+    from hybridbatch.data.lookup import load_corpus
+    from hybridbatch.evaluation.lareqa import evaluate_beir, evaluate_lareqa, write_eval
+    from hybridbatch.models.loading import load_model
+    from hybridbatch.training.trainer import train
 
     d = out_root / "cells" / cell.key
     done = d / "cell.json"
@@ -289,7 +289,7 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
 def check_inputs(out_root: Path, data_dir: str | None, tydi: bool) -> None:
     """Fail before any model is built or trained: the output folder must be a folder we can write, and the data
     must be there."""
-    from .corpus import load_corpus
+    from hybridbatch.data.lookup import load_corpus
 
     check_out_dir(out_root)
     load_corpus("xquad-r", data_dir, split="test")
@@ -343,7 +343,7 @@ def significance(out_root: Path, reference: str, others: Sequence[str], seeds: S
                  key_of: Callable[[str, int], str], dataset: str = "xquad-r") -> list[dict[str, Any]]:
     """reference vs each other group: per-query scores averaged over seeds, paired bootstrap + randomisation; with
     several seeds also a two-level bootstrap CI (seeds and questions, `stats.seed_bootstrap`) for mAP and bias."""
-    from .stats import aligned, compare, load_run, seed_bootstrap
+    from hybridbatch.analysis.significance import aligned, compare, load_run, seed_bootstrap
 
     def runs_of(group: str) -> list[Any]:
         return [load_run(out_root / "cells" / key_of(group, s) / dataset) for s in seeds]
@@ -410,14 +410,15 @@ def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Seq
 def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The README's main job: zero-shot base vs a short hybrid run, both on the XQuAD-R test articles, with the
     significance of the difference. Reuses finished pieces when re-run."""
-    from .models import DEFAULT_MODEL, load_model
+    from hybridbatch.models.embedded import DEFAULT_MODEL
+    from hybridbatch.models.loading import load_model
 
     preset = PRESETS["demo"]
     check_inputs(out_root, data_dir, preset.tydi)
     load_model(DEFAULT_MODEL)  # builds the embedded model once, with its own progress message
     cells = [Cell(BASE), Cell("hybrid", 0.5, "plain", 20.0, 0)]
     body = run_grid(cells, preset, out_root, data_dir, title="demo: zero-shot base vs hybrid (alpha 0.5)", log=log)
-    from .stats import compare, write_compare
+    from hybridbatch.analysis.significance import compare, write_compare
 
     cmp = compare(out_root / "cells" / cells[0].key / "xquad-r", out_root / "cells" / cells[1].key / "xquad-r")
     write_compare(cmp, out_root / "compare")

@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import UsageError
-from .provenance import atomic_file, sweep_temps
+from hybridbatch.errors import UsageError
+from hybridbatch.provenance import atomic_file, sweep_temps
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ EXACT_BLOCK = 1024  # pairs per exact re-scoring step: 1024 x dim x 24 bytes (9 
 
 def prefix_for(model: Any, kind: Kind) -> str:
     """The query or passage prefix of `model` (models.prefixes: the model's own prompts, else E5 defaults)."""
-    from .models import prefixes
+    from hybridbatch.models.loading import prefixes
 
     if kind not in ("query", "passage"):
         raise UsageError(f"kind must be 'query' or 'passage', not {kind!r}")

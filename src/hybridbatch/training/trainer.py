@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import HybridBatchError, ModelError, UsageError
+from hybridbatch.errors import HybridBatchError, ModelError, UsageError
 
 LOSS_SCALE = 20.0  # temperature 0.05, the common choice (the paper does not report one)
 
@@ -128,7 +128,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Reject bad settings before anything is loaded or written."""
-        from .sampling import SAMPLERS, check_alpha
+        from hybridbatch.sampling.samplers import SAMPLERS, check_alpha
 
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -168,8 +168,7 @@ def load_pairsets(config: TrainConfig) -> list[Any]:
     """One PairSet per `data` entry: a named dataset or LAReQA folder (train split), or a JSONL pairs file.
     Uses `corpus.load_pairs` when the corpus module has it; otherwise falls back to
     `load_corpus(spec).split()[0].pairs(...)` / `read_pairs_jsonl`."""
-    from . import corpus
-
+    from hybridbatch import data as corpus
     out = []
     for spec in config.data:
         load_pairs = getattr(corpus, "load_pairs", None)
@@ -189,7 +188,7 @@ def load_pairsets(config: TrainConfig) -> list[Any]:
 
 def split_validation(pairsets: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
     """Hold out `fraction` of each source's question ids (all their language copies) for the validation loss."""
-    from .corpus import PairSet
+    from hybridbatch.data.records import PairSet
 
     train, val = [], []
     for ps in pairsets:
@@ -205,8 +204,7 @@ def split_validation(pairsets: list[Any], fraction: float, seed: int) -> tuple[l
 def load_st_model(name: str, max_seq_length: int | None = None) -> Any:
     """`models.load_model(name)` when the models module has it, else `SentenceTransformer(name)`; any failure
     becomes a ModelError (e.g. a hub id while offline)."""
-    from . import models
-
+    from hybridbatch import models
     loader = getattr(models, "load_model", None)
     try:
         if loader is not None:
@@ -283,7 +281,7 @@ _OWN_MARKERS = ("train_config.json", "train.json")
 def check_out_dir(config: TrainConfig) -> str:
     """Decide what to do with the output folder before anything is written: 'fresh', 'resume' or 'overwrite'.
     A non-empty folder needs --resume or --overwrite, and --overwrite only deletes folders this command made."""
-    from .provenance import check_out_dir as check_writable
+    from hybridbatch.provenance import check_out_dir as check_writable
 
     out = check_writable(config.out)
     non_empty = out.exists() and any(out.iterdir())
@@ -390,7 +388,7 @@ def _trainer_classes() -> tuple[type, type, type]:
                          num_items_in_batch: Any = None) -> Any:
             rows = inputs.pop("_row", None)
             if rows is not None and self.hb_log is not None and self.model.training:
-                from .sampling import batch_info
+                from hybridbatch.sampling.samplers import batch_info
 
                 info = batch_info(self.hb_train_table, rows.tolist())
                 self.hb_log.write(json.dumps({"step": self.state.global_step, **info}, ensure_ascii=False) + "\n")
@@ -503,8 +501,8 @@ def train(config: TrainConfig) -> Path:
     Bad settings raise UsageError / ModelError / DataError before anything is written."""
     from transformers.trainer_utils import set_seed
 
-    from .provenance import Timer, process_commit, provenance, write_json
-    from .sampling import (
+    from hybridbatch.provenance import Timer, process_commit, provenance, write_json
+    from hybridbatch.sampling.samplers import (
         MIX_SAMPLERS,
         SAMPLERS,
         build_pair_table,
@@ -527,7 +525,7 @@ def train(config: TrainConfig) -> Path:
     set_seed(config.seed)
     with timer("model"):
         model = load_st_model(config.model, config.max_seq_length)
-    from .models import prefixes
+    from hybridbatch.models.loading import prefixes
 
     qp, pp = prefixes(model)
     needs_cross = SAMPLERS[config.sampler].needs_cross and not (config.sampler in MIX_SAMPLERS and config.alpha == 1.0)

@@ -89,7 +89,7 @@ def pyplot() -> Any:
 
 def save_figure(fig: Any, path: Path | str) -> Path:
     """Write a PNG atomically (a killed run never leaves half an image) and free the figure."""
-    from .provenance import atomic_file
+    from hybridbatch.provenance import atomic_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

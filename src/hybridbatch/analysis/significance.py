@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ResultsError
+from hybridbatch.errors import ResultsError
 
 # (row name, setting, per-query metric)
 COMPARE_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -166,7 +166,7 @@ class Run:
 
 def load_run(spec: Path | str) -> Run:
     """An eval output folder or its eval.json, with its per_query.npz (needed for paired statistics)."""
-    from .evaluation import load_per_query
+    from hybridbatch.evaluation.lareqa import load_per_query
 
     p = Path(spec)
     js = p / "eval.json" if p.is_dir() else p
@@ -183,7 +183,7 @@ def load_run(spec: Path | str) -> Run:
         raise ResultsError(f"{pq}: per-query scores missing; re-run `hybridbatch eval` to write them")
     want = body.get("per_query_sha256")
     if want:
-        from .provenance import sha256_files
+        from hybridbatch.provenance import sha256_files
 
         if sha256_files([pq]) != want:
             raise ResultsError(f"{pq}: does not match the checksum in {js.name} (changed or from another run); "
@@ -279,8 +279,8 @@ def compare(run_a: Run | Path | str, run_b: Run | Path | str, *, n_boot: int = 2
 
 
 def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
-    from .provenance import check_out_dir, provenance, write_json, write_text
-    from .report import compare_markdown
+    from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
+    from hybridbatch.report.tables import compare_markdown
 
     out = check_out_dir(out_dir)
     body = {**cmp, "provenance": provenance()}

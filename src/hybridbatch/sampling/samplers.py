@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
-from .corpus import PairSet, TrainItem
-from .errors import UsageError
+from hybridbatch.data.records import PairSet, TrainItem
+from hybridbatch.errors import UsageError
 
 # --------------------------------------------------------------------------------------------------------------------
 # The pair table
@@ -525,7 +525,7 @@ def summarise_plans(plans: Any) -> dict[str, Any]:
 
 
 def save_mix(path: Path | str, mix: dict[str, Any], **extra: Any) -> Path:
-    from .provenance import write_json
+    from hybridbatch.provenance import write_json
 
     return write_json(path, {**extra, **mix})
 
@@ -684,7 +684,7 @@ def batch_info(table: PairTable, rows: Sequence[int]) -> dict[str, Any]:
 
 def dump_plans(sampler: PairBatchSampler, n_groups: int, path: Path | str) -> Path:
     """Write the first `n_groups` plans as JSON lines (for inspection)."""
-    from .provenance import write_text
+    from hybridbatch.provenance import write_text
 
     lines = []
     for g in range(n_groups):

@@ -1,0 +1,5 @@
+"""`python -m hybridbatch.cli` runs the command line."""
+
+from hybridbatch.cli import main
+
+main()

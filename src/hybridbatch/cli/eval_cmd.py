@@ -1,0 +1,165 @@
+"""`hybridbatch eval` and `compare`: the LAReQA protocol and significance between runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hybridbatch.cli.base import DataDir, app, console, out
+
+
+def _eval_load_model(name: str, max_seq_length: Optional[int]):
+    """models.load_model (ModelError on failure); a plain SentenceTransformer if that API is not there."""
+    from hybridbatch import models
+    from hybridbatch.errors import ModelError
+
+    if hasattr(models, "load_model"):
+        return models.load_model(name, max_seq_length=max_seq_length)
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(name, device="cpu")
+    except Exception as e:  # noqa: BLE001 - any load failure is the user's model argument
+        raise ModelError(f"could not load model {name!r}: {str(e).splitlines()[0][:300] if str(e) else e}") from e
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def _eval_summary_table(body: dict):
+    from rich.table import Table
+
+    from hybridbatch.report.tables import lareqa_row
+
+    if body["kind"] == "beir":
+        t = Table(title=f"{body['dataset']}: single-language retrieval")
+        for c in ("lang", "nDCG@10", "Recall@100", "MRR@10", "queries"):
+            t.add_column(c, justify="right")
+        for lang, v in body["per_language"].items():
+            t.add_row(lang, f"{v['ndcg10']:.3f}", f"{v['recall100']:.3f}", f"{v['mrr10']:.3f}", str(v["n_queries"]))
+        s = body["summary"]
+        t.add_row("macro", f"{s['ndcg10']:.3f}", f"{s['recall100']:.3f}", f"{s['mrr10']:.3f}", "", style="bold")
+        return t
+    row = lareqa_row(body)
+    c = body["counts"]
+    t = Table(title=f"{body['dataset']}: LAReQA ({c['n_queries']} queries, {c['n_candidates']} candidates, "
+              f"{c['n_cross_pairs']} cross pairs)", caption=f"ties: {body['tie_rule']}")
+    for k in row:
+        t.add_column(k, justify="right")
+    t.add_row(*("–" if v is None else (f"{v:.1f}" if k == "Bias" else f"{v:.3f}") for k, v in row.items()))
+    return t
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="`embedded`, a sentence-transformers folder or a hub "
+                                       "id.")] = "embedded",
+    data: Annotated[str, typer.Option("--data", "-d", help="xquad-r, mlqa-r, tydiqa-goldp, or a folder / file of "
+                                      "LAReQA or SQuAD JSON.")] = "xquad-r",
+    data_dir: DataDir = None,
+    split: Annotated[str, typer.Option("--split", help="test / train: the 12 / 36-article split of XQuAD-R/MLQA-R "
+                                       "(test is disjoint from `train`'s data); all: the whole set (the paper's "
+                                       "protocol for models not trained on it). TyDi: test = dev.")] = "test",
+    context: Annotated[bool, typer.Option("--context/--no-context", help="Encode candidates as sentence + "
+                                          "paragraph (LAReQA / XTREME-R do).")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Encoding batch size.")] = 64,
+    max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", min=1,
+                                                          help="Truncate inputs to N tokens.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto (= numpy: measured faster than exact "
+                                         "FAISS at 1x-16x XQuAD-R), numpy or faiss; identical ranks.")] = "auto",
+    protocol: Annotated[str, typer.Option("--protocol", help="auto (beir for TyDi GoldP, else lareqa), lareqa or "
+                                          "beir.")] = "auto",
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache folder (keyed by "
+                                                      "model weights, data and settings).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json, eval.md, pairs.png, "
+                                          "per_query.npz.")] = Path("eval-out"),
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
+) -> None:
+    """Evaluate a model: LAReQA Mono / Cross / Multi mAP, recall, nDCG, language bias.
+
+    For TyDi GoldP: single-language nDCG@10 / Recall@100 / MRR@10. Writes eval.json, eval.md, pairs.png and
+    per_query.npz (per-query scores, for `hybridbatch compare`).
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from hybridbatch.data.lookup import load_corpus
+    from hybridbatch.errors import UsageError
+    from hybridbatch.evaluation.lareqa import evaluate_beir, evaluate_lareqa, write_eval
+    from hybridbatch.provenance import check_out_dir
+
+    check_out_dir(out_dir)
+
+    if split not in ("test", "train", "all"):
+        raise UsageError(f"--split must be test, train or all, not {split!r}")
+    if backend not in ("auto", "numpy", "faiss"):
+        raise UsageError(f"--backend must be auto, numpy or faiss, not {backend!r}")
+    if protocol not in ("auto", "lareqa", "beir"):
+        raise UsageError(f"--protocol must be auto, lareqa or beir, not {protocol!r}")
+    tydi = "tydi" in data.lower()
+    corpus_split = None if split == "all" else ("dev" if tydi and split == "test" else split)
+    corpus = load_corpus(data, data_dir, split=corpus_split)
+    if not corpus.languages or not any(corpus.questions.values()):
+        raise UsageError(f"{data}: no questions found")
+    st_model = _eval_load_model(model, max_seq_length)
+    use_beir = protocol == "beir" or (protocol == "auto" and tydi)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not progress, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        fn = evaluate_beir if use_beir else evaluate_lareqa
+        result = fn(st_model, corpus, context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
+                    model_name=model, progress=tick)
+    result.settings.update({"data": data, "split": split})
+    paths = write_eval(result, out_dir)
+    out.print(_eval_summary_table(result.to_json() | {"kind": result.kind}))
+    t = result.timings
+    out.print(f"encode {t.get('encode_s', 0):.1f}s · score {t.get('score_s', 0):.1f}s · metrics "
+              f"{t.get('metric_s', 0):.1f}s; wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="Baseline run: an `eval --out` folder or its eval.json.")],
+    run_b: Annotated[Path, typer.Argument(help="Run to compare against it (differences are B - A).")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for compare.json / compare.md "
+                                                    "(default: RUN_B's folder).")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")] = 2000,
+    n_perm: Annotated[int, typer.Option("--n-perm", min=100, help="Randomisation-test permutations.")] = 10000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+) -> None:
+    """Is B better than A? Per setting B - A with a 95% paired bootstrap CI over question ids and a paired
+    randomisation-test p-value. Both runs must be on the same data and queries."""
+    from rich.table import Table
+
+    from hybridbatch.analysis.significance import compare, load_run, write_compare
+    from hybridbatch.provenance import check_out_dir
+
+    ra, rb = load_run(run_a), load_run(run_b)
+    check_out_dir(out_dir or rb.path)
+    cmp = compare(ra, rb, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    t = Table(title=f"B = {rb.path}  vs  A = {ra.path}", caption=f"{cmp['dataset']}, {cmp['n_question_ids']} "
+              f"question ids; CI: paired bootstrap ({n_boot}); p: paired randomisation ({n_perm})")
+    for c in ("metric", "A", "B", "B - A", "95% CI", "p"):
+        t.add_column(c, justify="right")
+    for r in cmp["rows"]:
+        d = 1 if r["metric"] == "rank_distance" else 3
+        better = (r["diff"] < 0) == r["lower_is_better"] and r["diff"] != 0
+        style = ("green" if better else "red") if r["p_value"] < 0.05 else None
+        t.add_row(r["name"], f"{r['a']:.{d}f}", f"{r['b']:.{d}f}", f"{r['diff']:+.{d}f}",
+                  f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]", f"{r['p_value']:.4f}", style=style)
+    out.print(t)
+    paths = write_compare(cmp, out_dir or rb.path)
+    out.print(f"wrote {paths['json']} and {paths['md']}", highlight=False)

@@ -1,0 +1,77 @@
+"""`hybridbatch train`: one training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hybridbatch.cli.base import DataDir, app, out
+
+
+@app.command("train")
+def train_cmd(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="'embedded' (default), a sentence-"
+                     "transformers folder or a hub id.")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Training data: 'xquad-r' (train split, "
+                    "default), a LAReQA folder or a JSONL pairs file. Repeat for several sources (a batch comes from "
+                    "one source, drawn in proportion to its size).")] = None,
+    data_dir: DataDir = None,
+    sampler: Annotated[Optional[str], typer.Option(help="hybrid | xx | xy | en | mixed | random | hybrid-multi")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="hybrid: share of X-X batches (default 0.5).")] = None,
+    per_pair: Annotated[Optional[bool], typer.Option("--per-pair/--per-batch", help="xy / hybrid: draw (X, Y) "
+                        "per pair instead of per batch.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Pairs per batch and process (default 32).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (default: --epochs passes).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Passes over the (qid, lang) items (default 1).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate (default 3e-5).")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="Default 0.01.")] = None,
+    max_seq_length: Annotated[Optional[int], typer.Option(help="Token limit (default 64).")] = None,
+    context: Annotated[Optional[bool], typer.Option("--context/--no-context", help="Encode passages as sentence "
+                       "+ paragraph.")] = None,
+    hard_negatives: Annotated[Optional[bool], typer.Option("--hard-negatives/--no-hard-negatives", help="Add "
+                              "another sentence of the same paragraph as a hard negative.")] = None,
+    symmetric: Annotated[Optional[bool], typer.Option("--symmetric/--no-symmetric", help="Also passage -> query "
+                         "InfoNCE.")] = None,
+    scale: Annotated[Optional[float], typer.Option(help="Loss scale = 1 / temperature (default 20).")] = None,
+    cached_loss: Annotated[Optional[bool], typer.Option("--cached-loss/--no-cached-loss", help="GradCache loss: "
+                           "memory of --mini-batch-size, whatever the batch size.")] = None,
+    mini_batch_size: Annotated[Optional[int], typer.Option(help="GradCache mini-batch (default 32).")] = None,
+    freeze_embeddings: Annotated[Optional[bool], typer.Option("--freeze-embeddings/--train-embeddings",
+                                 help="Freeze word embeddings (faster on CPU).")] = None,
+    grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Share of train qids held out for the validation "
+                            "loss (default 0.05; 0 disables).")] = None,
+    eval_steps: Annotated[Optional[int], typer.Option(help="Validate every N steps (default max_steps/10).")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
+                        "(default 3; 0 never).")] = None,
+    save_steps: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps (default: eval steps).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (default 42).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default runs/train).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML or YAML file of settings; flags "
+                      "override it.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last "
+                      "checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --out.")] = False,
+    keep_checkpoints: Annotated[Optional[bool], typer.Option("--keep-checkpoints/--drop-checkpoints")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress")] = None,
+) -> None:
+    """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json."""
+    import os
+
+    from hybridbatch.training.trainer import TrainConfig, train
+
+    cfg = TrainConfig.from_file(config) if config else TrainConfig()
+    cfg = cfg.replace(
+        _source="command line", model=model, data=data or None, data_dir=data_dir, sampler=sampler, alpha=alpha,
+        per_pair=per_pair, batch_size=batch_size, max_steps=max_steps, epochs=epochs, lr=lr,
+        weight_decay=weight_decay, max_seq_length=max_seq_length, context=context, hard_negatives=hard_negatives,
+        symmetric=symmetric, scale=scale, cached_loss=cached_loss, mini_batch_size=mini_batch_size,
+        freeze_embeddings=freeze_embeddings, grad_accum=grad_accum, val_fraction=val_fraction,
+        eval_steps=eval_steps, patience=patience, save_steps=save_steps, seed=seed, out=out_dir,
+        resume=resume or None, overwrite=overwrite or None, keep_checkpoints=keep_checkpoints, progress=progress,
+    )
+    path = train(cfg)
+    if os.environ.get("RANK", "0") == "0":
+        out.print(f"model written to {path}", highlight=False)

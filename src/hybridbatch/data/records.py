@@ -1,0 +1,162 @@
+"""Records of parallel QA data: candidates, questions, training items, and the corpora that hold them.
+
+Nothing here assumes full parallelism: an id may exist in only some languages (MLQA-R style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from hybridbatch.errors import Problem, UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One retrievable sentence. `doc` names its paragraph ("article_index/paragraph_index"); in XQuAD-R the same
+    `doc` in two languages is the same paragraph translated."""
+
+    lang: str
+    text: str
+    context: str
+    doc: str
+    article: str
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One question in one language; `answer` indexes `QACorpus.candidates[lang]` (the sentence holding the answer)."""
+
+    qid: str
+    lang: str
+    text: str
+    answer: int
+    article: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrainItem:
+    """A query and its positive passage in one language, plus optional hard negatives in the same language."""
+
+    query: str
+    positive: str
+    negatives: tuple[str, ...] = ()
+
+
+@dataclass
+class PairSet:
+    """Training data: items[qid][lang]. A batch pairs the query of one language with the positive of another (X-Y)
+    or the same (X-X) language, for the same qid."""
+
+    name: str
+    items: dict[str, dict[str, TrainItem]]
+    checksum: str = ""
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted({lang for by_lang in self.items.values() for lang in by_lang})
+
+    def ids_in(self, *langs: str) -> list[str]:
+        """Question ids that exist in every one of `langs`, in a stable order."""
+        return [qid for qid, by_lang in self.items.items() if all(lang in by_lang for lang in langs)]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.items.values())
+
+
+@dataclass
+class QACorpus:
+    """Questions and candidate pools for several languages, as read from one file set."""
+
+    name: str
+    questions: dict[str, list[Question]]
+    candidates: dict[str, list[Candidate]]
+    checksum: str = ""
+    files: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.questions)
+
+    def by_id(self) -> dict[str, dict[str, Question]]:
+        """qid -> lang -> question (only the languages where the id exists)."""
+        out: dict[str, dict[str, Question]] = {}
+        for lang in self.languages:
+            for q in self.questions[lang]:
+                out.setdefault(q.qid, {})[lang] = q
+        return out
+
+    @property
+    def articles(self) -> list[str]:
+        """Article titles in first-seen order (file order of the first language that has them)."""
+        seen: dict[str, None] = {}
+        for lang in self.languages:
+            for c in self.candidates[lang]:
+                seen.setdefault(c.article, None)
+        return list(seen)
+
+    def subset(self, articles: Iterable[str], name: str | None = None) -> QACorpus:
+        """Only the questions and candidates of `articles`; answer indices are remapped into the smaller pools."""
+        keep = set(articles)
+        questions: dict[str, list[Question]] = {}
+        candidates: dict[str, list[Candidate]] = {}
+        for lang in self.languages:
+            old = self.candidates[lang]
+            new_index = {}
+            pool = []
+            for i, c in enumerate(old):
+                if c.article in keep:
+                    new_index[i] = len(pool)
+                    pool.append(c)
+            candidates[lang] = pool
+            questions[lang] = [
+                Question(q.qid, q.lang, q.text, new_index[q.answer], q.article)
+                for q in self.questions[lang]
+                if q.article in keep
+            ]
+        return QACorpus(name or self.name, questions, candidates, self.checksum, list(self.files), list(self.warnings))
+
+    def split(self, n_train: int = 36, n_test: int = 12) -> tuple[QACorpus, QACorpus]:
+        """Split by article: the first `n_train` articles (file order) train, the last `n_test` test, so no test
+        article is ever trained on. XQuAD-R has 48 articles; the order is the upstream file order, identical in all
+        languages, which makes the split deterministic and documented (docs/DATA.md): no randomness, no seed.
+        Because a question belongs to exactly one article, no test question id is ever in train."""
+        arts = self.articles
+        if n_train + n_test > len(arts):
+            raise UsageError(
+                f"split asks for {n_train} train + {n_test} test articles but {self.name} has only {len(arts)}"
+            )
+        train = self.subset(arts[:n_train], f"{self.name}:train")
+        test = self.subset(arts[len(arts) - n_test :], f"{self.name}:test")
+        return train, test
+
+    def pairs(self, context: bool = False, hard_negatives: bool = False) -> PairSet:
+        """Training items: the question and its answer sentence per language; hard negatives are the other sentences
+        of the same paragraph, in the same language."""
+        items: dict[str, dict[str, TrainItem]] = {}
+        by_doc: dict[tuple[str, str], list[int]] = {}
+        if hard_negatives:
+            for lang in self.languages:
+                for i, c in enumerate(self.candidates[lang]):
+                    by_doc.setdefault((lang, c.doc), []).append(i)
+        for lang in self.languages:
+            pool = self.candidates[lang]
+            for q in self.questions[lang]:
+                pos = pool[q.answer]
+                negs: tuple[str, ...] = ()
+                if hard_negatives:
+                    negs = tuple(
+                        passage_text(pool[j], context) for j in by_doc[(lang, pos.doc)] if j != q.answer
+                    )
+                items.setdefault(q.qid, {})[lang] = TrainItem(q.text, passage_text(pos, context), negs)
+        return PairSet(self.name, items, self.checksum)
+
+
+def passage_text(c: Candidate, context: bool) -> str:
+    """The text a candidate is encoded as: the sentence alone, or the sentence followed by its paragraph (LAReQA /
+    XTREME-R encode sentence + context)."""
+    return f"{c.text}\n{c.context}" if context else c.text
+
+

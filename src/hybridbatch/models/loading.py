@@ -1,0 +1,171 @@
+"""Loading any model: the embedded default, a local folder, or a hub id.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hybridbatch.errors import ModelError, UsageError
+from hybridbatch.models.embedded import (
+    DEFAULT_MODEL,
+    DEFAULT_PASSAGE_PREFIX,
+    DEFAULT_QUERY_PREFIX,
+    EMBEDDED_ALIASES,
+    _read_marker,
+    build_embedded_model,
+    embedded_model_dir,
+)
+
+if TYPE_CHECKING:  # importing sentence-transformers pulls in torch: only when a model is really needed
+    from sentence_transformers import SentenceTransformer
+def prefixes(model: SentenceTransformer) -> tuple[str, str]:
+    """(query prefix, passage prefix): the model's own named prompts 'query'/'passage' when it has them, else the
+    E5-style defaults. Training and evaluation both go through this so the two never disagree."""
+    prompts = getattr(model, "prompts", None) or {}
+    return prompts.get("query", DEFAULT_QUERY_PREFIX), prompts.get("passage", DEFAULT_PASSAGE_PREFIX)
+
+
+# ---- loading any model ---------------------------------------------------------------------------------------------
+
+
+def _looks_like_path(name: str) -> bool:
+    """Names that can only be paths: absolute, ./ ../ ~, or more than one '/' (hub ids are `org/name`)."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
+
+
+def _check_model_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise ModelError(f"{path} is not a model folder: it is a file; pass the folder that holds modules.json "
+                         f"or config.json")
+    if not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
+        raise ModelError(f"{path} is not a model folder: it has neither modules.json (sentence-transformers) nor "
+                         f"config.json (Hugging Face); pass a saved model folder, a model id, or `embedded`")
+
+
+def resolve_model(name: str) -> str:
+    """What to hand SentenceTransformer: the embedded model's folder (built on first use) for `embedded` and its
+    aliases, a checked absolute folder for local paths, else the name itself (a hub id)."""
+    name = str(name).strip()
+    if not name:
+        raise ModelError("empty model name: pass `embedded`, a local model folder, or a Hugging Face model id")
+    if name.lower() in EMBEDDED_ALIASES:
+        return str(build_embedded_model())
+    path = Path(name).expanduser()
+    if path.exists():
+        _check_model_folder(path)
+        return str(path.resolve())
+    if _looks_like_path(name):
+        raise ModelError(f"{path}: no such model folder; pass an existing folder, a Hugging Face model id, "
+                         f"or `embedded`")
+    return name
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint answers a TCP connect (False in offline mode). Behind a proxy we cannot
+    tell cheaply, so assume yes and let huggingface_hub decide."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                       "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (80 if url.scheme == "http" else 443)), timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether a hub model was downloaded before (its modules.json or config.json is in the local cache that
+    SentenceTransformer would use). An id the hub would reject counts as not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    folders: list[str | None] = [None]
+    if os.environ.get("SENTENCE_TRANSFORMERS_HOME"):
+        folders.append(os.environ["SENTENCE_TRANSFORMERS_HOME"])
+    for folder in folders:
+        for filename in ("modules.json", "config.json"):
+            try:
+                hit = try_to_load_from_cache(repo_id, filename, cache_dir=folder)
+            except Exception:  # HFValidationError (a malformed id) and friends: cannot be in the cache
+                return False
+            if isinstance(hit, str):
+                return True
+    return False
+
+
+def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", max_seq_length: int | None = None
+               ) -> SentenceTransformer:
+    """Load a sentence-transformers model by name ('embedded', a folder or a hub id). Plain Hugging Face models
+    (no modules.json) get mean pooling from SentenceTransformer itself. Any failure is a ModelError."""
+    if max_seq_length is not None and max_seq_length < 1:
+        raise UsageError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
+    target = resolve_model(name)
+    local = Path(target).is_dir()
+    # Offline, huggingface_hub retries every file with backoff for over a minute before failing: when the hub is
+    # unreachable, use only the local HF cache (fast success if the model was downloaded before, fast error if not).
+    online = local or _hub_reachable()
+    if not online and not _in_hf_cache(target):  # fail before importing torch: the CLI answers in a second
+        raise ModelError(
+            f"could not load model {name!r}: it is not a local folder, the Hugging Face Hub is not reachable and "
+            f"it is not in the local Hugging Face cache. This machine may be offline (or the id is misspelt): pass "
+            f"a local model folder, or `embedded` for the built-in multilingual-e5-small."
+        )
+    from sentence_transformers import (
+        SentenceTransformer,  # after the cheap checks: a bad path fails in no time
+    )
+
+    try:
+        model = SentenceTransformer(target, device=device, local_files_only=not online)
+    except Exception as e:  # hub/transformers raise many types (OSError, ValueError, HTTP errors): all mean "cannot"
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        if local:
+            raise ModelError(f"could not load the model folder {target}: {reason}") from e
+        where = ("the Hugging Face Hub is not reachable and it is not in the local Hugging Face cache" if not online
+                 else f"fetching it from the Hugging Face Hub failed ({reason})")
+        raise ModelError(
+            f"could not load model {name!r}: it is not a local folder, and {where}. This machine may be offline "
+            f"(or the id is misspelt): pass a local model folder, or `embedded` for the built-in "
+            f"multilingual-e5-small."
+        ) from e
+    if max_seq_length is not None:
+        limit = getattr(getattr(model[0], "auto_model", None), "config", None)
+        limit = getattr(limit, "max_position_embeddings", None)
+        if limit and max_seq_length > limit:
+            raise UsageError(f"max_seq_length {max_seq_length} exceeds the model's {limit} positions ({name})")
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def describe_model(model: SentenceTransformer, name: str) -> dict[str, Any]:
+    """What `hybridbatch model info` prints: architecture, dimension, lengths, prompts, size, location."""
+    first = model[0]
+    auto = getattr(first, "auto_model", None)
+    config = getattr(auto, "config", None)
+    arch = (getattr(config, "architectures", None) or [type(auto).__name__ if auto is not None else "?"])[0]
+    target = resolve_model(name) if name.lower() not in EMBEDDED_ALIASES else str(embedded_model_dir())
+    location = target if Path(target).is_dir() else f"Hugging Face Hub id {target} (local HF cache)"
+    pooling = [m for m in model if type(m).__name__ == "Pooling"]
+    return {
+        "name": name,
+        "location": location,
+        "architecture": arch,
+        "modules": [type(m).__name__ for m in model],
+        "pooling": getattr(pooling[0], "pooling_mode", None) if pooling else None,
+        "dimension": model.get_embedding_dimension(),
+        "max_seq_length": model.max_seq_length,
+        "max_positions": getattr(config, "max_position_embeddings", None),
+        "layers": getattr(config, "num_hidden_layers", None),
+        "vocab_size": getattr(config, "vocab_size", None),
+        "prompts": dict(model.prompts or {}),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "embedded_build": _read_marker(Path(target)) if Path(target).is_dir() else None,
+    }

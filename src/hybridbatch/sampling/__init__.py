@@ -1,0 +1,27 @@
+"""Sampling: batch samplers for hybrid-batch training (sentence-transformers `DefaultBatchSampler`s)."""
+
+from hybridbatch.sampling.samplers import (  # noqa: F401
+    MIX_SAMPLERS,
+    PER_PAIR,
+    SAMPLERS,
+    BatchPlan,
+    EnglishSampler,
+    HybridMultiSampler,
+    HybridSampler,
+    MixedSampler,
+    PairBatchSampler,
+    PairTable,
+    RandomSampler,
+    XXSampler,
+    XYSampler,
+    batch_fingerprint,
+    batch_info,
+    build_pair_table,
+    check_alpha,
+    dump_plans,
+    make_sampler,
+    save_mix,
+    summarise_plans,
+    table_for,
+    world_size_from_env,
+)
