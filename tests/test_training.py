@@ -180,6 +180,11 @@ def test_train_writes_model_and_provenance(tiny_model, shared_data, tmp_path):
     assert j["data"][0]["checksum"] and j["data"][0]["qids"] > 800 and j["validation_qids"] > 30
     assert j["mix"]["steps"] == 6 and set(j["mix"]["kinds"]) <= {"xx", "xy"}
     assert j["loss_curve"]["val"] and j["loss"]["hard_negatives"] and j["prefixes"]["query"] == "query: "
+    # one checkpoint rule for every sampler, stated; the realised epoch coverage next to the mix
+    assert j["selection"]["rule"] == "lareqa" and j["selection"]["metric"] == "eval_lareqa_multi_map"
+    assert all(v["metric"] == "eval_lareqa_multi_map" and 0 <= v["value"] <= 1 for v in j["loss_curve"]["val"])
+    assert j["coverage"][0]["steps"] == 6 and 0 < j["coverage"][0]["query_items"] < 1
+    assert j["sampler"]["dropped"] == []
     assert j["wall_seconds"] > 0 and j["pairs_per_second"] > 0
     log = [json.loads(line) for line in (out / "batches.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == list(range(6)) and all(len(set(e["qids"])) == 8 for e in log)
@@ -193,7 +198,7 @@ def test_train_writes_model_and_provenance(tiny_model, shared_data, tmp_path):
     assert not torch.equal(before[layer], after[layer])
     # checkpoints: renamed into place complete, no staging leftovers
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert all(c.startswith("checkpoint-") for c in ckpts if not c.startswith(".")), ckpts
+    assert all(c.startswith("checkpoint-") for c in ckpts if not c.startswith(".") and c != "eval"), ckpts
     staging = out / "checkpoints" / ".staging"
     assert not staging.exists() or not any(staging.iterdir())
     # a finished run cannot be resumed or silently overwritten
