@@ -269,3 +269,24 @@ def test_torchrun_two_processes_share_batch_type_with_disjoint_ids(tiny_model, s
     j = json.loads((out / "train.json").read_text())
     assert j["world_size"] == 2 and j["loss"]["gather_across_devices"] is True
     assert j["sampler"]["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_torchrun_plain_sentence_transformers_trainer_with_our_sampler(tiny_model, shared_data, tmp_path):
+    """The issue's check, two processes: a shuffled user Dataset and an eval_dataset in the plain
+    SentenceTransformerTrainer with functools.partial(HybridSampler, alpha=0.5); each step both ranks get one
+    kind and language pair with disjoint ids and answer groups."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29573",
+           str(ROOT / "tests" / "ddp_plain_trainer.py"), str(tiny_model), str(shared_data), str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1))
+    assert r0["global_step"] == r1["global_step"] == 2 and r0["eval"]
+    assert len(r0["steps"]) == len(r1["steps"]) == 6
+    for a, b in zip(r0["steps"], r1["steps"], strict=True):
+        assert len(a["id"]) == len(b["id"]) == 8
+        langs = {(q, p) for q, p in zip(a["query_lang"] + b["query_lang"], a["passage_lang"] + b["passage_lang"],
+                                        strict=True)}
+        assert len(langs) == 1  # hybrid batches: one (X, Y) per step on every rank
+        assert len(set(a["id"] + b["id"])) == 16 and len(set(a["group"] + b["group"])) == 16
