@@ -45,6 +45,14 @@ def main() -> None:
     train = load_corpus("xquad-r", a.data_dir).split()[0]
     ps = train.pairs()
     group = {q.qid: q.group for q in train.questions["en"]}
+    answer = {(q.qid, lang): q.answer for lang in train.languages for q in train.questions[lang]}
+
+    def false_negative(ids: list[str], plangs: list[str]) -> bool:
+        """Some row's passage is, in its language, the very sentence answering another row's question."""
+        seen: dict[tuple[str, int], str] = {}
+        for qid, pl in zip(ids, plangs, strict=True):
+            seen.setdefault((pl, answer[(qid, pl)]), qid)
+        return any(seen.get((pl, answer.get((qid, pl), -1)), qid) != qid for qid in ids for pl in set(plangs))
     table = old.build_pair_table(ps, "query: ", "passage: ")
     ds = pair_dataset(ps, "query: ", "passage: ")
     rows = []
@@ -53,17 +61,21 @@ def main() -> None:
         o = old.make_sampler(name, table, 32, seed=1, **kw)
         n = make_sampler(name, ds, 32, seed=1, **kw)
 
-        def dup_share(plans, qid_of):
-            bad = 0
+        def dup_share(plans, qid_of, plang_of):
+            bad = fn = 0
             for p in plans:
-                g = [group[q] for q in qid_of(p.rows)]
+                ids = qid_of(p.rows)
+                g = [group[q] for q in ids]
                 bad += len(set(g)) < len(g)
-            return bad / len(plans)
+                fn += false_negative(ids, plang_of(p.rows))
+            return bad / len(plans), fn / len(plans)
 
         o_plans = [o.plan(g) for g in range(a.groups)]
         n_plans = [n.plan(g) for g in range(a.groups)]
-        o_dup = dup_share(o_plans, lambda r: [table.qids[0][i] for i in table.row_qid[r]])
-        n_dup = dup_share(n_plans, lambda r: [n.index.ids[0][i] for i in n.index.row_id[r]])
+        o_dup, o_fn = dup_share(o_plans, lambda r: [table.qids[0][i] for i in table.row_qid[r]],
+                                lambda r: [table.languages[i] for i in table.row_plang[r]])
+        n_dup, n_fn = dup_share(n_plans, lambda r: [n.index.ids[0][i] for i in n.index.row_id[r]],
+                                lambda r: [n.index.languages[i] for i in n.index.row_plang[r]])
         # one epoch: the default number of batch groups, (id, query language) items seen
         o_epoch = o.num_batches // o.world_size
         seen = set()
@@ -72,6 +84,7 @@ def main() -> None:
             seen.update(zip(table.row_qid[r].tolist(), table.row_qlang[r].tolist()))
         allowed_items = int(sum(table.has(0)[:, i].sum() for i in o._allowed_langs()))
         rows.append({"sampler": name, "groups": a.groups, "batch": "2 x 32",
+                     "false_negative_share_before": round(o_fn, 4), "false_negative_share_after": round(n_fn, 4),
                      "dup_group_share_before": round(o_dup, 4), "dup_group_share_after": round(n_dup, 4),
                      "epoch_steps_before": o_epoch, "epoch_query_coverage_before": round(len(seen) / allowed_items, 4),
                      "epoch_steps_after": n.num_batches // n.world_size,
@@ -79,8 +92,10 @@ def main() -> None:
         print(rows[-1], flush=True)
     write_json(ROOT / "benchmarks" / "results" / "sampler_dedup_epochs.json",
                provenance(kind="bench", bench="sampler_dedup_epochs", old_commit=a.old, rows=rows,
-                          note="dup_group_share: share of batch groups (2 processes x 32 pairs) holding two ids of "
-                               "one answer group; coverage: share of (id, query language) items drawn in one epoch "
+                          note="false_negative_share: share of batch groups (2 processes x 32 pairs) in which some "
+                               "row's passage is, in its language, the sentence that answers another row's question; "
+                               "dup_group_share: share holding two ids of one (union, language-independent) answer "
+                               "group; coverage: share of (id, query language) items drawn in one epoch "
                                "(the sampler's default epoch length); XQuAD-R train split, no hard negatives, "
                                "seed 1"))
 

@@ -28,7 +28,7 @@ class Option:
     y: int
     items: np.ndarray
     groups: int  # distinct answer groups among the option's pairs: at most this many pairs per batch group
-    queue: tuple[int, ...] = ()  # options with the same key draw from one queue of items
+    queue: tuple = ()  # options with the same key draw from one queue of items
     item_groups: np.ndarray | None = None  # answer-group code of each item (a queue spreads a group's items)
 
     def label(self, index: PairIndex) -> str:
@@ -57,7 +57,7 @@ class BatchKind:
         rows = index.index[s][both, x, y]
         ids = np.nonzero(has[:, x])[0] if x != y else both
         ids = ids if len(both) else both
-        return Option(self.name, s, x, y, ids, len(np.unique(index.keys[rows, 1])) if len(rows) else 0, (s, x),
+        return Option(self.name, s, x, y, ids, len(np.unique(index.keys[rows, 1])) if len(rows) else 0, ("ids", s, x),
                       index.keys[index.index[s][ids, x, x], 1])
 
 
@@ -91,7 +91,7 @@ class _PerPairBatch(BatchKind):
         ids, langs = np.nonzero(has & ok[:, None])
         L = len(index.languages)
         rows = index.index[s][ids, langs, langs]
-        return [Option(self.name, s, -1, -1, ids * L + langs, len(np.unique(index.keys[rows, 1])), (s,),
+        return [Option(self.name, s, -1, -1, ids * L + langs, len(np.unique(index.keys[rows, 1])), (self.name, s),
                        index.keys[rows, 1])]
 
     def passage_lang(self, x: int, langs: np.ndarray, rng: np.random.Generator) -> int:

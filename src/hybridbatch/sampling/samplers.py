@@ -104,15 +104,18 @@ class _KindStream:
     kind: BatchKind
     options: list[Option]
     rng: np.random.Generator
-    queues: dict[tuple[int, ...], _Queue] = field(default_factory=dict)
     deck: list[int] = field(default_factory=list)
     round: np.ndarray | None = None
 
 
 @dataclass
 class _Epoch:
+    """An epoch's plans so far, the kinds' streams, and the item queues: X-X and X-Y options of query language X
+    share one queue of ids, so a hybrid epoch covers the (id, X) items once whichever kind draws them."""
+
     plans: list[BatchPlan]
     streams: dict[str, _KindStream]
+    queues: dict[tuple[Any, ...], _Queue] = field(default_factory=dict)
 
 
 class PairBatchSampler(DefaultBatchSampler):
@@ -283,22 +286,23 @@ class PairBatchSampler(DefaultBatchSampler):
         stream = self._stream(st, kind, epoch)
         oi = self._pick_option(stream)
         opt = stream.options[oi]
-        rows = self._fill(stream, oi)
+        rows = self._fill(stream, oi, st.queues)
         ix = self.index
         return BatchPlan(group, kind.name, ix.sources[opt.source],
                          ix.languages[opt.x] if opt.x >= 0 else PER_PAIR,
                          ix.languages[opt.y] if opt.y >= 0 else PER_PAIR, rows)
 
-    def _fill(self, stream: _KindStream, oi: int) -> np.ndarray:
+    def _fill(self, stream: _KindStream, oi: int, queues: dict[tuple[Any, ...], _Queue]) -> np.ndarray:
         """`need` rows of option `oi` whose keys (id, answer group, negative group) are all distinct: items come
         off the option's queue; an item that clashes with the group so far goes back to the front of the queue."""
         if self._row_keys is None:  # Python tuples make the loop below fast
             self._row_keys = [tuple(v for v in row if v >= 0) for row in self.index.keys.tolist()]
         opt, rng = stream.options[oi], stream.rng
-        q = stream.queues.get(opt.queue or (oi,))
+        key = opt.queue or (stream.kind.name, oi)
+        q = queues.get(key)
         if q is None:
             groups = opt.item_groups if opt.item_groups is not None else np.arange(len(opt.items))
-            q = stream.queues[opt.queue or (oi,)] = _Queue(groups)
+            q = queues[key] = _Queue(groups)
         used: set[int] = set()
         out: list[int] = []
         deferred: list[int] = []
@@ -345,7 +349,7 @@ class PairBatchSampler(DefaultBatchSampler):
             return len(np.unique(keys))
 
         st = self._epoch_state.get(self.epoch if epoch is None else epoch)
-        passes = max((q.passes for s in (st.streams.values() if st else []) for q in s.queues.values()), default=0)
+        passes = max((q.passes for q in (st.queues.values() if st else [])), default=0)
         return {"steps": n, "items": total, "query_items": seen(ix.row_qlang) / total if total else 0.0,
                 "passage_items": seen(ix.row_plang) / total if total else 0.0, "max_passes": passes}
 
