@@ -369,3 +369,26 @@ def test_plugs_into_the_plain_sentence_transformers_trainer(tiny_model, xq_pairs
     assert trainer.state.global_step == 2
     assert any("eval_loss" in h for h in trainer.state.log_history)
     assert isinstance(trainer.get_eval_dataloader().batch_sampler, HybridSampler)
+
+
+def test_a_dataset_dict_in_the_trainer_keeps_one_source_per_step():
+    """sentence-transformers turns a DatasetDict into one sampler per source plus a multi-dataset sampler; ours
+    decides the source once per group of world_size batches, so both ranks train on one source at a step."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import ConcatDataset
+
+    from hybridbatch.sampling import ProportionalGroupSampler
+
+    parts = {"big": pair_dataset(partial_pairs("big", 60)), "small": pair_dataset(partial_pairs("small", 30))}
+    subs = [HybridSampler(d, 3, seed=1, world_size=2) for d in parts.values()]
+    multi = ProportionalGroupSampler(ConcatDataset(list(parts.values())), batch_samplers=subs, seed=1)
+    assert len(multi) == sum(len(s) for s in subs)
+    offset = len(parts["big"])
+    shards = [list(BatchSamplerShard(multi, num_processes=2, process_index=r, split_batches=False,
+                                     even_batches=False)) for r in range(2)]
+    sources = Counter()
+    for b0, b1 in zip(*shards, strict=True):
+        s0, s1 = {r >= offset for r in b0}, {r >= offset for r in b1}
+        assert len(s0) == 1 and s0 == s1
+        sources[s0.pop()] += 1
+    assert sources[False] == len(subs[0]) // 2 and sources[True] == len(subs[1]) // 2
