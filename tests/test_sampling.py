@@ -392,3 +392,18 @@ def test_a_dataset_dict_in_the_trainer_keeps_one_source_per_step():
         assert len(s0) == 1 and s0 == s1
         sources[s0.pop()] += 1
     assert sources[False] == len(subs[0]) // 2 and sources[True] == len(subs[1]) // 2
+
+
+def test_jsonl_pairs_carry_their_group(tmp_path):
+    """A user's JSONL pairs may name the answer group; ids sharing it never meet in a batch group."""
+    from hybridbatch.data.pairs import read_pairs_jsonl
+
+    lines = [json.dumps({"id": f"q{i}", "lang": lang, "query": f"{lang} q{i}", "positive": f"{lang} a{i}",
+                         "group": f"g{i // 2}"}) for i in range(12) for lang in ("en", "de")]
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
+    ps = read_pairs_jsonl(tmp_path / "p.jsonl")
+    assert ps.items["q3"]["de"].group == "g1"
+    s = HybridSampler(pair_dataset(ps), 3, seed=0, world_size=2)
+    for p in groups(s, 50):
+        g = s.index.keys[p.rows, 1].tolist()
+        assert len(set(g)) == 6
