@@ -196,8 +196,9 @@ class PairBatchSampler(DefaultBatchSampler):
                 if opt.groups >= self.need:
                     keep.append(opt)
                 elif len(opt.items):
-                    self.dropped.append({"kind": kind.name, "option": opt.label(self.index), "answer_groups": opt.groups,
-                                         "items": int(len(opt.items)), "needed": self.need})
+                    self.dropped.append({"kind": kind.name, "option": opt.label(self.index),
+                                         "answer_groups": opt.groups, "items": int(len(opt.items)),
+                                         "needed": self.need})
         return keep
 
     def _check_options(self) -> None:
