@@ -346,6 +346,8 @@ def test_plugs_into_the_plain_sentence_transformers_trainer(tiny_model, xq_pairs
     )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    import hybridbatch
+
     ids = sorted(xq_pairs.items)
     train = PairSet("t", {q: xq_pairs.items[q] for q in ids[:-60]})
     held = PairSet("v", {q: xq_pairs.items[q] for q in ids[-60:]})
@@ -354,7 +356,7 @@ def test_plugs_into_the_plain_sentence_transformers_trainer(tiny_model, xq_pairs
     model = SentenceTransformer(str(tiny_model), device="cpu")
     args = SentenceTransformerTrainingArguments(
         output_dir=str(tmp_path / "ckpt"), per_device_train_batch_size=16, per_device_eval_batch_size=8,
-        report_to="none", use_cpu=True, batch_sampler=functools.partial(HybridSampler, alpha=0.5), seed=5,
+        report_to="none", use_cpu=True, batch_sampler=functools.partial(hybridbatch.HybridSampler, alpha=0.5), seed=5,
         max_steps=2, eval_strategy="steps", eval_steps=2, save_strategy="no",
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
