@@ -100,9 +100,11 @@ class _PerPairBatch(BatchKind):
     def row(self, index: PairIndex, opt: Option, item: int, rng: np.random.Generator) -> int:
         L = len(index.languages)
         i, x = divmod(int(item), L)
-        idx = index.index[opt.source]
-        langs = np.nonzero(np.diagonal(idx[i]) >= 0)[0]
-        return int(idx[i, x, self.passage_lang(x, langs, rng)])
+        cache = self.__dict__.setdefault("_langs", {})
+        if opt.source not in cache:  # per id: the languages it exists in (computed once per source)
+            has = index.has(opt.source)
+            cache[opt.source] = [np.nonzero(h)[0] for h in has]
+        return int(index.index[opt.source][i, x, self.passage_lang(x, cache[opt.source][i], rng)])
 
 
 class MixedBatch(_PerPairBatch):
