@@ -53,7 +53,7 @@ class BatchKind:
         """Items are the ids in query language x, one queue per (source, x): the X-Y options of one X share it, so
         an epoch draws each (id, X) query item about once whatever Y it is paired with."""
         has = index.has(s)
-        both = np.nonzero(has[:, x] & has[:, y])[0]
+        both = np.nonzero(index.index[s][:, x, y] >= 0)[0]  # the (x, y) row exists (not so without cross rows)
         rows = index.index[s][both, x, y]
         ids = np.nonzero(has[:, x])[0] if x != y else both
         ids = ids if len(both) else both

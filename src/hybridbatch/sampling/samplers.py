@@ -164,7 +164,8 @@ class PairBatchSampler(DefaultBatchSampler):
         self.kinds = self._kinds()
         self.probs = self._kind_probs()
         self.dropped: list[dict[str, Any]] = []
-        self.options = {k.name: self._options(k) for k in self.kinds}
+        # kinds that are never drawn (hybrid at alpha 0 / 1) have no options and report nothing dropped
+        self.options = {k.name: self._options(k) if p > 0 else [] for k, p in zip(self.kinds, self.probs, strict=True)}
         self._check_options()
         allowed = self._allowed_langs()
         items = sum(int((self.index.has(s) & allowed[None, :]).sum()) for s in range(len(self.index.sources)))
