@@ -50,11 +50,11 @@ def pairs(data_dir: Path, hard: bool):
 
 
 def bench_sampler(data_dir: Path, batch: int = 128, n: int = 300) -> list[dict]:
-    from hybridbatch.sampling.samplers import SAMPLERS, build_pair_table, make_sampler
+    from hybridbatch.sampling import SAMPLERS, make_sampler, pair_dataset
 
     rows = []
     for hard in (False, True):
-        table = build_pair_table(pairs(data_dir, hard), "query: ", "passage: ", hard_negatives=hard)
+        table = pair_dataset(pairs(data_dir, hard), "query: ", "passage: ", hard_negatives=hard)
         for name in SAMPLERS:
             s = make_sampler(name, table, batch, seed=0)
             s.plan(0)
@@ -89,17 +89,17 @@ def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int
     )
 
     from hybridbatch.models.loading import load_model, prefixes
-    from hybridbatch.sampling.samplers import build_pair_table
+    from hybridbatch.sampling import pair_dataset
 
     model = load_model(model_name, max_seq_length=length)
     qp, pp = prefixes(model)
-    table = build_pair_table(pairs(data_dir, False), qp, pp)
+    table = pair_dataset(pairs(data_dir, False), qp, pp).select_columns(["anchor", "positive"])
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch, learning_rate=3e-5,
         weight_decay=0.01, warmup_steps=int(0.1 * steps), seed=1, report_to="none", save_strategy="no",
         disable_tqdm=True, use_cpu=True, dataloader_drop_last=True, logging_steps=10,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=table.dataset,
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=table,
                                          loss=MultipleNegativesRankingLoss(model))
     t0 = time.perf_counter()
     trainer.train()
@@ -129,12 +129,12 @@ def memory_child(model: str, data_dir: str, batch: int, cached: bool, length: in
     import torch
 
     from hybridbatch.models.loading import load_model, prefixes
-    from hybridbatch.sampling.samplers import HybridSampler, build_pair_table
+    from hybridbatch.sampling import HybridSampler, pair_dataset
     from hybridbatch.training.trainer import TrainConfig, make_loss
 
     m = load_model(model, max_seq_length=length)
     qp, pp = prefixes(m)
-    table = build_pair_table(pairs(Path(data_dir), False), qp, pp)
+    table = pair_dataset(pairs(Path(data_dir), False), qp, pp)
     sampler = HybridSampler(table, batch, seed=0)
     loss_fn = make_loss(m, TrainConfig(cached_loss=cached, mini_batch_size=32))
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=3e-5)
@@ -142,7 +142,7 @@ def memory_child(model: str, data_dir: str, batch: int, cached: bool, length: in
 
     def step(g: int) -> None:
         rows = sampler.plan(g).rows.tolist()
-        ex = table.dataset[rows]
+        ex = table[rows]
         feats = [m.preprocess(ex["anchor"]), m.preprocess(ex["positive"])]
         loss = loss_fn(feats, None)
         loss.backward()

@@ -62,12 +62,15 @@ def test_same_seed_same_batches_weights_and_metrics(tiny_model, shared_data, tmp
 def test_hybrid_at_alpha_1_trains_the_xx_weights(tiny_model, shared_data, tmp_path):
     """Why a sweep may reuse the xx run as its alpha = 1 point: same batches, so bit-identical weights."""
     runs = {}
-    for name, sampler, alpha in (("xx", "xx", 0.5), ("h1", "hybrid", 1.0), ("h09", "hybrid", 0.9)):
+    for name, sampler, alpha in (("xx", "xx", 0.5), ("h1", "hybrid", 1.0), ("h05", "hybrid", 0.5)):
         runs[name] = _weights(train(TrainConfig(
             model=str(tiny_model), data=[str(shared_data / "xquad-r")], out=str(tmp_path / name), batch_size=8,
             max_steps=3, val_fraction=0.0, progress=False, seed=5, sampler=sampler, alpha=alpha)))
     assert all(torch.equal(runs["xx"][k], runs["h1"][k]) for k in runs["xx"])
-    assert any(not torch.equal(runs["xx"][k], runs["h09"][k]) for k in runs["xx"])
+    # each kind draws from its own stream, so a hybrid run differs from xx only once it draws an X-Y batch
+    kinds = [json.loads(x)["kind"] for x in (tmp_path / "h05" / "batches.jsonl").read_text().splitlines()]
+    assert "xy" in kinds
+    assert any(not torch.equal(runs["xx"][k], runs["h05"][k]) for k in runs["xx"])
 
 
 def _sweep_cmd(tiny_model: Path, data: Path, out: Path) -> list[str]:

@@ -1,37 +1,52 @@
-"""Batch samplers: the invariants of docs/TRAINING.md, each checked on real data (XQuAD-R train split) or on a
-hand-made partially parallel PairSet."""
+"""Batch samplers: the invariants of docs/TRAINING.md, checked on real data (the XQuAD-R train split) or on a
+hand-made partially parallel PairSet, always through the pair dataset the samplers read."""
 
 from __future__ import annotations
 
 import functools
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
+from datasets import Dataset, DatasetDict
 
 from hybridbatch.data.records import PairSet, TrainItem
 from hybridbatch.errors import UsageError
-from hybridbatch.sampling.samplers import (
+from hybridbatch.sampling import (
     SAMPLERS,
     HybridSampler,
+    PairCollator,
     XXSampler,
     XYSampler,
     batch_info,
-    build_pair_table,
     make_sampler,
+    pair_dataset,
+    pairs_from_long,
     save_mix,
 )
 
 
 @pytest.fixture(scope="module")
-def xq_pairs(xquad):
-    return xquad.split()[0].pairs(context=False, hard_negatives=True)
+def xq_train(xquad):
+    return xquad.split()[0]
 
 
 @pytest.fixture(scope="module")
-def xq_table(xq_pairs):
-    return build_pair_table(xq_pairs, "query: ", "passage: ", hard_negatives=True)
+def xq_pairs(xq_train):
+    return xq_train.pairs(context=False, hard_negatives=True)
+
+
+@pytest.fixture(scope="module")
+def xq_ds(xq_pairs):
+    """Every (id, query lang, passage lang) row of the train split, with hard negatives, shuffled as a user might."""
+    return pair_dataset(xq_pairs, "query: ", "passage: ", hard_negatives=True).shuffle(seed=0)
+
+
+@pytest.fixture(scope="module")
+def xq_hybrid(xq_ds):
+    return HybridSampler(xq_ds, 32, seed=2, alpha=0.5)
 
 
 def partial_pairs(name: str = "toy", n: int = 12) -> PairSet:
@@ -50,24 +65,48 @@ def groups(sampler, n):
     return [sampler.plan(g) for g in range(n)]
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
-def test_no_question_id_twice_in_a_batch_or_group(xq_table, name):
-    s = make_sampler(name, xq_table, 64, seed=3, alpha=0.5, world_size=2)
-    for p in groups(s, 40):
-        assert len(p.rows) == 128
-        qids = xq_table.row_qid[p.rows]
-        assert len(set(qids.tolist())) == 128, "a question id repeats within a step's batches"
-        keys = xq_table.keys[p.rows].ravel()
-        keys = keys[keys >= 0]
-        assert len(set(keys.tolist())) == len(keys), "a text (query, positive, hard negative) repeats in a step"
+def test_answer_groups_of_the_xquad_r_train_split(xq_train):
+    """925 train ids share 596 English answer sentences: ids with one answer sentence (in any language) are one
+    group, and the group key is the same in every language."""
+    by_id = xq_train.by_id()
+    assert len(by_id) == 925
+    en = xq_train.questions["en"]
+    assert len({q.answer for q in en}) == 596
+    group = {q.qid: q.group for q in en}
+    for lang in xq_train.languages:
+        sentence_groups: dict[int, set[str]] = {}
+        for q in xq_train.questions[lang]:
+            assert q.group == group[q.qid], "an id's group differs across languages"
+            sentence_groups.setdefault(q.answer, set()).add(q.group)
+        assert all(len(g) == 1 for g in sentence_groups.values()), f"one {lang} sentence, two groups"
+    assert len(set(group.values())) <= 596
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
-def test_batch_kind_and_languages(xq_table, name):
-    s = make_sampler(name, xq_table, 32, seed=1, alpha=0.5)
+def test_no_id_or_answer_group_twice_in_a_batch_group(xq_ds, xq_pairs, name):
+    """The issue's check: many steps of every sampler on the XQuAD-R train split, zero batch groups (2 processes x
+    32 pairs) with a repeated id, answer group or hard-negative group."""
+    s = make_sampler(name, xq_ds, 32, seed=3, alpha=0.5, world_size=2)
+    data = xq_ds.select_columns(["id", "passage_lang", "group", "negative_group"]).to_dict()
+    for p in groups(s, 400):
+        assert len(p.rows) == 64
+        rows = p.rows.tolist()
+        ids = [data["id"][r] for r in rows]
+        assert len(set(ids)) == 64, "an id repeats within a step's batches"
+        keys = [data["group"][r] for r in rows] + [data["negative_group"][r] for r in rows]
+        assert len(set(keys)) == len(keys), "an answer group repeats within a step's batches"
+        for r in rows[:3]:  # the groups are the readers' language-independent keys
+            item = xq_pairs.items[data["id"][r]][data["passage_lang"][r]]
+            assert data["group"][r] == item.group
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_batch_kind_and_languages(xq_ds, name):
+    s = make_sampler(name, xq_ds, 32, seed=1, alpha=0.5)
+    ix = s.index
     for p in groups(s, 30):
-        ql, pl = xq_table.row_qlang[p.rows], xq_table.row_plang[p.rows]
-        info = batch_info(xq_table, p.rows)
+        ql, pl = ix.row_qlang[p.rows], ix.row_plang[p.rows]
+        info = batch_info(ix, p.rows)
         if p.kind == "xx":
             assert len(set(ql)) == 1 and (ql == pl).all()
             assert info["qlang"] == p.qlang == p.plang
@@ -84,21 +123,21 @@ def test_batch_kind_and_languages(xq_table, name):
                           "random": ["random"], "hybrid-multi": ["xx", "random"]}[name]
 
 
-def test_rows_texts_match_the_pairset(xq_pairs, xq_table):
-    """A row's anchor is its query in qlang and its positive the answer sentence in plang (with prefixes)."""
-    s = make_sampler("hybrid", xq_table, 16, seed=5)
-    rows = np.concatenate([p.rows for p in groups(s, 10)])
+def test_rows_texts_match_the_pairset(xq_pairs, xq_ds, xq_hybrid):
+    """A row's anchor is its query in qlang and its positive the answer sentence in plang (with prefixes); the
+    hard negative is another sentence of the paragraph outside the answer's group."""
+    rows = np.concatenate([p.rows for p in groups(xq_hybrid, 4)])
     for r in rows[:200].tolist():
-        d = xq_table.describe(r)
-        item_q = xq_pairs.items[d["qid"]][d["qlang"]]
-        item_p = xq_pairs.items[d["qid"]][d["plang"]]
-        row = xq_table.dataset[r]
+        row = xq_ds[r]
+        item_q = xq_pairs.items[row["id"]][row["query_lang"]]
+        item_p = xq_pairs.items[row["id"]][row["passage_lang"]]
         assert row["anchor"] == "query: " + item_q.query
         assert row["positive"] == "passage: " + item_p.positive
+        assert row["negative_group"] != row["group"]
         neg = row["negative"][len("passage: "):]
-        if item_p.negatives:  # another sentence of the same paragraph, in the passage's language
-            assert neg in item_p.negatives
-        else:  # a one-sentence paragraph: another question's passage stands in
+        if neg in item_p.negatives:
+            assert item_p.negative_groups[item_p.negatives.index(neg)] == row["negative_group"]
+        else:  # a paragraph without another group's sentence: another id's passage stands in
             assert neg != item_p.positive
 
 
@@ -106,170 +145,267 @@ def test_rows_texts_match_the_pairset(xq_pairs, xq_table):
 @pytest.mark.parametrize("per_pair", [False, True])
 def test_partial_parallelism_uses_only_existing_copies(name, per_pair):
     ps = partial_pairs()
-    table = build_pair_table(ps, hard_negatives=True)
-    s = make_sampler(name, table, 3, seed=0, alpha=0.5, per_pair=per_pair)
+    ds = pair_dataset(ps, hard_negatives=True)
+    s = make_sampler(name, ds, 3, seed=0, alpha=0.5, per_pair=per_pair)
     seen_pairs = set()
     for p in groups(s, 300):
         for r in p.rows.tolist():
-            d = table.describe(r)
-            assert d["qlang"] in ps.items[d["qid"]] and d["plang"] in ps.items[d["qid"]]
-            row = table.dataset[r]
-            assert row["anchor"] == ps.items[d["qid"]][d["qlang"]].query
-            assert row["positive"] == ps.items[d["qid"]][d["plang"]].positive
-            seen_pairs.add((d["qlang"], d["plang"]))
+            row = ds[r]
+            qid, ql, pl = row["id"], row["query_lang"], row["passage_lang"]
+            assert ql in ps.items[qid] and pl in ps.items[qid]
+            assert row["anchor"] == ps.items[qid][ql].query
+            assert row["positive"] == ps.items[qid][pl].positive
+            seen_pairs.add((ql, pl))
     if name in ("xy", "hybrid"):
-        # en-de, en-fr, de-fr and back all have >= 3 shared ids here
         assert {("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en")} <= seen_pairs
 
 
-def test_language_pairs_without_enough_ids_are_not_drawn():
-    ps = partial_pairs(n=12)  # de & fr share ids 3..5 only (3 ids)
-    table = build_pair_table(ps)
-    s = XYSampler(table, 4, seed=0)
+def test_language_pairs_without_enough_ids_are_dropped_and_reported():
+    ds = pair_dataset(partial_pairs(n=12))  # de & fr share ids 3..5 only (3 ids)
+    s = XYSampler(ds, 4, seed=0)
     pairs = {(p.qlang, p.plang) for p in groups(s, 200)}
     assert ("de", "fr") not in pairs and ("fr", "de") not in pairs
     assert ("en", "de") in pairs
+    dropped = {d["option"]: d for d in s.config()["dropped"]}
+    assert set(dropped) == {"xy de-fr", "xy fr-de"} and dropped["xy de-fr"]["answer_groups"] == 3
 
 
-def test_plans_are_a_pure_function_of_seed_epoch_step(xq_table):
-    a = HybridSampler(xq_table, 32, seed=7)
-    b = HybridSampler(xq_table, 32, seed=7)
-    for g in [5, 0, 17, 3]:  # any order: no state carried between batches
+def test_plans_are_deterministic_per_seed_and_epoch(xq_ds):
+    a = HybridSampler(xq_ds, 32, seed=7)
+    b = HybridSampler(xq_ds, 32, seed=7)
+    for g in [5, 0, 17, 3]:  # any order of asking
         assert np.array_equal(a.plan(g).rows, b.plan(g).rows)
         assert a.plan(g).kind == b.plan(g).kind
-    c = HybridSampler(xq_table, 32, seed=8)
+    c = HybridSampler(xq_ds, 32, seed=8)
     assert not np.array_equal(a.plan(0).rows, c.plan(0).rows)
     a.set_epoch(1)
     assert not np.array_equal(a.plan(0).rows, b.plan(0).rows)
     assert np.array_equal(a.plan(0).rows, b.plan(0, epoch=1).rows)
-    # iterating yields exactly the planned rows
-    b.set_epoch(1)
+    b.set_epoch(1)  # iterating yields exactly the planned rows
     it = iter(b)
     for g in range(3):
         assert next(it) == b.plan(g).rows.tolist()
 
 
-def test_accelerate_sharding_gives_every_rank_the_same_step(xq_table):
+def test_an_epoch_draws_items_without_replacement(xq_train):
+    """One epoch of X-X (or mixed) batches covers nearly every (id, language) item; before, ids were drawn with
+    replacement and about a third of the items went unseen."""
+    ds = pair_dataset(xq_train.pairs(), cross=True)
+    for name in ("xx", "mixed", "xy"):
+        s = make_sampler(name, ds, 32, seed=0)
+        cov = s.coverage()
+        assert cov["steps"] == len(s) and cov["items"] == 10175
+        assert cov["query_items"] > 0.85, (name, cov)
+    per_item = Counter()
+    s = XXSampler(ds, 32, seed=0)
+    for p in groups(s, len(s)):
+        per_item.update(zip(s.index.row_id[p.rows].tolist(), s.index.row_qlang[p.rows].tolist()))
+    assert max(per_item.values()) <= 3  # nothing drawn over and over
+
+
+def test_accelerate_sharding_gives_every_rank_the_same_step(xq_ds):
     """Run the sampler through accelerate's own BatchSamplerShard (what `accelerator.prepare` wraps a batch sampler
-    in): at each step both ranks get the same kind and languages and disjoint question ids."""
+    in): at each step both ranks get the same kind and languages and disjoint ids and answer groups."""
     from accelerate.data_loader import BatchSamplerShard
 
     W = 2
-    s = HybridSampler(xq_table, 16, seed=11, world_size=W, num_batches=40)
+    s = HybridSampler(xq_ds, 16, seed=11, world_size=W, num_batches=40)
     shards = [list(BatchSamplerShard(s, num_processes=W, process_index=r, split_batches=False, even_batches=False))
               for r in range(W)]
     assert len(shards[0]) == len(shards[1]) == 20
     for step, (b0, b1) in enumerate(zip(*shards, strict=True)):
-        i0, i1 = batch_info(xq_table, b0), batch_info(xq_table, b1)
+        i0, i1 = batch_info(s.index, b0), batch_info(s.index, b1)
         assert (i0["kind"], i0["qlang"], i0["plang"]) == (i1["kind"], i1["qlang"], i1["plang"])
         assert not set(i0["qids"]) & set(i1["qids"])
+        assert not set(s.index.keys[b0, 1]) & set(s.index.keys[b1, 1])
         assert i0["kind"] == s.plan(step).kind
 
 
-def test_alpha_is_honoured_within_binomial_tolerance(xq_table):
+def test_alpha_is_honoured_within_binomial_tolerance(xq_ds):
     for alpha in (0.5, 0.2):
-        s = HybridSampler(xq_table, 32, seed=2, alpha=alpha)
-        n = 2000
+        s = HybridSampler(xq_ds, 32, seed=2, alpha=alpha)
+        n = 1500
         mix = s.mix(n)
         sd = math.sqrt(alpha * (1 - alpha) / n)
         assert abs(mix["xx_share"] - alpha) < 4 * sd, mix["xx_share"]
         assert mix["steps"] == n and sum(mix["kinds"].values()) == n
-    assert HybridSampler(xq_table, 32, alpha=1.0).mix(200)["kinds"] == {"xx": 200}
-    assert HybridSampler(xq_table, 32, alpha=0.0).mix(200)["kinds"] == {"xy": 200}
+    assert HybridSampler(xq_ds, 32, alpha=1.0).mix(200)["kinds"] == {"xx": 200}
+    assert HybridSampler(xq_ds, 32, alpha=0.0).mix(200)["kinds"] == {"xy": 200}
 
 
-def test_hybrid_at_alpha_1_and_0_is_xx_and_xy_batch_for_batch(xq_table):
+def test_hybrid_at_alpha_1_and_0_is_xx_and_xy_batch_for_batch(xq_ds):
     """The sweep's end points reuse the xx / xy runs: that is honest only if the batches are the same ones."""
     for alpha, other in ((1.0, XXSampler), (0.0, XYSampler)):
-        for seed in (0, 3):
-            h, o = HybridSampler(xq_table, 32, seed=seed, alpha=alpha), other(xq_table, 32, seed=seed)
-            for step in range(60):
-                a, b = h.plan(step), o.plan(step)
-                assert (a.kind, a.qlang, a.plang) == (b.kind, b.qlang, b.plang) and np.array_equal(a.rows, b.rows), (alpha, step)
-    # and in between the coin is tossed: alpha 0.5 is neither
-    h = HybridSampler(xq_table, 32, seed=0, alpha=0.5)
-    assert any(not np.array_equal(h.plan(i).rows, XXSampler(xq_table, 32, seed=0).plan(i).rows) for i in range(10))
+        h, o = HybridSampler(xq_ds, 32, seed=3, alpha=alpha), other(xq_ds, 32, seed=3)
+        for step in range(60):
+            a, b = h.plan(step), o.plan(step)
+            assert (a.kind, a.qlang, a.plang) == (b.kind, b.qlang, b.plang) and np.array_equal(a.rows, b.rows)
+    h = HybridSampler(xq_ds, 32, seed=0, alpha=0.5)
+    xx = XXSampler(xq_ds, 32, seed=0)
+    assert any(not np.array_equal(h.plan(i).rows, xx.plan(i).rows) for i in range(10))
 
 
-def test_hybrid_multi_mixes_passage_languages_within_its_multilingual_batches(xq_table):
-    """Our sampler: X-X with probability alpha, else batches whose pairs each draw their own languages."""
-    s = make_sampler("hybrid-multi", xq_table, 32, seed=4, alpha=0.3)
+def test_hybrid_multi_mixes_passage_languages_within_its_multilingual_batches(xq_ds):
+    s = make_sampler("hybrid-multi", xq_ds, 32, seed=4, alpha=0.3)
     mix = s.mix(1000)
     assert set(mix["kinds"]) == {"xx", "random"}
     assert abs(mix["kinds"]["xx"] / 1000 - 0.3) < 4 * math.sqrt(0.3 * 0.7 / 1000)
     for p in groups(s, 40):
         if p.kind == "random":
-            assert len(set(xq_table.row_plang[p.rows].tolist())) >= 5  # in-batch negatives in many languages
+            assert len(set(s.index.row_plang[p.rows].tolist())) >= 5
 
 
-def test_languages_uniform_per_batch(xq_table):
-    s = HybridSampler(xq_table, 32, seed=4, alpha=1.0)
-    mix = s.mix(2200)
+def test_languages_uniform_per_batch(xq_ds):
+    mix = XXSampler(xq_ds, 32, seed=4).mix(1100)
     counts = np.array(list(mix["lang_pairs"].values()))
     assert len(counts) == 11
-    assert counts.min() > 2200 / 11 * 0.7  # uniform over the 11 languages
+    assert counts.min() >= 1100 // 11 - 1  # rounds of the option draw: every language once per round
 
 
-def test_sources_drawn_in_proportion_to_size(tmp_path):
+def test_a_dataset_dict_is_several_sources_in_proportion_to_size(tmp_path):
     big, small = partial_pairs("big", 60), partial_pairs("small", 20)
-    table = build_pair_table([big, small])
-    s = HybridSampler(table, 3, seed=9, alpha=1.0)
+    dd = DatasetDict({"big": pair_dataset(big), "small": pair_dataset(small)})
+    s = HybridSampler(dd, 3, seed=9, alpha=1.0)
     n = 3000
     mix = s.mix(n)
     p = len(big) / (len(big) + len(small))
     share = mix["sources"]["big"] / n
     assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / n)
-    for plan in groups(s, 100):  # one source per batch
-        assert len({table.row_source[r] for r in plan.rows}) == 1
+    for plan in groups(s, 100):  # one source per batch, and the rows index the sources in key order
+        srcs = {s.index.row_source[r] for r in plan.rows}
+        assert len(srcs) == 1
+        first = int(plan.rows[0])
+        expected = dd["big"][first] if first < len(dd["big"]) else dd["small"][first - len(dd["big"])]
+        assert expected["id"].startswith(plan.source)
     path = save_mix(tmp_path / "mix.json", mix, alpha=1.0)
     saved = json.loads(path.read_text())
     assert saved["sources"] == mix["sources"] and saved["alpha"] == 1.0
 
 
-def test_bad_input_is_a_usage_error(xq_table):
+def test_pairs_from_long_user_data_keeps_groups_apart():
+    """A user's long data (one row per id and language) with their own group column and column names."""
+    rows = []
+    for i in range(40):
+        for lang in ("en", "de", "fr"):
+            rows.append({"qid": f"q{i}", "language": lang, "question": f"{lang} question {i}",
+                         "answer": f"{lang} answer {i // 2}", "answer_key": f"a{i // 2}"})
+    long = Dataset.from_list(rows)
+    pairs = pairs_from_long(long, id_column="qid", lang_column="language", query_column="question",
+                            positive_column="answer", group_column="answer_key")
+    assert len(pairs) == 40 * 9 and set(pairs.column_names) >= {"anchor", "positive", "id", "group"}
+    renamed = pairs.rename_column("id", "question_id").map(lambda r: {"anchor": r["anchor"].upper()})
+    s = HybridSampler(renamed.shuffle(seed=1), 8, seed=0, id_column="question_id")
+    data = s.dataset.select_columns(["question_id", "group"]).to_dict()
+    for p in groups(s, 100):
+        g = [data["group"][r] for r in p.rows]
+        assert len(set(g)) == len(g) == 8  # two ids share each answer: never in one batch
+
+
+def test_bad_input_is_a_usage_error(xq_ds):
     with pytest.raises(UsageError, match=r"alpha must be in \[0, 1\]"):
-        HybridSampler(xq_table, 32, alpha=1.5)
-    with pytest.raises(UsageError, match="alpha"):
-        make_sampler("hybrid", xq_table, 32, alpha=-0.1)
+        HybridSampler(xq_ds, 32, alpha=1.5)
     with pytest.raises(UsageError, match="unknown sampler"):
-        make_sampler("nope", xq_table, 32)
+        make_sampler("nope", xq_ds, 32)
     with pytest.raises(UsageError, match="lower --batch-size"):
-        HybridSampler(xq_table, 5000)
-    with pytest.raises(UsageError, match="lower --batch-size"):
-        HybridSampler(xq_table, 600, world_size=2)  # 1200 ids needed per step, 889 available
-    en_only = PairSet("en", {f"q{i}": {"en": TrainItem(f"q {i}", f"a {i}")} for i in range(50)})
-    table = build_pair_table(en_only)
+        HybridSampler(xq_ds, 5000)
+    with pytest.raises(UsageError, match="missing 'id'"):
+        HybridSampler(xq_ds.remove_columns("id"), 8)
+    with pytest.raises(UsageError, match="repeats"):
+        XXSampler(Dataset.from_dict({"anchor": ["a", "b"], "positive": ["c", "d"], "id": ["1", "1"],
+                                     "query_lang": ["en", "en"], "passage_lang": ["en", "en"]}), 1)
+    en_only = pair_dataset(PairSet("en", {f"q{i}": {"en": TrainItem(f"q {i}", f"a {i}")} for i in range(50)}))
     with pytest.raises(UsageError, match="at least two languages"):
-        XYSampler(table, 8)
+        XYSampler(en_only, 8)
     with pytest.raises(UsageError, match="at least two languages"):
-        HybridSampler(table, 8, alpha=0.5)
-    HybridSampler(table, 8, alpha=1.0)  # all X-X: one language is enough
-    de_only = PairSet("de", {f"q{i}": {"de": TrainItem(f"q {i}", f"a {i}")} for i in range(50)})
+        HybridSampler(en_only, 8, alpha=0.5)
+    HybridSampler(en_only, 8, alpha=1.0)  # all X-X: one language is enough
+    de_only = pair_dataset(PairSet("de", {f"q{i}": {"de": TrainItem(f"q {i}", f"a {i}")} for i in range(50)}))
     with pytest.raises(UsageError, match="needs English"):
-        make_sampler("en", build_pair_table(de_only), 8)
+        make_sampler("en", de_only, 8)
 
 
-def test_plugs_into_the_plain_sentence_transformers_trainer(tiny_model, xq_table, tmp_path):
-    """`batch_sampler=functools.partial(HybridSampler, alpha=...)` in the training args: the ST trainer builds our
-    sampler over the pair table's dataset."""
+def test_the_collator_keeps_metadata_away_from_the_loss(tiny_model, xq_ds):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    feats = [xq_ds[i] for i in range(4)]
+    batch = PairCollator(preprocess_fn=model.preprocess)(feats)
+    assert {k.rsplit("_input_ids", 1)[0] for k in batch if k.endswith("_input_ids")} == {"anchor", "positive",
+                                                                                        "negative"}
+    kept = PairCollator(preprocess_fn=model.preprocess, keep_metadata=True)(feats)
+    assert kept["_meta"]["id"] == [f["id"] for f in feats]
+
+
+def test_plugs_into_the_plain_sentence_transformers_trainer(tiny_model, xq_pairs, tmp_path):
+    """The issue's check: a `.shuffle()`d user Dataset and an eval_dataset with `functools.partial(HybridSampler,
+    alpha=0.5)` in the plain SentenceTransformerTrainer: it trains, and evaluates on its own sampler's batches."""
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.sentence_transformer.losses import (
-        MultipleNegativesRankingLoss,
-    )
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    import hybridbatch
+
+    ids = sorted(xq_pairs.items)
+    train = PairSet("t", {q: xq_pairs.items[q] for q in ids[:-60]})
+    held = PairSet("v", {q: xq_pairs.items[q] for q in ids[-60:]})
+    train_ds = pair_dataset(train, hard_negatives=True).shuffle(seed=1)
+    eval_ds = pair_dataset(held, hard_negatives=True).select(range(0, 60 * 121, 2))
     model = SentenceTransformer(str(tiny_model), device="cpu")
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(tmp_path / "ckpt"), per_device_train_batch_size=16, report_to="none", use_cpu=True,
-        batch_sampler=functools.partial(HybridSampler, alpha=0.25, num_batches=8), seed=5, max_steps=1,
+        output_dir=str(tmp_path / "ckpt"), per_device_train_batch_size=16, per_device_eval_batch_size=8,
+        report_to="none", use_cpu=True, batch_sampler=functools.partial(hybridbatch.HybridSampler, alpha=0.5), seed=5,
+        max_steps=2, eval_strategy="steps", eval_steps=2, save_strategy="no",
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=xq_table.dataset,
-                                         loss=MultipleNegativesRankingLoss(model))
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                                         loss=MultipleNegativesRankingLoss(model),
+                                         data_collator=PairCollator(preprocess_fn=model.preprocess))
     loader = trainer.get_train_dataloader()
     sampler = loader.batch_sampler
-    assert isinstance(sampler, HybridSampler) and sampler.alpha == 0.25 and sampler.seed == 5
+    assert isinstance(sampler, HybridSampler) and sampler.alpha == 0.5 and sampler.seed == 5
     batch = next(iter(loader))
-    assert batch["anchor_input_ids"].shape[0] == 16 and "negative_input_ids" in batch
+    assert batch["anchor_input_ids"].shape[0] == 16 and "negative_input_ids" in batch and "id_input_ids" not in batch
+    trainer.train()
+    assert trainer.state.global_step == 2
+    assert any("eval_loss" in h for h in trainer.state.log_history)
+    assert isinstance(trainer.get_eval_dataloader().batch_sampler, HybridSampler)
+
+
+def test_a_dataset_dict_in_the_trainer_keeps_one_source_per_step():
+    """sentence-transformers turns a DatasetDict into one sampler per source plus a multi-dataset sampler; ours
+    decides the source once per group of world_size batches, so both ranks train on one source at a step."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import ConcatDataset
+
+    from hybridbatch.sampling import ProportionalGroupSampler
+
+    parts = {"big": pair_dataset(partial_pairs("big", 60)), "small": pair_dataset(partial_pairs("small", 30))}
+    subs = [HybridSampler(d, 3, seed=1, world_size=2) for d in parts.values()]
+    multi = ProportionalGroupSampler(ConcatDataset(list(parts.values())), batch_samplers=subs, seed=1)
+    assert len(multi) == sum(len(s) for s in subs)
+    offset = len(parts["big"])
+    shards = [list(BatchSamplerShard(multi, num_processes=2, process_index=r, split_batches=False,
+                                     even_batches=False)) for r in range(2)]
+    sources = Counter()
+    for b0, b1 in zip(*shards, strict=True):
+        s0, s1 = {r >= offset for r in b0}, {r >= offset for r in b1}
+        assert len(s0) == 1 and s0 == s1
+        sources[s0.pop()] += 1
+    assert sources[False] == len(subs[0]) // 2 and sources[True] == len(subs[1]) // 2
+
+
+def test_jsonl_pairs_carry_their_group(tmp_path):
+    """A user's JSONL pairs may name the answer group; ids sharing it never meet in a batch group."""
+    from hybridbatch.data.pairs import read_pairs_jsonl
+
+    lines = [json.dumps({"id": f"q{i}", "lang": lang, "query": f"{lang} q{i}", "positive": f"{lang} a{i}",
+                         "group": f"g{i // 2}"}) for i in range(12) for lang in ("en", "de")]
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
+    ps = read_pairs_jsonl(tmp_path / "p.jsonl")
+    assert ps.items["q3"]["de"].group == "g1"
+    s = HybridSampler(pair_dataset(ps), 3, seed=0, world_size=2)
+    for p in groups(s, 50):
+        g = s.index.keys[p.rows, 1].tolist()
+        assert len(set(g)) == 6

@@ -180,6 +180,11 @@ def test_train_writes_model_and_provenance(tiny_model, shared_data, tmp_path):
     assert j["data"][0]["checksum"] and j["data"][0]["qids"] > 800 and j["validation_qids"] > 30
     assert j["mix"]["steps"] == 6 and set(j["mix"]["kinds"]) <= {"xx", "xy"}
     assert j["loss_curve"]["val"] and j["loss"]["hard_negatives"] and j["prefixes"]["query"] == "query: "
+    # one checkpoint rule for every sampler, stated; the realised epoch coverage next to the mix
+    assert j["selection"]["rule"] == "lareqa" and j["selection"]["metric"] == "eval_lareqa_multi_map"
+    assert all(v["metric"] == "eval_lareqa_multi_map" and 0 <= v["value"] <= 1 for v in j["loss_curve"]["val"])
+    assert j["coverage"][0]["steps"] == 6 and 0 < j["coverage"][0]["query_items"] < 1
+    assert j["sampler"]["dropped"] == []
     assert j["wall_seconds"] > 0 and j["pairs_per_second"] > 0
     log = [json.loads(line) for line in (out / "batches.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == list(range(6)) and all(len(set(e["qids"])) == 8 for e in log)
@@ -193,7 +198,7 @@ def test_train_writes_model_and_provenance(tiny_model, shared_data, tmp_path):
     assert not torch.equal(before[layer], after[layer])
     # checkpoints: renamed into place complete, no staging leftovers
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert all(c.startswith("checkpoint-") for c in ckpts if not c.startswith(".")), ckpts
+    assert all(c.startswith("checkpoint-") for c in ckpts if not c.startswith(".") and c != "eval"), ckpts
     staging = out / "checkpoints" / ".staging"
     assert not staging.exists() or not any(staging.iterdir())
     # a finished run cannot be resumed or silently overwritten
@@ -264,3 +269,24 @@ def test_torchrun_two_processes_share_batch_type_with_disjoint_ids(tiny_model, s
     j = json.loads((out / "train.json").read_text())
     assert j["world_size"] == 2 and j["loss"]["gather_across_devices"] is True
     assert j["sampler"]["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_torchrun_plain_sentence_transformers_trainer_with_our_sampler(tiny_model, shared_data, tmp_path):
+    """The issue's check, two processes: a shuffled user Dataset and an eval_dataset in the plain
+    SentenceTransformerTrainer with functools.partial(HybridSampler, alpha=0.5); each step both ranks get one
+    kind and language pair with disjoint ids and answer groups."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29573",
+           str(ROOT / "tests" / "ddp_plain_trainer.py"), str(tiny_model), str(shared_data), str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1))
+    assert r0["global_step"] == r1["global_step"] == 2 and r0["eval"]
+    assert len(r0["steps"]) == len(r1["steps"]) == 6
+    for a, b in zip(r0["steps"], r1["steps"], strict=True):
+        assert len(a["id"]) == len(b["id"]) == 8
+        langs = {(q, p) for q, p in zip(a["query_lang"] + b["query_lang"], a["passage_lang"] + b["passage_lang"],
+                                        strict=True)}
+        assert len(langs) == 1  # hybrid batches: one (X, Y) per step on every rank
+        assert len(set(a["id"] + b["id"])) == 16 and len(set(a["group"] + b["group"])) == 16

@@ -41,9 +41,14 @@ def train_cmd(
     freeze_embeddings: Annotated[Optional[bool], typer.Option("--freeze-embeddings/--train-embeddings",
                                  help="Freeze word embeddings (faster on CPU).")] = None,
     grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
-    val_fraction: Annotated[Optional[float], typer.Option(help="Share of train qids held out for the validation "
-                            "loss (default 0.05; 0 disables).")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Share of train ids held out to choose the "
+                            "checkpoint (default 0.05; 0 disables: the last step is kept).")] = None,
+    select: Annotated[Optional[str], typer.Option("--select", help="Checkpoint rule, the same for every sampler: "
+                      "'lareqa' (Multi mAP of the held-out ids, default) or 'loss' (loss on fixed validation "
+                      "batches of the random sampler).")] = None,
     eval_steps: Annotated[Optional[int], typer.Option(help="Validate every N steps (default max_steps/10).")] = None,
+    eval_batches: Annotated[Optional[int], typer.Option(help="--select loss: validation batch groups (default "
+                            "4).")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
                         "(default 3; 0 never).")] = None,
     save_steps: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps (default: eval steps).")] = None,
@@ -57,7 +62,11 @@ def train_cmd(
     keep_checkpoints: Annotated[Optional[bool], typer.Option("--keep-checkpoints/--drop-checkpoints")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress")] = None,
 ) -> None:
-    """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json."""
+    """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json.
+
+    A thin layer over the library path (docs/LIBRARY.md): the data become a pair dataset, the sampler is passed to
+    SentenceTransformerTrainer as batch_sampler=functools.partial(<Sampler>, ...), and checkpoints are chosen by
+    one rule for every sampler (--select)."""
     import os
 
     from hybridbatch.training.trainer import TrainConfig, train
@@ -68,8 +77,9 @@ def train_cmd(
         per_pair=per_pair, batch_size=batch_size, max_steps=max_steps, epochs=epochs, lr=lr,
         weight_decay=weight_decay, max_seq_length=max_seq_length, context=context, hard_negatives=hard_negatives,
         symmetric=symmetric, scale=scale, cached_loss=cached_loss, mini_batch_size=mini_batch_size,
-        freeze_embeddings=freeze_embeddings, grad_accum=grad_accum, val_fraction=val_fraction,
-        eval_steps=eval_steps, patience=patience, save_steps=save_steps, seed=seed, out=out_dir,
+        freeze_embeddings=freeze_embeddings, grad_accum=grad_accum, val_fraction=val_fraction, select=select,
+        eval_steps=eval_steps, eval_batches=eval_batches, patience=patience, save_steps=save_steps, seed=seed,
+        out=out_dir,
         resume=resume or None, overwrite=overwrite or None, keep_checkpoints=keep_checkpoints, progress=progress,
     )
     path = train(cfg)

@@ -27,7 +27,7 @@ from hybridbatch.provenance import sha256_files
 # ---------------------------------------------------------------------------------------------------------------------
 # JSONL training pairs and Tatoeba.
 
-_PAIR_FIELDS = {"id", "lang", "query", "positive", "negative"}
+_PAIR_FIELDS = {"id", "lang", "query", "positive", "negative", "group"}
 
 
 def _check_pairs_jsonl(
@@ -81,9 +81,13 @@ def _check_pairs_jsonl(
         elif neg is not None:
             rep.error(path, f"{where}: negative", f"expected a string or a list of strings, got {_kind(neg)}")
             ok = False
+        group = rec.get("group", "")
+        if not isinstance(group, (str, int)) or isinstance(group, bool):
+            rep.error(path, f"{where}: group", f"expected a string, got {_kind(group)}")
+            ok = False
         for extra in sorted(set(rec) - _PAIR_FIELDS):
             rep.warn(path, f"{where}: {extra}", f"unknown field {extra!r} ignored (fields: id, lang, query, "
-                                                f"positive, negative)")
+                                                f"positive, negative, group)")
         if not ok or lang is None or query is None or positive is None:
             continue
         key = (str(rec["id"]), lang)
@@ -91,16 +95,17 @@ def _check_pairs_jsonl(
             rep.error(path, where, f"duplicate (id, lang) {key!r}, first on line {first_line[key]}")
             continue
         first_line[key] = n
-        items.setdefault(key[0], {})[lang] = TrainItem(query, positive, negs)
+        items.setdefault(key[0], {})[lang] = TrainItem(query, positive, negs, str(group) if group != "" else "")
     if not items and not any(p.file == str(path) for p in rep.problems):
         rep.error(path, WHOLE_FILE, "no training pairs in this file")
     return items
 
 
 def read_pairs_jsonl(path: Path | str) -> PairSet:
-    """Users' own training pairs: one JSON object a line, `{"id", "lang", "query", "positive", "negative"?}` where
+    """Users' own training pairs: one JSON object a line, `{"id", "lang", "query", "positive", "negative"?, "group"?}` where
     `negative` is a string or a list of strings; rows with the same `id` in different languages are parallel copies
-    (what X-Y batches pair up). Blank lines are skipped. Raises one DataError naming every bad line."""
+    (what X-Y batches pair up). An optional `group` names the answer language-independently: ids sharing it are
+    never in one batch group (without it each id is its own group). Blank lines are skipped. Raises one DataError naming every bad line."""
     path = Path(path)
     rep = _Report()
     items = _check_pairs_jsonl(rep, path)

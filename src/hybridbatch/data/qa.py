@@ -249,7 +249,8 @@ def _read_qa(
         questions[lang], candidates[lang] = qs, pool
     readable = [p for p in resolved.values() if p.is_file()]
     checksum = sha256_files(readable) if readable else ""
-    return QACorpus(name, questions, candidates, checksum, [str(p) for p in resolved.values()], list(rep.warnings))
+    corpus = QACorpus(name, questions, candidates, checksum, [str(p) for p in resolved.values()], list(rep.warnings))
+    return corpus.with_answer_groups()
 
 
 def _need_files(files: Mapping[str, Path | str]) -> None:

@@ -5,6 +5,7 @@ Nothing here assumes full parallelism: an id may exist in only some languages (M
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ class Question:
     text: str
     answer: int
     article: str
+    group: str = ""  # language-independent key of the answer: ids whose answers are one sentence share it
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,8 @@ class TrainItem:
     query: str
     positive: str
     negatives: tuple[str, ...] = ()
+    group: str = ""  # answer group (empty: the id is its own group)
+    negative_groups: tuple[str, ...] = ()  # the group of each negative, aligned with `negatives`
 
 
 @dataclass
@@ -112,7 +116,7 @@ class QACorpus:
                     pool.append(c)
             candidates[lang] = pool
             questions[lang] = [
-                Question(q.qid, q.lang, q.text, new_index[q.answer], q.article)
+                Question(q.qid, q.lang, q.text, new_index[q.answer], q.article, q.group)
                 for q in self.questions[lang]
                 if q.article in keep
             ]
@@ -137,21 +141,71 @@ class QACorpus:
         of the same paragraph, in the same language."""
         items: dict[str, dict[str, TrainItem]] = {}
         by_doc: dict[tuple[str, str], list[int]] = {}
+        sentence_group: dict[tuple[str, int], str] = {}
         if hard_negatives:
             for lang in self.languages:
                 for i, c in enumerate(self.candidates[lang]):
                     by_doc.setdefault((lang, c.doc), []).append(i)
+                for q in self.questions[lang]:
+                    sentence_group[(lang, q.answer)] = q.group or q.qid
         for lang in self.languages:
             pool = self.candidates[lang]
             for q in self.questions[lang]:
                 pos = pool[q.answer]
                 negs: tuple[str, ...] = ()
+                neg_groups: tuple[str, ...] = ()
                 if hard_negatives:
-                    negs = tuple(
-                        passage_text(pool[j], context) for j in by_doc[(lang, pos.doc)] if j != q.answer
-                    )
-                items.setdefault(q.qid, {})[lang] = TrainItem(q.text, passage_text(pos, context), negs)
+                    others = [j for j in by_doc[(lang, pos.doc)] if j != q.answer]
+                    negs = tuple(passage_text(pool[j], context) for j in others)
+                    # a sentence no question answers is a group of its own
+                    neg_groups = tuple(sentence_group.get((lang, j), f"{lang}:{pool[j].doc}:{j}") for j in others)
+                items.setdefault(q.qid, {})[lang] = TrainItem(q.text, passage_text(pos, context), negs,
+                                                              q.group or q.qid, neg_groups)
         return PairSet(self.name, items, self.checksum)
+
+    def with_answer_groups(self) -> QACorpus:
+        """A copy whose questions carry `answer_groups()` keys."""
+        groups = answer_groups(self)
+        questions = {lang: [dataclasses.replace(q, group=groups[q.qid]) for q in qs]
+                     for lang, qs in self.questions.items()}
+        return dataclasses.replace(self, questions=questions)
+
+
+def answer_groups(corpus: QACorpus) -> dict[str, str]:
+    """qid -> a language-independent key of its answer. Two ids are one group when, in *any* language, their answers
+    are the same sentence (union-find over ids): translated paragraphs are not split into the same sentences
+    (XQuAD-R: 222 of 240 paragraphs have different sentence counts across languages), so a (paragraph, sentence
+    index) key would not be language-independent, while the ids link the copies. The key names the group's first
+    answer sentence ('<doc>#<index in paragraph>' in the first language)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first_at: dict[tuple[str, int], str] = {}  # (lang, candidate) -> first qid answered by it
+    name: dict[str, tuple[int, int, str]] = {}  # qid -> sortable position of its answer, and a readable key
+    for li, lang in enumerate(corpus.languages):
+        pool = corpus.candidates[lang]
+        starts: dict[str, int] = {}
+        for i, c in enumerate(pool):
+            starts.setdefault(c.doc, i)
+        for q in corpus.questions[lang]:
+            parent.setdefault(q.qid, q.qid)
+            c = pool[q.answer]
+            name.setdefault(q.qid, (li, q.answer, f"{c.doc}#{q.answer - starts[c.doc]}"))
+            other = first_at.setdefault((lang, q.answer), q.qid)
+            a, b = find(q.qid), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    best: dict[str, tuple[int, int, str]] = {}
+    for qid in parent:
+        root = find(qid)
+        if root not in best or name[qid] < best[root]:
+            best[root] = name[qid]
+    return {qid: best[find(qid)][2] for qid in parent}
 
 
 def passage_text(c: Candidate, context: bool) -> str:

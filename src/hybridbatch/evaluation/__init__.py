@@ -60,3 +60,12 @@ from hybridbatch.evaluation.metrics import (  # noqa: F401
     recall_at,
     relevant_ranks,
 )
+
+
+def __getattr__(name: str):
+    """`LAReQAEvaluator` imports sentence-transformers: load it on first use, not with the package."""
+    if name == "LAReQAEvaluator":
+        from hybridbatch.evaluation.evaluator import LAReQAEvaluator
+
+        return LAReQAEvaluator
+    raise AttributeError(name)

@@ -141,10 +141,11 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
 
 
 def train_summary(model_dir: Path) -> dict[str, Any]:
-    """What a cell keeps of its train.json: steps, early stopping, validation loss, speed and the realised mix."""
+    """What a cell keeps of its train.json: steps, early stopping, the checkpoint rule and its best value, speed,
+    the realised mix and epoch coverage (`best_val_loss` in runs made before the one-rule selection)."""
     tj = json.loads((model_dir / "train.json").read_text(encoding="utf-8"))
-    return {k: tj[k] for k in ("steps", "stopped_early", "best_step", "best_val_loss", "wall_seconds",
-                               "pairs_per_second", "mix") if k in tj}
+    return {k: tj[k] for k in ("steps", "stopped_early", "best_step", "best_val_loss", "selection", "wall_seconds",
+                               "pairs_per_second", "mix", "coverage") if k in tj}
 
 
 def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,

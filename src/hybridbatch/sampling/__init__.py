@@ -1,8 +1,35 @@
-"""Sampling: batch samplers for hybrid-batch training (sentence-transformers `DefaultBatchSampler`s)."""
+"""Sampling: batch samplers for hybrid-batch training (sentence-transformers `DefaultBatchSampler`s) and the pair
+dataset they read."""
 
+from hybridbatch.sampling.collator import PairCollator  # noqa: F401
+from hybridbatch.sampling.dataset import (  # noqa: F401
+    METADATA_COLUMNS,
+    long_dataset,
+    pair_dataset,
+    pairs_from_long,
+)
+from hybridbatch.sampling.index import (  # noqa: F401
+    PairColumns,
+    PairIndex,
+    batch_fingerprint,
+    batch_info,
+    describe_batch,
+)
+from hybridbatch.sampling.kinds import (  # noqa: F401
+    KINDS,
+    PER_PAIR,
+    BatchKind,
+    MixedBatch,
+    Option,
+    RandomBatch,
+    XXBatch,
+    XYBatch,
+    XYPerPairBatch,
+)
+from hybridbatch.sampling.mix import dump_plans, save_mix, summarise_plans  # noqa: F401
+from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
 from hybridbatch.sampling.samplers import (  # noqa: F401
     MIX_SAMPLERS,
-    PER_PAIR,
     SAMPLERS,
     BatchPlan,
     EnglishSampler,
@@ -10,18 +37,10 @@ from hybridbatch.sampling.samplers import (  # noqa: F401
     HybridSampler,
     MixedSampler,
     PairBatchSampler,
-    PairTable,
     RandomSampler,
     XXSampler,
     XYSampler,
-    batch_fingerprint,
-    batch_info,
-    build_pair_table,
     check_alpha,
-    dump_plans,
     make_sampler,
-    save_mix,
-    summarise_plans,
-    table_for,
     world_size_from_env,
 )

@@ -1,11 +1,15 @@
 """Hybrid-batch training: config, loss, trainer, checkpoints and resume, multi-process.
 
-`train(config)` builds a pair table from the training data (XQuAD-R train split by default), holds out a few % of the
-question ids for a validation loss, and trains with `SentenceTransformerTrainer` using our batch samplers
-(sampling.py) and InfoNCE with in-batch negatives (`MultipleNegativesRankingLoss`, or its GradCache variant).
+`train(config)` is a short sequence of named steps: `prepare_data` (training data, XQuAD-R train split by default,
+minus a few % of the ids held out for checkpoint selection), `load_model`, `build_datasets` (the pair datasets of
+sampling/dataset.py), `build_selection` (one sampler-independent checkpoint rule: LAReQA mAP of the held-out ids, or
+the loss on fixed validation batches), `training_arguments` (with `batch_sampler=functools.partial(<sampler>, ...)`,
+exactly as a user of sentence-transformers would pass it), `build_trainer` (training/hf.py) and `write_results`.
+The loss is InfoNCE with in-batch negatives (`MultipleNegativesRankingLoss`, or its GradCache variant).
 
 Output folder (`config.out`): a standard sentence-transformers model folder, plus
-- `train.json`: settings, provenance (git commit, data checksums, seed, wall time), realised batch mix, loss curve;
+- `train.json`: settings, provenance (git commit, data checksums, seed, wall time), realised batch mix and epoch
+  coverage, options dropped for lack of answer groups (`sampler.dropped`), the checkpoint rule (`selection`), curves;
 - `train_config.json`: the resolved settings, written first; `--resume` checks them;
 - `batches.jsonl` (rank 0; `batches.rank<r>.jsonl` for other ranks): one line per trained micro-batch (step, kind,
   source, languages, a hash of its (qid, qlang, plang) rows, its qids) - what the model actually saw;
@@ -68,7 +72,8 @@ class TrainConfig:
     seed: int = 42
     val_fraction: float = 0.05
     eval_steps: int | None = None  # default: max_steps // 10
-    eval_batches: int = 4
+    eval_batches: int = 4  # the loss rule: fixed validation batch groups
+    select: str = "lareqa"  # checkpoint rule: "lareqa" (validation-id mAP) or "loss" (fixed validation batches)
     patience: int = 3  # evaluations without improvement before stopping; 0: never stop early
     save_steps: int | None = None  # default: eval_steps (or max_steps // 10 without validation)
     save_total_limit: int = 2
@@ -149,6 +154,7 @@ class TrainConfig:
             (self.lang_weighting in ("uniform", "size"),
              f"lang weighting must be 'uniform' or 'size', got {self.lang_weighting!r}"),
             (bool(self.data), "no training data given"),
+            (self.select in ("lareqa", "loss"), f"select must be 'lareqa' or 'loss', got {self.select!r}"),
             (not (self.resume and self.overwrite), "--resume and --overwrite exclude each other"),
         ]
         for ok, msg in checks:
@@ -341,139 +347,6 @@ def batch_log_path(out: Path, rank: int) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Trainer
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _trainer_classes() -> tuple[type, type, type]:
-    """Built lazily so importing hybridbatch.training stays cheap."""
-    from sentence_transformers import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.data_collator import (
-        SentenceTransformerDataCollator,
-    )
-    from transformers import TrainerCallback
-    from transformers.trainer_utils import rotate_checkpoints
-
-    class RowCollator(SentenceTransformerDataCollator):
-        """Takes the `_row` column (pair table row ids) out before tokenising, and passes it on as a tensor so the
-        trainer can log which (qid, language) pairs each step trained on."""
-
-        def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-            import torch
-
-            rows = [f.pop("_row") for f in features] if features and "_row" in features[0] else None
-            batch = super().__call__(features)
-            if rows is not None:
-                batch["_row"] = torch.tensor(rows, dtype=torch.long)
-            return batch
-
-    class HybridTrainer(SentenceTransformerTrainer):
-        """SentenceTransformerTrainer with our samplers (train and validation), a batch log, and atomic
-        checkpoints."""
-
-        hb_train_sampler: Any = None
-        hb_val_sampler: Any = None
-        hb_val_fingerprint: str | None = None
-        hb_train_table: Any = None
-        hb_log: Any = None  # open file
-
-        def get_batch_sampler(self, dataset: Any, batch_size: int, drop_last: bool,
-                              valid_label_columns: list[str] | None = None, generator: Any = None,
-                              seed: int = 0) -> Any:
-            if self.hb_val_sampler is not None and getattr(dataset, "_fingerprint", None) == self.hb_val_fingerprint:
-                return self.hb_val_sampler
-            return self.hb_train_sampler
-
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                         num_items_in_batch: Any = None) -> Any:
-            rows = inputs.pop("_row", None)
-            if rows is not None and self.hb_log is not None and self.model.training:
-                from hybridbatch.sampling.samplers import batch_info
-
-                info = batch_info(self.hb_train_table, rows.tolist())
-                self.hb_log.write(json.dumps({"step": self.state.global_step, **info}, ensure_ascii=False) + "\n")
-                self.hb_log.flush()
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-
-        def _save_checkpoint(self, model: Any, trial: Any) -> None:
-            """Write the checkpoint into `<run>/.staging` and rename it into place once complete (every rank has
-            written its RNG state), so a kill never leaves a checkpoint that looks complete but is not."""
-            run_dir = self.args.output_dir
-            staging = os.path.join(run_dir, ".staging")
-            name = f"checkpoint-{self.state.global_step}"
-            final = os.path.join(run_dir, name)
-            if self.args.should_save:
-                shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
-            self.accelerator.wait_for_everyone()
-            self.args.output_dir = staging
-            try:
-                super()._save_checkpoint(model, trial)
-            finally:
-                self.args.output_dir = run_dir
-            if self.state.best_model_checkpoint == os.path.join(staging, name):
-                self.state.best_model_checkpoint = final
-                if self.args.should_save:
-                    self.state.save_to_json(os.path.join(staging, name, "trainer_state.json"))
-            self.accelerator.wait_for_everyone()
-            if self.args.should_save:
-                if os.path.exists(final):
-                    shutil.rmtree(final)
-                os.replace(os.path.join(staging, name), final)
-                rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
-                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
-            self.accelerator.wait_for_everyone()
-
-    class RichProgress(TrainerCallback):
-        """A rich progress bar with the latest train / validation loss (rank 0 only)."""
-
-        def __init__(self) -> None:
-            self.progress: Any = None
-            self.task: Any = None
-            self.desc = ""
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if not state.is_world_process_zero:
-                return
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                     TextColumn("{task.description}"), console=Console(stderr=True))
-            self.progress.start()
-            self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if self.progress is not None:
-                self.progress.update(self.task, completed=state.global_step, description=self.desc)
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-                   **kwargs: Any) -> None:
-            if self.progress is None or not logs:
-                return
-            parts = [self.desc] if self.desc else []
-            if "loss" in logs:
-                parts = [f"loss {logs['loss']:.4f}"] + [p for p in parts if p.startswith("val")]
-            if "eval_loss" in logs:
-                parts = [p for p in parts if not p.startswith("val")] + [f"val {logs['eval_loss']:.4f}"]
-            self.desc = "  ".join(parts)
-            self.progress.update(self.task, description=self.desc)
-
-        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if self.progress is not None:
-                self.progress.stop()
-                self.progress = None
-
-    return HybridTrainer, RowCollator, RichProgress
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # train()
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -495,82 +368,115 @@ def _finalise_model(trainer: Any, out: Path) -> None:
     tmp.rmdir()
 
 
-def train(config: TrainConfig) -> Path:
-    """Train a model as `config` says; returns the output folder (a sentence-transformers model + train.json).
+@dataclass
+class RunData:
+    """What `prepare_data` gives the later steps: the PairSets (train / held-out validation ids) and the pair
+    datasets built from them with the model's prefixes."""
 
-    Bad settings raise UsageError / ModelError / DataError before anything is written."""
-    from transformers.trainer_utils import set_seed
+    train_sets: list[Any]
+    val_sets: list[Any]
+    train_dataset: Any = None
+    val_dataset: Any = None
 
-    from hybridbatch.provenance import Timer, process_commit, provenance, write_json
-    from hybridbatch.sampling.samplers import (
-        MIX_SAMPLERS,
-        SAMPLERS,
-        build_pair_table,
-        make_sampler,
-        summarise_plans,
-        world_size_from_env,
-    )
 
-    t_start = time.perf_counter()
-    timer = Timer()
-    config.validate()
-    mode = check_out_dir(config)  # every rank reads the same untouched folder: writes start after the barrier
-    out = Path(config.out)
-    rank, world = _rank(), world_size_from_env()
+def prepare_data(config: TrainConfig) -> RunData:
+    """Read the training data and hold out `val_fraction` of each source's ids for checkpoint selection."""
+    pairsets = load_pairsets(config)
+    train_ps, val_ps = split_validation(pairsets, config.val_fraction, config.seed)
+    return RunData(train_ps, val_ps)
 
-    # Data: the pair tables (train, validation) and their samplers; all checks before the model is loaded.
-    with timer("data"):
-        pairsets = load_pairsets(config)
-        train_ps, val_ps = split_validation(pairsets, config.val_fraction, config.seed)
-    set_seed(config.seed)
-    with timer("model"):
-        model = load_st_model(config.model, config.max_seq_length)
-    from hybridbatch.models.loading import prefixes
 
-    qp, pp = prefixes(model)
-    needs_cross = SAMPLERS[config.sampler].needs_cross and not (config.sampler in MIX_SAMPLERS and config.alpha == 1.0)
-    with timer("pair_table"):
-        train_table = build_pair_table(train_ps, qp, pp, hard_negatives=config.hard_negatives, cross=needs_cross)
-    steps_per_epoch = max(1, math.ceil(sum(train_table.source_sizes) / (config.batch_size * world * config.grad_accum)))
-    max_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
-    sampler_opts = {"alpha": config.alpha, "per_pair": config.per_pair, "lang_weighting": config.lang_weighting,
-                    "world_size": world}
-    train_sampler = make_sampler(config.sampler, train_table, config.batch_size, seed=config.seed,
-                                 num_batches=max_steps * world * config.grad_accum, **sampler_opts)
-    val_table = val_sampler = None
-    if config.val_fraction > 0 and sum(len(p.items) for p in val_ps) > 0:
-        val_table = build_pair_table(val_ps, qp, pp, hard_negatives=config.hard_negatives, cross=needs_cross)
-        per_source = [len(p.items) for p in val_ps]
-        eval_bs = min(config.batch_size, max(per_source) // world)
-        if eval_bs >= 2:
-            try:
-                val_sampler = make_sampler(config.sampler, val_table, eval_bs, seed=config.seed,
-                                           num_batches=config.eval_batches * world, **sampler_opts)
-            except UsageError:  # a validation set too small for this sampler: train without validation
-                val_sampler = None
-        if val_sampler is None:
-            val_table = None
+def build_datasets(config: TrainConfig, data: RunData, query_prefix: str, passage_prefix: str) -> None:
+    """The pair datasets (sampling.pair_dataset): training rows, and validation rows for the loss rule."""
+    from hybridbatch.sampling.dataset import pair_dataset
+    from hybridbatch.sampling.samplers import MIX_SAMPLERS, SAMPLERS
 
-    eval_steps = config.eval_steps or max(1, max_steps // 10)
-    save_steps = eval_steps if val_sampler is not None else (config.save_steps or max(1, max_steps // 10))
-    if val_sampler is not None and config.save_steps and config.save_steps % eval_steps == 0:
-        save_steps = config.save_steps
+    cross = SAMPLERS[config.sampler].needs_cross and not (config.sampler in MIX_SAMPLERS and config.alpha == 1.0)
+    data.train_dataset = pair_dataset(data.train_sets, query_prefix, passage_prefix,
+                                      hard_negatives=config.hard_negatives, cross=cross)
+    if config.select == "loss" and _val_ids(data):
+        data.val_dataset = pair_dataset(data.val_sets, query_prefix, passage_prefix,
+                                        hard_negatives=config.hard_negatives, cross=True)
 
-    if config.freeze_embeddings:
-        freeze_word_embeddings(model)
-    freeze_unused_pooler(model)
-    loss = make_loss(model, config, world)
 
+def _val_ids(data: RunData) -> int:
+    return sum(len(p.items) for p in data.val_sets)
+
+
+def sampler_factory(config: TrainConfig, world: int) -> Any:
+    """The training batch sampler as sentence-transformers takes it: a partial of the sampler class (the trainer
+    passes dataset, batch size, seed...). One epoch is one pass over the (id, language) items."""
+    import functools
+
+    from hybridbatch.sampling.samplers import SAMPLERS, MIX_SAMPLERS, XYSampler
+
+    cls = SAMPLERS[config.sampler]
+    kw: dict[str, Any] = {"world_size": world, "lang_weighting": config.lang_weighting}
+    if config.sampler in MIX_SAMPLERS:
+        kw["alpha"] = config.alpha
+    if config.sampler in MIX_SAMPLERS or issubclass(cls, XYSampler):
+        kw["per_pair"] = config.per_pair
+    return functools.partial(cls, **kw)
+
+
+@dataclass
+class Selection:
+    """The checkpoint rule, the same for every sampler: LAReQA mAP on the held-out validation ids (`lareqa`), or the
+    loss on one fixed set of validation batches drawn by the `random` sampler (`loss`)."""
+
+    rule: str
+    metric: str | None = None
+    greater_is_better: bool | None = None
+    evaluator: Any = None
+    eval_batch_sampler: Any = None
+    eval_batch_size: int = 0
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "metric": self.metric, "greater_is_better": self.greater_is_better,
+                "eval_batch_size": self.eval_batch_size or None, "note": self.note}
+
+
+def build_selection(config: TrainConfig, data: RunData, world: int) -> Selection:
+    """Decide how checkpoints are chosen (and whether there is anything to choose with)."""
+    import functools
+
+    if config.val_fraction <= 0 or not _val_ids(data):
+        return Selection("none", note="no validation ids (val_fraction 0): the last step is kept")
+    if config.select == "lareqa":
+        from hybridbatch.evaluation.evaluator import LAReQAEvaluator
+
+        ev = LAReQAEvaluator.from_pairs(data.val_sets, name="lareqa", primary_metric="multi_map",
+                                        context=False, batch_size=64, write_csv=False)
+        return Selection("lareqa", "eval_lareqa_multi_map", True, evaluator=ev,
+                         note="LAReQA Multi mAP of the validation ids (all their languages) against a pool of their "
+                              "answers in every language")
+    from hybridbatch.sampling.samplers import RandomSampler
+
+    groups = len({(p.name, it.group or q) for p in data.val_sets for q, by in p.items.items() for it in by.values()})
+    bs = min(config.batch_size, groups // world)
+    if bs < 2:
+        return Selection("none", note=f"too few validation answer groups ({groups}) for validation batches")
+    sampler = functools.partial(RandomSampler, world_size=world, num_batches=config.eval_batches * world)
+    return Selection("loss", "eval_loss", False, eval_batch_sampler=sampler, eval_batch_size=bs,
+                     note=f"loss on {config.eval_batches} fixed batch group(s) of the random sampler (seed "
+                          f"{config.seed}) over the validation ids, the same for every training sampler")
+
+
+def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: int, selection: Selection) -> Any:
+    """The `SentenceTransformerTrainingArguments` of a run (the one place device / precision settings belong)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
-    from transformers import EarlyStoppingCallback
 
-    ckpt_dir = out / "checkpoints"
-    use_val = val_sampler is not None
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(ckpt_dir),
+    use_val = selection.rule != "none"
+    eval_steps = config.eval_steps or max(1, max_steps // 10)
+    save_steps = eval_steps if use_val else (config.save_steps or max(1, max_steps // 10))
+    if use_val and config.save_steps and config.save_steps % eval_steps == 0:
+        save_steps = config.save_steps
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"),
         max_steps=max_steps,
         per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=val_sampler.batch_size if use_val else config.batch_size,
+        per_device_eval_batch_size=selection.eval_batch_size or config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr,
         weight_decay=config.weight_decay,
@@ -578,6 +484,7 @@ def train(config: TrainConfig) -> Path:
         max_grad_norm=config.max_grad_norm,
         lr_scheduler_type="linear",
         seed=config.seed,
+        batch_sampler=sampler_factory(config, world),
         logging_steps=max(1, min(config.logging_steps, max_steps)),
         eval_strategy="steps" if use_val else "no",
         eval_steps=eval_steps if use_val else None,
@@ -585,8 +492,8 @@ def train(config: TrainConfig) -> Path:
         save_steps=save_steps,
         save_total_limit=max(1, config.save_total_limit),
         load_best_model_at_end=use_val,
-        metric_for_best_model="eval_loss" if use_val else None,
-        greater_is_better=False if use_val else None,
+        metric_for_best_model=selection.metric,
+        greater_is_better=selection.greater_is_better,
         restore_callback_states_from_checkpoint=True,
         report_to="none",
         disable_tqdm=True,
@@ -596,8 +503,29 @@ def train(config: TrainConfig) -> Path:
         ddp_find_unused_parameters=True if world > 1 else None,  # arbitrary models may have unused heads
         use_cpu=True,
     )
-    # Distributed init happened above (TrainingArguments): now rank 0 may touch the folder.
-    barrier = _barrier
+
+
+def load_model(config: TrainConfig) -> Any:
+    """The model to train, with the freezing the config asks for (the one place a device is chosen)."""
+    model = load_st_model(config.model, config.max_seq_length)
+    if config.freeze_embeddings:
+        freeze_word_embeddings(model)
+    freeze_unused_pooler(model)
+    return model
+
+
+def plan_steps(config: TrainConfig, data: RunData, world: int) -> int:
+    """max_steps, or `epochs` passes over the (id, language) items."""
+    items = sum(len(ps) for ps in data.train_sets)
+    steps_per_epoch = max(1, math.ceil(items / (config.batch_size * world * config.grad_accum)))
+    return config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+
+
+def prepare_out_dir(config: TrainConfig, mode: str, rank: int) -> tuple[Path, Path | None, int]:
+    """After distributed init: rank 0 clears / creates the folder; returns (out, checkpoint to resume, its step)."""
+    from hybridbatch.provenance import write_json
+
+    out = Path(config.out)
     if rank == 0:
         if mode == "overwrite":
             for p in out.iterdir():
@@ -605,94 +533,169 @@ def train(config: TrainConfig) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         if mode != "resume":
             write_json(out / "train_config.json", config.trained_settings())
-    barrier()
+    _barrier()
+    ckpt = latest_checkpoint(out / "checkpoints") if mode == "resume" else None
+    step = json.loads((ckpt / "trainer_state.json").read_text())["global_step"] if ckpt else 0
+    return out, ckpt, step
 
-    resume_ckpt = latest_checkpoint(ckpt_dir) if mode == "resume" else None
-    resumed_step = 0
-    if resume_ckpt is not None:
-        resumed_step = json.loads((resume_ckpt / "trainer_state.json").read_text())["global_step"]
 
-    HybridTrainer, RowCollator, RichProgress = _trainer_classes()
-    train_ds = train_table.dataset.add_column("_row", list(range(len(train_table))))
-    val_ds = val_table.dataset.add_column("_row", list(range(len(val_table)))) if use_val else None
+def build_trainer(config: TrainConfig, model: Any, args: Any, data: RunData, selection: Selection, loss: Any,
+                  log: Any) -> Any:
+    from transformers import EarlyStoppingCallback
+
+    from hybridbatch.sampling.collator import PairCollator
+    from hybridbatch.training.hf import HybridTrainer, RichProgress
+
     callbacks: list[Any] = []
-    if use_val and config.patience > 0:
+    if selection.rule != "none" and config.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
     if config.progress:
         callbacks.append(RichProgress())
-    collator = RowCollator(preprocess_fn=model.preprocess)
-    trainer = HybridTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, loss=loss,
-                            data_collator=collator, callbacks=callbacks)
-    if config.progress:  # our rich bar shows loss and validation loss; HF's printer would repeat them as dicts
+    trainer = HybridTrainer(
+        model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.val_dataset, loss=loss,
+        evaluator=selection.evaluator, data_collator=PairCollator(preprocess_fn=model.preprocess, keep_metadata=True),
+        callbacks=callbacks, batch_log=log, eval_batch_sampler=selection.eval_batch_sampler,
+        source_name=data.train_sets[0].name)
+    if config.progress:  # our rich bar shows loss and validation; HF's printer would repeat them as dicts
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
-    trainer.hb_train_sampler = train_sampler
-    trainer.hb_val_sampler = val_sampler
-    trainer.hb_val_fingerprint = val_ds._fingerprint if use_val else None
-    trainer.hb_train_table = train_table
+    return trainer
 
-    # The batch log: keep what the steps before the checkpoint trained (those after it are redone).
-    log_path = batch_log_path(out, rank)
-    if config.batch_log:
-        kept = [e for e in _read_jsonl(log_path) if e.get("step", 0) < resumed_step] if resume_ckpt else []
-        with open(log_path, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in kept)
-        trainer.hb_log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+
+def open_batch_log(config: TrainConfig, out: Path, rank: int, resumed_step: int) -> Any:
+    """The batch log, keeping what the steps before a resumed checkpoint trained (those after it are redone)."""
+    if not config.batch_log:
+        return None
+    path = batch_log_path(out, rank)
+    kept = [e for e in _read_jsonl(path) if e.get("step", 0) < resumed_step] if resumed_step else []
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in kept)
+    return open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by train()
+
+
+def realised_coverage(sampler: Any, micro_batches: int) -> list[dict[str, Any]]:
+    """Per epoch trained: the share of (id, language) items the trained batch groups covered."""
+    if sampler is None or not hasattr(sampler, "coverage"):
+        return []
+    per_epoch = sampler.num_batches // sampler.world_size
+    groups = micro_batches  # one group per micro-batch step across ranks
+    out = []
+    epoch = 0
+    while groups > 0:
+        n = min(groups, per_epoch)
+        out.append({"epoch": epoch, **sampler.coverage(n, epoch=epoch)})
+        groups -= n
+        epoch += 1
+    return out
+
+
+def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: Selection, loss: Any,
+                  out: Path, world: int, max_steps: int, resumed_step: int, timer: Any, t_start: float) -> None:
+    """Rank 0: the final model, mix.json and train.json."""
+    from hybridbatch.provenance import process_commit, provenance, write_json
+    from hybridbatch.sampling.mix import summarise_plans
+    from hybridbatch.sampling.samplers import MIX_SAMPLERS
+
+    with timer("save"):
+        _finalise_model(trainer, out)
+    sampler = trainer.train_batch_sampler
+    entries = _read_jsonl(batch_log_path(out, 0)) if config.batch_log else []
+    micro = trainer.state.global_step * config.grad_accum
+    mix = summarise_plans(entries) if entries else sampler.mix(micro)
+    mix["planned"] = {"alpha": config.alpha if config.sampler in MIX_SAMPLERS else None, "sampler": config.sampler}
+    write_json(out / "mix.json", mix)
+    history = trainer.state.log_history
+    metric = selection.metric
+    curve = {
+        "train": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
+        "val": [{"step": h["step"], "metric": metric, "value": h[metric]} for h in history if metric and metric in h],
+    }
+    qp, pp = prefixes_of(trainer.model)
+    write_json(out / "train.json", provenance(
+        kind="train",
+        model=config.model,
+        data=[{"name": ps.name, "checksum": ps.checksum, "qids": len(ps.items), "items": len(ps)}
+              for ps in data.train_sets],
+        validation_qids=_val_ids(data) if selection.rule != "none" else 0,
+        seed=config.seed,
+        settings=config.to_dict(),
+        sampler=sampler.config() if sampler is not None else None,
+        selection={**selection.to_json(), "best_value": trainer.state.best_metric,
+                   "best_step": trainer.state.best_global_step},
+        prefixes={"query": qp, "passage": pp},
+        loss={"type": type(loss).__name__, "scale": config.scale, "directions": list(loss.directions),
+              "gather_across_devices": bool(loss.gather_across_devices), "hard_negatives": config.hard_negatives,
+              "mini_batch_size": config.mini_batch_size if config.cached_loss else None},
+        world_size=world,
+        max_steps=max_steps,
+        steps=trainer.state.global_step,
+        stopped_early=trainer.state.global_step < max_steps,
+        best_step=trainer.state.best_global_step,
+        resumed_from_step=resumed_step or None,
+        wall_seconds=round(time.perf_counter() - t_start, 3),
+        seconds=timer.seconds,
+        pairs_per_second=round(micro * config.batch_size * world / max(timer.seconds.get("train", 1e-9), 1e-9), 2),
+        mix=mix,
+        coverage=realised_coverage(sampler, micro),
+        loss_curve=curve,
+        git_commit=process_commit(),
+    ))
+    if not config.keep_checkpoints:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+
+
+def prefixes_of(model: Any) -> tuple[str, str]:
+    from hybridbatch.models.loading import prefixes
+
+    return prefixes(model)
+
+
+def train(config: TrainConfig) -> Path:
+    """Train a model as `config` says; returns the output folder (a sentence-transformers model + train.json).
+    Bad settings raise UsageError / ModelError / DataError before anything is written."""
+    from transformers.trainer_utils import set_seed
+
+    from hybridbatch.provenance import Timer
+    from hybridbatch.sampling.samplers import world_size_from_env
+
+    t_start, timer = time.perf_counter(), Timer()
+    config.validate()
+    mode = check_out_dir(config)  # every rank reads the same untouched folder: writes start after the barrier
+    rank, world = _rank(), world_size_from_env()
+    with timer("data"):
+        data = prepare_data(config)
+    set_seed(config.seed)
+    with timer("model"):
+        model = load_model(config)
+    with timer("pair_table"):
+        build_datasets(config, data, *prefixes_of(model))
+    check_sampler(config, data, world)  # fail on bad settings before anything is written
+    selection = build_selection(config, data, world)
+    max_steps = plan_steps(config, data, world)
+    loss = make_loss(model, config, world)
+    args = training_arguments(config, Path(config.out), max_steps, world, selection)  # initialises distributed
+    out, resume_ckpt, resumed_step = prepare_out_dir(config, mode, rank)
+    log = open_batch_log(config, out, rank, resumed_step)
+    trainer = build_trainer(config, model, args, data, selection, loss, log)
     try:
         with timer("train"):
             trainer.train(resume_from_checkpoint=str(resume_ckpt) if resume_ckpt else None)
     finally:
-        if trainer.hb_log is not None:
-            trainer.hb_log.close()
-            trainer.hb_log = None
-
-    barrier()
+        if log is not None:
+            log.close()
+    _barrier()
     if rank == 0:
-        with timer("save"):
-            _finalise_model(trainer, out)
-        entries = _read_jsonl(log_path) if config.batch_log else []
-        mix = summarise_plans(entries) if entries else train_sampler.mix(trainer.state.global_step * config.grad_accum)
-        mix["planned"] = {"alpha": config.alpha if config.sampler in MIX_SAMPLERS else None, "sampler": config.sampler}
-        write_json(out / "mix.json", mix)
-        history = trainer.state.log_history
-        curve = {
-            "train": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
-            "val": [{"step": h["step"], "loss": h["eval_loss"]} for h in history if "eval_loss" in h],
-        }
-        stopped_early = trainer.state.global_step < max_steps
-        write_json(out / "train.json", provenance(
-            kind="train",
-            model=config.model,
-            data=[{"name": ps.name, "checksum": ps.checksum, "qids": len(ps.items), "items": len(ps)}
-                  for ps in train_ps],
-            validation_qids=sum(len(p.items) for p in val_ps) if use_val else 0,
-            seed=config.seed,
-            settings=config.to_dict(),
-            sampler=train_sampler.config(),
-            prefixes={"query": qp, "passage": pp},
-            loss={"type": type(loss).__name__, "scale": config.scale, "directions": list(loss.directions),
-                  "gather_across_devices": bool(loss.gather_across_devices), "hard_negatives": config.hard_negatives,
-                  "mini_batch_size": config.mini_batch_size if config.cached_loss else None},
-            world_size=world,
-            max_steps=max_steps,
-            steps=trainer.state.global_step,
-            stopped_early=stopped_early,
-            best_val_loss=trainer.state.best_metric,
-            best_step=trainer.state.best_global_step,
-            resumed_from_step=resumed_step if resume_ckpt else None,
-            wall_seconds=round(time.perf_counter() - t_start, 3),
-            seconds=timer.seconds,
-            pairs_per_second=round(trainer.state.global_step * config.batch_size * world * config.grad_accum
-                                   / max(timer.seconds.get("train", 1e-9), 1e-9), 2),
-            mix=mix,
-            loss_curve=curve,
-            git_commit=process_commit(),
-        ))
-        if not config.keep_checkpoints:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-    barrier()
+        write_results(config, trainer, data, selection, loss, out, world, max_steps, resumed_step, timer, t_start)
+    _barrier()
     return out
+
+
+def check_sampler(config: TrainConfig, data: RunData, world: int) -> None:
+    """Build the training sampler once up front, so a batch size the data cannot fill is a UsageError before any
+    output exists (the trainer builds its own copy later)."""
+    sampler_factory(config, world)(data.train_dataset, batch_size=config.batch_size, drop_last=True,
+                                   seed=config.seed)
 
 
 def _barrier() -> None:

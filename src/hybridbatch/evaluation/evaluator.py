@@ -1,0 +1,125 @@
+"""`LAReQAEvaluator`: the LAReQA protocol as a sentence-transformers evaluator (`evaluator=` of
+`SentenceTransformerTrainer`, `load_best_model_at_end`), scored by the same `evaluate_lareqa` as `hybridbatch eval`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+from hybridbatch.data.records import Candidate, PairSet, QACorpus, Question
+from hybridbatch.errors import UsageError
+
+#: metric name -> (setting, key in EvalResult.summary)
+_METRICS = {
+    "mono_map": ("mono", "map"), "cross_map": ("cross", "map"), "multi_map": ("multi", "map"),
+    "mono_r1": ("mono", "r1"), "cross_r1": ("cross", "r1"), "multi_r10": ("multi", "r10"),
+    "multi_bias": ("multi", "bias"),
+}
+
+
+class LAReQAEvaluator(SentenceEvaluator):
+    """Mono / Cross / Multi mAP, R@1 / R@10 and the Multi language bias of a model on a parallel QA corpus.
+
+    Build it from a `QACorpus` (the project's readers), from plain lists (`from_lists`) or from training pairs
+    (`from_pairs`: the held-out ids' answers in every language are the pool). `primary_metric` (default
+    'multi_map') is what `load_best_model_at_end` compares; 'multi_bias' is lower-is-better."""
+
+    def __init__(self, corpus: QACorpus, *, name: str = "lareqa", primary_metric: str = "multi_map",
+                 context: bool = False, batch_size: int = 64, backend: str = "auto", write_csv: bool = True) -> None:
+        super().__init__()
+        if primary_metric not in _METRICS:
+            raise UsageError(f"primary_metric must be one of {', '.join(_METRICS)}, got {primary_metric!r}")
+        if not any(corpus.questions.values()):
+            raise UsageError(f"{corpus.name}: no queries to evaluate")
+        self.corpus = corpus
+        self.name = name
+        self.primary_metric = primary_metric
+        self.greater_is_better = primary_metric != "multi_bias"
+        self.context = context
+        self.batch_size = batch_size
+        self.backend = backend
+        self.write_csv = write_csv
+        self.csv_file = f"{name}_results.csv" if name else "lareqa_results.csv"
+        self.last_result: Any = None
+
+    @classmethod
+    def from_lists(cls, query_ids: Sequence[str], query_langs: Sequence[str], queries: Sequence[str],
+                   candidate_langs: Sequence[str], candidates: Sequence[str], answers: Sequence[int],
+                   name: str = "lareqa", **kwargs: Any) -> LAReQAEvaluator:
+        """Query i (id `query_ids[i]`, language `query_langs[i]`) is answered by candidate `answers[i]`, which must
+        be in the query's language. Relevant to a query are the answers of its id in every language (LAReQA); the
+        pool of a language is its candidates."""
+        n = len(query_ids)
+        if not (len(query_langs) == len(queries) == len(answers) == n):
+            raise UsageError("query_ids, query_langs, queries and answers must have the same length")
+        if len(candidate_langs) != len(candidates):
+            raise UsageError("candidate_langs and candidates must have the same length")
+        pools: dict[str, list[Candidate]] = {}
+        where: list[tuple[str, int]] = []
+        for i, (lang, text) in enumerate(zip(candidate_langs, candidates, strict=True)):
+            pool = pools.setdefault(lang, [])
+            where.append((lang, len(pool)))
+            pool.append(Candidate(lang, text, text, f"c{i}", ""))
+        qs: dict[str, list[Question]] = {lang: [] for lang in pools}
+        for qid, lang, text, a in zip(query_ids, query_langs, queries, answers, strict=True):
+            if not 0 <= int(a) < len(where):
+                raise UsageError(f"query {qid!r} ({lang}): answer {a} is not a candidate index")
+            clang, pos = where[int(a)]
+            if clang != lang:
+                raise UsageError(f"query {qid!r} ({lang}): its answer is a {clang} candidate; a query's answer must "
+                                 "be in the query's language (copies in other languages are found by the id)")
+            qs[lang].append(Question(str(qid), lang, text, pos, ""))
+        return cls(QACorpus(name, qs, pools), name=name, **kwargs)
+
+    @classmethod
+    def from_pairs(cls, pairsets: PairSet | Sequence[PairSet], name: str = "lareqa", **kwargs: Any
+                   ) -> LAReQAEvaluator:
+        """Queries: every (id, language) item; pool of a language: the distinct positives of that language."""
+        if isinstance(pairsets, PairSet):
+            pairsets = [pairsets]
+        ids, qlangs, queries, clangs, cands, answers = [], [], [], [], [], []
+        pos: dict[tuple[str, str], int] = {}
+        for ps in pairsets:
+            for qid, by_lang in ps.items.items():
+                for lang, item in sorted(by_lang.items()):
+                    key = (lang, item.positive)
+                    if key not in pos:
+                        pos[key] = len(cands)
+                        clangs.append(lang)
+                        cands.append(item.positive)
+                    ids.append(f"{ps.name}\t{qid}" if len(pairsets) > 1 else qid)
+                    qlangs.append(lang)
+                    queries.append(item.query)
+                    answers.append(pos[key])
+        return cls.from_lists(ids, qlangs, queries, clangs, cands, answers, name=name, **kwargs)
+
+    def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1,
+                 *args: Any, **kwargs: Any) -> dict[str, float]:
+        from hybridbatch.evaluation.lareqa import evaluate_lareqa
+
+        result = evaluate_lareqa(model, self.corpus, context=self.context, batch_size=self.batch_size,
+                                 backend=self.backend)
+        self.last_result = result
+        metrics = {k: float(result.summary[s][m]) for k, (s, m) in _METRICS.items()}
+        if output_path is not None and self.write_csv:
+            os.makedirs(output_path, exist_ok=True)
+            path = os.path.join(output_path, self.csv_file)
+            new = not os.path.isfile(path)
+            with open(path, "a", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                if new:
+                    w.writerow(["epoch", "steps", *metrics])
+                w.writerow([epoch, steps, *metrics.values()])
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"context": self.context, "primary_metric": self.primary_metric,
+                "languages": self.corpus.languages,
+                "queries": sum(len(v) for v in self.corpus.questions.values())}

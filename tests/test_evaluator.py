@@ -1,0 +1,86 @@
+"""LAReQAEvaluator: the same numbers as `hybridbatch eval`, usable as the trainer's `evaluator=` (and for
+`load_best_model_at_end`), built from a corpus, plain lists or pairs; and the example a user copies runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.evaluator import LAReQAEvaluator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow  # two encodings of the XQuAD-R test split (~2 min on 2 shared cores)
+def test_same_map_as_the_eval_command(tiny_model, shared_data, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from hybridbatch.data.lookup import load_corpus
+
+    out = tmp_path / "eval"
+    r = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "eval", "--model", str(tiny_model), "--data",
+                        "xquad-r", "--data-dir", str(shared_data), "--split", "test", "--out", str(out),
+                        "--no-progress"], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    cli = json.loads((out / "eval.json").read_text())["summary"]
+    corpus = load_corpus("xquad-r", shared_data, split="test")
+    ev = LAReQAEvaluator(corpus, name="xquad")
+    got = ev(SentenceTransformer(str(tiny_model), device="cpu"))
+    assert ev.primary_metric == "xquad_multi_map" and ev.greater_is_better
+    for setting in ("mono", "cross", "multi"):
+        assert got[f"xquad_{setting}_map"] == pytest.approx(cli[setting]["map"], abs=1e-9)
+    assert got["xquad_multi_bias"] == pytest.approx(cli["multi"]["bias"], abs=1e-9)
+
+
+def test_from_lists_and_from_pairs_agree_with_the_corpus(tiny_model, xquad):
+    """The same corpus given three ways gives the same scores; relevance follows the id across languages."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    small = xquad.subset(xquad.articles[-2:])  # two articles: fast
+    ids, qlangs, texts, answers, clangs, cands = [], [], [], [], [], []
+    for lang in small.languages:
+        base = len(cands)
+        cands += [c.text for c in small.candidates[lang]]
+        clangs += [lang] * len(small.candidates[lang])
+        for q in small.questions[lang]:
+            ids.append(q.qid)
+            qlangs.append(lang)
+            texts.append(q.text)
+            answers.append(base + q.answer)
+    a = LAReQAEvaluator(small)(model)
+    b = LAReQAEvaluator.from_lists(ids, qlangs, texts, clangs, cands, answers)(model)
+    assert a == pytest.approx(b, abs=1e-12)
+    c = LAReQAEvaluator.from_pairs(small.pairs(), primary_metric="multi_bias")
+    assert not c.greater_is_better
+    scores = c(model)
+    assert 0 < scores["lareqa_multi_map"] <= 1  # a pool of answer sentences only: not the corpus' numbers
+
+
+def test_bad_lists_are_usage_errors():
+    with pytest.raises(UsageError, match="same length"):
+        LAReQAEvaluator.from_lists(["q1"], ["en"], ["a", "b"], ["en"], ["x"], [0])
+    with pytest.raises(UsageError, match="in the query's language"):
+        LAReQAEvaluator.from_lists(["q1"], ["en"], ["q"], ["de"], ["x"], [0])
+    with pytest.raises(UsageError, match="not a candidate index"):
+        LAReQAEvaluator.from_lists(["q1"], ["en"], ["q"], ["en"], ["x"], [3])
+    with pytest.raises(UsageError, match="primary_metric"):
+        LAReQAEvaluator.from_lists(["q1"], ["en"], ["q"], ["en"], ["x"], [0], primary_metric="nope")
+
+
+def test_the_example_script_runs(tiny_model, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "train_your_data.py"), str(tiny_model), "3"],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1]
+    scores = eval(last, {"__builtins__": {}})  # the printed metrics dict
+    assert set(scores) >= {"lareqa_mono_map", "lareqa_cross_map", "lareqa_multi_map"}
+    assert all(0 < scores[k] <= 1 for k in ("lareqa_mono_map", "lareqa_cross_map", "lareqa_multi_map"))
