@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, app, console, out
+from hybridbatch.cli.base import DataDir, app, console
 
 
 @app.command("shift")
@@ -69,8 +69,7 @@ def shift_cmd(
                                    backend=backend, progress=tick)
     for name, r in results.items():
         s = r.summary
-        out.print(f"{name}\tmulti_map={s['multi']['map']:.4f}\tmulti_ndcg10={s['multi']['ndcg10']:.4f}\t"
+        typer.echo(f"{name}\tmulti_map={s['multi']['map']:.4f}\tmulti_ndcg10={s['multi']['ndcg10']:.4f}\t"
                   f"multi_r1={s['multi']['r1']:.4f}\town_map={s['own']['map']:.4f}\town_r1={s['own']['r1']:.4f}\t"
-                  f"miss1_query_lang={s['bias']['miss1_query_lang']:.4f}\tgap_mean={s['bias']['gap_mean']:.2f}",
-                  highlight=False, soft_wrap=True)
+                  f"miss1_query_lang={s['bias']['miss1_query_lang']:.4f}\tgap_mean={s['bias']['gap_mean']:.2f}")
     console.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}", highlight=False)
