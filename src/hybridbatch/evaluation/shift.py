@@ -210,6 +210,25 @@ def rank_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
             "r10": M.recall_at(r, 10), "r100": M.recall_at(r, 100)}
 
 
+def _nanmean(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if len(x) else float("nan")
+
+
+def _clean(o: Any) -> Any:
+    """JSON-safe: NaN -> None, numpy -> python."""
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, np.ndarray)):
+        return [_clean(v) for v in (o.tolist() if isinstance(o, np.ndarray) else o)]
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
 # ---- scoring -------------------------------------------------------------------------------------------------------
 
 
@@ -229,8 +248,6 @@ class ShiftResult:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        from hybridbatch.evaluation.lareqa import _clean
-
         return _clean({"task": self.task, "languages": self.languages, "summary": self.summary,
                        "per_language": self.per_language, "counts": self.counts, "data": self.data,
                        "settings": self.settings, "model": self.model, "timings": self.timings})
@@ -254,8 +271,6 @@ def top1_segments(task: ShiftTask, q_emb: np.ndarray, c_emb: np.ndarray, rows: n
 def evaluate_task_embeddings(task: ShiftTask, q_emb: np.ndarray, c_emb: np.ndarray, *, backend: str = "auto",
                              chunk_size: int = DEFAULT_CHUNK) -> ShiftResult:
     """Score one task on given L2-normalised embeddings (queries in task order, the pool in segment order)."""
-    from hybridbatch.evaluation.lareqa import _nanmean
-
     t0 = time.perf_counter()
     rel = np.concatenate([task.relevant[:, None], task.exclude], axis=1)
     counts, _ = segment_counts(q_emb, c_emb, rel, task.bounds, backend=backend, chunk_size=chunk_size)
@@ -460,7 +475,6 @@ def write_shift(results: dict[str, ShiftResult], out_dir: Path | str, model: str
                 extra: dict[str, Any] | None = None) -> dict[str, Path]:
     """shift.json (every number + provenance; the commit record, written last), shift.md, shift.png and
     per_query_<task>.npz (ranks and top-1 segment per query, for resampling later)."""
-    from hybridbatch.evaluation.lareqa import _clean
     from hybridbatch.provenance import atomic_file, check_out_dir, provenance, sha256_files, write_json, write_text
 
     out = check_out_dir(out_dir)
