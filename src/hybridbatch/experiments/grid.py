@@ -172,8 +172,10 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
     if done.exists():
         record = json.loads(done.read_text(encoding="utf-8"))
         _check_same_settings(done, record, preset)
-        if preset.shift and "shift" not in record:  # a finished cell gains the shift evaluations on request
+        if preset.shift and ("shift" not in record or record.get("shift_limit") != preset.shift_limit):
+            # a finished cell gains (or, with another --limit, redoes) the shift evaluations on request
             record["shift"] = _shift_cell(cell, preset, d, data_dir, None, log)
+            record["shift_limit"] = preset.shift_limit
             write_json(done, record)
         return record
     t0 = time.perf_counter()
@@ -203,7 +205,7 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
         write_eval(beir, d / "tydiqa-goldp")
         record["tydiqa-goldp"] = beir.summary
     if preset.shift:
-        record["shift"] = _shift_cell(cell, preset, d, data_dir, model, log)
+        record["shift"], record["shift_limit"] = _shift_cell(cell, preset, d, data_dir, model, log), preset.shift_limit
     if (model_dir / "train.json").exists():
         record["train"] = train_summary(model_dir)
     record["wall_time_s"] = time.perf_counter() - t0
