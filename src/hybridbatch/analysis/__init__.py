@@ -27,6 +27,14 @@ from hybridbatch.analysis.alignment import (  # noqa: F401
     translation_accuracy,
     write_align,
 )
+from hybridbatch.analysis.alignment_sweep import (  # noqa: F401
+    SweepCell,
+    alignment_vs_alpha,
+    bootstrap_spearman,
+    correlations,
+    spearman,
+    sweep_cells,
+)
 from hybridbatch.analysis.significance import (  # noqa: F401
     COMPARE_ROWS,
     Run,

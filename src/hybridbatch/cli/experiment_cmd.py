@@ -62,6 +62,9 @@ def sweep(
     model: Annotated[Optional[str], typer.Option(help="Base model (default: the preset's, 'embedded').")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Training steps per cell (default: the preset's).")] = None,
     base: Annotated[bool, typer.Option("--base/--no-base", help="Also evaluate the zero-shot base model.")] = False,
+    shift: Annotated[bool, typer.Option("--shift/--no-shift", help="Also run the domain-shift pools (`hybridbatch "
+                                        "shift`: TyDi GoldP + Tatoeba) for every cell and seed; adds them to "
+                                        "finished cells too.")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Train and evaluate a grid: samplers x alphas x losses x scales x seeds (XQuAD-R train / test articles).
@@ -73,6 +76,10 @@ def sweep(
     from hybridbatch.experiments.grid import expand_grid, run_grid
 
     p = _preset(preset, model, steps, seeds)
+    if shift:
+        import dataclasses
+
+        p = dataclasses.replace(p, shift=True)
     cells = expand_grid([s.strip() for s in samplers.split(",") if s.strip()], _floats(alphas, "--alphas"),
                         [s.strip() for s in losses.split(",") if s.strip()], _floats(scales, "--scales"),
                         list(p.seeds), include_base=base)
@@ -139,3 +146,38 @@ def demo(
     console.print(f"plots: {out_dir}/base_vs_hybrid.png, {out_dir}/cells/*/xquad-r/pairs.png; "
                   f"done in {(time.perf_counter() - t0) / 60:.1f} min")
     del body
+
+
+@experiment_app.command("alignment-vs-alpha")
+def experiment_alignment_vs_alpha(
+    sweep_dir: Annotated[Path, typer.Option("--sweep", help="A folder written by `hybridbatch sweep` (grid.json, "
+                                            "cells/<key>/model/).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for alignment_vs_alpha.{json,md,png} and the "
+                                          "per-cell alignment (resumable).")],
+    data_dir: DataDir = None,
+    source: Annotated[Optional[list[str]], typer.Option(
+        "--source", "-s", help="Held-out parallel data (repeatable): xquad-r-questions, xquad-r-answers (test "
+        "articles), tatoeba. Default: all three.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="At most N items per language pair.")] = None,
+    max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", min=1, help="Truncate inputs to N "
+                                                          "tokens (default: the model's).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Encoding batch size.")] = 32,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples (over cells).")] = 10000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show encoding progress.")] = True,
+) -> None:
+    """Alignment against alpha: parallel cosine, CLSim and debiased CKA on held-out items (XQuAD-R test articles,
+    Tatoeba) for every cell (alpha x seed) of a sweep, beside its Multi mAP and bias, and whether alignment predicts
+    them (Spearman over cells, bootstrap 95% interval over cells). Needs the cells' trained models.
+
+    Example: hybridbatch experiment alignment-vs-alpha --sweep results/alpha-small --out results/alignment-alpha
+    """
+    from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES, alignment_vs_alpha
+
+    body = alignment_vs_alpha(sweep_dir, out_dir, data_dir=data_dir, sources=source or DEFAULT_SOURCES, limit=limit,
+                              batch_size=batch_size, max_seq_length=max_seq_length, n_boot=n_boot, seed=seed,
+                              progress=progress, log=lambda m: console.print(m, highlight=False))
+    for c in body["correlations"]:
+        typer.echo(f"{c['measure']}\t{c['target']}\trho={c['rho']:.3f}\tci=[{c['ci_low']:.3f},{c['ci_high']:.3f}]"
+                   f"\tcells={c['n_cells']}")
+    console.print(f"wrote {', '.join(body['paths'].values())}", highlight=False)

@@ -60,6 +60,17 @@ from hybridbatch.evaluation.metrics import (  # noqa: F401
     recall_at,
     relevant_ranks,
 )
+from hybridbatch.evaluation.shift import (  # noqa: F401
+    ShiftResult,
+    ShiftTask,
+    evaluate_shift,
+    evaluate_task_embeddings,
+    load_tasks,
+    run_shift,
+    tatoeba_task,
+    tydi_task,
+    write_shift,
+)
 
 
 def __getattr__(name: str):

@@ -81,6 +81,8 @@ class Preset:
     tydi_max_seq_length: int = 128  # paragraphs are long: a longer limit than the training one
     seeds: tuple[int, ...] = (0, 1, 2)
     note: str = ""
+    shift: bool = False  # also the domain-shift evaluations (evaluation.shift: TyDi + Tatoeba pools), every seed
+    shift_limit: int | None = None  # their --limit (None: all of TyDi dev and Tatoeba)
 
 
 PRESETS: dict[str, Preset] = {
@@ -171,6 +173,11 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
     if done.exists():
         record = json.loads(done.read_text(encoding="utf-8"))
         _check_same_settings(done, record, preset)
+        if preset.shift and ("shift" not in record or record.get("shift_limit") != preset.shift_limit):
+            # a finished cell gains (or, with another --limit, redoes) the shift evaluations on request
+            record["shift"] = _shift_cell(cell, preset, d, data_dir, None, log)
+            record["shift_limit"] = preset.shift_limit
+            write_json(done, record)
         return record
     t0 = time.perf_counter()
     model_dir = d / "model"
@@ -198,6 +205,8 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
         beir = evaluate_beir(model, tydi, batch_size=preset.eval_batch_size, model_name=model_name)
         write_eval(beir, d / "tydiqa-goldp")
         record["tydiqa-goldp"] = beir.summary
+    if preset.shift:
+        record["shift"], record["shift_limit"] = _shift_cell(cell, preset, d, data_dir, model, log), preset.shift_limit
     if (model_dir / "train.json").exists():
         record["train"] = train_summary(model_dir)
     record["wall_time_s"] = time.perf_counter() - t0
@@ -205,6 +214,20 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
                                       "checksum": res.checksum})
     write_json(done, record)
     return record
+
+
+def _shift_cell(cell: Cell, preset: Preset, d: Path, data_dir: str | None, model: Any,
+                log: Callable[[str], None]) -> dict[str, float]:
+    """TyDi GoldP and Tatoeba in multilingual pools (evaluation.shift) into d/shift/; the summary row for cell.json."""
+    from hybridbatch.evaluation.shift import run_shift, summary_row
+
+    name = preset.model if cell.sampler == BASE else str(d / "model")
+    if model is None and not (cell.sampler == BASE or (d / "model" / "modules.json").exists()):
+        raise UsageError(f"{d}: --shift needs the cell's trained model in {d / 'model'} (removed by clean_models)")
+    log(f"[{cell.key}] evaluating domain shift (TyDi + Tatoeba multilingual pools) ...")
+    results, _ = run_shift(name, data_dir=data_dir, out_dir=d / "shift", limit=preset.shift_limit,
+                           batch_size=preset.eval_batch_size, max_seq_length=preset.tydi_max_seq_length, model=model)
+    return summary_row(results)
 
 
 # The preset fields that change a cell's numbers: a finished cell made with other values must not be reused.
@@ -233,6 +256,10 @@ def first_questions(corpus: Any, n: int | None) -> Any:
 # ---- grids -------------------------------------------------------------------------------------------------------
 
 SUMMARY_KEYS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "bias"))
+SHIFT_KEYS = ("tydi_multi_map", "tydi_miss1_other_lang", "tatoeba_multi_r1", "tatoeba_own_r1",
+              "tatoeba_miss1_query_lang")
+SHIFT_TITLES = ("TyDi multi-pool mAP", "TyDi top-1 foreign", "Tatoeba multi-pool P@1", "Tatoeba X->en P@1",
+                "Tatoeba top-1 own language")
 
 
 def _get(summary: dict[str, Any], setting: str, metric: str) -> float:
@@ -258,6 +285,10 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             row["tydi_ndcg10"] = float(np.mean(vals))
             if len(vals) > 1:
                 row["tydi_ndcg10_std"] = float(np.std(vals, ddof=1))
+        for k in SHIFT_KEYS if all("shift" in r for r in rs) else ():
+            vals = np.array([float(r["shift"].get(k, float("nan"))) for r in rs])
+            row[f"shift_{k}"] = float(np.mean(vals))
+            row[f"shift_{k}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
         rows.append(row)
     return rows
 
@@ -284,24 +315,32 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
         if has_tydi:
             line += f" {f(r, 'tydi_ndcg10')} |"
         lines.append(line)
+    if any("shift_tydi_multi_map" in r for r in rows):  # the domain-shift pools (evaluation.shift), every seed
+        lines += ["", "| cell | " + " | ".join(SHIFT_TITLES) + " |", "|---|" + "---|" * len(SHIFT_KEYS)]
+        lines += [f"| {r['group']} | " + " | ".join(f(r, f"shift_{k}") for k in SHIFT_KEYS) + " |" for r in rows
+                  if "shift_tydi_multi_map" in r]
     return "\n".join(lines) + "\n"
 
 
-def check_inputs(out_root: Path, data_dir: str | None, tydi: bool) -> None:
+def check_inputs(out_root: Path, data_dir: str | None, tydi: bool, shift: bool = False) -> None:
     """Fail before any model is built or trained: the output folder must be a folder we can write, and the data
     must be there."""
     from hybridbatch.data.lookup import load_corpus
 
     check_out_dir(out_root)
     load_corpus("xquad-r", data_dir, split="test")
-    if tydi:
+    if tydi or shift:
         load_corpus("tydiqa-goldp", data_dir)
+    if shift:
+        from hybridbatch.data.lookup import dataset_dir
+
+        dataset_dir("tatoeba-laser", data_dir)
 
 
 def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: str | None, *, title: str,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or reuse) every cell, then write grid.json, grid.md and, when alpha varies, alpha.png."""
-    check_inputs(out_root, data_dir, preset.tydi)
+    check_inputs(out_root, data_dir, preset.tydi, preset.shift)
     t0 = time.perf_counter()
     records = []
     for i, cell in enumerate(cells, 1):

@@ -1,0 +1,282 @@
+"""Alignment against alpha: the alignment measures of `analysis.alignment` (parallel cosine, CLSim, debiased CKA) on
+held-out items for every cell (alpha x seed) of a sweep, beside each cell's Multi mAP and language bias, and whether
+alignment predicts them: Spearman's rank correlation over cells with a bootstrap 95% interval (over cells).
+
+Held out: XQuAD-R's 12 test articles (`split="test"`; the sweep trains on the other 36) and Tatoeba (never trained
+on). The sweep layout is the one `experiments.grid.run_grid` writes: OUT/grid.json (rows: group, sampler, alpha,
+seeds; same_run_as: alias cell -> the cell whose run it is) and OUT/cells/<key>/{cell.json, model/}.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridbatch.errors import ResultsError, UsageError
+
+ALIGN_MEASURES = ("parallel_cosine", "clsim", "cka_debiased")
+TARGETS = {"multi_map": "Multi mAP", "multi_bias": "bias (rank distance)"}
+DEFAULT_SOURCES = ("xquad-r-questions", "xquad-r-answers", "tatoeba")
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """One run of a sweep: `key` as the grid names it, `folder` the cells/ folder holding its run (an alias such as
+    hybrid alpha 1 is the xx run)."""
+
+    key: str
+    folder: str
+    group: str
+    sampler: str
+    alpha: float | None
+    seed: int
+    multi_map: float
+    multi_bias: float
+    shift: dict[str, float]
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no {what} here") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{path}: cannot read {what} ({e})") from None
+    if not isinstance(body, dict):
+        raise ResultsError(f"{path}: not a {what} (expected a JSON object)")
+    return body
+
+
+def sweep_cells(sweep: Path | str) -> list[SweepCell]:
+    """Every distinct run of a sweep folder, with its alpha (xx = 1, xy = 0: what the hybrid sampler draws at those
+    alphas), seed, Multi mAP and bias from its cell.json, and its shift numbers if the sweep ran them."""
+    sweep = Path(sweep)
+    if not sweep.is_dir():
+        raise UsageError(f"--sweep {sweep}: no such folder (give a folder written by `hybridbatch sweep`)")
+    grid = _read_json(sweep / "grid.json", "grid.json (written by `hybridbatch sweep`)")
+    if grid.get("kind") != "grid" or not isinstance(grid.get("rows"), list):
+        raise ResultsError(f"{sweep / 'grid.json'}: not a sweep's grid.json (kind={grid.get('kind')!r})")
+    same = grid.get("same_run_as") or {}
+    cells: dict[str, SweepCell] = {}
+    for i, row in enumerate(grid["rows"]):
+        try:
+            group, sampler, alpha, seeds = row["group"], row["sampler"], row.get("alpha"), row["seeds"]
+        except (KeyError, TypeError):
+            raise ResultsError(f"{sweep / 'grid.json'}: rows[{i}] lacks group / sampler / seeds") from None
+        if alpha is None:
+            alpha = {"xx": 1.0, "xy": 0.0}.get(sampler)
+        for seed in seeds:
+            key = f"{group}-seed{seed}"
+            folder = same.get(key, key)
+            if folder in cells:
+                continue
+            rec = _read_json(sweep / "cells" / folder / "cell.json", "cell.json")
+            multi = (rec.get("xquad-r") or {}).get("multi") or {}
+            if "map" not in multi or "bias" not in multi:
+                raise ResultsError(f"{sweep / 'cells' / folder / 'cell.json'}: xquad-r.multi.map / bias missing")
+            cells[folder] = SweepCell(key, folder, group, sampler, None if alpha is None else float(alpha), int(seed),
+                                      float(multi["map"]), float(multi["bias"]), dict(rec.get("shift") or {}))
+    if not cells:
+        raise ResultsError(f"{sweep / 'grid.json'}: no cells")
+    return list(cells.values())
+
+
+# ---- pure statistics ------------------------------------------------------------------------------------------------
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho = Pearson correlation of the average ranks (ties share their mean rank). NaN when either side
+    is constant (no order to correlate) or fewer than 3 pairs."""
+    from scipy.stats import rankdata
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length: {len(x)} != {len(y)}")
+    if len(x) < 3:
+        return math.nan
+    rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
+    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry / den) if den > 0 else math.nan
+
+
+def bootstrap_spearman(x: Sequence[float], y: Sequence[float], *, n_boot: int = 10000, confidence: float = 0.95,
+                       seed: int = 0) -> tuple[float, float, int]:
+    """Percentile interval of Spearman's rho over `n_boot` resamples of the cells (pairs drawn with replacement).
+    Resamples where one side is constant have no rho and are dropped; returns (low, high, resamples kept)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    vals = np.array([spearman(x[i], y[i]) for i in rng.integers(0, n, size=(n_boot, n))]) if n else np.array([])
+    vals = vals[~np.isnan(vals)]
+    if not len(vals):
+        return math.nan, math.nan, 0
+    a = 1.0 - confidence
+    lo, hi = np.quantile(vals, [a / 2, 1 - a / 2])
+    return float(lo), float(hi), int(len(vals))
+
+
+def correlations(rows: list[dict[str, Any]], measures: Sequence[str], targets: Sequence[str], *, n_boot: int = 10000,
+                 seed: int = 0) -> list[dict[str, Any]]:
+    """For each alignment column x target column: rho over the cells where both are finite, the scipy cross-check,
+    and the bootstrap interval."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for m in measures:
+        for t in targets:
+            pairs = [(r[m], r[t]) for r in rows if _finite(r.get(m)) and _finite(r.get(t))]
+            x, y = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+            rho = spearman(x, y)
+            ref = float(spearmanr(x, y).statistic) if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0 else math.nan
+            lo, hi, kept = bootstrap_spearman(x, y, n_boot=n_boot, seed=seed)
+            out.append({"measure": m, "target": t, "n_cells": len(x), "rho": rho, "rho_scipy": ref,
+                        "ci_low": lo, "ci_high": hi, "n_boot": n_boot, "n_boot_kept": kept})
+    return out
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+# ---- measuring the cells --------------------------------------------------------------------------------------------
+
+
+def _measure_cell(cell: SweepCell, model_dir: Path, data: dict[str, Any], cache_file: Path, settings: dict[str, Any],
+                  *, batch_size: int, max_seq_length: int | None, progress: bool) -> dict[str, dict[str, float]]:
+    """Macro alignment per source for one cell's model; reused from `cache_file` when made with the same settings."""
+    from hybridbatch.analysis.alignment import align
+    from hybridbatch.models.loading import load_model
+    from hybridbatch.provenance import provenance, write_json
+
+    if cache_file.exists():
+        old = json.loads(cache_file.read_text(encoding="utf-8"))
+        if old.get("settings") == settings:
+            return old["macro"]
+    model = load_model(str(model_dir), max_seq_length=max_seq_length)
+    res = align(model, sources=list(data), loaded=data, batch_size=batch_size, progress=progress,
+                model_name=str(model_dir), split=settings["split"])
+    macro = {src: res.macro(src) for src in res.pairs}
+    write_json(cache_file, {"kind": "hybridbatch.cell-alignment", "key": cell.key, "model": str(model_dir),
+                            "settings": settings, "macro": macro, "align_provenance": res.provenance,
+                            "provenance": provenance(model=str(model_dir), seed=cell.seed, settings=settings)})
+    return macro
+
+
+def alignment_vs_alpha(sweep: Path | str, out_dir: Path | str, *, data_dir: Path | str | None = None,
+                       sources: Sequence[str] = DEFAULT_SOURCES, split: str = "test", limit: int | None = None,
+                       batch_size: int = 32, max_seq_length: int | None = None, n_boot: int = 10000, seed: int = 0,
+                       progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure every cell's model, write OUT/alignment_vs_alpha.{json,md,png}; per-cell results are kept in
+    OUT/cells/<folder>/alignment.json, so a killed run resumes. The sweep folder is only read."""
+    from hybridbatch.analysis.alignment import load_sources
+    from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
+
+    t0 = time.perf_counter()
+    sweep, out = Path(sweep), check_out_dir(out_dir)
+    cells = sweep_cells(sweep)
+    missing = [c.folder for c in cells if not (sweep / "cells" / c.folder / "model" / "modules.json").exists()]
+    if missing:
+        raise ResultsError(f"{sweep / 'cells'}: no trained model in {len(missing)} of {len(cells)} cells "
+                           f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); sweeps keep weights in "
+                           f"cells/<key>/model/ unless cleaned (they are git-ignored): re-run the sweep to rebuild "
+                           f"them")
+    data = load_sources(sources, data_dir, limit, split)
+    settings = {"sources": list(data), "split": split, "limit": limit, "max_seq_length": max_seq_length,
+                "data": {src: checksum for src, (_, checksum, _) in data.items()}}
+    rows = []
+    for i, c in enumerate(cells, 1):
+        log(f"cell {i}/{len(cells)}: {c.key} (alpha {c.alpha}, seed {c.seed})")
+        macro = _measure_cell(c, sweep / "cells" / c.folder / "model", data,
+                              out / "cells" / c.folder / "alignment.json", settings, batch_size=batch_size,
+                              max_seq_length=max_seq_length, progress=progress)
+        row: dict[str, Any] = {"key": c.key, "folder": c.folder, "group": c.group, "sampler": c.sampler,
+                               "alpha": c.alpha, "seed": c.seed, "multi_map": c.multi_map, "multi_bias": c.multi_bias}
+        for src, vals in macro.items():
+            row |= {f"{src}:{m}": vals[m] for m in ALIGN_MEASURES}
+        row |= {f"shift:{k}": v for k, v in c.shift.items()}
+        rows.append(row)
+    measures = [f"{src}:{m}" for src in data for m in ALIGN_MEASURES]
+    corr = correlations(rows, measures, list(TARGETS), n_boot=n_boot, seed=seed)
+    body = {"kind": "hybridbatch.alignment-vs-alpha", "sweep": str(sweep), "rows": rows, "correlations": corr,
+            "measures": measures, "targets": list(TARGETS),
+            "method": {"rho": "Spearman over cells (one cell = one trained model: alpha x seed)",
+                       "interval": f"percentile bootstrap over cells, {n_boot} resamples, seed {seed}",
+                       "cross_check": "scipy.stats.spearmanr", "held_out": f"XQuAD-R {split} articles; Tatoeba"},
+            "provenance": provenance(sweep=str(sweep), settings=settings, seconds=time.perf_counter() - t0)}
+    paths = {"json": write_json(out / "alignment_vs_alpha.json", _clean(body)),
+             "md": write_text(out / "alignment_vs_alpha.md", markdown(body)),
+             "png": plot(rows, measures, out / "alignment_vs_alpha.png")}
+    body["paths"] = {k: str(v) for k, v in paths.items()}
+    return body
+
+
+def _clean(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def _f(v: Any, d: int = 3) -> str:
+    return f"{v:.{d}f}" if _finite(v) else "-"
+
+
+def markdown(body: dict[str, Any]) -> str:
+    """Per-cell table (sorted by alpha, then seed) and the correlation table."""
+    rows = sorted(body["rows"], key=lambda r: (r["alpha"] if r["alpha"] is not None else -1, r["seed"]))
+    ms = body["measures"]
+    head = ["cell", "alpha", "seed", "Multi mAP", "bias", *ms]
+    lines = [f"# Alignment against alpha: {body['sweep']}", "",
+             "Alignment on held-out items (XQuAD-R test articles, Tatoeba); macro means over language pairs. "
+             "Multi mAP and bias (rank distance) from each cell's XQuAD-R test evaluation.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([r["key"], _f(r["alpha"], 2), str(r["seed"]), _f(r["multi_map"]),
+                                         _f(r["multi_bias"], 1), *[_f(r.get(m)) for m in ms]]) + " |")
+    lines += ["", "## Does alignment predict Multi mAP / bias? (Spearman over cells)", "",
+              f"{body['method']['interval']}; rho cross-checked with scipy.stats.spearmanr.", "",
+              "| measure | target | cells | rho | 95% CI | scipy rho |", "|---|---|---|---|---|---|"]
+    for c in body["correlations"]:
+        lines.append(f"| {c['measure']} | {TARGETS.get(c['target'], c['target'])} | {c['n_cells']} | "
+                     f"{_f(c['rho'])} | [{_f(c['ci_low'])}, {_f(c['ci_high'])}] | {_f(c['rho_scipy'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], measures: Sequence[str], path: Path) -> Path:
+    """One panel per alignment measure and for Multi mAP and bias, against alpha: each seed a dot, the mean over
+    seeds a line."""
+    from hybridbatch.report.tables import pyplot, save_figure
+
+    plt = pyplot()
+    cols = [*measures, "multi_map", "multi_bias"]
+    n = len(cols)
+    ncol = min(n, 3 if n > 4 else n)
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
+    pts = [r for r in rows if r["alpha"] is not None]
+    alphas = sorted({r["alpha"] for r in pts})
+    for ax, col in zip(axes.flat, cols):
+        xs = [r["alpha"] for r in pts if _finite(r.get(col))]
+        ys = [r[col] for r in pts if _finite(r.get(col))]
+        ax.scatter(xs, ys, s=14, alpha=0.6, color="C1" if col in TARGETS else "C0")
+        means = [np.mean([r[col] for r in pts if r["alpha"] == a and _finite(r.get(col))] or [np.nan])
+                 for a in alphas]
+        ax.plot(alphas, means, marker="o", color="C1" if col in TARGETS else "C0")
+        ax.set_title(TARGETS.get(col, col), fontsize=8)
+        ax.set_xlabel("alpha (share of X-X batches)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.suptitle("alignment (held-out) and XQuAD-R Multi mAP / bias against alpha; dots = seeds", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
