@@ -111,7 +111,7 @@ class Placement:
 
     def training_kwargs(self, world_size: int = 1) -> dict[str, Any]:
         """Keyword arguments for `SentenceTransformerTrainingArguments`. The CPU gets exactly what it always got
-        (`use_cpu=True`, gloo), which keeps CPU runs bit-identical; CUDA gets NCCL; mixed precision is autocast."""
+        (use_cpu and gloo), which keeps CPU runs bit-identical; CUDA gets NCCL; mixed precision is autocast."""
         multi = world_size > 1
         if multi and self.kind == "mps":
             raise UsageError("several processes on MPS are not supported; run one process, or use cpu / cuda")
