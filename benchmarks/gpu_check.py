@@ -190,8 +190,8 @@ def main() -> None:
         tmp = Path(td)
         results["a_agreement"] = check_agreement(tmp, tok, data, device, steps=6 if args.smoke else 20,
                                                  batch=8 if args.smoke else 16)
-        print(f"(a) CPU vs {device} fp32, {results['a_agreement']['steps']} steps: max |loss diff| {results['a_agreement']['max_abs_diff']:.2e}",
-              flush=True)
+        a = results["a_agreement"]
+        print(f"(a) CPU vs {device} fp32, {a['steps']} steps: max |loss diff| {a['max_abs_diff']:.2e}", flush=True)
         speed = check_speed(tmp, tok, data, device, SMOKE_SHAPE if args.smoke else XLMR_BASE,
                             steps=3 if args.smoke else 200, batch=8 if args.smoke else 100, length=64,
                             precision="bf16")

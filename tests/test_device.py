@@ -135,3 +135,9 @@ def test_cli_prefix_flags_train_with_them_and_the_model_keeps_them(tiny_model, s
     assert j["prefixes"] == {"query": "frage: ", "passage": "antwort: "}
     assert j["device"] == {"device": "cpu", "precision": "fp32"}
     assert prefixes(load_model(str(out), device="cpu")) == ("frage: ", "antwort: ")
+
+
+@pytest.mark.slow
+def test_embedded_model_keeps_its_e5_prompts(embedded_model):
+    model = load_model("embedded", device="cpu")
+    assert prefixes(model) == ("query: ", "passage: ")

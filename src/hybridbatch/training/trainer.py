@@ -209,7 +209,7 @@ def split_validation(pairsets: list[Any], fraction: float, seed: int) -> tuple[l
     return train, val
 
 
-def load_st_model(name: str, max_seq_length: int | None = None, device: str = "cpu", **prefixes: str | None) -> Any:
+def load_st_model(name: str, max_seq_length: int | None = None, device: str = "auto", **prefixes: str | None) -> Any:
     """`models.load_model(name)` when the models module has it, else `SentenceTransformer(name)`; any failure
     becomes a ModelError (e.g. a hub id while offline)."""
     from hybridbatch import models
