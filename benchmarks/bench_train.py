@@ -8,8 +8,11 @@
 (c) Peak memory of a training step: batch 128 with the cached (GradCache) loss vs batch 32 with the plain loss,
     each in a fresh subprocess, as the growth of peak RSS over the RSS before the first step (target <= 1.5x).
 
-Prints a table and writes benchmarks/results/train.json with provenance.
+Prints a table and writes benchmarks/results/train.json with provenance. Sections left out with --skip are carried
+over from the previous file, under `carried_over` with that file's commit and settings (never mixed into this run).
 Usage: python benchmarks/bench_train.py [--data-dir ../shared/data] [--model tiny|embedded|PATH] [--steps 20]
+       python benchmarks/bench_train.py --model embedded --freeze-embeddings --batch 32 --max-seq-length 48 \
+           --steps 40 --rounds 3 --skip memory      # the run behind results/train.json
 """
 
 from __future__ import annotations
@@ -68,18 +71,20 @@ def bench_sampler(data_dir: Path, batch: int = 128, n: int = 300) -> list[dict]:
     return rows
 
 
-def run_ours(model: str, data_dir: Path, out: Path, steps: int, batch: int, length: int) -> float:
+def run_ours(model: str, data_dir: Path, out: Path, steps: int, batch: int, length: int, freeze: bool = False,
+             device: str = "auto") -> float:
     from hybridbatch.training.trainer import TrainConfig, train
 
     cfg = TrainConfig(model=model, data=[str(data_dir / "xquad-r")], out=str(out), batch_size=batch,
                       max_steps=steps, max_seq_length=length, val_fraction=0.0, save_steps=10**9, progress=False,
-                      seed=1)
+                      seed=1, freeze_embeddings=freeze, device=device)
     train(cfg)
     j = json.loads((out / "train.json").read_text())
     return steps * batch / j["seconds"]["train"]
 
 
-def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int, length: int) -> float:
+def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int, length: int, freeze: bool = False,
+              device: str = "auto") -> float:
     from sentence_transformers import (
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
@@ -90,14 +95,19 @@ def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int
 
     from hybridbatch.models.loading import load_model, prefixes
     from hybridbatch.sampling import pair_dataset
+    from hybridbatch.training.device import placement
+    from hybridbatch.training.trainer import freeze_word_embeddings
 
-    model = load_model(model_name, max_seq_length=length)
+    place = placement(device, "auto")
+    model = load_model(model_name, max_seq_length=length, device=place.device)
+    if freeze:
+        freeze_word_embeddings(model)
     qp, pp = prefixes(model)
     table = pair_dataset(pairs(data_dir, False), qp, pp).select_columns(["anchor", "positive"])
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch, learning_rate=3e-5,
         weight_decay=0.01, warmup_steps=int(0.1 * steps), seed=1, report_to="none", save_strategy="no",
-        disable_tqdm=True, use_cpu=True, dataloader_drop_last=True, logging_steps=10,
+        disable_tqdm=True, dataloader_drop_last=True, logging_steps=10, **place.training_kwargs(),
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=table,
                                          loss=MultipleNegativesRankingLoss(model))
@@ -107,14 +117,22 @@ def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int
 
 
 def bench_throughput(model: str, data_dir: Path, tmp: Path, steps: int, batch: int, length: int,
-                     rounds: int = 2) -> dict:
+                     rounds: int = 2, freeze: bool = False, device: str = "auto") -> dict:
+    """Interleaved A B, B A, A B, ... so that neither trainer always runs first (page cache, a neighbour's load)."""
     ours, plain = [], []
     for r in range(rounds):
-        plain.append(run_plain(model, data_dir, tmp / f"plain{r}", steps, batch, length))
-        ours.append(run_ours(model, data_dir, tmp / f"ours{r}", steps, batch, length))
+        order = ("plain", "ours") if r % 2 == 0 else ("ours", "plain")
+        for who in order:
+            if who == "plain":
+                plain.append(run_plain(model, data_dir, tmp / f"plain{r}", steps, batch, length, freeze, device))
+            else:
+                ours.append(run_ours(model, data_dir, tmp / f"ours{r}", steps, batch, length, freeze, device))
+            print(f"round {r} {who}: {(plain if who == 'plain' else ours)[-1]:.2f} pairs/s", flush=True)
     o, p = float(np.median(ours)), float(np.median(plain))
-    return {"steps": steps, "batch": batch, "max_seq_length": length, "ours_pairs_per_s": round(o, 2),
-            "plain_pairs_per_s": round(p, 2), "ratio": round(o / p, 3), "ours_runs": ours, "plain_runs": plain}
+    per_round = [round(a / b, 3) for a, b in zip(ours, plain, strict=True)]
+    return {"steps": steps, "batch": batch, "max_seq_length": length, "freeze_embeddings": freeze, "rounds": rounds,
+            "ours_pairs_per_s": round(o, 2), "plain_pairs_per_s": round(p, 2), "ratio": round(o / p, 3),
+            "ratio_per_round": per_round, "ours_runs": ours, "plain_runs": plain}
 
 
 def _status_mib(field: str) -> float:
@@ -180,6 +198,21 @@ def bench_memory(model: str, data_dir: Path, length: int, steps: int = 1) -> dic
     return {**res, "ratio_cached128_vs_plain32": round(ratio, 3)}
 
 
+def carry_over(path: Path, skipped: list[str]) -> dict | None:
+    """The sections this run skipped, from the previous result file, each labelled with the run that made it."""
+    if not skipped or not path.exists():
+        return None
+    old = json.loads(path.read_text(encoding="utf-8"))
+    origin = {k: old.get(k) for k in ("git_commit", "created", "model", "settings")}
+    out = {}
+    for k in skipped:
+        if k in old.get("results", {}):
+            out[k] = {"from": origin, "result": old["results"][k]}
+        elif k in (old.get("carried_over") or {}):
+            out[k] = old["carried_over"][k]
+    return out or None
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--_memory-child":
         a = sys.argv[2:]
@@ -192,6 +225,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--max-seq-length", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of (plain, ours)")
+    ap.add_argument("--freeze-embeddings", action="store_true", help="both trainers freeze the word embeddings "
+                    "(the small preset does)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (both trainers)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["sampler", "throughput", "memory"])
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -206,7 +243,8 @@ def main() -> None:
             results["sampler"] = bench_sampler(args.data_dir)
         if "throughput" not in args.skip:
             results["throughput"] = bench_throughput(model, args.data_dir, tmp, args.steps, args.batch,
-                                                     args.max_seq_length)
+                                                     args.max_seq_length, args.rounds, args.freeze_embeddings,
+                                                     args.device)
         if "memory" not in args.skip:
             results["memory"] = bench_memory(model, args.data_dir, args.max_seq_length)
 
@@ -244,8 +282,12 @@ def main() -> None:
         t.add_row("ratio cached 128 / plain 32", f"{m['ratio_cached128_vs_plain32']:.3f}x", "", "")
         con.print(t)
     path = ROOT / "benchmarks" / "results" / "train.json"
-    write_json(path, provenance(kind="bench_train", model=args.model, settings=vars(args) | {"data_dir":
-                                str(args.data_dir)}, results=results, cpu_count=os.cpu_count()))
+    body = provenance(kind="bench_train", model=args.model, settings=vars(args) | {"data_dir": str(args.data_dir)},
+                      results=results, cpu_count=os.cpu_count())
+    carried = carry_over(path, args.skip)
+    if carried:
+        body["carried_over"] = carried
+    write_json(path, body)
     con.print(f"written {path}")
 
 

@@ -1,24 +1,114 @@
 """hybridbatch: hybrid-batch training and LAReQA evaluation for multilingual dense retrievers.
 
-The library entry points (docs/LIBRARY.md) are importable from the top level - `hybridbatch.HybridSampler`,
-`hybridbatch.pairs_from_long`, `hybridbatch.PairCollator`, `hybridbatch.LAReQAEvaluator` - loaded on first use so
-that `import hybridbatch` stays cheap.
+The public API, importable from the top level:
+
+    from hybridbatch import load_model, pairs_from_long, HybridSampler, LAReQAEvaluator, average_precision
+
+Names are imported on first use (module `__getattr__`), so `import hybridbatch` stays cheap: no torch, no
+sentence-transformers until a model, sampler or trainer is asked for.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from hybridbatch.errors import DataError, HybridBatchError, ModelError, UsageError  # noqa: F401  (in __all__)
 
 __version__ = "0.1.0"
 
-_LAZY = {
+# public name -> the module that defines it
+_LAZY: dict[str, str] = {
+    # models
+    **dict.fromkeys(("load_model", "prefixes", "set_prefixes", "describe_model"), "hybridbatch.models.loading"),
+    "build_embedded_model": "hybridbatch.models.embedded",
+    # data
+    **dict.fromkeys(("load_corpus", "load_pairs"), "hybridbatch.data.lookup"),
+    **dict.fromkeys(("QACorpus", "PairSet", "Question", "Candidate", "TrainItem"), "hybridbatch.data.records"),
+    "check_paths": "hybridbatch.data.checks",
+    # sampling
+    **dict.fromkeys(("SAMPLERS", "PairBatchSampler", "HybridSampler", "XXSampler", "XYSampler", "EnglishSampler",
+                     "MixedSampler", "RandomSampler", "HybridMultiSampler", "make_sampler"),
+                    "hybridbatch.sampling.samplers"),
+    **dict.fromkeys(("pairs_from_long", "pair_dataset"), "hybridbatch.sampling.dataset"),
+    "PairCollator": "hybridbatch.sampling.collator",
+    "ProportionalGroupSampler": "hybridbatch.sampling.multi",
+    # training
+    **dict.fromkeys(("TrainConfig", "train", "make_loss"), "hybridbatch.training.trainer"),
+    **dict.fromkeys(("placement", "resolve_device", "resolve_precision"), "hybridbatch.training.device"),
+    # evaluation
     "LAReQAEvaluator": "hybridbatch.evaluation.evaluator",
-    **{name: "hybridbatch.sampling" for name in (
-        "HybridSampler", "HybridMultiSampler", "XXSampler", "XYSampler", "EnglishSampler", "MixedSampler",
-        "RandomSampler", "PairCollator", "ProportionalGroupSampler", "pairs_from_long", "pair_dataset",
-        "make_sampler")},
+    **dict.fromkeys(("evaluate_lareqa", "evaluate_beir", "write_eval", "EvalResult", "BeirResult"),
+                    "hybridbatch.evaluation.lareqa"),
+    "encode_texts": "hybridbatch.evaluation.encoding",
+    **dict.fromkeys(("average_precision", "recall_at", "ndcg_at", "mrr_at", "rank_distance", "relevant_ranks",
+                     "all_metrics"), "hybridbatch.evaluation.metrics"),
+    # analysis
+    **dict.fromkeys(("align", "run_align"), "hybridbatch.analysis.alignment"),
+    **dict.fromkeys(("compare", "load_run"), "hybridbatch.analysis.significance"),
 }
 
+__all__ = sorted(["__version__", "HybridBatchError", "DataError", "ModelError", "UsageError", *_LAZY])
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'hybridbatch' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hybridbatch' has no attribute {name!r}")
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as e:
+        if e.name != module:  # a missing dependency (torch, ...) is the user's to see, unchanged
+            raise
+        raise AttributeError(f"hybridbatch.{name} needs {module}, which this build does not have") from e
+    globals()[name] = value  # cache: later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
+
+
+if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
+    from hybridbatch.analysis.alignment import align, run_align  # noqa: F401
+    from hybridbatch.analysis.significance import compare, load_run  # noqa: F401
+    from hybridbatch.data.checks import check_paths  # noqa: F401
+    from hybridbatch.data.lookup import load_corpus, load_pairs  # noqa: F401
+    from hybridbatch.data.records import Candidate, PairSet, QACorpus, Question, TrainItem  # noqa: F401
+    from hybridbatch.evaluation.encoding import encode_texts  # noqa: F401
+    from hybridbatch.evaluation.evaluator import LAReQAEvaluator  # noqa: F401
+    from hybridbatch.evaluation.lareqa import (  # noqa: F401
+        BeirResult,
+        EvalResult,
+        evaluate_beir,
+        evaluate_lareqa,
+        write_eval,
+    )
+    from hybridbatch.evaluation.metrics import (  # noqa: F401
+        all_metrics,
+        average_precision,
+        mrr_at,
+        ndcg_at,
+        rank_distance,
+        recall_at,
+        relevant_ranks,
+    )
+    from hybridbatch.models.embedded import build_embedded_model  # noqa: F401
+    from hybridbatch.models.loading import describe_model, load_model, prefixes, set_prefixes  # noqa: F401
+    from hybridbatch.sampling.collator import PairCollator  # noqa: F401
+    from hybridbatch.sampling.dataset import pair_dataset, pairs_from_long  # noqa: F401
+    from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
+    from hybridbatch.sampling.samplers import (  # noqa: F401
+        SAMPLERS,
+        EnglishSampler,
+        HybridMultiSampler,
+        HybridSampler,
+        MixedSampler,
+        PairBatchSampler,
+        RandomSampler,
+        XXSampler,
+        XYSampler,
+        make_sampler,
+    )
+    from hybridbatch.training.device import placement, resolve_device, resolve_precision  # noqa: F401
+    from hybridbatch.training.trainer import TrainConfig, make_loss, train  # noqa: F401

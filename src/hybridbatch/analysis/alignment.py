@@ -380,11 +380,12 @@ class _Encoder:
 # ---- align ---------------------------------------------------------------------------------------------------------
 
 
-def _resolve(model: SentenceTransformer | str | Path, model_name: str | None) -> tuple[SentenceTransformer, str]:
+def _resolve(model: SentenceTransformer | str | Path, model_name: str | None, device: str | None = "auto",
+             ) -> tuple[SentenceTransformer, str]:
     if isinstance(model, (str, Path)):
         from hybridbatch.models.loading import load_model
 
-        return load_model(str(model)), model_name or str(model)
+        return load_model(str(model), device=device), model_name or str(model)
     card = getattr(model, "model_card_data", None)
     return model, model_name or str(getattr(card, "base_model", None) or type(model).__name__)
 
@@ -417,6 +418,7 @@ def align(
     model_name: str | None = None,
     loaded: Mapping[str, tuple[list[ParallelSet], str, list[str]]] | None = None,
     split: str = "all",
+    device: str | None = "auto",
 ) -> AlignResult:
     """Alignment of `model` on each source: per language pair (XQuAD-R: all 55 unordered pairs of its 11 languages,
     P@1 in both directions; Tatoeba: each language with English) parallel cosine, CLSim, CKA, debiased CKA and
@@ -427,7 +429,7 @@ def align(
     with timer("data"):
         data = dict(loaded) if loaded is not None else load_sources(sources, data_dir, limit, split)
     with timer("load_model"):
-        st_model, name = _resolve(model, model_name)
+        st_model, name = _resolve(model, model_name, device)
     enc = _Encoder(st_model, batch_size)
     pairs: dict[str, list[PairResult]] = {}
     for src, (sets, _, _) in data.items():
@@ -631,7 +633,7 @@ def write_align(results: Sequence[AlignResult], out_dir: Path | str, annotate: b
 def run_align(models: Sequence[str], *, data_dir: Path | str | None, out_dir: Path | str,
               sources: Sequence[str] = SOURCES, limit: int | None = None, batch_size: int = 32,
               progress: bool = True, log: Callable[[str], None] | None = None, split: str = "all",
-              ) -> dict[str, Path]:
+              device: str | None = "auto") -> dict[str, Path]:
     """What `hybridbatch align` does: read the data once, align each model (one or two), write the report."""
     if not 1 <= len(models) <= 2:
         raise UsageError(f"pass one or two --model options (A, or A and B to compare), got {len(models)}")
@@ -643,5 +645,5 @@ def run_align(models: Sequence[str], *, data_dir: Path | str | None, out_dir: Pa
         if log:
             log(f"aligning {name} on {', '.join(data)}")
         results.append(align(name, data_dir=data_dir, sources=list(data), limit=limit, batch_size=batch_size,
-                             progress=progress, loaded=data, split=split))
+                             progress=progress, loaded=data, split=split, device=device))
     return write_align(results, out_dir)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, app, console, out
+from hybridbatch.cli.base import DataDir, Device, app, console, out
 
 
 @app.command("align")
@@ -28,6 +28,7 @@ def align_cmd(
         "on the train articles is measured on texts it never saw), train, or all. Tatoeba has no split.")] = "test",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Encoding batch size.")] = 32,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show encoding progress.")] = True,
+    device: Device = "auto",
 ) -> None:
     """Cross-lingual alignment per language pair: parallel cosine, CLSim, linear CKA (+ debiased), P@1."""
     from hybridbatch.analysis.alignment import SOURCES, run_align
@@ -36,7 +37,7 @@ def align_cmd(
 
     check_out_dir(out_dir)
     paths = run_align(model or [DEFAULT_MODEL], data_dir=data_dir, out_dir=out_dir, sources=source or SOURCES,
-                      limit=limit, batch_size=batch_size, progress=progress, split=split,
+                      limit=limit, batch_size=batch_size, progress=progress, split=split, device=device,
                       log=lambda msg: console.print(msg, highlight=False))
     out.print(f"wrote {paths['json']}, {paths['markdown']} and {sum(k.startswith('plot:') for k in paths)} "
               f"heatmaps in {Path(out_dir) / 'plots'}", highlight=False)

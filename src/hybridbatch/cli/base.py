@@ -33,6 +33,27 @@ app.add_typer(model_app, name="model")
 console = Console(stderr=True)
 out = Console()
 
+Device = Annotated[
+    Optional[str],
+    typer.Option("--device", help="Where to run: auto (a CUDA GPU, else Apple MPS, else the CPU), cpu, cuda[:N] or "
+                 "mps."),
+]
+Precision = Annotated[
+    Optional[str],
+    typer.Option("--precision", help="Training precision: auto (bf16 on GPUs that support it, fp16 on older GPUs, "
+                 "fp32 on the CPU), fp32, bf16 or fp16."),
+]
+QueryPrefix = Annotated[
+    Optional[str],
+    typer.Option("--query-prefix", help="Text put before every query (e.g. 'query: ' for E5). Default: the model's "
+                 "own 'query' prompt, none if it has none. '' for none."),
+]
+PassagePrefix = Annotated[
+    Optional[str],
+    typer.Option("--passage-prefix", help="Text put before every passage (e.g. 'passage: ' for E5). Default: the "
+                 "model's own 'document'/'passage' prompt, none if it has none. '' for none."),
+]
+
 DataDir = Annotated[
     Optional[Path],
     typer.Option("--data-dir", help="Folder holding datasets (e.g. ../shared/data); default $HYBRIDBATCH_DATA, "

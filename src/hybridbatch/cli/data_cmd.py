@@ -30,13 +30,43 @@ def data_download(
 def data_check(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders: <lang>.json (LAReQA or SQuAD), *.jsonl "
                                                 "pairs, a Tatoeba folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print {ok, errors, warnings} as JSON (each problem: "
+                                          "file, where, message) for scripts; exit status as without it.")] = False,
 ) -> None:
-    """Report EVERY problem in a file set (file, JSON path or line, problem), then warnings. Exit 2 on any error."""
-    from rich.table import Table
+    """Report EVERY problem in a file set (file, JSON path or line, problem), then warnings. Exit 2 on any error.
 
+    On a terminal: tables. Piped or redirected: one problem per line, `file: where: problem` (warnings:
+    `file: where: warning: problem`), never wrapped, so `hybridbatch data check DIR | grep es.json` finds them."""
     from hybridbatch.data.checks import check_paths
 
     problems, warnings = check_paths(paths)
+    names = ", ".join(str(p) for p in paths)
+    summary = f"{len(problems)} errors, {len(warnings)} warnings in {names}" if problems else (
+        f"ok: no errors, {len(warnings)} warnings in {names}")
+    if as_json:
+        import dataclasses
+        import json
+
+        typer.echo(json.dumps({"ok": not problems, "paths": [str(p) for p in paths],
+                               "errors": [dataclasses.asdict(p) for p in problems],
+                               "warnings": [dataclasses.asdict(p) for p in warnings]}, ensure_ascii=False))
+        typer.echo(summary, err=True)
+    elif out.is_terminal:
+        _check_tables(problems, warnings)
+        out.print(f"[{'red' if problems else 'green'}]{summary}[/]", highlight=False)
+    else:  # scripts and CI logs: plain lines, no markup, no wrapping
+        for p in problems:
+            typer.echo(str(p))
+        for p in warnings:
+            typer.echo(f"{p.file}: {p.where}: warning: {p.message}" if p.where else f"{p.file}: warning: {p.message}")
+        typer.echo(summary)
+    if problems:
+        raise typer.Exit(2)
+
+
+def _check_tables(problems: list, warnings: list) -> None:
+    from rich.table import Table
+
     for title, rows, style in (("errors", problems, "red"), ("warnings", warnings, "yellow")):
         if not rows:
             continue
@@ -47,11 +77,6 @@ def data_check(
         for p in rows:
             table.add_row(p.file, p.where, p.message)
         out.print(table)
-    names = ", ".join(str(p) for p in paths)
-    if problems:
-        out.print(f"[red]{len(problems)} errors[/], {len(warnings)} warnings in {names}", highlight=False)
-        raise typer.Exit(2)
-    out.print(f"[green]ok[/]: no errors, {len(warnings)} warnings in {names}", highlight=False)
 
 
 @data_app.command("stats")

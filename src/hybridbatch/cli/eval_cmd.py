@@ -7,20 +7,20 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, app, console, out
+from hybridbatch.cli.base import DataDir, Device, PassagePrefix, QueryPrefix, app, console, out
 
 
-def _eval_load_model(name: str, max_seq_length: Optional[int]):
+def _eval_load_model(name: str, max_seq_length: Optional[int], device: Optional[str] = "auto", **prefixes):
     """models.load_model (ModelError on failure); a plain SentenceTransformer if that API is not there."""
     from hybridbatch import models
     from hybridbatch.errors import ModelError
 
     if hasattr(models, "load_model"):
-        return models.load_model(name, max_seq_length=max_seq_length)
+        return models.load_model(name, max_seq_length=max_seq_length, device=device, **prefixes)
     from sentence_transformers import SentenceTransformer
 
     try:
-        model = SentenceTransformer(name, device="cpu")
+        model = SentenceTransformer(name, device=None if device == "auto" else device)
     except Exception as e:  # noqa: BLE001 - any load failure is the user's model argument
         raise ModelError(f"could not load model {name!r}: {str(e).splitlines()[0][:300] if str(e) else e}") from e
     if max_seq_length:
@@ -76,6 +76,11 @@ def eval_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json, eval.md, pairs.png, "
                                           "per_query.npz.")] = Path("eval-out"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
+    device: Device = "auto",
+    query_prefix: QueryPrefix = None,
+    passage_prefix: PassagePrefix = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print eval.json (plus the written files) as JSON on "
+                                          "stdout instead of the table, for scripts.")] = False,
 ) -> None:
     """Evaluate a model: LAReQA Mono / Cross / Multi mAP, recall, nDCG, language bias.
 
@@ -108,7 +113,8 @@ def eval_cmd(
     corpus = load_corpus(data, data_dir, split=corpus_split)
     if not corpus.languages or not any(corpus.questions.values()):
         raise UsageError(f"{data}: no questions found")
-    st_model = _eval_load_model(model, max_seq_length)
+    st_model = _eval_load_model(model, max_seq_length, device, query_prefix=query_prefix,
+                                passage_prefix=passage_prefix)
     use_beir = protocol == "beir" or (protocol == "auto" and tydi)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=not progress, transient=True) as bar:
@@ -122,10 +128,16 @@ def eval_cmd(
         fn = evaluate_beir if use_beir else evaluate_lareqa
         result = fn(st_model, corpus, context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
                     model_name=model, progress=tick)
-    result.settings.update({"data": data, "split": split})
+    result.settings.update({"data": data, "split": split, "device": str(st_model.device)})
     paths = write_eval(result, out_dir)
-    out.print(_eval_summary_table(result.to_json() | {"kind": result.kind}))
     t = result.timings
+    if as_json:  # eval.json as written (provenance included), the other files beside it; messages go to stderr
+        import json
+
+        body = json.loads(Path(out_dir, "eval.json").read_text(encoding="utf-8"))
+        typer.echo(json.dumps(body | {"files": {k: str(v) for k, v in paths.items()}}, ensure_ascii=False))
+        return
+    out.print(_eval_summary_table(result.to_json() | {"kind": result.kind}))
     out.print(f"encode {t.get('encode_s', 0):.1f}s · score {t.get('score_s', 0):.1f}s · metrics "
               f"{t.get('metric_s', 0):.1f}s; wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, app, console, out
+from hybridbatch.cli.base import DataDir, Device, Precision, app, console, out
 
 experiment_app = typer.Typer(help="Preset experiments (the paper's comparison).", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
@@ -23,7 +23,8 @@ def _floats(text: str, what: str) -> list[float]:
         raise UsageError(f"{what}: expected comma-separated numbers, got {text!r}") from None
 
 
-def _preset(name: str, model: str | None, steps: int | None, seeds: str | None) -> object:
+def _preset(name: str, model: str | None, steps: int | None, seeds: str | None, device: str | None = None,
+            precision: str | None = None) -> object:
     import dataclasses
 
     from hybridbatch.errors import UsageError
@@ -44,6 +45,9 @@ def _preset(name: str, model: str | None, steps: int | None, seeds: str | None) 
         if not vals or any(v != int(v) or v < 0 for v in vals):
             raise UsageError(f"--seeds: expected comma-separated non-negative integers, got {seeds!r}")
         over["seeds"] = tuple(int(v) for v in vals)
+    from hybridbatch.training.device import check_device, check_precision
+
+    over["device"], over["precision"] = check_device(device), check_precision(precision)
     return dataclasses.replace(p, **over)
 
 
@@ -66,6 +70,8 @@ def sweep(
                                         "shift`: TyDi GoldP + Tatoeba) for every cell and seed; adds them to "
                                         "finished cells too.")] = False,
     data_dir: DataDir = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
 ) -> None:
     """Train and evaluate a grid: samplers x alphas x losses x scales x seeds (XQuAD-R train / test articles).
 
@@ -75,7 +81,7 @@ def sweep(
     """
     from hybridbatch.experiments.grid import expand_grid, run_grid
 
-    p = _preset(preset, model, steps, seeds)
+    p = _preset(preset, model, steps, seeds, device, precision)
     if shift:
         import dataclasses
 
@@ -100,13 +106,15 @@ def experiment_paper(
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default 0,1,2).")] = None,
     samplers: Annotated[str, typer.Option(help="Samplers compared with hybrid.")] = "en,xx,xy,hybrid,hybrid-multi",
     data_dir: DataDir = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
 ) -> None:
     """The paper's comparison: zero-shot base, en, xx, xy, hybrid (alpha 0.5) and our hybrid-multi, trained on XQuAD-R
     train articles, evaluated on XQuAD-R test articles and TyDi GoldP dev (domain shift), with hybrid vs each other
     sampler tested for significance (per-query scores averaged over seeds; paired bootstrap over question ids)."""
     from hybridbatch.experiments.grid import paper
 
-    p = _preset(preset, model, steps, seeds)
+    p = _preset(preset, model, steps, seeds, device, precision)
     names = [s.strip() for s in samplers.split(",") if s.strip()]
     if "hybrid" not in names:
         names.append("hybrid")
@@ -121,6 +129,8 @@ def demo(
     data_dir: DataDir = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's models, results and plots go.")]
     = Path("runs/demo"),
+    device: Device = "auto",
+    precision: Precision = "auto",
 ) -> None:
     """The main job in one command: base model vs a short hybrid run, with significance (10-15 min on 2 cores).
 
@@ -139,7 +149,10 @@ def demo(
         f"(first run only), evaluate it zero-shot on the XQuAD-R test articles (12 articles x 11 languages), train "
         f"{p.max_steps} hybrid steps (batch {p.batch_size}, alpha 0.5) on the 36 train articles, evaluate again, "
         f"compare. Output: {out_dir}/")
-    body = run_demo(out_dir, str(data_dir) if data_dir else None, log=console.print)
+    from hybridbatch.training.device import check_device, check_precision
+
+    body = run_demo(out_dir, str(data_dir) if data_dir else None, log=console.print, device=check_device(device),
+                    precision=check_precision(precision))
     out.print((out_dir / "grid.md").read_text(encoding="utf-8"))
     out.print((out_dir / "compare" / "compare.md").read_text(encoding="utf-8")
               if (out_dir / "compare" / "compare.md").exists() else "")

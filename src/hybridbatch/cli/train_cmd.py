@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, app, out
+from hybridbatch.cli.base import DataDir, Device, PassagePrefix, Precision, QueryPrefix, app, out
 
 
 @app.command("train")
@@ -61,6 +61,10 @@ def train_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --out.")] = False,
     keep_checkpoints: Annotated[Optional[bool], typer.Option("--keep-checkpoints/--drop-checkpoints")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress")] = None,
+    device: Device = None,  # None: the config file's, else auto
+    precision: Precision = None,
+    query_prefix: QueryPrefix = None,
+    passage_prefix: PassagePrefix = None,
 ) -> None:
     """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json.
 
@@ -81,6 +85,7 @@ def train_cmd(
         eval_steps=eval_steps, eval_batches=eval_batches, patience=patience, save_steps=save_steps, seed=seed,
         out=out_dir,
         resume=resume or None, overwrite=overwrite or None, keep_checkpoints=keep_checkpoints, progress=progress,
+        device=device, precision=precision, query_prefix=query_prefix, passage_prefix=passage_prefix,
     )
     path = train(cfg)
     if os.environ.get("RANK", "0") == "0":

@@ -83,6 +83,8 @@ class Preset:
     note: str = ""
     shift: bool = False  # also the domain-shift evaluations (evaluation.shift: TyDi + Tatoeba pools), every seed
     shift_limit: int | None = None  # their --limit (None: all of TyDi dev and Tatoeba)
+    device: str = "auto"  # training.device: auto | cpu | cuda | mps (training and evaluation)
+    precision: str = "auto"  # training precision: auto | fp32 | bf16 | fp16
 
 
 PRESETS: dict[str, Preset] = {
@@ -138,7 +140,8 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
         context=preset.context, hard_negatives=cell.loss == "hardneg", symmetric=cell.loss == "symmetric",
         scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
         eval_steps=min(preset.eval_steps, max(1, preset.max_steps // 3)) if preset.eval_steps else None,
-        resume=(out / "train_config.json").exists(), progress=True,
+        resume=(out / "train_config.json").exists(), progress=True, device=preset.device,
+        precision=preset.precision,
     )
 
 
@@ -190,7 +193,8 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
             log(f"[{cell.key}] training {preset.max_steps} steps ...")
             train(_train_config(cell, preset, data_dir, model_dir))
         model_name = str(model_dir)
-    model = load_model(model_name, max_seq_length=preset.max_seq_length if not preset.context else None)
+    model = load_model(model_name, max_seq_length=preset.max_seq_length if not preset.context else None,
+                       device=preset.device)
     log(f"[{cell.key}] evaluating on XQuAD-R test articles ...")
     test = load_corpus("xquad-r", data_dir, split="test")
     res = evaluate_lareqa(model, test, context=preset.context, batch_size=preset.eval_batch_size,
@@ -232,7 +236,7 @@ def _shift_cell(cell: Cell, preset: Preset, d: Path, data_dir: str | None, model
 
 # The preset fields that change a cell's numbers: a finished cell made with other values must not be reused.
 RESULT_FIELDS = ("model", "max_steps", "batch_size", "max_seq_length", "lr", "freeze_embeddings", "eval_steps",
-                 "context", "tydi_limit", "tydi_max_seq_length")
+                 "context", "tydi_limit", "tydi_max_seq_length", "precision")
 
 
 def _check_same_settings(done: Path, record: dict[str, Any], preset: Preset) -> None:
@@ -447,15 +451,15 @@ def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Seq
     return body
 
 
-def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = print, device: str = "auto",
+         precision: str = "auto") -> dict[str, Any]:
     """The README's main job: zero-shot base vs a short hybrid run, both on the XQuAD-R test articles, with the
     significance of the difference. Reuses finished pieces when re-run."""
-    from hybridbatch.models.embedded import DEFAULT_MODEL
-    from hybridbatch.models.loading import load_model
+    from hybridbatch.models.embedded import build_embedded_model
 
-    preset = PRESETS["demo"]
+    preset = dataclasses.replace(PRESETS["demo"], device=device, precision=precision)
     check_inputs(out_root, data_dir, preset.tydi)
-    load_model(DEFAULT_MODEL)  # builds the embedded model once, with its own progress message
+    build_embedded_model()  # once, with its own progress message, before the long work starts
     cells = [Cell(BASE), Cell("hybrid", 0.5, "plain", 20.0, 0)]
     body = run_grid(cells, preset, out_root, data_dir, title="demo: zero-shot base vs hybrid (alpha 0.5)", log=log)
     from hybridbatch.analysis.significance import compare, write_compare

@@ -25,4 +25,5 @@ from hybridbatch.models.loading import (  # noqa: F401
     load_model,
     prefixes,
     resolve_model,
+    set_prefixes,
 )

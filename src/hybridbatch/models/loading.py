@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 from hybridbatch.errors import ModelError, UsageError
 from hybridbatch.models.embedded import (
     DEFAULT_MODEL,
-    DEFAULT_PASSAGE_PREFIX,
-    DEFAULT_QUERY_PREFIX,
     EMBEDDED_ALIASES,
     _read_marker,
     build_embedded_model,
@@ -20,11 +18,39 @@ from hybridbatch.models.embedded import (
 
 if TYPE_CHECKING:  # importing sentence-transformers pulls in torch: only when a model is really needed
     from sentence_transformers import SentenceTransformer
+
+# The prompt names sentence-transformers itself looks up in `encode_query` / `encode_document`, in its order.
+QUERY_PROMPT_NAMES = ("query",)
+PASSAGE_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
 def prefixes(model: SentenceTransformer) -> tuple[str, str]:
-    """(query prefix, passage prefix): the model's own named prompts 'query'/'passage' when it has them, else the
-    E5-style defaults. Training and evaluation both go through this so the two never disagree."""
+    """(query prefix, passage prefix): the model's own named prompts when it has them ('query'; 'document',
+    'passage' or 'corpus', the names sentence-transformers' encode_query / encode_document look up), else none: an E5
+    prefix would be wrong input for LaBSE or XLM-R. sentence-transformers 6 gives every model empty 'query' and
+    'document' placeholders, so the first non-empty one counts. Training and evaluation both use this: they agree."""
     prompts = getattr(model, "prompts", None) or {}
-    return prompts.get("query", DEFAULT_QUERY_PREFIX), prompts.get("passage", DEFAULT_PASSAGE_PREFIX)
+    query = next((prompts[n] for n in QUERY_PROMPT_NAMES if prompts.get(n)), "")
+    passage = next((prompts[n] for n in PASSAGE_PROMPT_NAMES if prompts.get(n)), "")
+    return query, passage
+
+
+def set_prefixes(model: SentenceTransformer, query: str | None = None, passage: str | None = None
+                 ) -> SentenceTransformer:
+    """Set the model's query / passage prompts in place (None: keep the model's own; "": no prefix). They are stored
+    as the model's named prompts ('query'; 'document' and 'passage'), so sentence-transformers' encode_query /
+    encode_document use them too, and a model trained with them saves them and is evaluated with them later."""
+    prompts = dict(getattr(model, "prompts", None) or {})
+    for value, names in ((query, QUERY_PROMPT_NAMES), (passage, PASSAGE_PROMPT_NAMES)):
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise UsageError(f"a prefix must be a string, got {type(value).__name__}")
+        for n in names:
+            if n in prompts or n in ("query", "document", "passage"):
+                prompts[n] = value
+    model.prompts = prompts
+    return model
 
 
 # ---- loading any model ---------------------------------------------------------------------------------------------
@@ -102,12 +128,18 @@ def _in_hf_cache(repo_id: str) -> bool:
     return False
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", max_seq_length: int | None = None
-               ) -> SentenceTransformer:
+def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_length: int | None = None,
+               query_prefix: str | None = None, passage_prefix: str | None = None) -> SentenceTransformer:
     """Load a sentence-transformers model by name ('embedded', a folder or a hub id). Plain Hugging Face models
-    (no modules.json) get mean pooling from SentenceTransformer itself. Any failure is a ModelError."""
+    (no modules.json) get mean pooling from SentenceTransformer itself. Any failure is a ModelError.
+
+    `device`: auto (CUDA, then MPS, else CPU), cpu, cuda[:N] or mps. `query_prefix` / `passage_prefix` replace the
+    model's own prompts (default: keep them; a model without prompts gets no prefix)."""
     if max_seq_length is not None and max_seq_length < 1:
         raise UsageError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
+    from hybridbatch.training.device import check_device
+
+    check_device(device)  # a bad word fails before anything is loaded
     target = resolve_model(name)
     local = Path(target).is_dir()
     # Offline, huggingface_hub retries every file with backoff for over a minute before failing: when the hub is
@@ -123,6 +155,9 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", max_seq_length: i
         SentenceTransformer,  # after the cheap checks: a bad path fails in no time
     )
 
+    from hybridbatch.training.device import process_device, resolve_device
+
+    device = process_device(resolve_device(device))
     try:
         model = SentenceTransformer(target, device=device, local_files_only=not online)
     except Exception as e:  # hub/transformers raise many types (OSError, ValueError, HTTP errors): all mean "cannot"
@@ -142,7 +177,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "cpu", max_seq_length: i
         if limit and max_seq_length > limit:
             raise UsageError(f"max_seq_length {max_seq_length} exceeds the model's {limit} positions ({name})")
         model.max_seq_length = max_seq_length
-    return model
+    return set_prefixes(model, query_prefix, passage_prefix)
 
 
 def describe_model(model: SentenceTransformer, name: str) -> dict[str, Any]:

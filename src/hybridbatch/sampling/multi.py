@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import accumulate
-from typing import Any
 
 import numpy as np
 from sentence_transformers.base.sampler import MultiDatasetDefaultBatchSampler

@@ -83,9 +83,13 @@ class TrainConfig:
     overwrite: bool = False
     progress: bool = True
     batch_log: bool = True
+    device: str = "auto"  # auto | cpu | cuda | mps (training.device)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto: bf16 on GPUs that have it, fp32 on CPU
+    query_prefix: str | None = None  # None: the model's own "query" prompt, else none
+    passage_prefix: str | None = None  # None: the model's own "passage"/"document" prompt, else none
 
     # Settings that do not change what is trained: a resume may change them.
-    RUN_ONLY = ("out", "resume", "overwrite", "progress", "keep_checkpoints", "logging_steps", "data_dir")
+    RUN_ONLY = ("out", "resume", "overwrite", "progress", "keep_checkpoints", "logging_steps", "data_dir", "device")
 
     @classmethod
     def from_file(cls, path: Path | str) -> TrainConfig:
@@ -160,6 +164,10 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        from hybridbatch.training.device import check_device, check_precision
+
+        check_device(self.device)
+        check_precision(self.precision)
 
     def trained_settings(self) -> dict[str, Any]:
         return {k: v for k, v in self.to_dict().items() if k not in self.RUN_ONLY}
@@ -207,20 +215,20 @@ def split_validation(pairsets: list[Any], fraction: float, seed: int) -> tuple[l
     return train, val
 
 
-def load_st_model(name: str, max_seq_length: int | None = None) -> Any:
+def load_st_model(name: str, max_seq_length: int | None = None, device: str = "auto", **prefixes: str | None) -> Any:
     """`models.load_model(name)` when the models module has it, else `SentenceTransformer(name)`; any failure
     becomes a ModelError (e.g. a hub id while offline)."""
     from hybridbatch import models
     loader = getattr(models, "load_model", None)
     try:
         if loader is not None:
-            model = loader(name, device="cpu", max_seq_length=max_seq_length)
+            model = loader(name, device=device, max_seq_length=max_seq_length, **prefixes)
         else:
             if name == "embedded":
                 raise ModelError("the embedded model is not available in this build; pass --model PATH_OR_ID")
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(name, device="cpu")
+            model = SentenceTransformer(name, device=device)
     except HybridBatchError:
         raise
     except Exception as e:  # noqa: BLE001 - any loader failure is the user's model name / network
@@ -408,7 +416,7 @@ def sampler_factory(config: TrainConfig, world: int) -> Any:
     passes dataset, batch size, seed...). One epoch is one pass over the (id, language) items."""
     import functools
 
-    from hybridbatch.sampling.samplers import SAMPLERS, MIX_SAMPLERS, XYSampler
+    from hybridbatch.sampling.samplers import MIX_SAMPLERS, SAMPLERS, XYSampler
 
     cls = SAMPLERS[config.sampler]
     kw: dict[str, Any] = {"world_size": world, "lang_weighting": config.lang_weighting}
@@ -467,6 +475,9 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: in
     """The `SentenceTransformerTrainingArguments` of a run (the one place device / precision settings belong)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
+    from hybridbatch.training.device import placement
+
+    place = placement(config.device, config.precision)
     use_val = selection.rule != "none"
     eval_steps = config.eval_steps or max(1, max_steps // 10)
     save_steps = eval_steps if use_val else (config.save_steps or max(1, max_steps // 10))
@@ -499,15 +510,18 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: in
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_drop_last=True,
-        ddp_backend="gloo" if world > 1 else None,
         ddp_find_unused_parameters=True if world > 1 else None,  # arbitrary models may have unused heads
-        use_cpu=True,
+        **place.training_kwargs(world),  # CPU: use_cpu + gloo, as always; CUDA: NCCL; bf16 / fp16 autocast
     )
 
 
 def load_model(config: TrainConfig) -> Any:
     """The model to train, with the freezing the config asks for (the one place a device is chosen)."""
-    model = load_st_model(config.model, config.max_seq_length)
+    from hybridbatch.training.device import placement
+
+    place = placement(config.device, config.precision)
+    model = load_st_model(config.model, config.max_seq_length, device=place.device,
+                          query_prefix=config.query_prefix, passage_prefix=config.passage_prefix)
     if config.freeze_embeddings:
         freeze_word_embeddings(model)
     freeze_unused_pooler(model)
@@ -596,6 +610,7 @@ def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: S
     from hybridbatch.provenance import process_commit, provenance, write_json
     from hybridbatch.sampling.mix import summarise_plans
     from hybridbatch.sampling.samplers import MIX_SAMPLERS
+    from hybridbatch.training.device import placement
 
     with timer("save"):
         _finalise_model(trainer, out)
@@ -628,6 +643,7 @@ def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: S
               "gather_across_devices": bool(loss.gather_across_devices), "hard_negatives": config.hard_negatives,
               "mini_batch_size": config.mini_batch_size if config.cached_loss else None},
         world_size=world,
+        device=placement(config.device, config.precision).to_dict(),
         max_steps=max_steps,
         steps=trainer.state.global_step,
         stopped_early=trainer.state.global_step < max_steps,
