@@ -192,10 +192,10 @@ def test_debiased_folder_loads_with_plain_sentence_transformers(tiny_model, shar
     from hybridbatch.models.loading import load_model
 
     out = tmp_path / "debiased"
-    res = debias_model(str(tiny_model), 4, out, data_dir=shared_data, max_per_language=40, batch_size=32)
+    res = debias_model(str(tiny_model), 4, out, data_dir=shared_data, max_per_language=12, batch_size=32)
     info = json.loads((out / DEBIAS_JSON).read_text())
     assert info["rank"] == 4 and info["languages"] == LANGS and info["method"] == "lsar"
-    assert info["sentences_per_language"] == {lang: 40 for lang in LANGS}
+    assert info["sentences_per_language"] == {lang: 12 for lang in LANGS}
     assert info["provenance"]["git_commit"] and info["data_checksum"] and info["wall_time_s"] > 0
     texts = ["Wer hat den Vertrag unterzeichnet?", "The treaty was signed in 1648.", "条约于1648年签署。",
              "Договор был подписан в 1648 году."]
