@@ -223,3 +223,67 @@ def test_debias_model_refuses_bad_input_before_loading(tmp_path):
     with pytest.raises(UsageError, match="rank 2 is too large"):  # a model name that would fail to load
         debias_model("./no-such-model", 2, tmp_path / "out", texts=files)
     assert not (tmp_path / "out").exists()
+
+
+# ---- cross-checks against independent implementations ---------------------------------------------------------------
+
+
+def _authors_lsar_basis(W: np.ndarray, k: int) -> np.ndarray:
+    """The LSAR authors' `lsar(W, k, returns_all=True)` basis (their refinement: re-centre the rank-k fit on its
+    point closest to the origin, SVD again), re-typed in numpy for this cross-check."""
+    d, n = W.shape
+    wc = W.mean(axis=1)
+    u, s, vh = np.linalg.svd(W - np.outer(wc, np.ones(n)), full_matrices=False)
+    fit = np.outer(wc, np.ones(n)) + u[:, :k] @ np.diag(s[:k]) @ vh[:k]
+    w = np.linalg.pinv(fit).T @ np.ones(n)
+    w /= (w ** 2).sum()
+    u2, _, _ = np.linalg.svd(fit - np.outer(w, np.ones(n)), full_matrices=False)
+    return u2[:, :k]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lsar_projection_equals_the_authors_refined_one(seed):
+    """Skipping the authors' refinement step does not change what is removed (docs/DEBIAS.md)."""
+    sub = estimate_lsar(planted(seed=seed, dim=64)[0])
+    for k in (1, 2, 4, 10):
+        R = _authors_lsar_basis(sub.means.T, k)
+        np.testing.assert_allclose(projection_matrix(R), sub.projection(k), atol=1e-10)
+
+
+def test_lir_components_match_sklearn_truncated_svd():
+    from sklearn.decomposition import TruncatedSVD
+
+    emb, _ = planted(n=120, dim=24)
+    comps = estimate_lir(emb, 3)
+    for lang in ("de", "zh"):
+        ref = TruncatedSVD(n_components=3, algorithm="arpack", random_state=0).fit(emb[lang]).components_.T
+        np.testing.assert_allclose(projection_matrix(ref), projection_matrix(comps[lang]), atol=1e-8)
+
+
+# ---- the sweep (encodes the 12 test articles once with the tiny model) -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_sweep_scores_projected_embeddings_like_the_debiased_model(tiny_model, shared_data, tmp_path):
+    from hybridbatch.analysis.debias_sweep import sweep
+    from hybridbatch.analysis.significance import compare, load_run
+    from hybridbatch.data.lookup import load_corpus
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa
+    from hybridbatch.models.loading import load_model
+
+    out = tmp_path / "sweep"
+    body = sweep(str(tiny_model), [0, 2], out, lir_ranks=[1], data_dir=shared_data, max_per_language=15,
+                 batch_size=64, check_sample=16)
+    assert [r["name"] for r in body["rows"]] == ["base", "lsar-r2", "lir-r1"]
+    chk = body["equivalence_check"]
+    assert chk["rank"] == 2 and chk["max_abs_diff"] < 1e-5 and chk["min_cosine"] > 0.9999
+    assert chk["loaded_modules"][-2:] == ["Dense", "Normalize"]
+    # rank 0 is the base model as `hybridbatch eval` scores it (encode + evaluate, no projection involved)
+    direct = evaluate_lareqa(load_model(str(tiny_model)), load_corpus("xquad-r", shared_data, split="test"))
+    base = json.loads((out / "base" / "eval.json").read_text())
+    for setting in ("mono", "cross", "multi"):
+        assert base["summary"][setting]["map"] == pytest.approx(direct.summary[setting]["map"], abs=1e-6)
+    assert base["summary"]["multi"]["bias"] == pytest.approx(direct.summary["multi"]["bias"], abs=1e-6)
+    cmp = compare(load_run(out / "base"), load_run(out / "lsar-r2"), n_boot=100, n_perm=100)
+    assert cmp["n_question_ids"] == 265
+    assert (out / "sweep.md").read_text().count("| lsar-r2 |") == 1

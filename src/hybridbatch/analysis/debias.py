@@ -312,7 +312,7 @@ def source_texts(texts: Sequence[Path | str] | None, data_dir: Path | str | None
 
 def debias_model(model_name: str, rank: int, out_dir: Path | str, *, texts: Sequence[Path | str] | None = None,
                  data_dir: Path | str | None = None, max_per_language: int | None = None, batch_size: int = 64,
-                 kind: str = "passage", cache_dir: Path | str | None = None,
+                 kind: str = "passage", cache_dir: Path | str | None = None, max_seq_length: int | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> DebiasResult:
     """Estimate LSAR's language subspace for `model_name` (any model folder, `embedded`, a hub id) from unlabeled
     sentences and write the debiased model to `out_dir`: a sentence-transformers folder (the model + Dense
@@ -328,7 +328,7 @@ def debias_model(model_name: str, rank: int, out_dir: Path | str, *, texts: Sequ
     src = source_texts(texts, data_dir, max_per_language)
     check_rank(rank, len(src.sentences), rank + 1)  # the languages are known before any model is loaded
     with timer("load"):
-        model = load_model(model_name)
+        model = load_model(model_name, max_seq_length=max_seq_length)
     check_rank(rank, len(src.sentences), model.get_embedding_dimension())  # before the slow part
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
@@ -347,7 +347,8 @@ def debias_model(model_name: str, rank: int, out_dir: Path | str, *, texts: Sequ
     write_json(out / DEBIAS_JSON, {**info, "provenance": provenance(
         model=model_name, model_weights_sha256=identity["weights_sha256"],
         data={"source": src.description, "checksum": src.checksum, "files": src.files},
-        settings={"method": "lsar", "rank": rank, "kind": kind, "max_per_language": max_per_language},
+        settings={"method": "lsar", "rank": rank, "kind": kind, "max_per_language": max_per_language,
+                  "max_seq_length": model.max_seq_length},
         timings=timer.seconds)})
     return DebiasResult(out, sub, rank, info)
 

@@ -90,7 +90,8 @@ def _row(name: str, method: str, rank: int, body: dict[str, Any]) -> dict[str, A
 def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ranks: Sequence[int] = (),
           texts: Sequence[Path | str] | None = None, data_dir: Path | str | None = None, data: str = "xquad-r",
           max_per_language: int | None = None, batch_size: int = 64, kind: str = "passage",
-          cache_dir: Path | str | None = None, check_sample: int = 32, log: Log | None = None,
+          cache_dir: Path | str | None = None, max_seq_length: int | None = None, check_sample: int = 32,
+          log: Log | None = None,
           progress: Progress | None = None) -> dict[str, Any]:
     """Evaluate base + LSAR at each rank (and LIR at each of `lir_ranks`) on the held-out test articles with the
     LAReQA protocol; each configuration gets its own eval folder (eval.json, per_query.npz: `hybridbatch compare`
@@ -114,7 +115,7 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
         raise UsageError(f"LIR ranks must be >= 0, not {min(lir_ranks)}")
     test = load_corpus(data, data_dir, split="test")
     with timer("load"):
-        model = load_model(model_name)
+        model = load_model(model_name, max_seq_length=max_seq_length)
     dim = model.get_embedding_dimension()
     for r in ranks:
         check_rank(r, len(src.sentences), dim)
@@ -154,6 +155,9 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
         write_eval(res, out / name)
         body = res.to_json()
         rows.append(_row(name, method if r else "none", r, body))
+        if method == "lsar":  # how much of the spread of the language means this rank removes
+            sv2 = sub.singular_values ** 2
+            rows[-1]["means_spread_removed"] = float(sv2[:r].sum() / sv2.sum()) if sv2.sum() > 0 else 0.0
         say(f"{name:10s} mono {rows[-1]['mono_map']:.4f}  cross {rows[-1]['cross_map']:.4f}  multi "
             f"{rows[-1]['multi_map']:.4f}  bias {rows[-1]['bias']:.2f}")
     check = None
@@ -177,7 +181,8 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
         "data_checksum": test.checksum,
         "rows": rows,
         "best_lsar_by_multi_map": best["name"],
-        "subspace": debias_info(sub, max(ranks), src, identity, kind, timer.seconds) | {"rank": None},
+        "subspace": {k: v for k, v in debias_info(sub, max(ranks), src, identity, kind, timer.seconds).items()
+                     if k not in ("rank", "variance_share_removed", "modules_appended")},
         "lir_sentences_per_language": sub.counts if lir_ranks else None,
         "equivalence_check": check,
         "provenance": provenance(
@@ -185,7 +190,7 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
             data={"name": test.name, "checksum": test.checksum, "split": "test",
                   "subspace_source": src.description, "subspace_checksum": src.checksum, "files": src.files},
             settings={"ranks": ranks, "lir_ranks": lir_ranks, "kind": kind, "max_per_language": max_per_language,
-                      "batch_size": batch_size},
+                      "batch_size": batch_size, "max_seq_length": model.max_seq_length},
             timings=timer.seconds),
     }
     write_json(out / "sweep.json", body)

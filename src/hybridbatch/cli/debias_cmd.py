@@ -38,6 +38,9 @@ def debias_cmd(
     encode_as: Annotated[str, typer.Option("--encode-as", help="Prefix the unlabeled sentences are encoded with: "
                                            "passage (they are candidate sentences) or query.")] = "passage",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Encoding batch size.")] = 64,
+    max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", min=1, help="Truncate inputs to N "
+                                                          "tokens (kept in the debiased folder); default: the "
+                                                          "model's own.")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache folder (shared with "
                                                       "`hybridbatch eval --cache-dir`).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show encoding progress.")] = True,
@@ -88,7 +91,7 @@ def debias_cmd(
 
             body = sweep(model, sweep_ranks, out_dir, lir_ranks=sweep_lir, texts=texts,
                          data_dir=data_dir, max_per_language=max_per_language, batch_size=batch_size,
-                         kind=encode_as, cache_dir=cache_dir, progress=tick,
+                         kind=encode_as, cache_dir=cache_dir, max_seq_length=max_seq_length, progress=tick,
                          log=lambda m: console.print(m, highlight=False))
             out.print(f"best LSAR config by Multi mAP: {body['best_lsar_by_multi_map']}; wrote "
                       f"{Path(out_dir) / 'sweep.json'}, {Path(out_dir) / 'sweep.md'} and one eval folder per "
@@ -98,7 +101,7 @@ def debias_cmd(
 
         res = debias_model(model, rank, out_dir, texts=texts, data_dir=data_dir,
                            max_per_language=max_per_language, batch_size=batch_size, kind=encode_as,
-                           cache_dir=cache_dir, progress=tick)
+                           cache_dir=cache_dir, max_seq_length=max_seq_length, progress=tick)
     info = res.info
     out.print(f"removed a rank-{res.rank} language subspace ({info['variance_share_removed']:.1%} of the spread of "
               f"the {len(info['languages'])} language means) from {model}; debiased model written to "
