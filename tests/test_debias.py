@@ -287,3 +287,22 @@ def test_sweep_scores_projected_embeddings_like_the_debiased_model(tiny_model, s
     cmp = compare(load_run(out / "base"), load_run(out / "lsar-r2"), n_boot=100, n_perm=100)
     assert cmp["n_question_ids"] == 265
     assert (out / "sweep.md").read_text().count("| lsar-r2 |") == 1
+
+
+@pytest.mark.slow
+def test_versus_trained_on_committed_runs(tmp_path):
+    """A debiased run (here the committed zero-shot cell stands in for it) against three trained seeds: the
+    seed-averaged difference and a seed-aware interval around it, as in the paper preset's tables."""
+    from hybridbatch.analysis.debias_sweep import write_versus
+
+    cells = Path(__file__).resolve().parents[1] / "results" / "paper-small" / "cells"
+    seeds = [cells / f"hybrid-a0.5-plain-seed{s}" / "xquad-r" for s in (0, 1, 2)]
+    if not all((s / "eval.json").exists() for s in seeds):
+        pytest.skip("paper-small results not in this checkout")
+    body = write_versus(cells / "base" / "xquad-r", {"hybrid": seeds}, tmp_path, n_boot=200, n_perm=200)
+    rows = {r["name"]: r for r in body["comparisons"][0]["rows"]}
+    per_seed = [json.loads((s / "eval.json").read_text())["summary"]["multi"]["map"] for s in seeds]
+    base = json.loads((cells / "base" / "xquad-r" / "eval.json").read_text())["summary"]["multi"]["map"]
+    assert rows["Multi mAP"]["diff"] == pytest.approx(np.mean(per_seed) - base, abs=1e-9)
+    assert rows["Multi mAP"]["seed_ci_low"] < rows["Multi mAP"]["diff"] < rows["Multi mAP"]["seed_ci_high"]
+    assert "| hybrid vs xquad-r | Multi mAP |" in (tmp_path / "versus.md").read_text()

@@ -216,3 +216,46 @@ def sweep_markdown(body: dict[str, Any]) -> str:
                      f"on {chk['n_queries']} queries + {chk['n_candidates']} candidates ({chk['language']}).")
     lines.append(f"Commit {body['provenance']['git_commit']}.")
     return "\n".join(lines) + "\n"
+
+
+def versus_trained(debiased: Path | str, trained: Sequence[Path | str], *, n_boot: int = 2000, n_perm: int = 10000,
+                   seed: int = 0) -> dict[str, Any]:
+    """Is training still needed once debiasing is applied? B = trained runs (one eval folder per seed), A = one
+    debiased eval folder (deterministic: no seed). Paired bootstrap + randomisation test on the trained runs'
+    seed-averaged per-query scores, and a two-level (seeds + questions) CI for mAP and bias, exactly as the paper
+    preset's significance tables (`experiments.grid.significance`)."""
+    from hybridbatch.analysis.significance import aligned, compare, load_run, seed_bootstrap
+    from hybridbatch.experiments.grid import SEED_CI_METRICS, seed_averaged_run
+
+    a = load_run(debiased)
+    runs = [load_run(t) for t in trained]
+    if not runs:
+        raise UsageError("--versus needs at least one trained eval folder")
+    b = seed_averaged_run(runs) if len(runs) > 1 else runs[0]
+    cmp = compare(a, b, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    cmp["run_a"], cmp["run_b"] = str(debiased), [str(t) for t in trained]
+    for row in cmp["rows"]:
+        if len(runs) > 1 and row["metric"] in SEED_CI_METRICS:
+            per_seed = [aligned(a, r, row["metric"], row["setting"]) for r in runs]
+            _, row["seed_ci_low"], row["seed_ci_high"] = seed_bootstrap(
+                [per_seed[0][0]], [p[1] for p in per_seed], n_boot=n_boot, seed=seed)
+    return cmp
+
+
+def write_versus(debiased: Path | str, groups: dict[str, Sequence[Path | str]], out: Path | str,
+                 n_boot: int = 2000, n_perm: int = 10000) -> dict[str, Any]:
+    """`versus_trained` for each named group of trained runs (e.g. {"hybrid": [seed0, seed1, seed2]}); writes
+    versus.json and versus.md (the significance-table layout, B = trained, A = debiased) into `out`."""
+    from hybridbatch.experiments.grid import significance_markdown
+    from hybridbatch.provenance import provenance, write_json, write_text
+
+    cmps = []
+    for name, runs in groups.items():
+        c = versus_trained(debiased, runs, n_boot=n_boot, n_perm=n_perm)
+        c["run_a"], c["run_b"], c["trained_runs"] = Path(debiased).name, name, [str(r) for r in runs]
+        cmps.append(c)
+    body = {"kind": "debias-versus-trained", "debiased": str(debiased), "comparisons": cmps,
+            "provenance": provenance(settings={"n_boot": n_boot, "n_perm": n_perm})}
+    write_json(Path(out) / "versus.json", body)
+    write_text(Path(out) / "versus.md", significance_markdown(cmps))
+    return body
