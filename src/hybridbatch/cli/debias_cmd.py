@@ -16,7 +16,8 @@ def debias_cmd(
                                        "folder (a trained one too) or a hub id.")] = "embedded",
     rank: Annotated[Optional[int], typer.Option("--rank", "-r", help="Directions to remove: 1 .. (number of "
                                                 "languages - 1). 10 for XQuAD-R's 11 languages removes every "
-                                                "direction the language means differ in.")] = None,
+                                                "direction the language means differ in (the best rank on "
+                                                "e5-small: docs/RESULTS.md section 6).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write: the debiased model (with "
                                           "debias.json), or with --ranks one eval folder per rank + "
                                           "sweep.json / sweep.md.")] = Path("debias-out"),
