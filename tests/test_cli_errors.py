@@ -169,6 +169,34 @@ CASES: list[Case] = [
     Case("align --batch-size abc", ["align", "--batch-size", "abc"], "Invalid value for '--batch-size'"),
     Case("align --batch-size -3", ["align", "--batch-size", "-3", "--data-dir", "{missing}"],
          "--batch-size must be at least 1"),
+    # ---- debias (post-hoc language debiasing)
+    Case("debias without --rank or --ranks", ["debias", "--out", "{out}"], "give --rank R"),
+    Case("debias --rank and --ranks", ["debias", "--rank", "1", "--ranks", "0,1", "--out", "{out}"], "not both"),
+    Case("debias --rank abc", ["debias", "--rank", "abc"], "Invalid value for '--rank'"),
+    Case("debias --ranks abc", ["debias", "--ranks", "1,abc", "--out", "{out}"], "comma-separated whole numbers"),
+    Case("debias --lir-ranks without --ranks", ["debias", "--rank", "1", "--lir-ranks", "1", "--out", "{out}"],
+         "give --ranks too"),
+    Case("debias --encode-as bogus", ["debias", "--rank", "1", "--encode-as", "bogus", "--out", "{out}"],
+         "--encode-as must be passage or query"),
+    Case("debias --out is a file", ["debias", "--rank", "1", "--out", "{a_file}"], "is a file; give a folder"),
+    Case("debias data not downloaded", ["debias", "--rank", "1", "--out", "{out}"], "dataset 'xquad-r' not found"),
+    Case("debias rank >= languages", ["debias", "--rank", "2", "--texts", "{de_txt}", "--texts", "{en_txt}",
+                                      "--out", "{out}"], "rank 2 is too large"),
+    Case("debias sweep rank >= languages", ["debias", "--ranks", "0,1,2", "--texts", "{de_txt}", "--texts",
+                                            "{en_txt}", "--out", "{out}"], "rank 2 is too large"),
+    Case("debias one language of texts", ["debias", "--rank", "1", "--texts", "{de_txt}", "--out", "{out}"],
+         "at least 2 languages"),
+    Case("debias empty text file", ["debias", "--rank", "1", "--texts", "{de_txt}", "--texts", "{empty_txt}",
+                                    "--out", "{out}"], "no sentences for language 'en'"),
+    Case("debias text file named like no language", ["debias", "--rank", "1", "--texts", "{de_txt}", "--texts",
+                                                     "{a_file}", "--out", "{out}"], "unknown language code"),
+    Case("debias missing text file", ["debias", "--rank", "1", "--texts", "{de_txt}", "--texts", "{empty}/fr.txt",
+                                      "--out", "{out}"], "fr.txt: no such file"),
+    Case("debias missing model folder", ["debias", "--model", "./missing-model", "--rank", "1", "--texts",
+                                         "{de_txt}", "--texts", "{en_txt}", "--out", "{out}"],
+         "no such model folder"),
+    Case("debias --out is someone else's folder", ["debias", "--rank", "1", "--texts", "{de_txt}", "--texts",
+                                                   "{en_txt}", "--out", "{foreign}"], "not a debiased model"),
     # ---- sweep / experiment paper / demo (experiments)
     Case("sweep without --out", ["sweep"], "Missing option '--out'"),
     Case("sweep --alphas abc", ["sweep", "--out", "{out}", "--alphas", "abc"], "--alphas: expected comma-separated"),
@@ -330,6 +358,14 @@ def paths(work: Path) -> dict[str, str]:
     p["bad_toml"].write_text("nonsense = 1\nalpha = 0.5\n", encoding="utf-8")
     p["empty"] = work / "empty"
     p["empty"].mkdir()
+    p["de_txt"] = work / "texts" / "de.txt"
+    p["de_txt"].parent.mkdir()
+    p["de_txt"].write_text("Ein Satz.\nNoch ein Satz.\n", encoding="utf-8")
+    p["en_txt"] = work / "texts" / "en.txt"
+    p["en_txt"].write_text("A sentence.\nAnother one.\n", encoding="utf-8")
+    p["empty_txt"] = work / "empty-texts" / "en.txt"
+    p["empty_txt"].parent.mkdir()
+    p["empty_txt"].write_text("\n\n", encoding="utf-8")
     return {k: str(v) for k, v in p.items()}
 
 
@@ -422,6 +458,8 @@ OUT_IS_A_FILE = {
                 "stats"),
     "align": (["align", "--model", "{model}", "--data-dir", "{shared_data}", "--source", "tatoeba", "--limit", "4",
                "--no-progress", "--out", "{a_file}"], "alignment"),
+    "debias": (["debias", "--model", "{model}", "--rank", "1", "--data-dir", "{shared_data}", "--no-progress",
+                "--out", "{a_file}"], "debias"),
 }
 
 

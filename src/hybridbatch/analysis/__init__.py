@@ -1,4 +1,4 @@
-"""Analysis: significance between runs and cross-lingual alignment."""
+"""Analysis: significance between runs, cross-lingual alignment and post-hoc language debiasing."""
 
 from hybridbatch.analysis.alignment import (  # noqa: F401
     MEASURE_TITLES,
@@ -34,6 +34,29 @@ from hybridbatch.analysis.alignment_sweep import (  # noqa: F401
     correlations,
     spearman,
     sweep_cells,
+)
+from hybridbatch.analysis.debias import (  # noqa: F401
+    DEBIAS_JSON,
+    SUBSPACE_NPZ,
+    DebiasResult,
+    LanguageSubspace,
+    TextSource,
+    append_projection,
+    check_rank,
+    debias_model,
+    estimate_lir,
+    estimate_lsar,
+    projection_matrix,
+    read_text_files,
+    remove_subspace,
+    training_sentences,
+)
+from hybridbatch.analysis.debias_sweep import (  # noqa: F401
+    check_equivalence,
+    parse_ranks,
+    sweep,
+    versus_trained,
+    write_versus,
 )
 from hybridbatch.analysis.significance import (  # noqa: F401
     COMPARE_ROWS,

@@ -1,0 +1,109 @@
+"""`hybridbatch debias`: training-free language debiasing (LSAR) of any model, and its rank sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hybridbatch.cli.base import DataDir, app, console, out
+
+
+@app.command("debias")
+def debias_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to debias: `embedded`, any sentence-transformers "
+                                       "folder (a trained one too) or a hub id.")] = "embedded",
+    rank: Annotated[Optional[int], typer.Option("--rank", "-r", help="Directions to remove: 1 .. (number of "
+                                                "languages - 1). 10 for XQuAD-R's 11 languages removes every "
+                                                "direction the language means differ in (the best rank on "
+                                                "e5-small: docs/RESULTS.md section 6).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write: the debiased model (with "
+                                          "debias.json), or with --ranks one eval folder per rank + "
+                                          "sweep.json / sweep.md.")] = Path("debias-out"),
+    data_dir: DataDir = None,
+    texts: Annotated[Optional[list[Path]], typer.Option("--texts", "-t", help="Unlabeled text, one file per "
+                                                        "language, one sentence per line, language from the file "
+                                                        "name (de.txt, deu.txt, german.txt). Repeat per file. "
+                                                        "Default: the candidate sentences of XQuAD-R's 36 "
+                                                        "training articles (never the 12 test articles).")] = None,
+    ranks: Annotated[Optional[str], typer.Option("--ranks", help="Sweep mode: comma-separated ranks, e.g. "
+                                                 "0,1,2,4,8,10 (0 = the base model). Evaluates each on the "
+                                                 "held-out XQuAD-R test articles with the LAReQA protocol, "
+                                                 "encoding once and projecting the embeddings.")] = None,
+    lir_ranks: Annotated[Optional[str], typer.Option("--lir-ranks", help="Sweep mode: also LIR (per-language "
+                                                     "principal components; needs each text's language, so it is "
+                                                     "evaluated but never written as a model), e.g. 1,2,4.")] = None,
+    max_per_language: Annotated[Optional[int], typer.Option("--max-per-language", min=1, help="Use only the first "
+                                                            "N sentences of each language (faster).")] = None,
+    encode_as: Annotated[str, typer.Option("--encode-as", help="Prefix the unlabeled sentences are encoded with: "
+                                           "passage (they are candidate sentences) or query.")] = "passage",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Encoding batch size.")] = 64,
+    max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", min=1, help="Truncate inputs to N "
+                                                          "tokens (kept in the debiased folder); default: the "
+                                                          "model's own.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache folder (shared with "
+                                                      "`hybridbatch eval --cache-dir`).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show encoding progress.")] = True,
+) -> None:
+    """Remove the language subspace from a model's embeddings, without training (LSAR, Xie et al. 2022).
+
+    The subspace: the per-language mean embeddings of unlabeled sentences, centred, and their top-RANK singular
+    directions U. The debiased model maps x -> (I - U U^T) x and re-normalises: the model folder gets a
+    sentence-transformers Dense + Normalize module, so it loads with plain SentenceTransformer(path) and
+    evaluates like any model (`hybridbatch eval --model DIR`). See docs/DEBIAS.md.
+
+    Examples:
+
+      hybridbatch debias -m embedded --rank 10 -o runs/e5-debiased --data-dir ../shared/data
+
+      hybridbatch debias -m runs/hybrid/model --rank 4 -o runs/hybrid-debiased --texts de.txt --texts en.txt
+
+      hybridbatch debias -m embedded --ranks 0,1,2,4,8,10 --lir-ranks 1,2,4 -o results/debias-base
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hybridbatch.errors import UsageError
+    from hybridbatch.provenance import check_out_dir
+
+    check_out_dir(out_dir)
+    if encode_as not in ("passage", "query"):
+        raise UsageError(f"--encode-as must be passage or query, not {encode_as!r}")
+    if ranks is None and rank is None:
+        raise UsageError("give --rank R to write a debiased model, or --ranks 0,1,2,... to sweep ranks")
+    if ranks is not None and rank is not None:
+        raise UsageError("give either --rank (write one debiased model) or --ranks (sweep), not both")
+    if lir_ranks is not None and ranks is None:
+        raise UsageError("--lir-ranks is part of the sweep: give --ranks too")
+    from hybridbatch.analysis.debias_sweep import parse_ranks
+
+    sweep_ranks, sweep_lir = parse_ranks(ranks), parse_ranks(lir_ranks)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not progress, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        if ranks is not None:
+            from hybridbatch.analysis.debias_sweep import sweep
+
+            body = sweep(model, sweep_ranks, out_dir, lir_ranks=sweep_lir, texts=texts,
+                         data_dir=data_dir, max_per_language=max_per_language, batch_size=batch_size,
+                         kind=encode_as, cache_dir=cache_dir, max_seq_length=max_seq_length, progress=tick,
+                         log=lambda m: console.print(m, highlight=False))
+            out.print(f"best LSAR config by Multi mAP: {body['best_lsar_by_multi_map']}; wrote "
+                      f"{Path(out_dir) / 'sweep.json'}, {Path(out_dir) / 'sweep.md'} and one eval folder per "
+                      f"config (compare two with `hybridbatch compare A B`)", highlight=False)
+            return
+        from hybridbatch.analysis.debias import debias_model
+
+        res = debias_model(model, rank, out_dir, texts=texts, data_dir=data_dir,
+                           max_per_language=max_per_language, batch_size=batch_size, kind=encode_as,
+                           cache_dir=cache_dir, max_seq_length=max_seq_length, progress=tick)
+    info = res.info
+    out.print(f"removed a rank-{res.rank} language subspace ({info['variance_share_removed']:.1%} of the spread of "
+              f"the {len(info['languages'])} language means) from {model}; debiased model written to "
+              f"{res.out_dir} (loads with SentenceTransformer(path); provenance in debias.json)", highlight=False)
