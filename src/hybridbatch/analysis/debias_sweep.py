@@ -68,7 +68,7 @@ def check_equivalence(model: Any, sub: LanguageSubspace, rank: int, q_texts: lis
 
     with tempfile.TemporaryDirectory(prefix="debias-check-") as tmp:
         append_projection(model, sub.projection(rank)).save(tmp)
-        loaded = SentenceTransformer(tmp, device="cpu")
+        loaded = SentenceTransformer(tmp, device=str(model.device))  # the base model's device: same kernels, same numbers
         loaded.max_seq_length = model.max_seq_length
         direct_q = encode_texts(loaded, q_texts, "query", batch_size=batch_size)
         direct_c = encode_texts(loaded, c_texts, "passage", batch_size=batch_size)
