@@ -284,3 +284,16 @@ def tie_metrics(above: np.ndarray, tied: np.ndarray, rel_scores: np.ndarray, val
     for k, v in exp.items():
         out[k][has_tie] = v
     return out, first
+
+
+def tie_recall_at(above: np.ndarray, tied: np.ndarray, k: int, mode: str = "expected") -> np.ndarray:
+    """R@k for one relevant item per query (single-language retrieval) under tie rule `mode`: in a group of
+    `tied + 1` equal scores starting after `above` items, the item is in the top k with probability
+    clip(k - above, 0, tied + 1) / (tied + 1)."""
+    a = np.asarray(above, dtype=np.float64)[:, 0]
+    t = np.asarray(tied, dtype=np.float64)[:, 0]
+    if mode == "optimistic":
+        return (a + 1 <= k).astype(np.float64)
+    if mode == "pessimistic":
+        return (a + t + 1 <= k).astype(np.float64)
+    return np.clip(k - a, 0, t + 1) / (t + 1)
