@@ -52,6 +52,33 @@ def _eval_summary_table(body: dict):
     return t
 
 
+def _eval_encoding_options(ties: str, encoder: str | None, precision: str, encode_devices: str | None) -> dict:
+    """--ties / --encoder / --precision / --encode-devices checked and turned into evaluate_* keyword arguments."""
+    from hybridbatch.errors import UsageError
+    from hybridbatch.evaluation.encoders import DEFAULT_ENCODER, ENCODERS, PRECISIONS
+    from hybridbatch.evaluation.metrics import TIE_MODES
+
+    encoder = encoder or DEFAULT_ENCODER
+    if ties not in TIE_MODES:
+        raise UsageError(f"--ties must be {', '.join(TIE_MODES)}, not {ties!r}")
+    if encoder not in ENCODERS:
+        raise UsageError(f"--encoder must be {', '.join(ENCODERS)}, not {encoder!r}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision must be {', '.join(PRECISIONS)}, not {precision!r}")
+    devices = [d.strip() for d in encode_devices.split(",") if d.strip()] if encode_devices else None
+    if (precision != "fp32" or devices) and encoder != "torch":
+        raise UsageError("--precision and --encode-devices apply to --encoder torch only")
+    return {"ties": ties, "encoder": encoder, "precision": precision, "devices": devices}
+
+
+def _eval_health_warning(result) -> None:
+    """A near-collapsed model (scores barely vary) gets a warning next to its figures."""
+    h = getattr(result, "health", None) or {}
+    if h.get("near_collapse"):
+        console.print(f"warning: near-collapsed model: median per-query score spread {h['score_spread']:.2e} < "
+                  f"{h['collapse_threshold']:.0e}; the figures are close to chance level", highlight=False)
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="`embedded`, a sentence-transformers folder or a hub "
@@ -76,6 +103,19 @@ def eval_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json, eval.md, pairs.png, "
                                           "per_query.npz.")] = Path("eval-out"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
+    ties: Annotated[str, typer.Option("--ties", help="How equal scores rank: expected (exact mean over random "
+                                      "orders of each tie; a collapsed model scores chance), optimistic (relevant "
+                                      "first) or pessimistic (relevant last). Identical without ties.")] = "expected",
+    encoder: Annotated[Optional[str], typer.Option("--encoder", help="Encoding runtime: torch, onnx, onnx-int8, "
+                                                   "openvino, openvino-int8 (exported once per checkpoint, cached "
+                                                   "next to the embeddings; docs/EVALUATION.md has their speed "
+                                                   "and accuracy). Default: see docs.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="torch encoder only: fp32, fp16 or bf16 (fp16/bf16 "
+                                           "for GPUs).")] = "fp32",
+    encode_devices: Annotated[Optional[str], typer.Option("--encode-devices", help="torch encoder only: "
+                                                          "comma-separated devices to encode on in parallel, e.g. "
+                                                          "cuda:0,cuda:1 (sentence-transformers multi-process).")]
+    = None,
 ) -> None:
     """Evaluate a model: LAReQA Mono / Cross / Multi mAP, recall, nDCG, language bias.
 
@@ -103,6 +143,7 @@ def eval_cmd(
         raise UsageError(f"--backend must be auto, numpy or faiss, not {backend!r}")
     if protocol not in ("auto", "lareqa", "beir"):
         raise UsageError(f"--protocol must be auto, lareqa or beir, not {protocol!r}")
+    enc_kw = _eval_encoding_options(ties, encoder, precision, encode_devices)
     tydi = "tydi" in data.lower()
     corpus_split = None if split == "all" else ("dev" if tydi and split == "test" else split)
     corpus = load_corpus(data, data_dir, split=corpus_split)
@@ -121,10 +162,11 @@ def eval_cmd(
 
         fn = evaluate_beir if use_beir else evaluate_lareqa
         result = fn(st_model, corpus, context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
-                    model_name=model, progress=tick)
+                    model_name=model, progress=tick, **enc_kw)
     result.settings.update({"data": data, "split": split})
     paths = write_eval(result, out_dir)
     out.print(_eval_summary_table(result.to_json() | {"kind": result.kind}))
+    _eval_health_warning(result)
     t = result.timings
     out.print(f"encode {t.get('encode_s', 0):.1f}s · score {t.get('score_s', 0):.1f}s · metrics "
               f"{t.get('metric_s', 0):.1f}s; wrote {', '.join(str(p) for p in paths.values())}", highlight=False)

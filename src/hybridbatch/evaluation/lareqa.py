@@ -581,6 +581,11 @@ def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str
         paths["pairs_png"] = report.plot_pairs(result.languages, result.pairs["map"], out / "pairs.png",
                                                title=f"{result.dataset}: mAP, query language x pool language")
         md = report.lareqa_markdown(body)
+        health = body.get("health") or {}
+        if health.get("near_collapse"):
+            md = (f"> **Warning: near-collapsed model.** The median per-query spread of scores is "
+                  f"{health['score_spread']:.2e} (< {health['collapse_threshold']:.0e}): nearly every candidate "
+                  f"scores the same, so these figures are close to chance level.\n\n") + md
     else:
         md = report.beir_markdown(body)
     paths["eval_md"] = _write_bytes(out / "eval.md", md.encode("utf-8"))
