@@ -76,6 +76,9 @@ class TorchEncoder:
     def key(self) -> str:
         return "torch" if self.precision == "fp32" else f"torch-{self.precision}"
 
+    def prepare(self, calibration: Sequence[str]) -> None:
+        """Nothing to build for PyTorch."""
+
     def encode(self, texts: Sequence[str], prompt: str | None, batch_size: int) -> np.ndarray:
         kw: dict[str, Any] = {}
         if self.devices and len(self.devices) > 1:
@@ -111,6 +114,12 @@ class ExportedEncoder:
         self._run = None  # built lazily: int8 OpenVINO calibrates on the first texts it encodes
 
     # -- public ---------------------------------------------------------------------------------------------------
+
+    def prepare(self, calibration: Sequence[str]) -> None:
+        """Export / quantise / compile now; `calibration` (prompted texts) calibrates openvino-int8 when it has to be
+        built (the caller passes a spread of the texts it will encode, not just the first batch)."""
+        if self._run is None:
+            self._run = self._load(list(calibration))
 
     def encode(self, texts: Sequence[str], prompt: str | None, batch_size: int) -> np.ndarray:
         full = [f"{prompt}{t}" if prompt else t for t in texts]
@@ -218,7 +227,9 @@ class ExportedEncoder:
         model = ov.convert_model(str(onnx_fp32))
         if self.name == "openvino-int8":  # static int8 (SmoothQuant + per-tensor activations), nncf's defaults
             nncf = _require("nncf", "nncf")
-            enc = self.tokenizer(list(calibration[:CALIBRATION_TEXTS]), truncation=True, max_length=self.max_length)
+            step = max(1, len(calibration) // CALIBRATION_TEXTS)  # an even spread of what was passed
+            enc = self.tokenizer(list(calibration[::step][:CALIBRATION_TEXTS]), truncation=True,
+                                 max_length=self.max_length)
             samples = [{"input_ids": np.array([i], dtype=np.int64), "attention_mask": np.ones((1, len(i)), np.int64)}
                        for i in enc["input_ids"]]
             model = nncf.quantize(model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,

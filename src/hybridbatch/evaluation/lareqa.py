@@ -29,6 +29,7 @@ from hybridbatch.evaluation.encoding import (
     EmbeddingCache,
     block_queries,
     choose_backend,
+    prefix_for,
     encode_cached,
     model_identity,
     segment_counts,
@@ -196,6 +197,11 @@ def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: in
 
     runner = make_encoder(model, encoder, identity=identity, cache_dir=cache_dir, precision=precision,
                           devices=devices)
+    if encoder == "openvino-int8":  # calibrate on every 50th question and candidate of every language
+        qp, pp = prefix_for(model, "query"), prefix_for(model, "passage")
+        runner.prepare([qp + q.text for lang in corpus.languages for q in corpus.questions[lang][::50]]
+                       + [pp + passage_text(c, context) for lang in corpus.languages
+                          for c in corpus.candidates[lang][::50]])
     q_emb: dict[str, np.ndarray] = {}
     c_emb: dict[str, np.ndarray] = {}
     for kind, items in (("passage", corpus.candidates), ("query", corpus.questions)):
