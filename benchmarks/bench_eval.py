@@ -273,8 +273,13 @@ def main() -> None:
     if args.only_reference:
         import os
 
-        write_json(args.out, {"provenance": provenance(benchmark="bench_eval", part="c", cpus=os.cpu_count(),
-                                                       load_avg=os.getloadavg()), "scoring_vs_reference": ref})
+        import json
+
+        body = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+        body["scoring_vs_reference"] = ref  # parts (a) and (b) of an earlier run are kept as they were
+        body["scoring_vs_reference_provenance"] = provenance(benchmark="bench_eval", part="c", cpus=os.cpu_count(),
+                                                             load_avg=os.getloadavg())
+        write_json(args.out, body)
         return
     full = bench_full(corpus)
     sub = corpus.subset(corpus.articles[: args.articles], name=f"xquad-r:first{args.articles}")
