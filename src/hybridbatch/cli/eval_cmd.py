@@ -55,19 +55,20 @@ def _eval_summary_table(body: dict):
 def _eval_encoding_options(ties: str, encoder: str | None, precision: str, encode_devices: str | None) -> dict:
     """--ties / --encoder / --precision / --encode-devices checked and turned into evaluate_* keyword arguments."""
     from hybridbatch.errors import UsageError
-    from hybridbatch.evaluation.encoders import DEFAULT_ENCODER, ENCODERS, PRECISIONS
+    from hybridbatch.evaluation.encoders import ENCODERS, PRECISIONS
     from hybridbatch.evaluation.metrics import TIE_MODES
 
-    encoder = encoder or DEFAULT_ENCODER
     if ties not in TIE_MODES:
         raise UsageError(f"--ties must be {', '.join(TIE_MODES)}, not {ties!r}")
-    if encoder not in ENCODERS:
+    if encoder is not None and encoder not in ENCODERS:
         raise UsageError(f"--encoder must be {', '.join(ENCODERS)}, not {encoder!r}")
     if precision not in PRECISIONS:
         raise UsageError(f"--precision must be {', '.join(PRECISIONS)}, not {precision!r}")
     devices = [d.strip() for d in encode_devices.split(",") if d.strip()] if encode_devices else None
-    if (precision != "fp32" or devices) and encoder != "torch":
+    if (precision != "fp32" or devices) and encoder not in (None, "torch"):
         raise UsageError("--precision and --encode-devices apply to --encoder torch only")
+    if encoder is None and (precision != "fp32" or devices):
+        encoder = "torch"
     return {"ties": ties, "encoder": encoder, "precision": precision, "devices": devices}
 
 
@@ -107,9 +108,11 @@ def eval_cmd(
                                       "orders of each tie; a collapsed model scores chance), optimistic (relevant "
                                       "first) or pessimistic (relevant last). Identical without ties.")] = "expected",
     encoder: Annotated[Optional[str], typer.Option("--encoder", help="Encoding runtime: torch, onnx, onnx-int8, "
-                                                   "openvino, openvino-int8 (exported once per checkpoint, cached "
-                                                   "next to the embeddings; docs/EVALUATION.md has their speed "
-                                                   "and accuracy). Default: see docs.")] = None,
+                                                   "openvino, openvino-bf16, openvino-int8 (exported once per "
+                                                   "checkpoint, cached next to the embeddings; speed and accuracy "
+                                                   "in docs/EVALUATION.md). Default: the measured fastest runtime "
+                                                   "within 0.003 mAP of torch fp32 where this CPU and install "
+                                                   "can run it, else torch.")] = None,
     precision: Annotated[str, typer.Option("--precision", help="torch encoder only: fp32, fp16 or bf16 (fp16/bf16 "
                                            "for GPUs).")] = "fp32",
     encode_devices: Annotated[Optional[str], typer.Option("--encode-devices", help="torch encoder only: "
@@ -150,6 +153,10 @@ def eval_cmd(
     if not corpus.languages or not any(corpus.questions.values()):
         raise UsageError(f"{data}: no questions found")
     st_model = _eval_load_model(model, max_seq_length)
+    if enc_kw["encoder"] is None:
+        from hybridbatch.evaluation.encoders import default_encoder
+
+        enc_kw["encoder"] = default_encoder(st_model)
     use_beir = protocol == "beir" or (protocol == "auto" and tydi)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=not progress, transient=True) as bar:
@@ -168,8 +175,8 @@ def eval_cmd(
     out.print(_eval_summary_table(result.to_json() | {"kind": result.kind}))
     _eval_health_warning(result)
     t = result.timings
-    out.print(f"encode {t.get('encode_s', 0):.1f}s · score {t.get('score_s', 0):.1f}s · metrics "
-              f"{t.get('metric_s', 0):.1f}s; wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+    out.print(f"encode {t.get('encode_s', 0):.1f}s ({enc_kw['encoder']}) · ties {enc_kw['ties']} · score "
+              f"{t.get('score_s', 0):.1f}s · metrics {t.get('metric_s', 0):.1f}s; wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
 
 
 @app.command("compare")
