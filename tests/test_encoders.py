@@ -111,3 +111,32 @@ def test_torch_precision_and_devices_reach_sentence_transformers():
     one = E.TorchEncoder(rec, devices=["cuda:0"])
     one.encode(["a"], None, 4)
     assert "device" not in rec.calls[-1] and one.key == "torch"
+
+
+def test_cli_encoder_and_ties_options(tiny_model, shared_data, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    for lang in ("de", "en"):
+        obj = json.loads((shared_data / "xquad-r" / f"{lang}.json").read_text(encoding="utf-8"))
+        art = obj["data"][0]
+        obj["data"] = [{**art, "paragraphs": art["paragraphs"][:1]}]
+        (data / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    base = [sys.executable, "-m", "hybridbatch.cli", "eval", "--model", str(tiny_model), "--data", str(data),
+            "--split", "all", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
+    p = subprocess.run([*base, "--encoder", "onnx", "--ties", "pessimistic", "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    body = json.loads((tmp_path / "o" / "eval.json").read_text())
+    assert body["settings"]["encoder"] == "onnx" and body["settings"]["ties"] == "pessimistic"
+    assert body["tie_rule"].startswith("pessimistic") and "(onnx)" in p.stdout
+    assert any((tmp_path / "cache" / "exported").iterdir())  # the export sits next to the embedding cache
+    for bad, needle in ((["--ties", "random"], "--ties"), (["--encoder", "tensorrt"], "--encoder"),
+                        (["--encoder", "onnx", "--precision", "fp16"], "--precision")):
+        p = subprocess.run([*base, *bad, "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=600)
+        assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert not (tmp_path / "x" / "eval.json").exists()
