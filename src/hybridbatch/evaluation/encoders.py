@@ -39,7 +39,8 @@ OV_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16", "openvino-int8": "f3
 PRECISIONS = ("fp32", "fp16", "bf16")
 # The evaluation default where it is measured to pay: on CPUs with native bf16 (AMX / AVX512-BF16), with OpenVINO
 # installed, and for models on the CPU; elsewhere torch. See `default_encoder` and benchmarks/results/encode.json.
-FAST_DEFAULT = None  # set to the runtime that met the target (>= 2.5x ST fp32, every |delta mAP| <= 0.003)
+# openvino-bf16 met it: 4.1x ST fp32 on the sample, max |delta mAP| 0.0005 on full XQuAD-R (results/encode.json)
+FAST_DEFAULT = "openvino-bf16"
 DEFAULT_ENCODER = "torch"
 CALIBRATION_TEXTS = 128  # openvino-int8: texts (the first ones encoded) that calibrate the activation ranges
 EXPORT_CHECK_TOL = 1e-3  # max |cos difference| allowed between an fp32 export and PyTorch on the probe texts
@@ -203,7 +204,9 @@ class ExportedEncoder:
                          enc["attention_mask"])
         want = np.asarray(self._model.encode(list(PROBE_TEXTS), normalize_embeddings=False, convert_to_numpy=True),
                           dtype=np.float32)
-        cos = np.einsum("ij,ij->i", _unit(got), _unit(want))
+        # a broken model (NaN / zero outputs) is not the export's fault: sanity.check_embeddings reports it
+        ok = np.isfinite(want).all(axis=1) & (np.abs(want).sum(axis=1) > 0)
+        cos = np.einsum("ij,ij->i", _unit(got[ok]), _unit(want[ok]))
         if not np.all(np.abs(1 - cos) < EXPORT_CHECK_TOL):
             shutil.rmtree(where, ignore_errors=True)
             raise ModelError(f"the ONNX export of this model does not reproduce PyTorch (cosine {cos.min():.4f} on "
