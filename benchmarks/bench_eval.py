@@ -4,6 +4,10 @@
     metric for every setting (11 mono + 110 cross + 11 multi) + bias + per-query scores; time split and peak memory.
 (b) End to end (encode + score) against the obvious alternative: sentence-transformers' InformationRetrievalEvaluator
     run once per setting (each run re-encodes its queries and pool), on a subset of XQuAD-R, same model, same run.
+(c) Scoring against a plain chunked torch implementation of the same metrics (one float64 matmul per chunk of 128
+    queries against the union pool, strict counts per pool, ranks -> the same metric functions), on the same
+    embeddings (the embedded model's full XQuAD-R embeddings from the embedding cache when present, else random),
+    interleaved rounds in the same run; ours in every tie mode.
 
 Prints a table and writes benchmarks/results/eval.json with provenance.
 Usage: python benchmarks/bench_eval.py [--data-dir ../shared/data] [--articles 2] [--model tiny|embedded|PATH]
@@ -65,6 +69,111 @@ def bench_full(corpus, dim: int = 384, seed: int = 0) -> dict:
         "tracemalloc_peak_mib": peak / 2**20, "embeddings_mib": emb_mib,
         "process_maxrss_before_mib": rss0, "process_maxrss_after_mib": rss1,
     }
+
+
+def torch_reference(corpus, q_emb, c_emb, chunk: int = 128) -> dict:
+    """Plain chunked float64 scoring: mAP per setting (strict tie rule) the straightforward way."""
+    import torch
+
+    from hybridbatch.evaluation import metrics as M
+    from hybridbatch.evaluation.lareqa import cell_means, macro_from_cells, relevant_matrix
+
+    langs = corpus.languages
+    sizes = [len(corpus.candidates[lang]) for lang in langs]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    bounds = {lang: int(starts[i]) for i, lang in enumerate(langs)}
+    union = torch.from_numpy(np.concatenate([c_emb[lang] for lang in langs])).double()
+    rows = {"qlang": [], "pool": [], "ap": []}
+    for li, lang in enumerate(langs):
+        rel = torch.from_numpy(relevant_matrix(corpus, lang, bounds))
+        qs = torch.from_numpy(q_emb[lang]).double()
+        for a in range(0, len(qs), chunk):
+            s = qs[a : a + chunk] @ union.T
+            r = rel[a : a + chunk]
+            valid = r >= 0
+            rs = s.gather(1, r.clamp(min=0))
+            s.scatter_(1, r.clamp(min=0), float("-inf"))  # relevant items never count as non-relevant above
+            counts = torch.zeros(r.shape[0], len(langs), r.shape[1], dtype=torch.int64)
+            for j in range(r.shape[1]):
+                above = s > rs[:, j : j + 1]
+                for p in range(len(langs)):
+                    counts[:, p, j] = above[:, starts[p] : starts[p + 1]].sum(1)
+            counts, valid_np, rs_np = counts.numpy(), valid.numpy(), rs.numpy()
+            for pj in range(len(langs)):
+                ok = valid_np[:, pj]
+                rows["qlang"].append(np.full(ok.sum(), li)); rows["pool"].append(np.full(ok.sum(), pj))
+                rows["ap"].append(M.average_precision(counts[ok, pj, pj] + 1))
+            ranks = M.ranks_from_counts(counts.sum(1), rs_np, valid_np)
+            ok = valid_np.any(1)
+            rows["qlang"].append(np.full(ok.sum(), li)); rows["pool"].append(np.full(ok.sum(), len(langs)))
+            rows["ap"].append(M.average_precision(ranks[ok]))
+    pq = {k: np.concatenate(v) for k, v in rows.items()}
+    return macro_from_cells(cell_means(pq, len(langs), "ap"))
+
+
+def real_or_random_embeddings(corpus, cache_dir: Path | None, max_length: int = 64):
+    """The embedded model's XQuAD-R embeddings if the embedding cache holds all of them, else random ones."""
+    from hybridbatch.data.records import passage_text
+    from hybridbatch.evaluation.encoding import EmbeddingCache, encode_cached, model_identity
+
+    if cache_dir and Path(cache_dir).is_dir():
+        from hybridbatch.models.loading import load_model
+
+        model = load_model("embedded", max_seq_length=max_length)
+        ident = model_identity(model, "embedded")
+        cache = EmbeddingCache(cache_dir)
+        q, c = {}, {}
+        try:
+            for kind, items, dst in (("passage", corpus.candidates, c), ("query", corpus.questions, q)):
+                for lang in corpus.languages:
+                    texts = [passage_text(x, False) if kind == "passage" else x.text for x in items[lang]]
+                    dst[lang] = encode_cached(model, texts, kind, cache=cache, identity=ident,
+                                              settings={"context": False} if kind == "passage" else {},
+                                              data_checksum=corpus.checksum, runner=_NoEncode())
+            return q, c, f"embedded model, max length {max_length} (embedding cache)"
+        except LookupError:
+            pass
+    rng = np.random.default_rng(0)
+
+    def rnd(n: int) -> np.ndarray:
+        x = rng.standard_normal((n, 384)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    return ({lang: rnd(len(corpus.questions[lang])) for lang in corpus.languages},
+            {lang: rnd(len(corpus.candidates[lang])) for lang in corpus.languages}, "random normalised, dim 384")
+
+
+class _NoEncode:
+    """A runner that refuses to encode: real embeddings are only taken from the cache."""
+
+    key = "torch"
+
+    def encode(self, *a, **k):
+        raise LookupError("not cached")
+
+
+def bench_vs_reference(corpus, q, c, what: str, rounds: int = 2) -> dict:
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
+
+    times: dict[str, list[float]] = {"torch_reference": [], "ours_expected": [], "ours_optimistic": []}
+    results = {}
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        results["torch_reference"] = torch_reference(corpus, q, c)
+        times["torch_reference"].append(time.perf_counter() - t0)
+        for mode in ("expected", "optimistic"):
+            t0 = time.perf_counter()
+            r = evaluate_lareqa_embeddings(corpus, q, c, ties=mode)
+            times[f"ours_{mode}"].append(time.perf_counter() - t0)
+            results[f"ours_{mode}"] = {k: r.summary[k]["map"] for k in ("mono", "cross", "multi")}
+            results[f"ours_{mode}_split"] = r.timings
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"embeddings": what, "rounds": rounds, "times_s": times, "median_s": med,
+            "ours_expected_vs_reference": med["torch_reference"] / med["ours_expected"],
+            "map": {k: v for k, v in results.items() if not k.endswith("split")},
+            "ours_split_s": {k: v for k, v in results.items() if k.endswith("split")},
+            "max_abs_map_diff_optimistic_vs_reference": max(
+                abs(results["ours_optimistic"][k] - results["torch_reference"][k]) for k in ("mono", "cross", "multi"))}
 
 
 def load_bench_model(spec: str):
@@ -138,6 +247,9 @@ def main() -> None:
     ap.add_argument("--articles", type=int, default=2, help="articles of XQuAD-R for the end-to-end subset")
     ap.add_argument("--model", default="tiny", help="tiny (random test model), embedded, or a model folder")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval.json"))
+    ap.add_argument("--cache-dir", default=None, help="embedding cache with the embedded model's XQuAD-R "
+                    "embeddings (default: the user cache)")
+    ap.add_argument("--only-reference", action="store_true", help="run part (c) only")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
 
@@ -146,9 +258,27 @@ def main() -> None:
 
     from hybridbatch.data.lookup import lareqa_files
     from hybridbatch.data.qa import read_lareqa
+    from hybridbatch.models.embedded import cache_root
     from hybridbatch.provenance import provenance, write_json
 
     corpus = read_lareqa(lareqa_files(Path(args.data_dir) / "xquad-r"), "xquad-r")
+    q, c, what = real_or_random_embeddings(corpus, Path(args.cache_dir) if args.cache_dir else
+                                           cache_root() / "embeddings")
+    ref = bench_vs_reference(corpus, q, c, what)
+    con0 = Console(width=150)
+    con0.print(f"(c) scoring on {what}: torch reference {ref['median_s']['torch_reference']:.2f}s, ours expected "
+               f"{ref['median_s']['ours_expected']:.2f}s, optimistic {ref['median_s']['ours_optimistic']:.2f}s; "
+               f"max |mAP diff| optimistic vs reference {ref['max_abs_map_diff_optimistic_vs_reference']:.2e}")
+    if args.only_reference:
+        import json
+        import os
+
+        body = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+        body["scoring_vs_reference"] = ref  # parts (a) and (b) of an earlier run are kept as they were
+        body["scoring_vs_reference_provenance"] = provenance(benchmark="bench_eval", part="c", cpus=os.cpu_count(),
+                                                             load_avg=os.getloadavg())
+        write_json(args.out, body)
+        return
     full = bench_full(corpus)
     sub = corpus.subset(corpus.articles[: args.articles], name=f"xquad-r:first{args.articles}")
     model, desc = load_bench_model(args.model)
@@ -174,7 +304,7 @@ def main() -> None:
 
     write_json(args.out, {"provenance": provenance(benchmark="bench_eval", cpus=os.cpu_count(),
                                                    load_avg=os.getloadavg()),
-                          "full_xquad_r_random": full, "end_to_end": e2e})
+                          "full_xquad_r_random": full, "end_to_end": e2e, "scoring_vs_reference": ref})
     con.print(f"wrote {args.out}")
 
 

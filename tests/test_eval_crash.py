@@ -226,7 +226,8 @@ def zygote(tmp_path_factory):
 def eval_args(tiny_model, crash_data):
     def args(work: Path) -> list[str]:
         return ["eval", "--model", str(tiny_model), "--data", str(crash_data), "--split", "all", "--no-progress",
-                "--batch-size", "8", "--cache-dir", str(work / "cache"), "--out", str(work / "out")]
+                "--batch-size", "8", "--encoder", "torch", "--cache-dir", str(work / "cache"), "--out",
+                str(work / "out")]  # torch: the kill points sit in SentenceTransformer.encode
     return args
 
 

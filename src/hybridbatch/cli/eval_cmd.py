@@ -52,6 +52,34 @@ def _eval_summary_table(body: dict):
     return t
 
 
+def _eval_encoding_options(ties: str, encoder: str | None, precision: str, encode_devices: str | None) -> dict:
+    """--ties / --encoder / --precision / --encode-devices checked and turned into evaluate_* keyword arguments."""
+    from hybridbatch.errors import UsageError
+    from hybridbatch.evaluation.encoders import ENCODERS, PRECISIONS
+    from hybridbatch.evaluation.metrics import TIE_MODES
+
+    if ties not in TIE_MODES:
+        raise UsageError(f"--ties must be {', '.join(TIE_MODES)}, not {ties!r}")
+    if encoder is not None and encoder not in ENCODERS:
+        raise UsageError(f"--encoder must be {', '.join(ENCODERS)}, not {encoder!r}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision must be {', '.join(PRECISIONS)}, not {precision!r}")
+    devices = [d.strip() for d in encode_devices.split(",") if d.strip()] if encode_devices else None
+    if (precision != "fp32" or devices) and encoder not in (None, "torch"):
+        raise UsageError("--precision and --encode-devices apply to --encoder torch only")
+    if encoder is None and (precision != "fp32" or devices):
+        encoder = "torch"
+    return {"ties": ties, "encoder": encoder, "precision": precision, "devices": devices}
+
+
+def _eval_health_warning(result) -> None:
+    """A near-collapsed model (scores barely vary) gets a warning next to its figures."""
+    h = getattr(result, "health", None) or {}
+    if h.get("near_collapse"):
+        console.print(f"warning: near-collapsed model: median per-query score spread {h['score_spread']:.2e} < "
+                  f"{h['collapse_threshold']:.0e}; the figures are close to chance level", highlight=False)
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="`embedded`, a sentence-transformers folder or a hub "
@@ -81,6 +109,21 @@ def eval_cmd(
     passage_prefix: PassagePrefix = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print eval.json (plus the written files) as JSON on "
                                           "stdout instead of the table, for scripts.")] = False,
+    ties: Annotated[str, typer.Option("--ties", help="How equal scores rank: expected (exact mean over random "
+                                      "orders of each tie; a collapsed model scores chance), optimistic (relevant "
+                                      "first) or pessimistic (relevant last). Identical without ties.")] = "expected",
+    encoder: Annotated[Optional[str], typer.Option("--encoder", help="Encoding runtime: torch, onnx, onnx-int8, "
+                                                   "openvino, openvino-bf16, openvino-int8 (exported once per "
+                                                   "checkpoint, cached next to the embeddings; speed and accuracy "
+                                                   "in docs/EVALUATION.md). Default: the measured fastest runtime "
+                                                   "within 0.003 mAP of torch fp32 where this CPU and install "
+                                                   "can run it, else torch.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="torch encoder only: fp32, fp16 or bf16 (fp16/bf16 "
+                                           "for GPUs).")] = "fp32",
+    encode_devices: Annotated[Optional[str], typer.Option("--encode-devices", help="torch encoder only: "
+                                                          "comma-separated devices to encode on in parallel, e.g. "
+                                                          "cuda:0,cuda:1 (sentence-transformers multi-process).")]
+    = None,
 ) -> None:
     """Evaluate a model: LAReQA Mono / Cross / Multi mAP, recall, nDCG, language bias.
 
@@ -108,6 +151,7 @@ def eval_cmd(
         raise UsageError(f"--backend must be auto, numpy or faiss, not {backend!r}")
     if protocol not in ("auto", "lareqa", "beir"):
         raise UsageError(f"--protocol must be auto, lareqa or beir, not {protocol!r}")
+    enc_kw = _eval_encoding_options(ties, encoder, precision, encode_devices)
     tydi = "tydi" in data.lower()
     corpus_split = None if split == "all" else ("dev" if tydi and split == "test" else split)
     corpus = load_corpus(data, data_dir, split=corpus_split)
@@ -115,6 +159,10 @@ def eval_cmd(
         raise UsageError(f"{data}: no questions found")
     st_model = _eval_load_model(model, max_seq_length, device, query_prefix=query_prefix,
                                 passage_prefix=passage_prefix)
+    if enc_kw["encoder"] is None:
+        from hybridbatch.evaluation.encoders import default_encoder
+
+        enc_kw["encoder"] = default_encoder(st_model)
     use_beir = protocol == "beir" or (protocol == "auto" and tydi)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=not progress, transient=True) as bar:
@@ -127,9 +175,10 @@ def eval_cmd(
 
         fn = evaluate_beir if use_beir else evaluate_lareqa
         result = fn(st_model, corpus, context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
-                    model_name=model, progress=tick)
+                    model_name=model, progress=tick, **enc_kw)
     result.settings.update({"data": data, "split": split, "device": str(st_model.device)})
     paths = write_eval(result, out_dir)
+    _eval_health_warning(result)
     t = result.timings
     if as_json:  # eval.json as written (provenance included), the other files beside it; messages go to stderr
         import json
@@ -138,8 +187,9 @@ def eval_cmd(
         typer.echo(json.dumps(body | {"files": {k: str(v) for k, v in paths.items()}}, ensure_ascii=False))
         return
     out.print(_eval_summary_table(result.to_json() | {"kind": result.kind}))
-    out.print(f"encode {t.get('encode_s', 0):.1f}s · score {t.get('score_s', 0):.1f}s · metrics "
-              f"{t.get('metric_s', 0):.1f}s; wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+    out.print(f"encode {t.get('encode_s', 0):.1f}s ({enc_kw['encoder']}) · ties {enc_kw['ties']} · score "
+              f"{t.get('score_s', 0):.1f}s · metrics {t.get('metric_s', 0):.1f}s; "
+              f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
 
 
 @app.command("compare")

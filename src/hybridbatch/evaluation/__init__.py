@@ -1,5 +1,15 @@
 """Evaluation: encoding, ranking metrics and the LAReQA protocol."""
 
+from hybridbatch.evaluation.encoders import (  # noqa: F401
+    DEFAULT_ENCODER,
+    ENCODERS,
+    PRECISIONS,
+    ExportedEncoder,
+    TorchEncoder,
+    default_encoder,
+    length_batches,
+    make_encoder,
+)
 from hybridbatch.evaluation.encoding import (  # noqa: F401
     BYTES_PER_SCORE,
     DEFAULT_BLOCK_MIB,
@@ -47,7 +57,9 @@ from hybridbatch.evaluation.lareqa import (  # noqa: F401
     write_eval,
 )
 from hybridbatch.evaluation.metrics import (  # noqa: F401
+    TIE_MODES,
     TIE_RULE,
+    TIE_RULES,
     all_metrics,
     average_precision,
     count_above,
@@ -59,6 +71,14 @@ from hybridbatch.evaluation.metrics import (  # noqa: F401
     ranks_from_counts,
     recall_at,
     relevant_ranks,
+    tie_metrics,
+    tie_recall_at,
+)
+from hybridbatch.evaluation.sanity import (  # noqa: F401
+    COLLAPSE_SPREAD,
+    check_and_normalise,
+    check_embeddings,
+    score_spread,
 )
 from hybridbatch.evaluation.shift import (  # noqa: F401
     ShiftResult,

@@ -67,28 +67,38 @@ def encode_texts(
     show_progress: bool = False,
     progress: Callable[[int, int], None] | None = None,
     block: int = 1024,
+    runner: Any = None,
 ) -> np.ndarray:
-    """L2-normalised float32 embeddings `(len(texts), dim)`; each distinct text is encoded once. `progress(done,
-    total)` is called after each block of distinct texts (the CLI drives a rich progress bar with it)."""
+    """L2-normalised float32 embeddings `(len(texts), dim)`. Each distinct text is encoded once; distinct texts are
+    sorted by length (longest first) before they are cut into blocks, so every batch holds texts of similar length
+    and is padded only to its own longest. `runner` is an `encoders` runtime (default: PyTorch fp32).
+    `progress(done, total)` is called after each block of distinct texts (the CLI drives a progress bar with it).
+    NaN / inf rows stay NaN and zero rows stay zero (`sanity.check_embeddings` refuses them)."""
+    if runner is None:
+        from hybridbatch.evaluation.encoders import TorchEncoder
+
+        runner = TorchEncoder(model)
     prompt = prefix_for(model, kind) or None
     uniq, inverse = np.unique(np.asarray(list(texts), dtype=object), return_inverse=True)
-    parts: list[np.ndarray] = []
+    order = np.argsort(-np.fromiter((len(t) for t in uniq), dtype=np.int64, count=len(uniq)), kind="stable")
+    dim = embedding_dim(model)
+    out = np.zeros((len(uniq), dim), dtype=np.float32)
     for start in range(0, len(uniq), block):
-        part = [str(t) for t in uniq[start : start + block]]
-        emb = model.encode(
-            part, prompt=prompt, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
-        parts.append(np.asarray(emb, dtype=np.float32))
+        idx = order[start : start + block]
+        out[idx] = runner.encode([str(t) for t in uniq[idx]], prompt, batch_size)
         if progress is not None:
             progress(min(start + block, len(uniq)), len(uniq))
-    if not parts:
-        return np.zeros((0, model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
-    out = np.concatenate(parts)
-    # normalise again in float32 so cosine == inner product even for models without a Normalize module
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    out /= np.where(norms > 0, norms, 1.0)
+    # normalise in float32 so cosine == inner product even for models without a Normalize module
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.where(norms > 0, norms, 1.0)
     return out[inverse.reshape(-1)]
+
+
+def embedding_dim(model: Any) -> int:
+    """Output width of a sentence-transformers model (the method was renamed in sentence-transformers 6)."""
+    fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(fn() or 0)
 
 
 def model_identity(model: Any, name: str | None = None) -> dict[str, Any]:
@@ -298,7 +308,8 @@ def segment_counts(
     backend: str = "numpy",
     chunk_size: int = DEFAULT_CHUNK,
     block_mib: float = DEFAULT_BLOCK_MIB,
-) -> tuple[np.ndarray, np.ndarray]:
+    return_ties: bool = False,
+) -> tuple[np.ndarray, ...]:
     """For each query i, pool segment p (`bounds[p]:bounds[p+1]`, e.g. one language) and relevant item j: the
     number of *non-relevant* candidates of segment p whose score is strictly above relevant item j's score.
 
@@ -307,7 +318,10 @@ def segment_counts(
     the relevant items in p, and in the union the counts summed over p. "Above" is decided on exact scores
     (float32 where it is certain, `exact_pair_scores` within `tie_band`), so the counts are the same on both
     backends and for any block size. Queries are processed `block_queries(...)` at a time so working memory
-    stays under `block_mib` MiB plus the inputs and outputs."""
+    stays under `block_mib` MiB plus the inputs and outputs.
+
+    `return_ties=True` adds a third array `(q, P, R) int32`: the non-relevant candidates of segment p whose exact
+    score *equals* relevant item j's (what `metrics.tie_metrics` needs for the expected / pessimistic tie rules)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     pool = np.ascontiguousarray(pool, dtype=np.float32)
     relevant = np.asarray(relevant, dtype=np.int64)
@@ -315,10 +329,11 @@ def segment_counts(
     n_q, n_r = relevant.shape
     n_p = len(bounds) - 1
     counts = np.zeros((n_q, n_p, n_r), dtype=np.int32)
+    ties = np.zeros((n_q, n_p, n_r), dtype=np.int32)
     rel_all = np.full((n_q, n_r), -np.inf, dtype=np.float64)
     backend = choose_backend(backend, len(pool))
     if n_q == 0 or len(pool) == 0:
-        return counts, rel_all
+        return (counts, rel_all, ties) if return_ties else (counts, rel_all)
     band = tie_band(queries, pool)
     step = block_queries(len(pool), backend, chunk_size, block_mib)
     index = None
@@ -334,16 +349,19 @@ def segment_counts(
         rs = np.full(rel.shape, -np.inf, dtype=np.float64)
         rs[rows, cols] = exact_pair_scores(queries, a + rows, pool, rel[rows, cols])
         if backend == "numpy":
-            _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib)
+            _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib, ties)
         else:
-            counts[a:b] = _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band)
+            counts[a:b], ties[a:b] = _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band)
         rel_all[a:b] = rs
-    return counts, rel_all
+    return (counts, rel_all, ties) if return_ties else (counts, rel_all)
 
 
-def _settle(queries: np.ndarray, qrows: np.ndarray, pool: np.ndarray, cands: np.ndarray, thr: np.ndarray) -> np.ndarray:
-    """Which near-tie candidates are strictly above their relevant item: exact scores against exact thresholds."""
-    return exact_pair_scores(queries, qrows, pool, cands) > thr
+def _settle(queries: np.ndarray, qrows: np.ndarray, pool: np.ndarray, cands: np.ndarray, thr: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Which near-tie candidates are strictly above / exactly tied with their relevant item: exact scores against
+    exact thresholds."""
+    exact = exact_pair_scores(queries, qrows, pool, cands)
+    return exact > thr, exact == thr
 
 
 def exact_mib(dim: int) -> float:
@@ -352,7 +370,8 @@ def exact_mib(dim: int) -> float:
     return EXACT_BLOCK * dim * 24 / 2**20
 
 
-def _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib: float = DEFAULT_BLOCK_MIB) -> None:
+def _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib: float = DEFAULT_BLOCK_MIB,
+                  ties: np.ndarray | None = None) -> None:
     """One block on NumPy: float32 scores against the whole pool; candidates more than `band` above a relevant item
     count at once, those within `band` of it are settled exactly. Peak per (query, candidate): the float32 score
     (4 B) + two comparison masks (2 B); near-tie index pairs are handled in row ranges of at most
@@ -389,13 +408,15 @@ def _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib:
                 r_, c_ = np.nonzero(m)
                 del m
                 qr = start + r_
-                above = _settle(queries, a + qr, pool, c_, rs[qr, j])
-                seg = np.searchsorted(bounds_arr, c_[above], side="right") - 1
-                np.add.at(counts, (a + qr[above], seg, j), 1)
+                above, equal = _settle(queries, a + qr, pool, c_, rs[qr, j])
+                seg = np.searchsorted(bounds_arr, c_, side="right") - 1
+                np.add.at(counts, (a + qr[above], seg[above], j), 1)
+                if ties is not None and equal.any():
+                    np.add.at(ties, (a + qr[equal], seg[equal], j), 1)
             start = end
 
 
-def _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band) -> np.ndarray:
+def _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band) -> tuple[np.ndarray, np.ndarray]:
     """One block on FAISS: `IndexFlatIP.range_search` (scores strictly above the radius) returns only candidates
     that could be above the lowest relevant score of the block, so memory follows how good the model is; the same
     sure / near-tie split as on NumPy."""
@@ -404,8 +425,9 @@ def _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band) -> np.ndarr
     n, n_r = rel.shape
     n_p = len(bounds) - 1
     out = np.zeros((n, n_p, n_r), dtype=np.int32)
+    tied = np.zeros((n, n_p, n_r), dtype=np.int32)
     if not valid.any():
-        return out
+        return out, tied
     thr = np.where(valid, rs, np.inf).astype(np.float32)  # exact scores rounded: within u of exact
     radius = np.nextafter(np.float32(np.min(thr[valid]) - np.float32(band)), np.float32(-np.inf))
     lims, dist, ids = index.range_search(q, float(radius))
@@ -418,10 +440,14 @@ def _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band) -> np.ndarr
         t = thr[qi, j]
         above = nonrel & (dist > t + np.float32(band))
         near = np.nonzero(nonrel & ~above & (dist > t - np.float32(band)))[0]
+        equal = np.zeros(len(ids), dtype=bool)
         if len(near):
-            above[near[_settle(queries, a + qi[near], pool, ids[near], rs[qi[near], j])]] = True
+            up, eq = _settle(queries, a + qi[near], pool, ids[near], rs[qi[near], j])
+            above[near[up]] = True
+            equal[near[eq]] = True
         out[:, :, j] = np.bincount(qi[above].astype(np.int64) * n_p + seg[above], minlength=n * n_p).reshape(n, n_p)
-    return out
+        tied[:, :, j] = np.bincount(qi[equal].astype(np.int64) * n_p + seg[equal], minlength=n * n_p).reshape(n, n_p)
+    return out, tied
 
 
 def search(

@@ -11,6 +11,7 @@ over segments, so the 11 + 110 + 11 settings of XQuAD-R cost one pass instead of
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +30,12 @@ from hybridbatch.evaluation.encoding import (
     choose_backend,
     encode_cached,
     model_identity,
+    prefix_for,
     segment_counts,
 )
 from hybridbatch.provenance import Timer, atomic_file, provenance, sweep_temps
+
+log = logging.getLogger(__name__)
 
 METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance")
 MULTI = "multi"
@@ -56,8 +60,9 @@ class EvalResult:
     settings: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    tie_rule: str = M.TIE_RULE
+    tie_rule: str = M.TIE_RULES["expected"]
     kind: str = "lareqa"
+    health: dict[str, Any] = field(default_factory=dict)  # sanity.score_spread: near-collapse check
 
     def to_json(self) -> dict[str, Any]:
         return _clean({
@@ -66,6 +71,7 @@ class EvalResult:
             "checksum": self.checksum,
             "languages": self.languages,
             "tie_rule": self.tie_rule,
+            "health": self.health,
             "protocol": PROTOCOL_NOTES,
             "summary": self.summary,
             "pairs": {k: v.tolist() for k, v in self.pairs.items()},
@@ -91,7 +97,7 @@ class BeirResult:
     settings: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    tie_rule: str = M.TIE_RULE
+    tie_rule: str = M.TIE_RULES["expected"]
     kind: str = "beir"
 
     def to_json(self) -> dict[str, Any]:
@@ -155,27 +161,46 @@ def evaluate_lareqa(
     model_name: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
+    ties: str = "expected",
+    encoder: str = "torch",
+    precision: str = "fp32",
+    devices: list[str] | None = None,
 ) -> EvalResult:
     """Encode every question and candidate of `corpus` with `model` (query / passage prefixes from the model) and
-    score the LAReQA protocol. `context=True` encodes candidates as sentence + paragraph."""
+    score the LAReQA protocol. `context=True` encodes candidates as sentence + paragraph. `ties`: how equal scores
+    are ranked (`metrics.TIE_MODES`); `encoder`: which runtime encodes (`encoders.ENCODERS`)."""
     timer = Timer()
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
     with timer("encode"):
         q_emb, c_emb = encode_corpus(model, corpus, context=context, batch_size=batch_size, cache=cache,
-                                     identity=identity, progress=progress)
+                                     identity=identity, progress=progress, encoder=encoder, cache_dir=cache_dir,
+                                     precision=precision, devices=devices)
     result = evaluate_lareqa_embeddings(corpus, q_emb, c_emb, backend=backend, chunk_size=chunk_size,
-                                        progress=progress)
+                                        progress=progress, ties=ties)
     result.timings = {"encode_s": timer.seconds["encode"], **result.timings}
     result.settings.update(run_settings(model, context, batch_size, cache, cache_dir))
+    result.settings.update({"encoder": encoder, "precision": precision, "devices": devices})
     result.model = identity
     return result
 
 
 def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: int, cache: EmbeddingCache | None,
-                  identity: dict[str, Any], progress: Progress | None = None
+                  identity: dict[str, Any], progress: Progress | None = None, encoder: str = "torch",
+                  cache_dir: Path | str | None = None, precision: str = "fp32", devices: list[str] | None = None
                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Query and passage embeddings per language (passages first: they are what `context` changes)."""
+    """Query and passage embeddings per language (passages first: they are what `context` changes). NaN, inf or
+    zero-norm embeddings raise `ModelError` naming the model and the first such text (`sanity.check_embeddings`)."""
+    from hybridbatch.evaluation.encoders import make_encoder
+    from hybridbatch.evaluation.sanity import check_embeddings
+
+    runner = make_encoder(model, encoder, identity=identity, cache_dir=cache_dir, precision=precision,
+                          devices=devices)
+    if encoder == "openvino-int8":  # calibrate on every 50th question and candidate of every language
+        qp, pp = prefix_for(model, "query"), prefix_for(model, "passage")
+        runner.prepare([qp + q.text for lang in corpus.languages for q in corpus.questions[lang][::50]]
+                       + [pp + passage_text(c, context) for lang in corpus.languages
+                          for c in corpus.candidates[lang][::50]])
     q_emb: dict[str, np.ndarray] = {}
     c_emb: dict[str, np.ndarray] = {}
     for kind, items in (("passage", corpus.candidates), ("query", corpus.questions)):
@@ -183,11 +208,14 @@ def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: in
             texts = [passage_text(c, context) for c in items[lang]] if kind == "passage" else [
                 q.text for q in items[lang]]
             cb = (lambda d, t, _s=f"encode {kind} {lang}": progress(_s, d, t)) if progress else None
+            settings: dict[str, Any] = {"context": context} if kind == "passage" else {}
+            if runner.key != "torch":  # torch fp32 keys stay as they were: existing cache entries still hit
+                settings["encoder"] = runner.key
             emb = encode_cached(
-                model, texts, kind, cache=cache, identity=identity,
-                settings={"context": context} if kind == "passage" else {},
-                data_checksum=corpus.checksum, batch_size=batch_size, progress=cb,
+                model, texts, kind, cache=cache, identity=identity, settings=settings,
+                data_checksum=corpus.checksum, batch_size=batch_size, progress=cb, runner=runner,
             )
+            check_embeddings(emb, texts, model=str(identity.get("name")), what=f"{lang} {kind}")
             (c_emb if kind == "passage" else q_emb)[lang] = emb
     return q_emb, c_emb
 
@@ -231,13 +259,27 @@ def evaluate_lareqa_embeddings(
     chunk_size: int = DEFAULT_CHUNK,
     block_mib: float = DEFAULT_BLOCK_MIB,
     progress: Progress | None = None,
+    ties: str = "expected",
 ) -> EvalResult:
-    """The protocol on given (L2-normalised) embeddings; used by `evaluate_lareqa`, tests and the benchmark.
+    """The protocol on given embeddings; used by `evaluate_lareqa`, tests and the benchmark. Shapes are checked
+    against the corpus, NaN / inf / zero-norm rows refused, rows not of unit norm normalised
+    (`sanity.check_and_normalise`). `ties` picks the tie rule (`metrics.TIE_MODES`; tie counts go to counts.ties).
     Working memory: one block of `retrieval.block_queries` queries x the union pool (<= `block_mib` MiB) on top of
     the embeddings (plus their concatenation) and the per-query outputs (docs/EVALUATION.md, "Resource bounds")."""
+    from hybridbatch.evaluation.sanity import check_and_normalise, score_spread
+
+    if ties not in M.TIE_MODES:
+        from hybridbatch.errors import UsageError
+
+        raise UsageError(f"ties must be one of {', '.join(M.TIE_MODES)}, not {ties!r}")
     timer = Timer()
     langs = corpus.languages
     n_l = len(langs)
+    q_emb, q_fixed = check_and_normalise(q_emb, {lang: len(corpus.questions[lang]) for lang in langs},
+                                         what="query", texts={lang: [q.text for q in corpus.questions[lang]]
+                                                              for lang in langs})
+    c_emb, c_fixed = check_and_normalise(c_emb, {lang: len(corpus.candidates[lang]) for lang in langs},
+                                         what="candidate")
     sizes = [len(corpus.candidates[lang]) for lang in langs]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     bounds = {lang: int(starts[i]) for i, lang in enumerate(langs)}
@@ -248,6 +290,8 @@ def evaluate_lareqa_embeddings(
     qid_names: list[str] = []
     qid_index: dict[str, int] = {}
     left_out = {"mono": 0, "cross": 0, "multi": 0}
+    tie_counts = {s_: {"relevant_items_tied": 0, "tied_candidates": 0, "queries_with_ties": 0}
+                  for s_ in ("mono", "cross", "multi")}
     n_rel_multi: list[np.ndarray] = []
     for li, lang in enumerate(langs):
         qs = corpus.questions[lang]
@@ -256,23 +300,26 @@ def evaluate_lareqa_embeddings(
         rel = relevant_matrix(corpus, lang, bounds)
         valid = rel >= 0
         with timer("score"):
-            counts, rel_scores = segment_counts(q_emb[lang], union, rel, list(starts), backend=backend_used,
-                                                chunk_size=chunk_size, block_mib=block_mib)
+            counts, rel_scores, tied = segment_counts(q_emb[lang], union, rel, list(starts), backend=backend_used,
+                                                      chunk_size=chunk_size, block_mib=block_mib, return_ties=True)
         with timer("metric"):
             ids = np.array([qid_index.setdefault(q.qid, len(qid_index)) for q in qs], dtype=np.int32)
-            # one relevant item per pool: its rank is 1 + non-relevant above it in that pool
+            # one relevant item per pool: non-relevant above / tied with it in that pool
             for pj in range(n_l):
                 ok = valid[:, pj]
                 setting = "mono" if pj == li else "cross"
                 left_out[setting] += int((~ok).sum())
-                ranks = np.where(ok, counts[:, pj, pj].astype(np.int64) + 1, 0)
-                _append(rows, ids[ok], li, pj, ranks[ok][:, None])
+                t = tied[ok, pj, pj][:, None]
+                _count_ties(tie_counts[setting], t, np.ones_like(t, dtype=bool))
+                _append(rows, ids[ok], li, pj, counts[ok, pj, pj][:, None], t, rel_scores[ok, pj][:, None],
+                        np.ones((int(ok.sum()), 1), dtype=bool), ties)
             nonrel = counts.sum(axis=1, dtype=np.int64)
-            ranks = M.ranks_from_counts(nonrel, rel_scores, valid)
+            nt = tied.sum(axis=1, dtype=np.int64)
             ok = valid.any(axis=1)
             left_out["multi"] += int((~ok).sum())
             n_rel_multi.append(valid.sum(axis=1)[ok])
-            _append(rows, ids[ok], li, n_l, ranks[ok])
+            _count_ties(tie_counts["multi"], nt[ok], valid[ok])
+            _append(rows, ids[ok], li, n_l, nonrel[ok], nt[ok], rel_scores[ok], valid[ok], ties)
         if progress:
             progress("score", li + 1, n_l)
     with timer("metric"):
@@ -297,25 +344,43 @@ def evaluate_lareqa_embeddings(
         "left_out": left_out,
         "left_out_note": "(query, pool) combinations with no relevant copy in the pool, excluded from its averages",
         "rows_per_query_file": int(len(per_query["ap"])),
+        "ties": tie_counts,
+        "ties_note": "per setting: relevant items with at least one non-relevant candidate of exactly equal score, "
+                     "the sum of those tied candidates, and the (query, pool) rows with any such tie; a metric can "
+                     "differ between --ties modes only on these rows",
+        "renormalised_embeddings": {"query": q_fixed, "candidate": c_fixed},
     }
+    spread = score_spread(np.concatenate([q_emb[lang] for lang in langs]) if langs else np.zeros((0, 1)), union)
+    if spread["near_collapse"]:
+        log.warning("near-collapsed model: median per-query score spread %.2e < %.0e (every score almost the "
+                    "same); its figures are close to chance", spread["score_spread"], spread["collapse_threshold"])
     return EvalResult(
         dataset=corpus.name, checksum=corpus.checksum, languages=langs, summary=summary, pairs=pairs,
         per_language=per_language, counts=counts_out, per_query=per_query,
         settings={"backend": backend_used, "chunk_size": chunk_size, "block_mib": block_mib,
-                  "queries_per_block": block_queries(len(union), backend_used, chunk_size, block_mib)},
+                  "queries_per_block": block_queries(len(union), backend_used, chunk_size, block_mib),
+                  "ties": ties},
         timings={"score_s": timer.seconds.get("score", 0.0), "metric_s": timer.seconds.get("metric", 0.0)},
+        tie_rule=M.TIE_RULES[ties], health=spread,
     )
 
 
-def _append(rows: dict[str, list[np.ndarray]], ids: np.ndarray, qlang: int, pool: int, ranks: np.ndarray) -> None:
+def _count_ties(acc: dict[str, int], tied: np.ndarray, valid: np.ndarray) -> None:
+    t = np.where(valid, tied, 0)
+    acc["relevant_items_tied"] += int((t > 0).sum())
+    acc["tied_candidates"] += int(t.sum())
+    acc["queries_with_ties"] += int((t > 0).any(axis=1).sum())
+
+
+def _append(rows: dict[str, list[np.ndarray]], ids: np.ndarray, qlang: int, pool: int, above: np.ndarray,
+            tied: np.ndarray, rel_scores: np.ndarray, valid: np.ndarray, ties: str) -> None:
     n = len(ids)
-    m = M.all_metrics(ranks)
-    s, _, nrel = M._sorted_ranks(ranks)
+    m, first = M.tie_metrics(above, tied, rel_scores, valid, ties)
     rows["qid"].append(ids.astype(np.int32))
     rows["qlang"].append(np.full(n, qlang, dtype=np.int16))
     rows["pool"].append(np.full(n, pool, dtype=np.int16))  # pool == len(langs) means the Multi pool
-    rows["n_relevant"].append(nrel.astype(np.int16))
-    rows["first_rank"].append(s[:, 0].astype(np.int32) if n else np.zeros(0, np.int32))
+    rows["n_relevant"].append(valid.sum(axis=1).astype(np.int16))
+    rows["first_rank"].append(first.astype(np.int32))
     for k in METRICS:
         rows[k].append(m[k].astype(np.float64))
 
@@ -392,6 +457,10 @@ def evaluate_beir(
     model_name: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
+    ties: str = "expected",
+    encoder: str = "torch",
+    precision: str = "fp32",
+    devices: list[str] | None = None,
 ) -> BeirResult:
     """Each language on its own: its questions against its own candidate pool (for TyDi GoldP, paragraphs).
     Reports nDCG@10, Recall@100, MRR@10 per language and their macro mean (the domain-shift check)."""
@@ -400,18 +469,30 @@ def evaluate_beir(
     cache = EmbeddingCache(cache_dir) if cache_dir else None
     with timer("encode"):
         q_emb, c_emb = encode_corpus(model, corpus, context=context, batch_size=batch_size, cache=cache,
-                                     identity=identity, progress=progress)
-    res = evaluate_beir_embeddings(corpus, q_emb, c_emb, backend=backend, chunk_size=chunk_size)
+                                     identity=identity, progress=progress, encoder=encoder, cache_dir=cache_dir,
+                                     precision=precision, devices=devices)
+    res = evaluate_beir_embeddings(corpus, q_emb, c_emb, backend=backend, chunk_size=chunk_size, ties=ties)
     res.timings = {"encode_s": timer.seconds["encode"], **res.timings}
     res.model = identity
     res.settings.update(run_settings(model, context, batch_size, cache, cache_dir))
+    res.settings.update({"encoder": encoder, "precision": precision, "devices": devices})
     return res
 
 
 def evaluate_beir_embeddings(
     corpus: QACorpus, q_emb: dict[str, np.ndarray], c_emb: dict[str, np.ndarray], *, backend: str = "auto",
-    chunk_size: int = DEFAULT_CHUNK, block_mib: float = DEFAULT_BLOCK_MIB,
+    chunk_size: int = DEFAULT_CHUNK, block_mib: float = DEFAULT_BLOCK_MIB, ties: str = "expected",
 ) -> BeirResult:
+    from hybridbatch.evaluation.sanity import check_and_normalise
+
+    if ties not in M.TIE_MODES:
+        from hybridbatch.errors import UsageError
+
+        raise UsageError(f"ties must be one of {', '.join(M.TIE_MODES)}, not {ties!r}")
+    q_emb, _ = check_and_normalise(q_emb, {lang: len(corpus.questions[lang]) for lang in corpus.languages},
+                                   what="query")
+    c_emb, _ = check_and_normalise(c_emb, {lang: len(corpus.candidates[lang]) for lang in corpus.languages},
+                                   what="candidate")
     timer = Timer()
     per_language: dict[str, dict[str, float]] = {}
     rows: dict[str, list[np.ndarray]] = {"qid": [], "qlang": [], "rank": [], "ndcg10": [], "recall100": [],
@@ -424,12 +505,15 @@ def evaluate_beir_embeddings(
             continue
         rel = np.array([[q.answer] for q in qs], dtype=np.int64)
         with timer("score"):
-            counts, _ = segment_counts(q_emb[lang], pool, rel, [0, len(pool)],
-                                       backend=choose_backend(backend, len(pool)), chunk_size=chunk_size,
-                                       block_mib=block_mib)
+            counts, rs, tied = segment_counts(q_emb[lang], pool, rel, [0, len(pool)],
+                                              backend=choose_backend(backend, len(pool)), chunk_size=chunk_size,
+                                              block_mib=block_mib, return_ties=True)
         with timer("metric"):
-            ranks = counts[:, 0, :].astype(np.int64) + 1
-            m = {"ndcg10": M.ndcg_at(ranks, 10), "recall100": M.recall_at(ranks, 100), "mrr10": M.mrr_at(ranks, 10)}
+            above, t = counts[:, 0, :].astype(np.int64), tied[:, 0, :].astype(np.int64)
+            ranks = above + 1
+            ok = np.ones(above.shape, dtype=bool)
+            tm, _ = M.tie_metrics(above, t, rs, ok, ties)
+            m = {"ndcg10": tm["ndcg10"], "recall100": M.tie_recall_at(above, t, 100, ties), "mrr10": tm["mrr10"]}
             per_language[lang] = {k: float(np.mean(v)) for k, v in m.items()} | {
                 "n_queries": len(qs), "n_candidates": len(pool)}
             rows["qid"].append(np.arange(len(qid_names), len(qid_names) + len(qs), dtype=np.int32))
@@ -447,7 +531,8 @@ def evaluate_beir_embeddings(
         summary=summary,
         counts={"n_queries": sum(len(corpus.questions[lang]) for lang in corpus.languages),
                 "n_candidates": sum(len(corpus.candidates[lang]) for lang in corpus.languages)},
-        per_query=per_query, settings={"backend": backend, "chunk_size": chunk_size, "block_mib": block_mib},
+        per_query=per_query, settings={"backend": backend, "chunk_size": chunk_size, "block_mib": block_mib,
+                                       "ties": ties}, tie_rule=M.TIE_RULES[ties],
         timings={"score_s": timer.seconds.get("score", 0.0), "metric_s": timer.seconds.get("metric", 0.0)},
     )
 
@@ -501,6 +586,11 @@ def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str
         paths["pairs_png"] = report.plot_pairs(result.languages, result.pairs["map"], out / "pairs.png",
                                                title=f"{result.dataset}: mAP, query language x pool language")
         md = report.lareqa_markdown(body)
+        health = body.get("health") or {}
+        if health.get("near_collapse"):
+            md = (f"> **Warning: near-collapsed model.** The median per-query spread of scores is "
+                  f"{health['score_spread']:.2e} (< {health['collapse_threshold']:.0e}): nearly every candidate "
+                  f"scores the same, so these figures are close to chance level.\n\n") + md
     else:
         md = report.beir_markdown(body)
     paths["eval_md"] = _write_bytes(out / "eval.md", md.encode("utf-8"))

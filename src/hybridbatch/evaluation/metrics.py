@@ -7,10 +7,12 @@ array and the (large) score matrix is never sorted.
 Conventions
 - `relevant`: int array `(q, R)` of candidate indices, padded with -1 (a query may have fewer relevant items, or none).
 - `ranks`: int array `(q, R)` of 1-based ranks aligned with `relevant`; 0 where `relevant` is -1.
-- **Tie rule (strict / optimistic)**: a candidate ranks above a relevant item only when its score is *strictly*
-  higher. Relevant items tied with each other take consecutive ranks (higher score first, then column order), so the
-  ranks of one query are always distinct and equal those of a real permutation that puts relevant items first
-  within any tie. Without ties this is the ordinary rank.
+- **Ties** (`TIE_MODES`): `expected` (the default) is the exact expected value of each metric when the items of every
+  group of equal scores are put in uniformly random order (McSherry & Najork, ECIR 2008); `optimistic` puts the
+  relevant items first within each tie (a candidate outranks a relevant item only when its score is strictly higher),
+  `pessimistic` puts them last. Without ties the three are identical. The rank functions below (`ranks_from_counts`,
+  `relevant_ranks`) give the optimistic ranks; `tie_metrics` computes every metric in any mode from the counts of
+  non-relevant candidates strictly above and exactly tied with each relevant item.
 - A query with no relevant item gets NaN for every metric (the caller leaves it out and counts it).
 """
 
@@ -18,10 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 
-TIE_RULE = (
-    "strict (optimistic): a candidate ranks above a relevant one only when its score is strictly higher; "
-    "relevant items tied with each other take consecutive ranks"
-)
+TIE_MODES = ("expected", "optimistic", "pessimistic")
+TIE_RULES = {
+    "expected": "expected: every metric is its exact expected value under a uniformly random order within groups of "
+                "equal scores (McSherry & Najork 2008); equal to the ordinary value when there are no ties",
+    "optimistic": "strict (optimistic): a candidate ranks above a relevant one only when its score is strictly higher; "
+                  "relevant items tied with each other take consecutive ranks",
+    "pessimistic": "pessimistic: a candidate ranks above a relevant one when its score is higher or equal; relevant "
+                   "items tied with each other take consecutive ranks",
+}
+TIE_RULE = TIE_RULES["optimistic"]
 
 
 def count_above(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -156,3 +164,136 @@ def all_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
         "mrr10": mrr_at(ranks, 10),
         "rank_distance": rank_distance(ranks),
     }
+
+
+# ---- ties ------------------------------------------------------------------------------------------------------------
+
+
+def _tie_groups(above: np.ndarray, tied: np.ndarray, rel_scores: np.ndarray, valid: np.ndarray):
+    """Per relevant item j of each query, the group of equal scores it sits in: `B` items strictly above the group,
+    `H` of them relevant, `n` items in the group, `r` of them relevant (all as float64, 0 where not valid)."""
+    s = np.where(valid, rel_scores.astype(np.float64), -np.inf)
+    both = valid[:, :, None] & valid[:, None, :]
+    rel_above = (both & (s[:, None, :] > s[:, :, None])).sum(axis=2)  # relevant items strictly above j
+    r = (both & (s[:, None, :] == s[:, :, None])).sum(axis=2)  # relevant items tied with j (itself included)
+    f = np.float64
+    h = np.where(valid, rel_above, 0).astype(f)
+    b = np.where(valid, above, 0).astype(f) + h
+    n = np.where(valid, tied, 0).astype(f) + r
+    return b, h, n, r.astype(f)
+
+
+def _harmonic_gap(b: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """sum_{k=1..m} 1 / (b + k) = psi(b + m + 1) - psi(b + 1), exactly (no loop over a large tie group)."""
+    from scipy.special import digamma
+
+    return np.where(m > 0, digamma(b + m + 1.0) - digamma(b + 1.0), 0.0)
+
+
+def _expected_precision_sum(b, h, n, r, m) -> np.ndarray:
+    """Expected sum of precision over the relevant items of one tie group that land in its first `m` positions,
+    divided by the group's `r` (so summing over the group's relevant items gives the group's share of AP x #rel).
+
+    Position k of the group (rank b + k) holds a relevant item with probability r / n; given that, the expected
+    number of relevant items before it is h + 1 + (k - 1)(r - 1)/(n - 1). Summed over k with the harmonic gap."""
+    sg = _harmonic_gap(b, m)
+    frac = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1), 0.0)
+    total = (r / np.maximum(n, 1)) * ((h + 1) * sg + frac * (m - (b + 1) * sg))
+    return total / np.maximum(r, 1)
+
+
+def _expected_metrics(above, tied, rel_scores, valid) -> dict[str, np.ndarray]:
+    b, h, n, r = _tie_groups(above, tied, rel_scores, valid)
+    n_rel = valid.sum(axis=1)
+    nr = np.maximum(n_rel, 1).astype(np.float64)
+    out: dict[str, np.ndarray] = {}
+    ap = np.where(valid, _expected_precision_sum(b, h, n, r, n), 0.0).sum(axis=1) / nr
+    out["ap"] = _nan_where_empty(ap, n_rel)
+    m20 = np.clip(20 - b, 0, n)
+    ap20 = np.where(valid, _expected_precision_sum(b, h, n, r, m20), 0.0).sum(axis=1)
+    out["ap20"] = _nan_where_empty(ap20 / np.maximum(np.minimum(n_rel, 20), 1), n_rel)
+    for k in (1, 10):  # each relevant item is in the top k with probability m / n
+        mk = np.clip(k - b, 0, n)
+        out[f"r{k}"] = _nan_where_empty(np.where(valid, mk / np.maximum(n, 1), 0.0).sum(axis=1) / nr, n_rel)
+    # nDCG@10: each relevant item is equally likely at each of its group's positions
+    k = 10
+    disc = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
+    m10 = np.clip(k - b, 0, n)
+    lo = np.clip(b, 0, k).astype(np.int64)
+    hi = np.clip(b + m10, 0, k).astype(np.int64)
+    dcg = np.where(valid, (disc[hi] - disc[lo]) / np.maximum(n, 1), 0.0).sum(axis=1)
+    ideal = disc[np.minimum(n_rel, k)]
+    out["ndcg10"] = _nan_where_empty(dcg / np.where(ideal > 0, ideal, 1.0), n_rel)
+    # MRR@10 and rank distance use the first (and last) group holding relevant items
+    first = valid & (h == 0)
+    fb, fn, fr = (np.where(first, x, np.inf).min(axis=1) for x in (b, n, r))
+    out["mrr10"] = _nan_where_empty(_expected_first_rr(fb, fn, fr, k), n_rel)
+    rel_below = _rel_below(rel_scores, valid)
+    last = valid & (rel_below == 0)
+    lb, ln, lr = (np.where(last, x, np.inf).min(axis=1) for x in (b, n, r))
+    with np.errstate(invalid="ignore"):
+        e_min = fb + (fn + 1) / (fr + 1)
+        e_max = lb + lr * (ln + 1) / (lr + 1)
+    out["rank_distance"] = np.where(n_rel >= 2, e_max - e_min, np.nan)
+    return out
+
+
+def _rel_below(rel_scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    s = np.where(valid, rel_scores.astype(np.float64), np.inf)
+    both = valid[:, :, None] & valid[:, None, :]
+    return (both & (s[:, None, :] < s[:, :, None])).sum(axis=2)
+
+
+def _expected_first_rr(b: np.ndarray, n: np.ndarray, r: np.ndarray, k: int) -> np.ndarray:
+    """E[1 / rank of the first relevant item, 0 beyond k] when the first group (b above it, n items, r relevant) is
+    in random order: P(first relevant after position t) = C(n - t, r) / C(n, r)."""
+    ok = np.isfinite(b)
+    b, n, r = (np.where(ok, x, 0.0) for x in (b, n, r))
+    t = np.arange(0, k + 1, dtype=np.float64)[None, :, None]  # positions 0..k within the group
+    i = np.arange(int(max(r.max(initial=1), 1)), dtype=np.float64)[None, None, :]
+    factors = np.clip((n[:, None, None] - t - i) / np.maximum(n[:, None, None] - i, 1), 0, None)
+    factors = np.where(i < r[:, None, None], factors, 1.0)
+    surv = factors.prod(axis=2)  # (q, k + 1): P(first relevant is after position t)
+    p_at = surv[:, :-1] - surv[:, 1:]  # P(first relevant at position t = 1..k)
+    rank = b[:, None] + np.arange(1, k + 1)[None, :]
+    rr = np.where(rank <= k, p_at / rank, 0.0).sum(axis=1)
+    return np.where(ok, rr, 0.0)
+
+
+def tie_metrics(above: np.ndarray, tied: np.ndarray, rel_scores: np.ndarray, valid: np.ndarray,
+                mode: str = "expected") -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every per-query metric of `all_metrics` under tie rule `mode`, and the optimistic rank of the first relevant
+    item. Inputs `(q, R)`: non-relevant candidates strictly above / exactly tied with each relevant item, the
+    relevant items' (exact) scores, and which entries are real (`valid`)."""
+    if mode not in TIE_MODES:
+        raise ValueError(f"ties must be one of {', '.join(TIE_MODES)}, not {mode!r}")
+    above = np.asarray(above, dtype=np.int64)
+    tied = np.asarray(tied, dtype=np.int64)
+    valid = np.asarray(valid, dtype=bool)
+    rel_scores = np.asarray(rel_scores, dtype=np.float64)
+    opt = ranks_from_counts(above, rel_scores, valid)
+    first = np.where(valid, opt, np.iinfo(np.int64).max).min(axis=1, initial=np.iinfo(np.int64).max)
+    first = np.where(valid.any(axis=1), first, 0)
+    has_tie = (np.where(valid, tied, 0) > 0).any(axis=1)
+    if mode == "optimistic" or not has_tie.any():
+        return all_metrics(opt), first
+    if mode == "pessimistic":
+        return all_metrics(np.where(valid, opt + tied, 0)), first
+    out = all_metrics(opt)  # rows without a tie keep their ordinary values, bit for bit
+    exp = _expected_metrics(above[has_tie], tied[has_tie], rel_scores[has_tie], valid[has_tie])
+    for k, v in exp.items():
+        out[k][has_tie] = v
+    return out, first
+
+
+def tie_recall_at(above: np.ndarray, tied: np.ndarray, k: int, mode: str = "expected") -> np.ndarray:
+    """R@k for one relevant item per query (single-language retrieval) under tie rule `mode`: in a group of
+    `tied + 1` equal scores starting after `above` items, the item is in the top k with probability
+    clip(k - above, 0, tied + 1) / (tied + 1)."""
+    a = np.asarray(above, dtype=np.float64)[:, 0]
+    t = np.asarray(tied, dtype=np.float64)[:, 0]
+    if mode == "optimistic":
+        return (a + 1 <= k).astype(np.float64)
+    if mode == "pessimistic":
+        return (a + t + 1 <= k).astype(np.float64)
+    return np.clip(k - a, 0, t + 1) / (t + 1)

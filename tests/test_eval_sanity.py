@@ -1,0 +1,137 @@
+"""Broken models cannot get a score: NaN / zero embeddings are refused naming the model and the text (CLI exit 2,
+nothing written), a collapsed model gets chance-level figures and a near-collapse warning, and the embeddings given
+to `evaluate_lareqa_embeddings` are checked against the corpus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridbatch.data.lookup import lareqa_files
+from hybridbatch.data.qa import read_lareqa
+from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
+
+
+@pytest.fixture(scope="module")
+def small_xquad(tmp_path_factory, shared_data) -> Path:
+    """A real XQuAD-R cut: 3 languages, the first 2 paragraphs of the first article."""
+    out = tmp_path_factory.mktemp("sanity-xquad")
+    for lang in ("de", "en", "zh"):
+        obj = json.loads((shared_data / "xquad-r" / f"{lang}.json").read_text(encoding="utf-8"))
+        art = obj["data"][0]
+        obj["data"] = [{**art, "paragraphs": art["paragraphs"][:2]}]
+        (out / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def broken_copy(tiny_model: Path, out: Path, how: str) -> Path:
+    """The tiny model with its last layer's output LayerNorm changed: `nan` (NaN weights), `zero` (all-zero hidden
+    states -> zero embeddings) or `collapse` (every token the same dyadic vector -> every embedding exactly equal)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    m = SentenceTransformer(str(tiny_model), device="cpu")
+    hf = m[0].auto_model
+    ln = hf.encoder.layer[-1].output.LayerNorm
+    with torch.no_grad():
+        if how == "nan":
+            hf.embeddings.word_embeddings.weight[:] = float("nan")
+        else:
+            ln.weight.zero_()
+            if how == "zero":
+                ln.bias.zero_()
+            else:
+                g = torch.Generator().manual_seed(0)
+                ln.bias.copy_(torch.tensor([0.25, 0.5, -0.5, 1.0])[torch.randint(0, 4, ln.bias.shape, generator=g)])
+    m.save(str(out))
+    return out
+
+
+def chance_ap(n: int, r: int = 1) -> float:
+    """E[AP] when r relevant items sit at uniformly random positions among n: position k is relevant with
+    probability r/n, and then holds on average 1 + (k-1)(r-1)/(n-1) relevant items up to and including it."""
+    if r == 1:
+        return sum(1 / k for k in range(1, n + 1)) / n
+    return sum((r / n) * (1 + (k - 1) * (r - 1) / (n - 1)) / k for k in range(1, n + 1)) / r
+
+
+def run_eval(model: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hybridbatch.cli", "eval", "--model", str(model), "--data", str(data),
+                           "--split", "all", "--no-progress", "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("how, needle", [("nan", "NaN or infinite"), ("zero", "zero-norm")])
+def test_cli_refuses_nan_and_zero_models_naming_the_text(tiny_model, small_xquad, tmp_path, how, needle):
+    model = broken_copy(tiny_model, tmp_path / f"model-{how}", how)
+    out = tmp_path / "out"
+    p = run_eval(model, small_xquad, out)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr and str(model) in p.stderr and "Traceback" not in p.stderr
+    corpus = read_lareqa(lareqa_files(small_xquad), "x")
+    texts = [c.text for lang in corpus.languages for c in corpus.candidates[lang]]
+    assert any(t[:60] in p.stderr for t in texts)  # the offending text itself is quoted
+    assert not (out / "eval.json").exists() and not (out / "per_query.npz").exists()
+
+
+def test_cli_collapsed_model_gets_chance_level_and_a_warning(tiny_model, small_xquad, tmp_path):
+    model = broken_copy(tiny_model, tmp_path / "model-collapse", "collapse")
+    p = run_eval(model, small_xquad, tmp_path / "exp")
+    assert p.returncode == 0, p.stderr
+    assert "near-collapsed" in p.stderr
+    body = json.loads((tmp_path / "exp" / "eval.json").read_text())
+    corpus = read_lareqa(lareqa_files(small_xquad), "x")
+    sizes = {lang: len(corpus.candidates[lang]) for lang in corpus.languages}
+    n_all, r_all = sum(sizes.values()), len(sizes)
+    assert body["health"]["near_collapse"] is True and body["health"]["score_spread"] < 1e-12
+    assert body["summary"]["mono"]["map"] == pytest.approx(np.mean([chance_ap(n) for n in sizes.values()]), rel=1e-9)
+    cross = [chance_ap(sizes[y]) for x in sizes for y in sizes if x != y]
+    assert body["summary"]["cross"]["map"] == pytest.approx(np.mean(cross), rel=1e-9)
+    assert body["summary"]["multi"]["map"] == pytest.approx(chance_ap(n_all, r_all), rel=1e-9)
+    assert body["summary"]["multi"]["bias"] == pytest.approx((r_all - 1) * (n_all + 1) / (r_all + 1), rel=1e-9)
+    assert body["counts"]["ties"]["mono"]["relevant_items_tied"] == body["counts"]["n_queries"]
+    assert "near-collapsed" in (tmp_path / "exp" / "eval.md").read_text()
+    # the optimistic rule is what used to be reported: a perfect score
+    p = run_eval(model, small_xquad, tmp_path / "opt", "--ties", "optimistic")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "opt" / "eval.json").read_text())["summary"]["mono"]["map"] == 1.0
+
+
+def test_embeddings_are_checked_against_the_corpus(small_xquad):
+    corpus = read_lareqa(lareqa_files(small_xquad), "x")
+    rng = np.random.default_rng(0)
+
+    def unit(n):
+        x = rng.standard_normal((n, 16)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    q = {lang: unit(len(corpus.questions[lang])) for lang in corpus.languages}
+    c = {lang: unit(len(corpus.candidates[lang])) for lang in corpus.languages}
+    ref = evaluate_lareqa_embeddings(corpus, q, c)
+    assert ref.counts["renormalised_embeddings"] == {"query": 0, "candidate": 0}
+    # unnormalised rows are normalised: same figures
+    scaled = {lang: v * 3.0 for lang, v in c.items()}
+    r = evaluate_lareqa_embeddings(corpus, q, scaled)
+    assert r.counts["renormalised_embeddings"]["candidate"] == sum(len(v) for v in c.values())
+    for setting in ("mono", "cross", "multi"):
+        assert r.summary[setting]["map"] == pytest.approx(ref.summary[setting]["map"], abs=1e-9)
+    lang = corpus.languages[1]
+    bad = dict(q)
+    bad[lang] = q[lang].copy()
+    bad[lang][3, 5] = np.nan
+    with pytest.raises(UsageError, match=f"query embeddings for '{lang}': row 3"):
+        evaluate_lareqa_embeddings(corpus, bad, c)
+    bad[lang] = q[lang].copy()
+    bad[lang][2] = 0
+    with pytest.raises(UsageError, match="zero norm"):
+        evaluate_lareqa_embeddings(corpus, bad, c)
+    with pytest.raises(UsageError, match="shape"):
+        evaluate_lareqa_embeddings(corpus, q, {**c, lang: c[lang][:-1]})
+    with pytest.raises(UsageError, match="no entry"):
+        evaluate_lareqa_embeddings(corpus, {k: v for k, v in q.items() if k != lang}, c)
