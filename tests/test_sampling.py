@@ -167,7 +167,7 @@ def test_language_pairs_without_enough_ids_are_dropped_and_reported():
     assert ("de", "fr") not in pairs and ("fr", "de") not in pairs
     assert ("en", "de") in pairs
     dropped = {d["option"]: d for d in s.config()["dropped"]}
-    assert set(dropped) == {"xy de-fr", "xy fr-de"} and dropped["xy de-fr"]["answer_groups"] == 3
+    assert set(dropped) == {"xy de-fr", "xy fr-de"} and dropped["xy de-fr"]["distinct_groups"] == 3
 
 
 def test_plans_are_deterministic_per_seed_and_epoch(xq_ds):

@@ -30,6 +30,8 @@ class Option:
     groups: int  # distinct answer groups among the option's pairs: at most this many pairs per batch group
     queue: tuple = ()  # options with the same key draw from one queue of items
     item_groups: np.ndarray | None = None  # answer-group code of each item (a queue spreads a group's items)
+    rows: np.ndarray | None = None  # rows this option can yield (one per item): for the feasibility check
+    compatible: np.ndarray | None = None  # `need` rows with pairwise distinct keys (set by the sampler)
 
     def label(self, index: PairIndex) -> str:
         lang = (lambda i: index.languages[i] if i >= 0 else PER_PAIR)
@@ -58,7 +60,7 @@ class BatchKind:
         ids = np.nonzero(has[:, x])[0] if x != y else both
         ids = ids if len(both) else both
         return Option(self.name, s, x, y, ids, len(np.unique(index.keys[rows, 1])) if len(rows) else 0, ("ids", s, x),
-                      index.keys[index.index[s][ids, x, x], 1])
+                      index.keys[index.index[s][ids, x, x], 1], rows)
 
 
 class XXBatch(BatchKind):
@@ -91,8 +93,13 @@ class _PerPairBatch(BatchKind):
         ids, langs = np.nonzero(has & ok[:, None])
         L = len(index.languages)
         rows = index.index[s][ids, langs, langs]
+        example = rows
+        if self.min_langs > 1:  # a cross-lingual row per item: its first other language
+            idx = index.index[s]
+            example = np.array([next(int(idx[i, x, y]) for y in np.nonzero(has[i])[0] if y != x)
+                                for i, x in zip(ids.tolist(), langs.tolist(), strict=True)], dtype=np.int64)
         return [Option(self.name, s, -1, -1, ids * L + langs, len(np.unique(index.keys[rows, 1])), (self.name, s),
-                       index.keys[rows, 1])]
+                       index.keys[rows, 1], example)]
 
     def passage_lang(self, x: int, langs: np.ndarray, rng: np.random.Generator) -> int:
         raise NotImplementedError

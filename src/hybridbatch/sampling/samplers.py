@@ -194,13 +194,29 @@ class PairBatchSampler(DefaultBatchSampler):
         keep = []
         for s in range(len(self.index.sources)):
             for opt in kind.options(self.index, s, self._allowed_langs()):
+                opt.compatible = self._compatible(opt.rows if opt.rows is not None else np.zeros(0, np.int64))
+                opt.groups = len(opt.compatible)
                 if opt.groups >= self.need:
                     keep.append(opt)
                 elif len(opt.items):
                     self.dropped.append({"kind": kind.name, "option": opt.label(self.index),
-                                         "answer_groups": opt.groups, "items": int(len(opt.items)),
+                                         "distinct_groups": opt.groups, "items": int(len(opt.items)),
                                          "needed": self.need})
         return keep
+
+    def _compatible(self, rows: np.ndarray) -> np.ndarray:
+        """Greedily, up to `need` of `rows` whose keys (id, answer group, negative group) are pairwise distinct: an
+        option offering fewer cannot fill a batch group (it is dropped); the rows found are its fallback."""
+        used: set[int] = set()
+        out: list[int] = []
+        for k, r in zip(self.index.keys[rows].tolist(), rows.tolist(), strict=True):
+            k = [v for v in k if v >= 0]
+            if used.isdisjoint(k):
+                used.update(k)
+                out.append(r)
+                if len(out) == self.need:
+                    break
+        return np.asarray(out, dtype=np.int64)
 
     def _check_options(self) -> None:
         ix = self.index
@@ -213,10 +229,10 @@ class PairBatchSampler(DefaultBatchSampler):
                     raise UsageError(
                         f"sampler {self.name!r} needs at least two languages with shared question ids, but the "
                         f"training data has only {ix.languages}; use --sampler xx or en, or add languages")
-            best = max((d["answer_groups"] for d in self.dropped if d["kind"] == kind.name), default=0)
+            best = max((d["distinct_groups"] for d in self.dropped if d["kind"] == kind.name), default=0)
             raise UsageError(
-                f"batch size {self.batch_size} x {self.world_size} process(es) needs {self.need} distinct answer "
-                f"groups per step, but the most any option of {kind.name!r} batches offers is {best}; lower "
+                f"batch size {self.batch_size} x {self.world_size} process(es) needs {self.need} pairs with distinct "
+                f"answer (and hard-negative) groups per step, but the most any option of {kind.name!r} batches offers is {best}; lower "
                 "--batch-size")
 
     # -- the sampler interface ------------------------------------------------------------------------------------
@@ -311,10 +327,9 @@ class PairBatchSampler(DefaultBatchSampler):
         refills = 0
         while len(out) < self.need:
             if not q.pending:
-                if refills == 2:
-                    raise UsageError(
-                        f"{opt.label(self.index)}: cannot fill a batch group of {self.need} pairs with distinct "
-                        "answer groups and hard-negative groups; lower --batch-size")
+                if refills == 2:  # the queue order cannot complete this group: the option's compatible rows can
+                    q.pending.extend(reversed(deferred))
+                    return rng.permutation(opt.compatible).astype(np.int64)
                 q.refill(rng)
                 refills += 1
             pos = q.pending.pop()
