@@ -6,7 +6,9 @@ its own module (`data_cmd`, `model_cmd`, ...), registered on import by `hybridba
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -59,6 +61,24 @@ DataDir = Annotated[
     typer.Option("--data-dir", help="Folder holding datasets (e.g. ../shared/data); default $HYBRIDBATCH_DATA, "
                  "then the user cache where `data download` puts them."),
 ]
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """A `progress(stage, done, total)` callback for the library's long functions: one bar per stage on stderr,
+    cleared when done (nothing shown when `enabled` is false or stderr is not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not enabled, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        yield tick
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, app, console, out
+from hybridbatch.cli.base import DataDir, app, console, out, progress_bars
 
 
 @app.command("debias")
@@ -61,7 +61,6 @@ def debias_cmd(
 
       hybridbatch debias -m embedded --ranks 0,1,2,4,8,10 --lir-ranks 1,2,4 -o results/debias-base
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hybridbatch.errors import UsageError
     from hybridbatch.provenance import check_out_dir
@@ -78,15 +77,7 @@ def debias_cmd(
     from hybridbatch.analysis.debias_sweep import parse_ranks
 
     sweep_ranks, sweep_lir = parse_ranks(ranks), parse_ranks(lir_ranks)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not progress, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def tick(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with progress_bars(progress) as tick:
         if ranks is not None:
             from hybridbatch.analysis.debias_sweep import sweep
 

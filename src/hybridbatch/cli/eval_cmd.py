@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, Device, PassagePrefix, QueryPrefix, app, console, out
+from hybridbatch.cli.base import DataDir, Device, PassagePrefix, QueryPrefix, app, console, out, progress_bars
 
 
 def _eval_load_model(name: str, max_seq_length: Optional[int], device: Optional[str] = "auto", **prefixes):
@@ -130,13 +130,6 @@ def eval_cmd(
     For TyDi GoldP: single-language nDCG@10 / Recall@100 / MRR@10. Writes eval.json, eval.md, pairs.png and
     per_query.npz (per-query scores, for `hybridbatch compare`).
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
     from hybridbatch.data.lookup import load_corpus
     from hybridbatch.errors import UsageError
@@ -164,15 +157,7 @@ def eval_cmd(
 
         enc_kw["encoder"] = default_encoder(st_model)
     use_beir = protocol == "beir" or (protocol == "auto" and tydi)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not progress, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def tick(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with progress_bars(progress) as tick:
         fn = evaluate_beir if use_beir else evaluate_lareqa
         result = fn(st_model, corpus, context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
                     model_name=model, progress=tick, **enc_kw)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, app, console
+from hybridbatch.cli.base import DataDir, app, console, progress_bars
 
 
 @app.command("shift")
@@ -44,7 +44,6 @@ def shift_cmd(
 
     Example: hybridbatch shift --model embedded --data-dir ../shared/data --out results/shift-zero-shot
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hybridbatch.errors import UsageError
     from hybridbatch.evaluation.shift import TASKS, run_shift
@@ -55,15 +54,7 @@ def shift_cmd(
     if backend not in ("auto", "numpy", "faiss"):
         raise UsageError(f"--backend must be auto, numpy or faiss, not {backend!r}")
     cdir = (cache_dir or cache_root() / "embeddings") if cache else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not progress, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def tick(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with progress_bars(progress) as tick:
         results, paths = run_shift(model, data_dir=data_dir, out_dir=out_dir, tasks=task or TASKS, limit=limit,
                                    batch_size=batch_size, max_seq_length=max_seq_length, cache_dir=cdir,
                                    backend=backend, progress=tick)
