@@ -26,7 +26,8 @@ def test_same_map_as_the_eval_command(tiny_model, shared_data, tmp_path):
     out = tmp_path / "eval"
     r = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "eval", "--model", str(tiny_model), "--data",
                         "xquad-r", "--data-dir", str(shared_data), "--split", "test", "--out", str(out),
-                        "--no-progress"], capture_output=True, text=True,
+                        "--no-progress", "--encoder", "torch"],  # the evaluator encodes with torch, as training does
+                       capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert r.returncode == 0, r.stderr[-2000:]
     cli = json.loads((out / "eval.json").read_text())["summary"]
