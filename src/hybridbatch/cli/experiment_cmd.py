@@ -132,7 +132,7 @@ def demo(
     device: Device = "auto",
     precision: Precision = "auto",
 ) -> None:
-    """The main job in one command: base model vs a short hybrid run, with significance (10-15 min on 2 cores).
+    """The main job in one command: base model vs a short hybrid run, with significance (15-20 min on 2 cores).
 
     Builds the embedded model, trains a short hybrid run on the XQuAD-R train articles, evaluates base and trained
     models on the test articles, prints the side-by-side table with the significance of the difference, and saves
@@ -145,7 +145,7 @@ def demo(
     p = PRESETS["demo"]
     t0 = time.perf_counter()
     console.print(
-        f"[bold]hybridbatch demo[/]: expect about 10-15 minutes on 2 CPU cores. Steps: build the embedded model "
+        f"[bold]hybridbatch demo[/]: expect about 15-20 minutes on 2 CPU cores. Steps: build the embedded model "
         f"(first run only), evaluate it zero-shot on the XQuAD-R test articles (12 articles x 11 languages), train "
         f"{p.max_steps} hybrid steps (batch {p.batch_size}, alpha 0.5) on the 36 train articles, evaluate again, "
         f"compare. Output: {out_dir}/")
