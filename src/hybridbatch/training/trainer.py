@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.errors import HybridBatchError, ModelError, UsageError
+from hybridbatch.training.device import Placement, placement
 
 LOSS_SCALE = 20.0  # temperature 0.05, the common choice (the paper does not report one)
 
@@ -471,13 +472,11 @@ def build_selection(config: TrainConfig, data: RunData, world: int) -> Selection
                           f"{config.seed}) over the validation ids, the same for every training sampler")
 
 
-def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: int, selection: Selection) -> Any:
+def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: int, selection: Selection,
+                       place: Placement) -> Any:
     """The `SentenceTransformerTrainingArguments` of a run (the one place device / precision settings belong)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
-    from hybridbatch.training.device import placement
-
-    place = placement(config.device, config.precision)
     use_val = selection.rule != "none"
     eval_steps = config.eval_steps or max(1, max_steps // 10)
     save_steps = eval_steps if use_val else (config.save_steps or max(1, max_steps // 10))
@@ -515,11 +514,8 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: in
     )
 
 
-def load_model(config: TrainConfig) -> Any:
-    """The model to train, with the freezing the config asks for (the one place a device is chosen)."""
-    from hybridbatch.training.device import placement
-
-    place = placement(config.device, config.precision)
+def load_model(config: TrainConfig, place: Placement) -> Any:
+    """The model to train, on the run's device, with the freezing the config asks for."""
     model = load_st_model(config.model, config.max_seq_length, device=place.device,
                           query_prefix=config.query_prefix, passage_prefix=config.passage_prefix)
     if config.freeze_embeddings:
@@ -605,12 +601,12 @@ def realised_coverage(sampler: Any, micro_batches: int) -> list[dict[str, Any]]:
 
 
 def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: Selection, loss: Any,
-                  out: Path, world: int, max_steps: int, resumed_step: int, timer: Any, t_start: float) -> None:
+                  out: Path, world: int, max_steps: int, resumed_step: int, timer: Any, t_start: float,
+                  place: Placement) -> None:
     """Rank 0: the final model, mix.json and train.json."""
     from hybridbatch.provenance import process_commit, provenance, write_json
     from hybridbatch.sampling.mix import summarise_plans
     from hybridbatch.sampling.samplers import MIX_SAMPLERS
-    from hybridbatch.training.device import placement
 
     with timer("save"):
         _finalise_model(trainer, out)
@@ -643,7 +639,7 @@ def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: S
               "gather_across_devices": bool(loss.gather_across_devices), "hard_negatives": config.hard_negatives,
               "mini_batch_size": config.mini_batch_size if config.cached_loss else None},
         world_size=world,
-        device=placement(config.device, config.precision).to_dict(),
+        device=place.to_dict(),
         max_steps=max_steps,
         steps=trainer.state.global_step,
         stopped_early=trainer.state.global_step < max_steps,
@@ -681,16 +677,17 @@ def train(config: TrainConfig) -> Path:
     rank, world = _rank(), world_size_from_env()
     with timer("data"):
         data = prepare_data(config)
+    place = placement(config.device, config.precision)  # resolved once: model, TrainingArguments and train.json agree
     set_seed(config.seed)
     with timer("model"):
-        model = load_model(config)
+        model = load_model(config, place)
     with timer("pair_table"):
         build_datasets(config, data, *prefixes_of(model))
     check_sampler(config, data, world)  # fail on bad settings before anything is written
     selection = build_selection(config, data, world)
     max_steps = plan_steps(config, data, world)
     loss = make_loss(model, config, world)
-    args = training_arguments(config, Path(config.out), max_steps, world, selection)  # initialises distributed
+    args = training_arguments(config, Path(config.out), max_steps, world, selection, place)  # initialises distributed
     out, resume_ckpt, resumed_step = prepare_out_dir(config, mode, rank)
     log = open_batch_log(config, out, rank, resumed_step)
     trainer = build_trainer(config, model, args, data, selection, loss, log)
@@ -702,7 +699,8 @@ def train(config: TrainConfig) -> Path:
             log.close()
     _barrier()
     if rank == 0:
-        write_results(config, trainer, data, selection, loss, out, world, max_steps, resumed_step, timer, t_start)
+        write_results(config, trainer, data, selection, loss, out, world, max_steps, resumed_step, timer, t_start,
+                      place)
     _barrier()
     return out
 
