@@ -119,8 +119,10 @@ def test_batch_kind_and_languages(xq_ds, name):
             assert (ql == pl).all() and len(set(ql)) > 1
         elif p.kind == "random":
             assert len(set(zip(ql.tolist(), pl.tolist(), strict=True))) > 1
+        elif p.kind == "bilingual":
+            assert len(set(ql)) == 1 and {ix.languages[v] for v in pl} == {p.qlang, p.plang} != {p.qlang}
         assert p.kind in {"xx": ["xx"], "en": ["xx"], "xy": ["xy"], "hybrid": ["xx", "xy"], "mixed": ["mixed"],
-                          "random": ["random"], "hybrid-multi": ["xx", "random"]}[name]
+                          "random": ["random"], "hybrid-multi": ["xx", "random"], "bilingual": ["bilingual"]}[name]
 
 
 def test_rows_texts_match_the_pairset(xq_pairs, xq_ds, xq_hybrid):
@@ -253,6 +255,38 @@ def test_hybrid_multi_mixes_passage_languages_within_its_multilingual_batches(xq
     for p in groups(s, 40):
         if p.kind == "random":
             assert len(set(s.index.row_plang[p.rows].tolist())) >= 5
+
+
+def test_bilingual_batches_put_own_language_negatives_beside_foreign_positives(xq_ds):
+    """Every bilingual batch has one query language X, passages in X (a share alpha of the pairs, binomially) and in
+    one Y != X; the Y-passage queries therefore have X-language wrong answers among their in-batch negatives. Over
+    many batches the monolingual share of pairs is alpha, as for hybrid at the same alpha."""
+    ix = None
+    for alpha in (0.5, 0.25):
+        s = make_sampler("bilingual", xq_ds, 32, seed=5, alpha=alpha)
+        ix = s.index
+        mono = total = 0
+        for p in groups(s, 300):
+            ql, pl = ix.row_qlang[p.rows], ix.row_plang[p.rows]
+            assert len(set(ql.tolist())) == 1 and len(set(pl.tolist())) == 2
+            assert ((pl == ql) | (pl == ix.languages.index(p.plang))).all()
+            mono += int((pl == ql).sum())
+            total += len(pl)
+        sd = math.sqrt(alpha * (1 - alpha) / total)
+        assert abs(mono / total - alpha) < 4 * sd, (alpha, mono / total)
+    pairs = Counter((p.qlang, p.plang) for p in groups(make_sampler("bilingual", xq_ds, 32, seed=5), 1100))
+    assert len(pairs) == 110 and min(pairs.values()) >= 5  # every ordered (X, Y) pair, spread evenly
+
+
+def test_bilingual_is_not_an_xx_run_at_alpha_1(xq_ds):
+    """A grid must not substitute the xx run for bilingual at alpha 1: its batches are X-X, but other ones."""
+    from hybridbatch.experiments.grid import Cell
+
+    b, xx = make_sampler("bilingual", xq_ds, 32, seed=3, alpha=1.0), XXSampler(xq_ds, 32, seed=3)
+    plans = groups(b, 20)
+    assert all((b.index.row_qlang[p.rows] == b.index.row_plang[p.rows]).all() for p in plans)
+    assert any(not np.array_equal(p.rows, xx.plan(i).rows) for i, p in enumerate(plans))
+    assert Cell("bilingual", 1.0).canonical() == Cell("bilingual", 1.0)
 
 
 def test_languages_uniform_per_batch(xq_ds):

@@ -23,7 +23,7 @@ import numpy as np
 from hybridbatch.errors import UsageError
 from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
 from hybridbatch.report import tables as report
-from hybridbatch.sampling.samplers import MIX_SAMPLERS
+from hybridbatch.sampling.samplers import MIX_SAMPLERS, XX_AT_ALPHA_ONE
 
 LOSSES = ("plain", "symmetric", "hardneg")
 BASE = "base"  # the zero-shot cell: no training
@@ -55,7 +55,7 @@ class Cell:
     def canonical(self) -> Cell:
         """The cell whose run this one is. At alpha 1 the mixing samplers draw exactly the xx batches, and hybrid at
         alpha 0 exactly the xy ones (no coin is tossed then; tested), so a sweep reuses those runs."""
-        if self.sampler in MIX_SAMPLERS and self.alpha == 1.0:
+        if self.sampler in XX_AT_ALPHA_ONE and self.alpha == 1.0:
             return dataclasses.replace(self, sampler="xx", alpha=None)
         if self.sampler == "hybrid" and self.alpha == 0.0:
             return dataclasses.replace(self, sampler="xy", alpha=None)
@@ -425,7 +425,7 @@ def significance_markdown(cmps: list[dict[str, Any]]) -> str:
 
 
 PAPER_SAMPLERS = ("en", "xx", "xy", "hybrid", "hybrid-multi")
-OWN_SAMPLERS = ("hybrid-multi",)  # ours, beyond the paper: also compared against every other sampler
+OWN_SAMPLERS = ("hybrid-multi", "bilingual")  # ours, beyond the paper: also compared against every other sampler
 
 
 def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Sequence[str] = PAPER_SAMPLERS,

@@ -150,4 +150,25 @@ class XYPerPairBatch(RandomBatch):
         return int(others[int(rng.random() * len(others))])
 
 
-KINDS: dict[str, type[BatchKind]] = {k.name: k for k in (XXBatch, XYBatch, MixedBatch, RandomBatch, XYPerPairBatch)}
+class BilingualBatch(BatchKind):
+    """Query language X and one other language Y for the whole batch group; each pair's passage is in X with
+    probability `mono_share`, else in Y. A query whose answer is in Y then meets wrong answers in its own language
+    among the in-batch negatives (and one whose answer is in X meets wrong answers in Y): the comparison the
+    multilingual pool makes, and where language bias shows, is made inside every batch."""
+
+    name = "bilingual"
+
+    def __init__(self, mono_share: float = 0.5) -> None:
+        self.mono_share = float(mono_share)
+
+    def options(self, index: PairIndex, s: int, allowed: np.ndarray) -> list[Option]:
+        langs = np.nonzero(allowed)[0]
+        return [self._pair_option(index, s, x, y) for x in langs for y in langs if x != y]
+
+    def row(self, index: PairIndex, opt: Option, item: int, rng: np.random.Generator) -> int:
+        y = opt.x if rng.random() < self.mono_share else opt.y
+        return int(index.index[opt.source][item, opt.x, y])
+
+
+KINDS: dict[str, type[BatchKind]] = {k.name: k for k in (XXBatch, XYBatch, MixedBatch, RandomBatch, XYPerPairBatch,
+                                                         BilingualBatch)}

@@ -37,6 +37,7 @@ from hybridbatch.sampling.index import PairColumns, PairIndex, _concat
 from hybridbatch.sampling.kinds import (
     PER_PAIR,
     BatchKind,
+    BilingualBatch,
     MixedBatch,
     Option,
     RandomBatch,
@@ -410,6 +411,7 @@ class HybridSampler(PairBatchSampler):
 
     name = "hybrid"
     needs_cross = True
+    xx_at_alpha_one = True  # alpha 1 draws exactly the xx sampler's batches (a sweep reuses that run)
 
     def __init__(self, dataset: Any, batch_size: int, *args: Any, alpha: float = 0.5, per_pair: bool = False,
                  **kwargs: Any) -> None:
@@ -471,12 +473,30 @@ class HybridMultiSampler(HybridSampler):
         return [XXBatch(), RandomBatch()]
 
 
+class BilingualSampler(HybridSampler):
+    """Ours, aimed at language bias: every batch has one query language X and one other language Y; each pair's
+    passage is in X with probability `alpha`, else in Y. The share of monolingual pairs is hybrid's at the same
+    alpha, but mixed *within* each batch instead of across batches, so a query whose answer is in Y competes with
+    wrong answers in its own language - the mistake the multilingual pool punishes."""
+
+    name = "bilingual"
+    xx_at_alpha_one = False  # at alpha 1 its batches are X-X, but drawn over (X, Y) options: not xx's batches
+
+    def _kinds(self) -> list[BatchKind]:
+        return [BilingualBatch(self.alpha)]
+
+    def _kind_probs(self) -> list[float]:
+        return [1.0]
+
+
 SAMPLERS: dict[str, type[PairBatchSampler]] = {
     c.name: c
-    for c in (XXSampler, XYSampler, HybridSampler, EnglishSampler, MixedSampler, RandomSampler, HybridMultiSampler)
+    for c in (XXSampler, XYSampler, HybridSampler, EnglishSampler, MixedSampler, RandomSampler, HybridMultiSampler,
+              BilingualSampler)
 }
 
 MIX_SAMPLERS = tuple(name for name, cls in SAMPLERS.items() if issubclass(cls, HybridSampler))  # take alpha
+XX_AT_ALPHA_ONE = tuple(name for name in MIX_SAMPLERS if SAMPLERS[name].xx_at_alpha_one)
 
 
 def check_alpha(alpha: float) -> None:
