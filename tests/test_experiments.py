@@ -145,3 +145,42 @@ def test_paper_preset_reports_significance(tmp_path: Path, tiny_preset: Preset, 
                 assert r["seed_ci_low"] <= r["diff"] <= r["seed_ci_high"]
     md = (tmp_path / "significance.md").read_text()
     assert "hybrid vs xx" in md and "95% CI (seeds + questions)" in md
+
+
+@pytest.mark.slow
+def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(tmp_path: Path, tiny_preset: Preset,
+                                                                              shared_data: Path):
+    """The report reads only finished cells: hybrid has seed 0, xx seeds 0 and 1, so hybrid vs xx uses seed 0. Its
+    shift differences must equal the differences of the shift summaries the evaluation wrote (another code path),
+    and the table of what moved the differences of two grids' rows."""
+    from hybridbatch.experiments.report import report
+
+    preset = dataclasses.replace(tiny_preset, shift=True, shift_limit=15)
+    cells = [Cell(BASE), Cell("xx", None, "plain", 20.0, 0), Cell("xx", None, "plain", 20.0, 1),
+             Cell("hybrid", 0.5, "plain", 20.0, 0)]
+    run_grid(cells, preset, tmp_path / "new", str(shared_data), title="new", log=lambda m: None)
+    old = run_grid(cells[:2], dataclasses.replace(preset, max_steps=1), tmp_path / "old", str(shared_data),
+                   title="old", log=lambda m: None)
+    body = report(tmp_path / "new", ["hybrid-a0.5-plain"], old=tmp_path / "old", n_boot=300)
+    assert body["seeds"] == {"base": [0], "hybrid-a0.5-plain": [0], "xx-plain": [0, 1]}
+    cmp = body["comparisons"]["hybrid-a0.5-plain"]
+    assert {c["run_a"]: c["seeds"] for c in cmp["xquad-r"]} == {"base": [0], "xx-plain": [0]}
+    cell = lambda key: json.loads((tmp_path / "new" / "cells" / key / "cell.json").read_text())  # noqa: E731
+    h, x = cell("hybrid-a0.5-plain-seed0")["shift"], cell("xx-plain-seed0")["shift"]
+    sh = {c["run_a"]: {r["name"]: r for r in c["rows"]} for c in cmp["shift"]}
+    for name, key in (("TyDi multi-pool mAP", "tydi_multi_map"), ("Tatoeba multi-pool P@1", "tatoeba_multi_r1"),
+                      ("Tatoeba gap (bias)", "tatoeba_gap_mean")):
+        r = sh["xx-plain"][name]
+        assert r["diff"] == pytest.approx(h[key] - x[key], abs=1e-9)
+        assert r["ci_low"] - 1e-9 <= r["diff"] <= r["ci_high"] + 1e-9
+    olds = {r["group"]: r for r in old["rows"]}
+    news = {r["group"]: r for r in body["rows"]}
+    mv = {r["group"]: r for r in body["moved"]}
+    assert set(mv) == {"base", "xx-plain"}
+    assert mv["xx-plain"]["multi_map"]["change"] == pytest.approx(news["xx-plain"]["multi_map"]
+                                                                  - olds["xx-plain"]["multi_map"])
+    assert mv["base"]["multi_map"]["change"] == 0.0  # the base model is not trained: the same numbers
+    md = (tmp_path / "new" / "report.md").read_text()
+    assert "hybrid-a0.5-plain vs xx-plain" in md and "TyDi multi-pool mAP" in md and "What moved" in md
+    with pytest.raises(UsageError, match="no finished cell of 'bilingual-a0.5-plain'"):
+        report(tmp_path / "new", ["bilingual-a0.5-plain"])

@@ -203,6 +203,11 @@ def test_own_segment_ranks_equal_evaluate_beir(tiny_model: Path, shared_data: Pa
     again = S.evaluate_shift(model, {"tydi": task}, cache_dir=tmp_path / "cache", model_name="tiny")["tydi"]
     assert again.settings["cache_misses"] == 0 and again.settings["cache_hits"] > 0
     assert again.per_query["rank_multi"].tolist() == res.per_query["rank_multi"].tolist()
+    # an exported runtime encodes anew (its vectors are cached apart from torch's) and ranks as torch does
+    onnx = S.evaluate_shift(model, {"tydi": task}, cache_dir=tmp_path / "cache", model_name="tiny",
+                            encoder="onnx")["tydi"]
+    assert onnx.settings["encoder"] == "onnx" and onnx.settings["cache_misses"] > 0
+    assert onnx.summary["multi"]["map"] == pytest.approx(res.summary["multi"]["map"], abs=2e-3)
 
 
 def test_tatoeba_own_segment_p1_equals_alignment_p1(tiny_model: Path, shared_data: Path):

@@ -161,6 +161,35 @@ def demo(
     del body
 
 
+@experiment_app.command("report")
+def experiment_report(
+    out_dir: Annotated[Path, typer.Option("--out", help="A results folder of `sweep` / `experiment paper` (cells/*/"
+                                          "cell.json); report.json and report.md are written there.")],
+    reference: Annotated[str, typer.Option(help="Comma-separated cell groups to compare against every other "
+                                           "finished group (B vs A), e.g. hybrid-a0.5-plain,bilingual-a0.5-plain.")]
+    = "hybrid-a0.5-plain",
+    against: Annotated[Optional[str], typer.Option(help="Comma-separated groups to compare with (default: all "
+                                                   "finished groups).")] = None,
+    old: Annotated[Optional[Path], typer.Option(help="An older results folder (its grid.json): a table of what "
+                                                "moved, group by group.")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")] = 2000,
+) -> None:
+    """Tables and seed-aware significance from the finished cells only: never trains, so it can run while a grid is
+    still filling. Each comparison uses the seeds both groups have; with the cells' domain-shift results (`--shift`)
+    it also compares them on the TyDi and Tatoeba multilingual pools.
+
+    Example: hybridbatch experiment report --out results/small-v2 --reference hybrid-a0.5-plain,bilingual-a0.5-plain
+    --old results/paper-small
+    """
+    from hybridbatch.experiments.report import report
+
+    refs = [s.strip() for s in reference.split(",") if s.strip()]
+    others = [s.strip() for s in against.split(",") if s.strip()] if against else None
+    report(out_dir, refs, against=others, old=old, n_boot=n_boot)
+    out.print((out_dir / "report.md").read_text(encoding="utf-8"))
+    console.print(f"wrote {out_dir / 'report.json'}, {out_dir / 'report.md'}", highlight=False)
+
+
 @experiment_app.command("alignment-vs-alpha")
 def experiment_alignment_vs_alpha(
     sweep_dir: Annotated[Path, typer.Option("--sweep", help="A folder written by `hybridbatch sweep` (grid.json, "

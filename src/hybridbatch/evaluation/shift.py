@@ -320,18 +320,20 @@ def evaluate_task_embeddings(task: ShiftTask, q_emb: np.ndarray, c_emb: np.ndarr
 
 
 def encode_task(model: Any, task: ShiftTask, *, batch_size: int = 64, cache: EmbeddingCache | None = None,
-                identity: dict[str, Any] | None = None, progress: Progress | None = None,
+                identity: dict[str, Any] | None = None, progress: Progress | None = None, runner: Any = None,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(query embeddings, pool embeddings). The pool is encoded one segment at a time through the embedding cache,
     so a killed run resumes from the last finished segment; queries that are pool texts of the same kind (Tatoeba)
-    reuse their pool vectors."""
+    reuse their pool vectors. `runner`: an `encoders.make_encoder` runtime (default: the model's own encode)."""
+    enc = {"runner": runner} if runner is not None else {}
+    tag = {"encoder": runner.key} if runner is not None and runner.key != "torch" else {}
     parts = []
     for s, name in enumerate(task.segments):
         a, b = task.bounds[s], task.bounds[s + 1]
         cb = (lambda d, t, _s=f"{task.name}: encode {name}": progress(_s, d, t)) if progress else None
         parts.append(encode_cached(model, task.cand_texts[a:b], task.cand_kind, cache=cache, identity=identity,
-                                   settings={"shift": task.name, "segment": name}, data_checksum=task.checksum,
-                                   batch_size=batch_size, progress=cb))
+                                   settings={"shift": task.name, "segment": name, **tag},
+                                   data_checksum=task.checksum, batch_size=batch_size, progress=cb, **enc))
     c_emb = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 1), np.float32)
     if task.query_self is not None and task.query_kind == task.cand_kind:
         return c_emb[task.query_self], c_emb
@@ -342,8 +344,8 @@ def encode_task(model: Any, task: ShiftTask, *, batch_size: int = 64, cache: Emb
         idx = np.nonzero(qlang == lang)[0]
         cb = (lambda d, t, _s=f"{task.name}: encode queries {lang}": progress(_s, d, t)) if progress else None
         q_parts.append(encode_cached(model, [task.query_texts[i] for i in idx], task.query_kind, cache=cache,
-                                     identity=identity, settings={"shift": task.name, "queries": lang},
-                                     data_checksum=task.checksum, batch_size=batch_size, progress=cb))
+                                     identity=identity, settings={"shift": task.name, "queries": lang, **tag},
+                                     data_checksum=task.checksum, batch_size=batch_size, progress=cb, **enc))
         order.append(idx)
     q_emb = np.zeros((len(task.query_texts), c_emb.shape[1]), dtype=np.float32)
     for idx, emb in zip(order, q_parts):
@@ -377,20 +379,24 @@ def load_tasks(data_dir: Path | str | None, tasks: Sequence[str] = TASKS, limit:
 
 def evaluate_shift(model: Any, tasks: dict[str, ShiftTask], *, batch_size: int = 64,
                    cache_dir: Path | str | None = None, backend: str = "auto", model_name: str | None = None,
-                   progress: Progress | None = None) -> dict[str, ShiftResult]:
-    """Every task for one model: encode (cached) and score."""
+                   progress: Progress | None = None, encoder: str = "torch") -> dict[str, ShiftResult]:
+    """Every task for one model: encode (cached) and score. `encoder`: the runtime (`encoders.ENCODERS`)."""
+    from hybridbatch.evaluation.encoders import make_encoder
+
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
+    runner = make_encoder(model, encoder, identity=identity, cache_dir=cache_dir)
     out = {}
     for name, task in tasks.items():
         t0 = time.perf_counter()
         q_emb, c_emb = encode_task(model, task, batch_size=batch_size, cache=cache, identity=identity,
-                                   progress=progress)
+                                   progress=progress, runner=runner)
         t1 = time.perf_counter()
         res = evaluate_task_embeddings(task, q_emb, c_emb, backend=backend)
         res.timings = {"encode_s": t1 - t0, **res.timings}
         res.model = identity
-        res.settings |= {"batch_size": batch_size, "max_seq_length": getattr(model, "max_seq_length", None),
+        res.settings |= {"encoder": encoder, "batch_size": batch_size,
+                         "max_seq_length": getattr(model, "max_seq_length", None),
                          "query_prefix": prefix_for(model, task.query_kind),
                          "passage_prefix": prefix_for(model, task.cand_kind),
                          "cache": str(cache_dir) if cache_dir else None,
@@ -520,7 +526,7 @@ def summary_row(results: dict[str, ShiftResult]) -> dict[str, float]:
 def run_shift(model_name: str, *, data_dir: Path | str | None, out_dir: Path | str, tasks: Sequence[str] = TASKS,
               limit: int | None = None, batch_size: int = 64, max_seq_length: int | None = 128,
               cache_dir: Path | str | None = None, backend: str = "auto", progress: Progress | None = None,
-              model: Any = None) -> tuple[dict[str, ShiftResult], dict[str, Path]]:
+              model: Any = None, encoder: str = "torch") -> tuple[dict[str, ShiftResult], dict[str, Path]]:
     """What `hybridbatch shift` does: read the data, load the model (unless given), evaluate, write the report."""
     from hybridbatch.models.loading import load_model
 
@@ -529,7 +535,11 @@ def run_shift(model_name: str, *, data_dir: Path | str | None, out_dir: Path | s
         model = load_model(model_name, max_seq_length=max_seq_length)
     elif max_seq_length is not None:
         model.max_seq_length = max_seq_length
+    if encoder == "auto":
+        from hybridbatch.evaluation.encoders import default_encoder
+
+        encoder = default_encoder(model)
     results = evaluate_shift(model, loaded, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
-                             model_name=model_name, progress=progress)
+                             model_name=model_name, progress=progress, encoder=encoder)
     paths = write_shift(results, out_dir, model_name, extra={"limit": limit, "tasks": list(loaded)})
     return results, paths

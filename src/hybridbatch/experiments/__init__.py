@@ -26,3 +26,4 @@ from hybridbatch.experiments.grid import (  # noqa: F401
     significance_markdown,
     train_summary,
 )
+from hybridbatch.experiments.report import moved, report, shift_significance  # noqa: F401

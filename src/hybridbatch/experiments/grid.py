@@ -85,13 +85,14 @@ class Preset:
     shift_limit: int | None = None  # their --limit (None: all of TyDi dev and Tatoeba)
     device: str = "auto"  # training.device: auto | cpu | cuda | mps (training and evaluation)
     precision: str = "auto"  # training precision: auto | fp32 | bf16 | fp16
+    encoder: str = "torch"  # evaluation runtime (evaluation.encoders): auto = the measured fastest one here
 
 
 PRESETS: dict[str, Preset] = {
     "demo": Preset("demo", max_steps=60, batch_size=32, max_seq_length=48, eval_steps=20, tydi=False, seeds=(0,),
                    note="README demo: one short hybrid run; shows the pipeline, not the paper's effect sizes."),
     "small": Preset("small", max_steps=100, batch_size=32, max_seq_length=48, eval_steps=25, tydi=True,
-                    tydi_limit=100,
+                    tydi_limit=100, encoder="auto",
                     seeds=(0, 1, 2),
                     note="2-core CPU preset: short sequences, frozen word embeddings, 100 steps of batch 32; "
                          "TyDi GoldP on 100 dev questions per language, first seed only."),
@@ -178,7 +179,7 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
         _check_same_settings(done, record, preset)
         if preset.shift and ("shift" not in record or record.get("shift_limit") != preset.shift_limit):
             # a finished cell gains (or, with another --limit, redoes) the shift evaluations on request
-            record["shift"] = _shift_cell(cell, preset, d, data_dir, None, log)
+            record["shift"] = _shift_cell(cell, preset, d, data_dir, None, log, record.get("encoder", "torch"))
             record["shift_limit"] = preset.shift_limit
             write_json(done, record)
         return record
@@ -195,22 +196,28 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
         model_name = str(model_dir)
     model = load_model(model_name, max_seq_length=preset.max_seq_length if not preset.context else None,
                        device=preset.device)
-    log(f"[{cell.key}] evaluating on XQuAD-R test articles ...")
+    encoder = preset.encoder
+    if encoder == "auto":
+        from hybridbatch.evaluation.encoders import default_encoder
+
+        encoder = default_encoder(model)
+    log(f"[{cell.key}] evaluating on XQuAD-R test articles ({encoder}) ...")
     test = load_corpus("xquad-r", data_dir, split="test")
     res = evaluate_lareqa(model, test, context=preset.context, batch_size=preset.eval_batch_size,
-                          model_name=model_name)
+                          model_name=model_name, encoder=encoder)
     write_eval(res, d / "xquad-r")
     record: dict[str, Any] = {"cell": dataclasses.asdict(cell), "key": cell.key, "group": cell.group,
-                              "preset": dataclasses.asdict(preset), "xquad-r": res.summary}
+                              "preset": dataclasses.asdict(preset), "encoder": encoder, "xquad-r": res.summary}
     if preset.tydi and cell.seed == preset.seeds[0]:
         log(f"[{cell.key}] evaluating on TyDi GoldP dev (domain shift) ...")
         tydi = first_questions(load_corpus("tydiqa-goldp", data_dir), preset.tydi_limit)
         model.max_seq_length = preset.tydi_max_seq_length
-        beir = evaluate_beir(model, tydi, batch_size=preset.eval_batch_size, model_name=model_name)
+        beir = evaluate_beir(model, tydi, batch_size=preset.eval_batch_size, model_name=model_name, encoder=encoder)
         write_eval(beir, d / "tydiqa-goldp")
         record["tydiqa-goldp"] = beir.summary
     if preset.shift:
-        record["shift"], record["shift_limit"] = _shift_cell(cell, preset, d, data_dir, model, log), preset.shift_limit
+        record["shift"], record["shift_limit"] = (_shift_cell(cell, preset, d, data_dir, model, log, encoder),
+                                                  preset.shift_limit)
     if (model_dir / "train.json").exists():
         record["train"] = train_summary(model_dir)
     record["wall_time_s"] = time.perf_counter() - t0
@@ -221,7 +228,7 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
 
 
 def _shift_cell(cell: Cell, preset: Preset, d: Path, data_dir: str | None, model: Any,
-                log: Callable[[str], None]) -> dict[str, float]:
+                log: Callable[[str], None], encoder: str | None = None) -> dict[str, float]:
     """TyDi GoldP and Tatoeba in multilingual pools (evaluation.shift) into d/shift/; the summary row for cell.json."""
     from hybridbatch.evaluation.shift import run_shift, summary_row
 
@@ -230,13 +237,14 @@ def _shift_cell(cell: Cell, preset: Preset, d: Path, data_dir: str | None, model
         raise UsageError(f"{d}: --shift needs the cell's trained model in {d / 'model'} (removed by clean_models)")
     log(f"[{cell.key}] evaluating domain shift (TyDi + Tatoeba multilingual pools) ...")
     results, _ = run_shift(name, data_dir=data_dir, out_dir=d / "shift", limit=preset.shift_limit,
-                           batch_size=preset.eval_batch_size, max_seq_length=preset.tydi_max_seq_length, model=model)
+                           batch_size=preset.eval_batch_size, max_seq_length=preset.tydi_max_seq_length, model=model,
+                           encoder=encoder or preset.encoder)
     return summary_row(results)
 
 
 # The preset fields that change a cell's numbers: a finished cell made with other values must not be reused.
 RESULT_FIELDS = ("model", "max_steps", "batch_size", "max_seq_length", "lr", "freeze_embeddings", "eval_steps",
-                 "context", "tydi_limit", "tydi_max_seq_length", "precision")
+                 "context", "tydi_limit", "tydi_max_seq_length", "precision", "encoder")
 
 
 def _check_same_settings(done: Path, record: dict[str, Any], preset: Preset) -> None:

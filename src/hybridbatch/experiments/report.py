@@ -1,0 +1,179 @@
+"""Reports over the finished cells of a results folder: never trains, so it can run while a grid is still filling.
+
+Why a separate step: a grid on a 2-core CPU takes several sessions, and the comparisons the research questions need
+(seed-aware intervals on XQuAD-R *and* on the domain-shift pools, what moved against an older grid) must be drawn
+from whatever seeds have finished, on equal footing: a comparison uses only the seeds both sides have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridbatch.errors import UsageError
+from hybridbatch.experiments.grid import BASE, SUMMARY_KEYS, aggregate, grid_markdown, significance
+from hybridbatch.provenance import provenance, write_json, write_text
+
+SHIFT_TASKS = ("tydi", "tatoeba")
+# (row name, task, per-query metric): reciprocal rank in the multilingual pool = AP with one relevant item; P@1; and
+# the gap = candidates of other segments ranked above the relevant item (the pool's language bias, 0 is unbiased)
+SHIFT_ROWS = (("TyDi multi-pool mAP", "tydi", "rr"), ("TyDi gap (bias)", "tydi", "gap"),
+              ("Tatoeba multi-pool P@1", "tatoeba", "p1"), ("Tatoeba multi-pool mAP", "tatoeba", "rr"),
+              ("Tatoeba gap (bias)", "tatoeba", "gap"))
+
+
+def finished_records(out_root: Path) -> list[dict[str, Any]]:
+    """cell.json of every finished cell, in key order."""
+    files = sorted((Path(out_root) / "cells").glob("*/cell.json"))
+    if not files:
+        raise UsageError(f"{out_root}: no finished cells (cells/*/cell.json)")
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+
+def seeds_by_group(records: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for r in records:
+        out.setdefault(r["group"], []).append(int(r["cell"]["seed"]))
+    return {g: sorted(s) for g, s in out.items()}
+
+
+def key_of(group: str, seed: int) -> str:
+    return BASE if group == BASE else f"{group}-seed{seed}"
+
+
+def shift_matrix(npz: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(languages, queries) array of one per-query shift metric, NaN outside each query's language (so `macro` is
+    the mean over query languages of the per-language mean, as the shift summary), and the query ids."""
+    if not npz.exists():
+        raise UsageError(f"{npz}: missing (the cell was run without --shift)")
+    d = np.load(npz)
+    rank, own = d["rank_multi"].astype(np.float64), d["rank_own"].astype(np.float64)
+    vals = {"rr": 1.0 / rank, "p1": (rank == 1).astype(np.float64), "gap": rank - own}[metric]
+    langs, li = np.unique(d["qlang"], return_inverse=True)
+    m = np.full((len(langs), len(vals)), np.nan)
+    m[li, np.arange(len(vals))] = vals
+    return m, d["qid"]
+
+
+def shift_significance(out_root: Path, reference: str, others: Sequence[str], seeds_of: dict[str, list[int]], *,
+                       n_boot: int = 2000) -> list[dict[str, Any]]:
+    """reference vs each other group on the shift pools: two-level (seeds, queries) bootstrap over the seeds both
+    groups have, as `significance` does for XQuAD-R."""
+    from hybridbatch.analysis.significance import seed_bootstrap
+
+    out = []
+    for other in others:
+        seeds = _common(seeds_of, reference, other)
+        if not seeds:
+            continue
+        rows = []
+        for name, task, metric in SHIFT_ROWS:
+            sides = []
+            for group in (other, reference):
+                mats = []
+                for s in seeds if group != BASE else seeds[:1]:
+                    m, qid = shift_matrix(out_root / "cells" / key_of(group, s) / "shift" / f"per_query_{task}.npz",
+                                          metric)
+                    mats.append((m, qid))
+                sides.append(mats)
+            q0 = sides[0][0][1]
+            if any(not np.array_equal(q, q0) for side in sides for _, q in side):
+                raise UsageError(f"{out_root}: {task} queries differ between {reference} and {other} (another --limit?)")
+            diff, lo, hi = seed_bootstrap([m for m, _ in sides[0]], [m for m, _ in sides[1]], n_boot=n_boot)
+            rows.append({"name": name, "task": task, "metric": metric, "diff": diff, "ci_low": lo, "ci_high": hi})
+        out.append({"run_a": other, "run_b": reference, "seeds": seeds, "rows": rows})
+    return out
+
+
+def _common(seeds_of: dict[str, list[int]], a: str, b: str) -> list[int]:
+    if a == BASE:
+        return seeds_of.get(b, [])
+    if b == BASE:
+        return seeds_of.get(a, [])
+    return sorted(set(seeds_of.get(a, [])) & set(seeds_of.get(b, [])))
+
+
+def moved(old_rows: Sequence[dict[str, Any]], new_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per group in both grids: old and new mean of the paper's four numbers and the change."""
+    old = {r["group"]: r for r in old_rows}
+    out = []
+    for r in new_rows:
+        o = old.get(r["group"])
+        if o is None:
+            continue
+        row: dict[str, Any] = {"group": r["group"], "old_seeds": o["seeds"], "new_seeds": r["seeds"]}
+        for setting, metric in SUMMARY_KEYS:
+            k = f"{setting}_{metric}"
+            row[k] = {"old": o.get(k), "new": r.get(k), "change": r.get(k, math.nan) - o.get(k, math.nan)}
+        out.append(row)
+    return out
+
+
+def moved_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| cell | seeds old / new | Mono mAP old -> new | Cross mAP old -> new | Multi mAP old -> new | "
+             "bias old -> new |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = []
+        for setting, metric in SUMMARY_KEYS:
+            v = r[f"{setting}_{metric}"]
+            d = 1 if metric == "bias" else 3
+            cells.append(f"{v['old']:.{d}f} -> {v['new']:.{d}f} ({v['change']:+.{d}f})")
+        lines.append(f"| {r['group']} | {len(r['old_seeds'])} / {len(r['new_seeds'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def shift_markdown(cmps: Sequence[dict[str, Any]]) -> str:
+    lines = ["| B vs A | seeds | measure | B - A | 95% CI (seeds + queries) |", "|---|---|---|---|---|"]
+    for c in cmps:
+        for r in c["rows"]:
+            d = 2 if r["metric"] == "gap" else 4
+            lines.append(f"| {c['run_b']} vs {c['run_a']} | {','.join(map(str, c['seeds']))} | {r['name']} | "
+                         f"{r['diff']:+.{d}f} | [{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}] |")
+    return "\n".join(lines) + "\n"
+
+
+def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] | None = None,
+           old: Path | None = None, n_boot: int = 2000, title: str | None = None) -> dict[str, Any]:
+    """Table of every finished group (mean ± std over its seeds), each reference group vs the others (XQuAD-R and,
+    where the cells have them, the shift pools), and what moved against an older grid. Writes report.json/.md."""
+    from hybridbatch.experiments.grid import significance_markdown
+
+    out_root = Path(out_root)
+    records = finished_records(out_root)
+    seeds_of = seeds_by_group(records)
+    rows = aggregate(records)
+    md = [grid_markdown(rows, title or f"{out_root.name}: finished cells"), ""]
+    body: dict[str, Any] = {"kind": "grid-report", "rows": rows, "seeds": seeds_of, "comparisons": {}}
+    for ref in references:
+        if ref not in seeds_of:
+            raise UsageError(f"{out_root}: no finished cell of {ref!r}; groups: {', '.join(seeds_of)}")
+        others = [g for g in (against or seeds_of) if g != ref and g in seeds_of]
+        xq = []
+        for other in others:
+            seeds = _common(seeds_of, ref, other)
+            if seeds:
+                xq += significance(out_root, ref, [other], seeds, key_of)
+        has_shift = all((out_root / "cells" / key_of(g, s) / "shift").exists() for g in [ref, *others]
+                        for s in seeds_of[g])
+        sh = shift_significance(out_root, ref, others, seeds_of, n_boot=n_boot) if has_shift else []
+        body["comparisons"][ref] = {"xquad-r": xq, "shift": sh}
+        md += [f"### {ref} (B) vs each other cell (A), XQuAD-R test articles", "", significance_markdown(xq)]
+        if sh:
+            md += [f"### {ref} (B) vs each other cell (A), domain-shift pools", "", shift_markdown(sh)]
+    if old is not None:
+        old_rows = json.loads((Path(old) / "grid.json").read_text(encoding="utf-8"))["rows"]
+        body["moved"] = moved(old_rows, rows)
+        md += [f"### What moved against {old}", "", moved_markdown(body["moved"])]
+    body["provenance"] = provenance(seeds=sorted({s for v in seeds_of.values() for s in v}))
+    write_json(out_root / "report.json", body)
+    write_text(out_root / "report.md", "\n".join(md))
+    return body
+
+
+__all__ = ["SHIFT_ROWS", "finished_records", "seeds_by_group", "shift_matrix", "shift_significance", "moved",
+           "moved_markdown", "shift_markdown", "report"]
