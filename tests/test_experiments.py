@@ -184,3 +184,26 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
     assert "hybrid-a0.5-plain vs xx-plain" in md and "TyDi multi-pool mAP" in md and "What moved" in md
     with pytest.raises(UsageError, match="no finished cell of 'bilingual-a0.5-plain'"):
         report(tmp_path / "new", ["bilingual-a0.5-plain"])
+
+    # post-hoc debiasing of the same cells: the sweep's undebiased folder reproduces the grid's own evaluation (same
+    # encoder), and "X + LSAR vs X" is the difference of the two evaluations, seed-averaged
+    from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
+
+    groups = ["base", "xx-plain"]
+    swept = run_debias_cells(tmp_path / "new", groups, ranks=[2], lir_ranks=[1], data_dir=str(shared_data),
+                             max_seq_length=32, max_per_language=20, log=lambda m: None)
+    assert sorted(swept) == ["base", "xx-plain-seed0", "xx-plain-seed1"]
+    assert run_debias_cells(tmp_path / "new", groups, ranks=[2], data_dir=str(shared_data), log=lambda m: None) == []
+    for key in ("base", "xx-plain-seed1"):
+        undebiased = json.loads((tmp_path / "new" / "cells" / key / "debias" / "base" / "eval.json").read_text())
+        assert undebiased["summary"]["multi"]["map"] == pytest.approx(cell(key)["xquad-r"]["multi"]["map"], abs=1e-9)
+    dr = debias_report(tmp_path / "new", groups, n_boot=300)
+    assert dr["methods"] == ["lsar-r2", "lir-r1"]
+    by = {(r["group"], r["debias"]): r for r in dr["rows"]}
+    c = next(c for c in dr["comparisons"] if (c["run_a"], c["run_b"]) == ("xx-plain", "xx-plain+lsar-r2"))
+    multi = next(r for r in c["rows"] if r["name"] == "Multi mAP")
+    assert multi["diff"] == pytest.approx(by[("xx-plain", "lsar-r2")]["multi_map"] - by[("xx-plain", "none")]["multi_map"])
+    assert multi["seed_ci_low"] <= multi["diff"] <= multi["seed_ci_high"]
+    assert {(c["run_a"], c["run_b"]) for c in dr["comparisons"]} >= {("base+lir-r1", "xx-plain"),
+                                                                      ("base+lir-r1", "xx-plain+lir-r1")}
+    assert "xx-plain+lsar-r2 vs xx-plain" in (tmp_path / "new" / "debias-report.md").read_text()

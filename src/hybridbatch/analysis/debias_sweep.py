@@ -92,10 +92,11 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
           max_per_language: int | None = None, batch_size: int = 64, kind: str = "passage",
           cache_dir: Path | str | None = None, max_seq_length: int | None = None, check_sample: int = 32,
           log: Log | None = None,
-          progress: Progress | None = None) -> dict[str, Any]:
+          progress: Progress | None = None, encoder: str = "torch") -> dict[str, Any]:
     """Evaluate base + LSAR at each rank (and LIR at each of `lir_ranks`) on the held-out test articles with the
     LAReQA protocol; each configuration gets its own eval folder (eval.json, per_query.npz: `hybridbatch compare`
-    works on any two). Encodes the subspace sentences and the test set once. Writes sweep.json and sweep.md."""
+    works on any two). Encodes the subspace sentences and the test set once (the test set with `encoder`, an
+    `evaluation.encoders` runtime). Writes sweep.json and sweep.md."""
     from hybridbatch.data.lookup import load_corpus
     from hybridbatch.evaluation.encoding import EmbeddingCache, model_identity
     from hybridbatch.evaluation.lareqa import encode_corpus, evaluate_lareqa_embeddings, write_eval
@@ -132,7 +133,7 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
                                progress=progress)
     with timer("encode_test"):
         q_emb, c_emb = encode_corpus(model, test, context=False, batch_size=batch_size, cache=cache,
-                                     identity=identity, progress=progress)
+                                     identity=identity, progress=progress, encoder=encoder, cache_dir=cache_dir)
     with timer("estimate"):
         sub = estimate_lsar(emb)
         lir = estimate_lir(emb, max(lir_ranks)) if lir_ranks else {}
@@ -167,8 +168,14 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
             lang = test.languages[0]
             qs = [q.text for q in test.questions[lang][:check_sample]]
             cs = [c.text for c in test.candidates[lang][:check_sample]]
-            check = check_equivalence(model, sub, check_rank_, qs, cs, q_emb[lang][:len(qs)],
-                                      c_emb[lang][:len(cs)], batch_size=batch_size)
+            if encoder == "torch":
+                base_q, base_c = q_emb[lang][:len(qs)], c_emb[lang][:len(cs)]
+            else:  # the folder runs in torch: compare like with like
+                from hybridbatch.evaluation.encoding import encode_texts
+
+                base_q = encode_texts(model, qs, "query", batch_size=batch_size)
+                base_c = encode_texts(model, cs, "passage", batch_size=batch_size)
+            check = check_equivalence(model, sub, check_rank_, qs, cs, base_q, base_c, batch_size=batch_size)
             check["language"] = lang
         say(f"equivalence (rank {check_rank_}, {lang}, {check['n_queries']} + {check['n_candidates']} texts): "
             f"max |debiased folder - projected| = {check['max_abs_diff']:.2e}")
@@ -190,7 +197,7 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
             data={"name": test.name, "checksum": test.checksum, "split": "test",
                   "subspace_source": src.description, "subspace_checksum": src.checksum, "files": src.files},
             settings={"ranks": ranks, "lir_ranks": lir_ranks, "kind": kind, "max_per_language": max_per_language,
-                      "batch_size": batch_size, "max_seq_length": model.max_seq_length},
+                      "batch_size": batch_size, "max_seq_length": model.max_seq_length, "encoder": encoder},
             timings=timer.seconds),
     }
     write_json(out / "sweep.json", body)

@@ -190,6 +190,52 @@ def experiment_report(
     console.print(f"wrote {out_dir / 'report.json'}, {out_dir / 'report.md'}", highlight=False)
 
 
+@experiment_app.command("debias-cells")
+def experiment_debias_cells(
+    out_dir: Annotated[Path, typer.Option("--out", help="A results folder of `sweep` / `experiment paper` whose "
+                                          "cells keep their models; each cell gets cells/<key>/debias/, the folder "
+                                          "debias-report.{json,md}.")],
+    groups: Annotated[str, typer.Option(help="Comma-separated cell groups to debias, e.g. base,hybrid-a0.5-plain,"
+                                        "xy-plain (base: the zero-shot model, for 'is training still needed?').")]
+    = "base,hybrid-a0.5-plain,xy-plain",
+    ranks: Annotated[str, typer.Option(help="LSAR ranks (0, the model as it is, is always included).")] = "10",
+    lir_ranks: Annotated[str, typer.Option("--lir-ranks", help="LIR ranks (empty: none).")] = "1",
+    max_per_language: Annotated[int, typer.Option("--max-per-language", min=1, help="Subspace sentences per "
+                                                  "language (training articles' candidates).")] = 300,
+    max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", min=1, help="Truncate inputs "
+                                                          "(default: the model's).")] = None,
+    encoder: Annotated[str, typer.Option("--encoder", help="auto, torch, openvino-bf16, ... (evaluation."
+                                         "encoders); every comparison is within this one encoding.")] = "auto",
+    report_only: Annotated[bool, typer.Option("--report-only", help="Only (re)write the report from finished "
+                                              "sweeps.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Is training still needed once post-hoc debiasing is applied, and does debiasing add to training? Runs the
+    LSAR / LIR sweep (`hybridbatch debias --ranks`) on each finished cell of the groups, then compares X + debias
+    with X seed by seed, and trained X with base + debias, with seed-aware intervals.
+
+    Example: hybridbatch experiment debias-cells --out results/small-v2 --groups base,hybrid-a0.5-plain,xy-plain
+    --max-seq-length 48
+    """
+    from hybridbatch.analysis.debias_sweep import parse_ranks
+    from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
+
+    names = [g.strip() for g in groups.split(",") if g.strip()]
+    if not report_only:
+        enc = encoder
+        if enc == "auto":
+            from hybridbatch.evaluation.encoders import default_encoder
+
+            enc = default_encoder()
+        run_debias_cells(out_dir, names, ranks=parse_ranks(ranks), lir_ranks=parse_ranks(lir_ranks),
+                         data_dir=str(data_dir) if data_dir else None, max_seq_length=max_seq_length,
+                         max_per_language=max_per_language, encoder=enc,
+                         log=lambda m: console.print(m, highlight=False))
+    debias_report(out_dir, names)
+    out.print((out_dir / "debias-report.md").read_text(encoding="utf-8"))
+    console.print(f"wrote {out_dir / 'debias-report.json'}, {out_dir / 'debias-report.md'}", highlight=False)
+
+
 @experiment_app.command("alignment-vs-alpha")
 def experiment_alignment_vs_alpha(
     sweep_dir: Annotated[Path, typer.Option("--sweep", help="A folder written by `hybridbatch sweep` (grid.json, "

@@ -14,6 +14,7 @@ from hybridbatch.experiments.grid import (  # noqa: F401
     aggregate,
     check_inputs,
     clean_models,
+    compare_seeded,
     demo,
     expand_grid,
     first_questions,

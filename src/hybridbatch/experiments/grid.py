@@ -395,7 +395,7 @@ def significance(out_root: Path, reference: str, others: Sequence[str], seeds: S
                  key_of: Callable[[str, int], str], dataset: str = "xquad-r") -> list[dict[str, Any]]:
     """reference vs each other group: per-query scores averaged over seeds, paired bootstrap + randomisation; with
     several seeds also a two-level bootstrap CI (seeds and questions, `stats.seed_bootstrap`) for mAP and bias."""
-    from hybridbatch.analysis.significance import aligned, compare, load_run, seed_bootstrap
+    from hybridbatch.analysis.significance import load_run
 
     def runs_of(group: str) -> list[Any]:
         return [load_run(out_root / "cells" / key_of(group, s) / dataset) for s in seeds]
@@ -403,16 +403,24 @@ def significance(out_root: Path, reference: str, others: Sequence[str], seeds: S
     ref = runs_of(reference)
     out = []
     for other in others:
-        runs = runs_of(other)
-        cmp = compare(seed_averaged_run(runs), seed_averaged_run(ref))
+        cmp = compare_seeded(runs_of(other), ref)
         cmp["run_a"], cmp["run_b"], cmp["seeds"] = other, reference, list(seeds)
-        for row in cmp["rows"]:
-            if len(seeds) > 1 and row["metric"] in SEED_CI_METRICS:
-                per_seed = [aligned(a, b, row["metric"], row["setting"]) for a, b in zip(runs, ref, strict=True)]
-                _, row["seed_ci_low"], row["seed_ci_high"] = seed_bootstrap(
-                    [p[0] for p in per_seed], [p[1] for p in per_seed], n_boot=cmp["n_boot"], seed=cmp["seed"])
         out.append(cmp)
     return out
+
+
+def compare_seeded(runs_a: Sequence[Any], runs_b: Sequence[Any]) -> dict[str, Any]:
+    """B vs A when each side is one run per seed (the same seeds, in order): `compare` on the seed-averaged
+    per-query scores, plus the two-level (seeds + questions) CI for mAP and bias when there are several seeds."""
+    from hybridbatch.analysis.significance import aligned, compare, seed_bootstrap
+
+    cmp = compare(seed_averaged_run(runs_a), seed_averaged_run(runs_b))
+    for row in cmp["rows"]:
+        if len(runs_a) > 1 and row["metric"] in SEED_CI_METRICS:
+            per_seed = [aligned(a, b, row["metric"], row["setting"]) for a, b in zip(runs_a, runs_b, strict=True)]
+            _, row["seed_ci_low"], row["seed_ci_high"] = seed_bootstrap(
+                [p[0] for p in per_seed], [p[1] for p in per_seed], n_boot=cmp["n_boot"], seed=cmp["seed"])
+    return cmp
 
 
 def significance_markdown(cmps: list[dict[str, Any]]) -> str:
@@ -491,4 +499,4 @@ def clean_models(out_root: Path) -> int:
 
 
 __all__ = ["Cell", "Preset", "PRESETS", "expand_grid", "run_cell", "run_grid", "aggregate", "grid_markdown",
-           "paper", "significance", "clean_models", "demo"]
+           "paper", "significance", "compare_seeded", "clean_models", "demo"]
