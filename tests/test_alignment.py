@@ -16,6 +16,7 @@ import pytest
 
 from hybridbatch import data as corpus
 from hybridbatch.analysis import alignment as al
+from hybridbatch.analysis import alignment_report as ar
 
 XQUAD_LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 TATOEBA_LANGS = ["ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"]
@@ -271,7 +272,7 @@ def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, ta
     en_de = next(s for s in data["xquad-r-questions"][0] if (s.a, s.b) == ("de", "en"))
     assert en_de.texts_b == [q.text for q in xquad.questions["en"][:limit]]
 
-    paths = al.write_align([res_a, res_b], tmp_path / "out", annotate=False)  # values in cells: CLI test
+    paths = ar.write_align([res_a, res_b], tmp_path / "out", annotate=False)  # values in cells: CLI test
     obj = json.loads(paths["json"].read_text())
     prov = obj["provenance"]
     assert prov["git_commit"] and prov["models"] == {"A": str(tiny_model), "B": "tiny-perturbed"}
@@ -314,14 +315,14 @@ def test_split_keeps_alignment_items_out_of_the_training_articles(xquad, shared_
     rows = [al.PairResult("ar", "de", 5, 0.5, 0.1, 0.6, 0.2, 0.8, 0.4),
             al.PairResult("ar", "en", 5, 0.7, 0.3, 0.9, 0.5, 1.0, 0.6),
             al.PairResult("de", "en", 5, 0.6, 0.2, 0.7, 0.3, 0.2, 0.0)]
-    rl, cl, M = al.pair_matrix(rows, "cka")
+    rl, cl, M = ar.pair_matrix(rows, "cka")
     assert rl == cl == ["ar", "de", "en"]
     assert M[0, 1] == M[1, 0] == 0.6 and M[1, 2] == M[2, 1] == 0.7 and math.isnan(M[0, 0])
-    _, _, P = al.pair_matrix(rows, "p_at_1")
+    _, _, P = ar.pair_matrix(rows, "p_at_1")
     assert P[0, 1] == 0.8 and P[1, 0] == 0.4  # [query language, candidate language]
     piv = [al.PairResult("ar", "en", 5, 0.7, 0.3, 0.9, 0.5, 1.0, 0.6),
            al.PairResult("de", "en", 5, 0.6, 0.2, 0.7, 0.3, 0.2, 0.0)]
-    rl, cl, P = al.pair_matrix(piv, "p_at_1")
+    rl, cl, P = ar.pair_matrix(piv, "p_at_1")
     assert rl == ["X->en", "en->X"] and cl == ["ar", "de"] and P.tolist() == [[1.0, 0.2], [0.6, 0.0]]
 
 

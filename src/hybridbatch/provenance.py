@@ -88,6 +88,19 @@ def provenance(**extra: Any) -> dict[str, Any]:
     }
 
 
+def jsonable(o: Any) -> Any:
+    """JSON-safe copy: NaN / inf -> None (JSON has no NaN; an undefined measure is null), numpy -> Python, keys -> str."""
+    if isinstance(o, dict):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in (o.tolist() if isinstance(o, np.ndarray) else o)]
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
 def _default(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)

@@ -13,20 +13,16 @@ from hybridbatch.analysis.alignment import (  # noqa: F401
     ParallelSet,
     align,
     clsim,
-    difference,
-    heatmaps,
     linear_cka,
     linear_cka_debiased,
     load_sources,
-    markdown,
     measure_pair,
-    pair_matrix,
     parallel_cosine,
     parallel_sets,
     run_align,
     translation_accuracy,
-    write_align,
 )
+from hybridbatch.analysis.alignment_report import difference, heatmaps, markdown, pair_matrix, write_align  # noqa: F401
 from hybridbatch.analysis.alignment_sweep import (  # noqa: F401
     SweepCell,
     alignment_vs_alpha,

@@ -176,7 +176,7 @@ def alignment_vs_alpha(sweep: Path | str, out_dir: Path | str, *, data_dir: Path
     """Measure every cell's model, write OUT/alignment_vs_alpha.{json,md,png}; per-cell results are kept in
     OUT/cells/<folder>/alignment.json, so a killed run resumes. The sweep folder is only read."""
     from hybridbatch.analysis.alignment import load_sources
-    from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
+    from hybridbatch.provenance import check_out_dir, jsonable, provenance, write_json, write_text
 
     t0 = time.perf_counter()
     sweep, out = Path(sweep), check_out_dir(out_dir)
@@ -210,21 +210,13 @@ def alignment_vs_alpha(sweep: Path | str, out_dir: Path | str, *, data_dir: Path
                        "interval": f"percentile bootstrap over cells, {n_boot} resamples, seed {seed}",
                        "cross_check": "scipy.stats.spearmanr", "held_out": f"XQuAD-R {split} articles; Tatoeba"},
             "provenance": provenance(sweep=str(sweep), settings=settings, seconds=time.perf_counter() - t0)}
-    paths = {"json": write_json(out / "alignment_vs_alpha.json", _clean(body)),
+    paths = {"json": write_json(out / "alignment_vs_alpha.json", jsonable(body)),
              "md": write_text(out / "alignment_vs_alpha.md", markdown(body)),
              "png": plot(rows, measures, out / "alignment_vs_alpha.png")}
     body["paths"] = {k: str(v) for k, v in paths.items()}
     return body
 
 
-def _clean(o: Any) -> Any:
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
 
 
 def _f(v: Any, d: int = 3) -> str:

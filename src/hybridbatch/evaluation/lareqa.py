@@ -33,7 +33,7 @@ from hybridbatch.evaluation.encoding import (
     prefix_for,
     segment_counts,
 )
-from hybridbatch.provenance import Timer, atomic_file, provenance, sweep_temps
+from hybridbatch.provenance import Timer, atomic_file, jsonable, provenance, sweep_temps
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class EvalResult:
     health: dict[str, Any] = field(default_factory=dict)  # sanity.score_spread: near-collapse check
 
     def to_json(self) -> dict[str, Any]:
-        return _clean({
+        return jsonable({
             "kind": self.kind,
             "dataset": self.dataset,
             "checksum": self.checksum,
@@ -101,7 +101,7 @@ class BeirResult:
     kind: str = "beir"
 
     def to_json(self) -> dict[str, Any]:
-        return _clean({
+        return jsonable({
             "kind": self.kind, "dataset": self.dataset, "checksum": self.checksum, "languages": self.languages,
             "tie_rule": self.tie_rule, "summary": self.summary, "per_language": self.per_language,
             "counts": self.counts, "settings": self.settings, "model": self.model, "timings": self.timings,
@@ -126,19 +126,6 @@ PROTOCOL_NOTES = {
 PER_QUERY_FIELDS = ("qid", "qlang", "pool", "n_relevant", "first_rank", *METRICS)
 
 
-def _clean(o: Any) -> Any:
-    """JSON-safe: NaN -> None, numpy -> python."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _clean(o.tolist())
-    if isinstance(o, (float, np.floating)):
-        return None if not np.isfinite(o) else float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
 
 
 def _nanmean(x: np.ndarray) -> float:
@@ -596,7 +583,7 @@ def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str
     paths["eval_md"] = _write_bytes(out / "eval.md", md.encode("utf-8"))
     body["timings"]["write_s"] = time.perf_counter() - t0
     paths["eval_json"] = _write_bytes(out / "eval.json", (json.dumps(
-        _clean(body), indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+        jsonable(body), indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
     return paths
 
 

@@ -35,6 +35,7 @@ from hybridbatch.evaluation.encoding import (
     search,
     segment_counts,
 )
+from hybridbatch.provenance import jsonable
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 TASKS = ("tydi", "tatoeba")
@@ -216,17 +217,6 @@ def _nanmean(x: np.ndarray) -> float:
     return float(x.mean()) if len(x) else float("nan")
 
 
-def _clean(o: Any) -> Any:
-    """JSON-safe: NaN -> None, numpy -> python."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in (o.tolist() if isinstance(o, np.ndarray) else o)]
-    if isinstance(o, (float, np.floating)):
-        return float(o) if np.isfinite(o) else None
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
 
 
 # ---- scoring -------------------------------------------------------------------------------------------------------
@@ -248,7 +238,7 @@ class ShiftResult:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return _clean({"task": self.task, "languages": self.languages, "summary": self.summary,
+        return jsonable({"task": self.task, "languages": self.languages, "summary": self.summary,
                        "per_language": self.per_language, "counts": self.counts, "data": self.data,
                        "settings": self.settings, "model": self.model, "timings": self.timings})
 
@@ -506,7 +496,7 @@ def write_shift(results: dict[str, ShiftResult], out_dir: Path | str, model: str
             settings={name: r.settings for name, r in results.items()} | (extra or {}),
             timings={name: r.timings for name, r in results.items()}),
     }
-    paths["json"] = write_json(out / "shift.json", _clean(body))
+    paths["json"] = write_json(out / "shift.json", jsonable(body))
     return paths
 
 
