@@ -64,6 +64,19 @@ def test_cell_canonical_maps_the_end_points_onto_xx_and_xy():
         assert kept.canonical() == kept
 
 
+def test_loss_variants_reach_the_training_config(tmp_path: Path):
+    from hybridbatch.experiments.grid import _train_config
+
+    p = PRESETS["small"]
+    cfgs = {loss: _train_config(Cell("hybrid", 0.5, loss), p, None, tmp_path / loss) for loss in
+            ("plain", "symmetric", "hardneg", "hardneg-q")}
+    assert [(c.hard_negatives, c.hard_negative_lang, c.symmetric) for c in cfgs.values()] == [
+        (False, "passage", False), (False, "passage", True), (True, "passage", False), (True, "query", False)]
+    assert Cell("hybrid", 0.5, "hardneg-q").key == "hybrid-a0.5-hardneg-q-seed0"
+    for c in cfgs.values():
+        c.validate()
+
+
 def test_a_finished_cell_made_with_other_settings_is_not_reused(tmp_path: Path):
     preset = PRESETS["small"]
     cell = Cell("hybrid", 0.5, seed=0)

@@ -143,6 +143,36 @@ def test_rows_texts_match_the_pairset(xq_pairs, xq_ds, xq_hybrid):
             assert neg != item_p.positive
 
 
+def test_query_language_hard_negatives(xq_pairs, xq_ds):
+    """negative_lang='query': a row's hard negative is the one its query-language item has (a wrong sentence of the
+    same paragraph in the query's language), so an X-Y pair holds a Y answer and an X distractor; X-X rows are as
+    before, and the groups the samplers dedup on follow the negative."""
+    q_ds = pair_dataset(xq_pairs, "query: ", "passage: ", hard_negatives=True, negative_lang="query").shuffle(seed=0)
+    assert q_ds["anchor"] == xq_ds["anchor"] and q_ds["positive"] == xq_ds["positive"]
+    cross = same = 0
+    for r in range(0, len(q_ds), 37):
+        row, old = q_ds[r], xq_ds[r]
+        item_q = xq_pairs.items[row["id"]][row["query_lang"]]
+        neg = row["negative"][len("passage: "):]
+        mine = item_q.negatives.index(neg) if neg in item_q.negatives else None
+        if mine is not None:
+            assert item_q.negative_groups[mine] == row["negative_group"] != row["group"]
+        if row["query_lang"] == row["passage_lang"]:
+            assert (row["negative"], row["negative_group"]) == (old["negative"], old["negative_group"])
+            same += 1
+        else:
+            assert mine is not None or neg not in xq_pairs.items[row["id"]][row["passage_lang"]].negatives
+            cross += 1
+    assert cross > 100 and same > 5
+    s = make_sampler("xy", q_ds, 32, seed=1)
+    for p in groups(s, 50):  # still no group twice, hard negatives included
+        keys = s.index.keys[p.rows]
+        flat = [v for v in keys[:, 1:].ravel().tolist() if v >= 0]
+        assert len(flat) == len(set(flat))
+    with pytest.raises(UsageError, match="negative_lang"):
+        pair_dataset(xq_pairs, hard_negatives=True, negative_lang="answer")
+
+
 @pytest.mark.parametrize("name", ["xx", "xy", "hybrid", "mixed", "random", "hybrid-multi"])
 @pytest.mark.parametrize("per_pair", [False, True])
 def test_partial_parallelism_uses_only_existing_copies(name, per_pair):

@@ -58,7 +58,9 @@ def sweep(
                                           "hybrid-multi, bilingual).")] = "hybrid",
     alphas: Annotated[str, typer.Option(help="Comma-separated alpha values (for hybrid samplers).")]
     = "0,0.25,0.5,0.75,1",
-    losses: Annotated[str, typer.Option(help="Comma-separated loss variants: plain, symmetric, hardneg.")] = "plain",
+    losses: Annotated[str, typer.Option(help="Comma-separated loss variants: plain, symmetric, hardneg (one hard "
+                                        "negative in the passage language), hardneg-q (in the query language).")]
+    = "plain",
     scales: Annotated[str, typer.Option(help="Comma-separated loss scales (1 / temperature).")] = "20",
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the preset's).")] = None,
     preset: Annotated[str, typer.Option(help="Settings shared by all cells: demo, small (2-core CPU), full (GPU).")]

@@ -32,6 +32,9 @@ def train_cmd(
                        "+ paragraph.")] = None,
     hard_negatives: Annotated[Optional[bool], typer.Option("--hard-negatives/--no-hard-negatives", help="Add "
                               "another sentence of the same paragraph as a hard negative.")] = None,
+    hard_negative_lang: Annotated[Optional[str], typer.Option("--hard-negative-lang", help="passage (default): the "
+                                  "hard negative in the passage's language; query: in the query's own language, so "
+                                  "X-Y pairs must rank the foreign answer above a wrong sentence in X.")] = None,
     symmetric: Annotated[Optional[bool], typer.Option("--symmetric/--no-symmetric", help="Also passage -> query "
                          "InfoNCE.")] = None,
     scale: Annotated[Optional[float], typer.Option(help="Loss scale = 1 / temperature (default 20).")] = None,
@@ -80,6 +83,7 @@ def train_cmd(
         _source="command line", model=model, data=data or None, data_dir=data_dir, sampler=sampler, alpha=alpha,
         per_pair=per_pair, batch_size=batch_size, max_steps=max_steps, epochs=epochs, lr=lr,
         weight_decay=weight_decay, max_seq_length=max_seq_length, context=context, hard_negatives=hard_negatives,
+        hard_negative_lang=hard_negative_lang,
         symmetric=symmetric, scale=scale, cached_loss=cached_loss, mini_batch_size=mini_batch_size,
         freeze_embeddings=freeze_embeddings, grad_accum=grad_accum, val_fraction=val_fraction, select=select,
         eval_steps=eval_steps, eval_batches=eval_batches, patience=patience, save_steps=save_steps, seed=seed,

@@ -25,7 +25,9 @@ from hybridbatch.provenance import check_out_dir, provenance, write_json, write_
 from hybridbatch.report import tables as report
 from hybridbatch.sampling.samplers import MIX_SAMPLERS, XX_AT_ALPHA_ONE
 
-LOSSES = ("plain", "symmetric", "hardneg")
+# plain InfoNCE; symmetric (+ passage -> query); one hard negative in the passage's language (hardneg) or in the
+# query's own language (hardneg-q: the X-Y pairs meet a wrong answer in X, the comparison behind language bias)
+LOSSES = ("plain", "symmetric", "hardneg", "hardneg-q")
 BASE = "base"  # the zero-shot cell: no training
 
 
@@ -138,7 +140,8 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
     return TrainConfig(
         model=preset.model, data=["xquad-r"], data_dir=data_dir, out=str(out), sampler=cell.sampler, alpha=alpha,
         batch_size=preset.batch_size, max_steps=preset.max_steps, lr=preset.lr, max_seq_length=preset.max_seq_length,
-        context=preset.context, hard_negatives=cell.loss == "hardneg", symmetric=cell.loss == "symmetric",
+        context=preset.context, hard_negatives=cell.loss.startswith("hardneg"), symmetric=cell.loss == "symmetric",
+        hard_negative_lang="query" if cell.loss == "hardneg-q" else "passage",
         scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
         eval_steps=min(preset.eval_steps, max(1, preset.max_steps // 3)) if preset.eval_steps else None,
         resume=(out / "train_config.json").exists(), progress=True, device=preset.device,

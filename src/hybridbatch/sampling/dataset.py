@@ -85,11 +85,18 @@ def pairs_from_long(
     positive_column: str = "positive",
     negative_column: str = "negative",
     group_column: str = "group",
+    negative_lang: str = "passage",
 ) -> Any:
     """Turn long data (one row per id and language) into the pair dataset: for every id, every (query language,
     passage language) among the languages it exists in (`cross=False`: only query language = passage language,
     enough for X-X / En / mixed batches and 1/L the size). Optional columns (`negative`, `group`,
-    `negative_group`, `source`) are carried along; rows without a group get their id as group."""
+    `negative_group`, `source`) are carried along; rows without a group get their id as group.
+
+    `negative_lang`: whose hard negative a row gets - the passage language's ("passage", the usual choice) or the
+    query language's ("query"): then a query in X with its answer in Y must rank that answer above a wrong sentence
+    of the same paragraph in its own language X, the comparison behind language bias."""
+    if negative_lang not in ("passage", "query"):
+        raise UsageError(f"negative_lang must be 'passage' or 'query', not {negative_lang!r}")
     from datasets import Dataset
 
     names = set(long.column_names)
@@ -124,16 +131,17 @@ def pairs_from_long(
                 if not cross and pl != ql:
                     continue
                 pi = langs[pl]
+                ni = qi if negative_lang == "query" else pi
                 out["anchor"].append(query_prefix + data[query_column][qi])
                 out["positive"].append(passage_prefix + data[positive_column][pi])
                 if has_neg:
-                    out["negative"].append(passage_prefix + data[negative_column][pi])
+                    out["negative"].append(passage_prefix + data[negative_column][ni])
                 out["id"].append(qid)
                 out["query_lang"].append(ql)
                 out["passage_lang"].append(pl)
                 out["group"].append(str(data[group_column][pi]) if has_group and data[group_column][pi] else qid)
                 if has_ng:
-                    out["negative_group"].append(data["negative_group"][pi])
+                    out["negative_group"].append(data["negative_group"][ni])
                 if has_src:
                     out["source"].append(src)
     return Dataset.from_dict(out)
@@ -145,9 +153,10 @@ def pair_dataset(
     passage_prefix: str = "",
     hard_negatives: bool = False,
     cross: bool = True,
+    negative_lang: str = "passage",
 ) -> Any:
     """The project's PairSets -> the pair dataset (several PairSets: one dataset with a `source` column)."""
     if not isinstance(pairsets, PairSet) and not pairsets:
         raise UsageError("no training data given")
     long = long_dataset(pairsets, hard_negatives=hard_negatives)
-    return pairs_from_long(long, query_prefix, passage_prefix, cross=cross)
+    return pairs_from_long(long, query_prefix, passage_prefix, cross=cross, negative_lang=negative_lang)

@@ -38,6 +38,7 @@ class TrainConfig:
     max_seq_length: int = 64
     context: bool = False
     hard_negatives: bool = False
+    hard_negative_lang: str = "passage"  # the hard negative in the passage's language, or the query's ("query")
     symmetric: bool = False
     scale: float = LOSS_SCALE
     cached_loss: bool = False
@@ -133,6 +134,8 @@ class TrainConfig:
              f"lang weighting must be 'uniform' or 'size', got {self.lang_weighting!r}"),
             (bool(self.data), "no training data given"),
             (self.select in ("lareqa", "loss"), f"select must be 'lareqa' or 'loss', got {self.select!r}"),
+            (self.hard_negative_lang in ("passage", "query"),
+             f"hard negative lang must be 'passage' or 'query', got {self.hard_negative_lang!r}"),
             (not (self.resume and self.overwrite), "--resume and --overwrite exclude each other"),
         ]
         for ok, msg in checks:

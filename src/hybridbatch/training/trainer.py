@@ -265,10 +265,12 @@ def build_datasets(config: TrainConfig, data: RunData, query_prefix: str, passag
 
     cross = SAMPLERS[config.sampler].needs_cross and not (config.sampler in MIX_SAMPLERS and config.alpha == 1.0)
     data.train_dataset = pair_dataset(data.train_sets, query_prefix, passage_prefix,
-                                      hard_negatives=config.hard_negatives, cross=cross)
+                                      hard_negatives=config.hard_negatives, cross=cross,
+                                      negative_lang=config.hard_negative_lang)
     if config.select == "loss" and _val_ids(data):
         data.val_dataset = pair_dataset(data.val_sets, query_prefix, passage_prefix,
-                                        hard_negatives=config.hard_negatives, cross=True)
+                                        hard_negatives=config.hard_negatives, cross=True,
+                                        negative_lang=config.hard_negative_lang)
 
 
 def _val_ids(data: RunData) -> int:
@@ -500,6 +502,7 @@ def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: S
         prefixes={"query": qp, "passage": pp},
         loss={"type": type(loss).__name__, "scale": config.scale, "directions": list(loss.directions),
               "gather_across_devices": bool(loss.gather_across_devices), "hard_negatives": config.hard_negatives,
+              "hard_negative_lang": config.hard_negative_lang if config.hard_negatives else None,
               "mini_batch_size": config.mini_batch_size if config.cached_loss else None},
         world_size=world,
         device=place.to_dict(),
