@@ -51,6 +51,10 @@ def test_exports_reproduce_torch_and_are_cached(st_tiny, tmp_path, name, tol):
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
     # batch composition does not change fp32 results; int8 with dynamic activation ranges moves a little
     np.testing.assert_allclose(again, got, atol=1e-5 if "int8" not in name else 1e-3)
+    # a grid frees a finished checkpoint's exports: every folder of these weights goes, and only those
+    (tmp_path / "exported" / "0123456789abcdef-onnx-L8").mkdir()
+    assert E.drop_exports(ident["weights_sha256"], tmp_path) == len(exported)
+    assert [p.name for p in (tmp_path / "exported").iterdir()] == ["0123456789abcdef-onnx-L8"]
 
 
 def test_bad_choices_and_unsupported_models_are_refused(st_tiny, tmp_path):

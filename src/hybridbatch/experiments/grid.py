@@ -223,6 +223,11 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
                                                   preset.shift_limit)
     if (model_dir / "train.json").exists():
         record["train"] = train_summary(model_dir)
+        if encoder != "torch":  # this checkpoint's exports are never read again: free their disk (~1.3 GB)
+            from hybridbatch.evaluation.encoders import drop_exports
+            from hybridbatch.evaluation.encoding import model_identity
+
+            drop_exports(model_identity(model, model_name)["weights_sha256"])
     record["wall_time_s"] = time.perf_counter() - t0
     record["provenance"] = provenance(model=preset.model, seed=cell.seed, data={"name": "xquad-r",
                                       "checksum": res.checksum})
