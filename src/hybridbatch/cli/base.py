@@ -32,8 +32,9 @@ model_app = typer.Typer(help="Build and inspect models (the embedded multilingua
                         no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
-console = Console(stderr=True)
-out = Console()
+# soft_wrap: long lines (paths, markdown rows) stay whole when piped, so output stays greppable; tables still fit
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 Device = Annotated[
     Optional[str],

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, Device, Precision, app, console, out
+from hybridbatch.cli.base import DataDir, Device, Precision, app, console
 
 experiment_app = typer.Typer(help="Preset experiments (the paper's comparison).", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
@@ -94,7 +94,7 @@ def sweep(
     console.print(f"[bold]sweep[/]: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
     body = run_grid(cells, p, out_dir, str(data_dir) if data_dir else None, title=f"sweep ({p.name})",
                     log=console.print)
-    out.print((out_dir / "grid.md").read_text(encoding="utf-8"))
+    typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
     console.print(f"wrote {out_dir / 'grid.json'}, {out_dir / 'grid.md'} in {body['wall_time_s']:.0f} s")
 
 
@@ -122,8 +122,8 @@ def experiment_paper(
         names.append("hybrid")
     console.print(f"[bold]experiment paper[/]: preset {p.name} ({p.note}) -> {out_dir}")
     paper(p, out_dir, str(data_dir) if data_dir else None, samplers=names, log=console.print)
-    out.print((out_dir / "grid.md").read_text(encoding="utf-8"))
-    out.print((out_dir / "significance.md").read_text(encoding="utf-8"))
+    typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
+    typer.echo((out_dir / "significance.md").read_text(encoding="utf-8"), nl=False)
 
 
 @app.command()
@@ -155,9 +155,9 @@ def demo(
 
     body = run_demo(out_dir, str(data_dir) if data_dir else None, log=console.print, device=check_device(device),
                     precision=check_precision(precision))
-    out.print((out_dir / "grid.md").read_text(encoding="utf-8"))
-    out.print((out_dir / "compare" / "compare.md").read_text(encoding="utf-8")
-              if (out_dir / "compare" / "compare.md").exists() else "")
+    typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
+    if (out_dir / "compare" / "compare.md").exists():
+        typer.echo((out_dir / "compare" / "compare.md").read_text(encoding="utf-8"), nl=False)
     console.print(f"plots: {out_dir}/base_vs_hybrid.png, {out_dir}/cells/*/xquad-r/pairs.png; "
                   f"done in {(time.perf_counter() - t0) / 60:.1f} min")
     del body
@@ -188,7 +188,7 @@ def experiment_report(
     refs = [s.strip() for s in reference.split(",") if s.strip()]
     others = [s.strip() for s in against.split(",") if s.strip()] if against else None
     report(out_dir, refs, against=others, old=old, n_boot=n_boot)
-    out.print((out_dir / "report.md").read_text(encoding="utf-8"))
+    typer.echo((out_dir / "report.md").read_text(encoding="utf-8"), nl=False)
     console.print(f"wrote {out_dir / 'report.json'}, {out_dir / 'report.md'}", highlight=False)
 
 
@@ -234,7 +234,7 @@ def experiment_debias_cells(
                          max_per_language=max_per_language, encoder=enc,
                          log=lambda m: console.print(m, highlight=False))
     debias_report(out_dir, names)
-    out.print((out_dir / "debias-report.md").read_text(encoding="utf-8"))
+    typer.echo((out_dir / "debias-report.md").read_text(encoding="utf-8"), nl=False)
     console.print(f"wrote {out_dir / 'debias-report.json'}, {out_dir / 'debias-report.md'}", highlight=False)
 
 
