@@ -300,7 +300,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             vals = np.array([_get(r["xquad-r"], setting, metric) for r in rs])
             row[f"{setting}_{metric}"] = float(np.mean(vals))
             row[f"{setting}_{metric}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
-        if any("tydiqa-goldp" in r for r in rs):  # the first seed only, in the small preset
+        if any("tydiqa-goldp" in r for r in rs):  # the first seed of each run command (small preset)
             vals = np.array([float(r["tydiqa-goldp"].get("ndcg10", float("nan"))) for r in rs if "tydiqa-goldp" in r])
             row["tydi_ndcg10"] = float(np.mean(vals))
             if len(vals) > 1:
@@ -319,7 +319,7 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
     head = "| cell | seeds | XQ Mono mAP | XQ Cross mAP | XQ Multi mAP | bias (rank dist.) |"
     sep = "|---|---|---|---|---|---|"
     if has_tydi:
-        head += " TyDi nDCG@10 (first seed) |"
+        head += " TyDi nDCG@10 (per-language pools; seeds that ran it) |"
         sep += "---|"
     lines = [f"### {title}", "", head, sep]
 
