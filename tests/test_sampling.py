@@ -121,6 +121,7 @@ def test_batch_kind_and_languages(xq_ds, name):
             assert len(set(zip(ql.tolist(), pl.tolist(), strict=True))) > 1
         elif p.kind == "bilingual":
             assert len(set(ql)) == 1 and {ix.languages[v] for v in pl} == {p.qlang, p.plang} != {p.qlang}
+            assert (info["kind"], info["qlang"], info["plang"]) == ("bilingual", p.qlang, p.plang)  # the batch log
         assert p.kind in {"xx": ["xx"], "en": ["xx"], "xy": ["xy"], "hybrid": ["xx", "xy"], "mixed": ["mixed"],
                           "random": ["random"], "hybrid-multi": ["xx", "random"], "bilingual": ["bilingual"]}[name]
 

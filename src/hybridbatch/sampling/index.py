@@ -154,15 +154,18 @@ def describe_batch(sources: list[str], ids: list[str], qlangs: list[str], plangs
     """What a batch is (kind, source, languages; '*' when they vary per pair), read back from its rows' metadata."""
     mono = [q == p for q, p in zip(qlangs, plangs, strict=True)]
     ql, pl, src = set(qlangs), set(plangs), set(sources)
+    plang = pl.copy().pop() if len(pl) == 1 else "*"
     if len(ql) == 1 and len(pl) == 1:
         kind = "xx" if all(mono) else "xy"
+    elif len(ql) == 1 and len(pl) == 2 and ql <= pl:  # one query language, its own and one other passage language
+        kind, plang = "bilingual", (pl - ql).pop()
     else:
         kind = "mixed" if all(mono) else ("xy-per-pair" if not any(mono) else "random")
     return {
         "kind": kind,
         "source": src.pop() if len(src) == 1 else "*",
         "qlang": ql.pop() if len(ql) == 1 else "*",
-        "plang": pl.pop() if len(pl) == 1 else "*",
+        "plang": plang,
         "qids": list(ids),
         "hash": batch_fingerprint(list(zip(sources, ids, qlangs, plangs, strict=True))),
     }
