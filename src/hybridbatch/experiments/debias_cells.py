@@ -114,9 +114,10 @@ def debias_report(out_root: Path | str, groups: Sequence[str], *, n_boot: int = 
 def debias_markdown(body: dict[str, Any]) -> str:
     lines = ["| cell | debias | seeds | Mono mAP | Cross mAP | Multi mAP | bias |", "|---|---|---|---|---|---|---|"]
     for r in body["rows"]:
-        cells = [f"{r[k]:.3f} ± {r[k + '_std']:.3f}" for k in ("mono_map", "cross_map", "multi_map")]
+        sd = (lambda k, d: f" ± {r[k + '_std']:.{d}f}") if len(r["seeds"]) > 1 else (lambda k, d: "")
+        cells = [f"{r[k]:.3f}{sd(k, 3)}" for k in ("mono_map", "cross_map", "multi_map")]
         lines.append(f"| {r['group']} | {r['debias']} | {len(r['seeds'])} | " + " | ".join(cells)
-                     + f" | {r['bias']:.1f} ± {r['bias_std']:.1f} |")
+                     + f" | {r['bias']:.1f}{sd('bias', 1)} |")
     return "\n".join(lines) + "\n\n" + significance_markdown(body["comparisons"])
 
 
