@@ -149,10 +149,11 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
     rows = aggregate(records)
     md = [grid_markdown(rows, title or f"{out_root.name}: finished cells"), ""]
     body: dict[str, Any] = {"kind": "grid-report", "rows": rows, "seeds": seeds_of, "comparisons": {}}
-    for ref in references:
+    for ref in [*references, *(against or ())]:
         if ref not in seeds_of:
             raise UsageError(f"{out_root}: no finished cell of {ref!r}; groups: {', '.join(seeds_of)}")
-        others = [g for g in (against or seeds_of) if g != ref and g in seeds_of]
+    for ref in references:
+        others = [g for g in (against or seeds_of) if g != ref]
         xq = []
         for other in others:
             seeds = _common(seeds_of, ref, other)
