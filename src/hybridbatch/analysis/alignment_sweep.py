@@ -185,8 +185,8 @@ def alignment_vs_alpha(sweep: Path | str, out_dir: Path | str, *, data_dir: Path
     if missing:
         raise ResultsError(f"{sweep / 'cells'}: no trained model in {len(missing)} of {len(cells)} cells "
                            f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); sweeps keep weights in "
-                           f"cells/<key>/model/ unless cleaned (they are git-ignored): re-run the sweep to rebuild "
-                           f"them")
+                           f"cells/<key>/model/ unless cleaned (they are git-ignored): delete those cells' cell.json "
+                           f"and re-run the sweep to retrain them (same seed, same batches)")
     data = load_sources(sources, data_dir, limit, split)
     settings = {"sources": list(data), "split": split, "limit": limit, "max_seq_length": max_seq_length,
                 "data": {src: checksum for src, (_, checksum, _) in data.items()}}

@@ -45,7 +45,8 @@ def run_debias_cells(out_root: Path | str, groups: Sequence[str], *, ranks: Sequ
         model = rec["preset"]["model"] if rec["group"] == BASE else str(d / "model")
         if rec["group"] != BASE and not (d / "model" / "modules.json").exists():
             raise UsageError(f"{d}: debiasing needs the cell's trained model in {d / 'model'} (removed by "
-                             "clean_models); re-run the grid to rebuild it")
+                             "clean_models, git-ignored); delete its cell.json and re-run the grid to retrain it "
+                             "(same seed, same batches)")
         log(f"[{rec['key']}] debias sweep (LSAR ranks {list(ranks)}, LIR ranks {list(lir_ranks)}) ...")
         sweep(model, ranks, d / DEBIAS_DIR, lir_ranks=lir_ranks, data_dir=data_dir, max_seq_length=max_seq_length,
               max_per_language=max_per_language, encoder=encoder)
