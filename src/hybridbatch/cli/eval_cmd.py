@@ -152,10 +152,9 @@ def eval_cmd(
         raise UsageError(f"{data}: no questions found")
     st_model = _eval_load_model(model, max_seq_length, device, query_prefix=query_prefix,
                                 passage_prefix=passage_prefix)
-    if enc_kw["encoder"] is None:
-        from hybridbatch.evaluation.encoders import default_encoder
+    from hybridbatch.evaluation.encoders import resolve_encoder
 
-        enc_kw["encoder"] = default_encoder(st_model)
+    enc_kw["encoder"] = resolve_encoder(enc_kw["encoder"] or "auto", st_model)
     use_beir = protocol == "beir" or (protocol == "auto" and tydi)
     with progress_bars(progress) as tick:
         fn = evaluate_beir if use_beir else evaluate_lareqa

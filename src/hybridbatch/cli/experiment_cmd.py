@@ -224,14 +224,11 @@ def experiment_debias_cells(
 
     names = [g.strip() for g in groups.split(",") if g.strip()]
     if not report_only:
-        enc = encoder
-        if enc == "auto":
-            from hybridbatch.evaluation.encoders import default_encoder
+        from hybridbatch.evaluation.encoders import resolve_encoder
 
-            enc = default_encoder()
         run_debias_cells(out_dir, names, ranks=parse_ranks(ranks), lir_ranks=parse_ranks(lir_ranks),
                          data_dir=str(data_dir) if data_dir else None, max_seq_length=max_seq_length,
-                         max_per_language=max_per_language, encoder=enc,
+                         max_per_language=max_per_language, encoder=resolve_encoder(encoder),
                          log=lambda m: console.print(m, highlight=False))
     debias_report(out_dir, names)
     typer.echo((out_dir / "debias-report.md").read_text(encoding="utf-8"), nl=False)

@@ -350,6 +350,11 @@ def default_encoder(model: Any = None) -> str:
     return FAST_DEFAULT
 
 
+def resolve_encoder(encoder: str, model: Any = None) -> str:
+    """`encoder` with "auto" replaced by `default_encoder(model)`: callers record the runtime that actually ran."""
+    return default_encoder(model) if encoder == "auto" else encoder
+
+
 def make_encoder(model: Any, encoder: str = "torch", *, identity: dict[str, Any] | None = None,
                  cache_dir: Path | str | None = None, precision: str = "fp32",
                  devices: Sequence[str] | None = None):

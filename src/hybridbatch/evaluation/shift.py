@@ -525,10 +525,9 @@ def run_shift(model_name: str, *, data_dir: Path | str | None, out_dir: Path | s
         model = load_model(model_name, max_seq_length=max_seq_length)
     elif max_seq_length is not None:
         model.max_seq_length = max_seq_length
-    if encoder == "auto":
-        from hybridbatch.evaluation.encoders import default_encoder
+    from hybridbatch.evaluation.encoders import resolve_encoder
 
-        encoder = default_encoder(model)
+    encoder = resolve_encoder(encoder, model)
     results = evaluate_shift(model, loaded, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
                              model_name=model_name, progress=progress, encoder=encoder)
     paths = write_shift(results, out_dir, model_name, extra={"limit": limit, "tasks": list(loaded)})

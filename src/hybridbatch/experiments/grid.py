@@ -199,11 +199,9 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
         model_name = str(model_dir)
     model = load_model(model_name, max_seq_length=preset.max_seq_length if not preset.context else None,
                        device=preset.device)
-    encoder = preset.encoder
-    if encoder == "auto":
-        from hybridbatch.evaluation.encoders import default_encoder
+    from hybridbatch.evaluation.encoders import resolve_encoder
 
-        encoder = default_encoder(model)
+    encoder = resolve_encoder(preset.encoder, model)
     log(f"[{cell.key}] evaluating on XQuAD-R test articles ({encoder}) ...")
     test = load_corpus("xquad-r", data_dir, split="test")
     res = evaluate_lareqa(model, test, context=preset.context, batch_size=preset.eval_batch_size,
@@ -225,9 +223,8 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
         record["train"] = train_summary(model_dir)
         if encoder != "torch":  # this checkpoint's exports are never read again: free their disk (~1.3 GB)
             from hybridbatch.evaluation.encoders import drop_exports
-            from hybridbatch.evaluation.encoding import model_identity
 
-            drop_exports(model_identity(model, model_name)["weights_sha256"])
+            drop_exports(res.model["weights_sha256"])  # the evaluation already hashed the weights
     record["wall_time_s"] = time.perf_counter() - t0
     record["provenance"] = provenance(model=preset.model, seed=cell.seed, data={"name": "xquad-r",
                                       "checksum": res.checksum})
@@ -236,7 +233,7 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
 
 
 def _shift_cell(cell: Cell, preset: Preset, d: Path, data_dir: str | None, model: Any,
-                log: Callable[[str], None], encoder: str | None = None) -> dict[str, float]:
+                log: Callable[[str], None], encoder: str) -> dict[str, float]:
     """TyDi GoldP and Tatoeba in multilingual pools (evaluation.shift) into d/shift/; the summary row for cell.json."""
     from hybridbatch.evaluation.shift import run_shift, summary_row
 
@@ -246,7 +243,7 @@ def _shift_cell(cell: Cell, preset: Preset, d: Path, data_dir: str | None, model
     log(f"[{cell.key}] evaluating domain shift (TyDi + Tatoeba multilingual pools) ...")
     results, _ = run_shift(name, data_dir=data_dir, out_dir=d / "shift", limit=preset.shift_limit,
                            batch_size=preset.eval_batch_size, max_seq_length=preset.tydi_max_seq_length, model=model,
-                           encoder=encoder or preset.encoder)
+                           encoder=encoder)
     return summary_row(results)
 
 

@@ -150,9 +150,9 @@ class XYPerPairBatch(RandomBatch):
         return int(others[int(rng.random() * len(others))])
 
 
-class BilingualBatch(BatchKind):
-    """Query language X and one other language Y for the whole batch group; each pair's passage is in X with
-    probability `mono_share`, else in Y. A query whose answer is in Y then meets wrong answers in its own language
+class BilingualBatch(XYBatch):
+    """X-Y's options (query language X, one other language Y for the whole batch group), but each pair's passage is
+    in X with probability `mono_share`, else in Y. A query whose answer is in Y then meets wrong answers in its own language
     among the in-batch negatives (and one whose answer is in X meets wrong answers in Y): the comparison the
     multilingual pool makes, and where language bias shows, is made inside every batch."""
 
@@ -160,10 +160,6 @@ class BilingualBatch(BatchKind):
 
     def __init__(self, mono_share: float = 0.5) -> None:
         self.mono_share = float(mono_share)
-
-    def options(self, index: PairIndex, s: int, allowed: np.ndarray) -> list[Option]:
-        langs = np.nonzero(allowed)[0]
-        return [self._pair_option(index, s, x, y) for x in langs for y in langs if x != y]
 
     def row(self, index: PairIndex, opt: Option, item: int, rng: np.random.Generator) -> int:
         y = opt.x if rng.random() < self.mono_share else opt.y
