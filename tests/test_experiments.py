@@ -197,6 +197,14 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
     assert "hybrid-a0.5-plain vs xx-plain" in md and "TyDi multi-pool mAP" in md and "What moved" in md
     with pytest.raises(UsageError, match="no finished cell of 'bilingual-a0.5-plain'"):
         report(tmp_path / "new", ["bilingual-a0.5-plain"])
+    # a group run without the shift pools (as the loss variants are) joins the XQuAD-R comparisons only; the
+    # others keep theirs
+    run_grid([Cell("curriculum", 0.5, "plain", 20.0, 0)], tiny_preset, tmp_path / "new", str(shared_data),
+             title="new", log=lambda m: None)
+    again = report(tmp_path / "new", ["hybrid-a0.5-plain", "curriculum-a0.5-plain"], n_boot=300)["comparisons"]
+    assert {c["run_a"] for c in again["hybrid-a0.5-plain"]["xquad-r"]} == {"base", "xx-plain", "curriculum-a0.5-plain"}
+    assert {c["run_a"] for c in again["hybrid-a0.5-plain"]["shift"]} == {"base", "xx-plain"}
+    assert again["curriculum-a0.5-plain"]["shift"] == [] and again["curriculum-a0.5-plain"]["xquad-r"]
 
     # post-hoc debiasing of the same cells: the sweep's undebiased folder reproduces the grid's own evaluation (same
     # encoder), and "X + LSAR vs X" is the difference of the two evaluations, seed-averaged

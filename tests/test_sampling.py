@@ -123,7 +123,8 @@ def test_batch_kind_and_languages(xq_ds, name):
             assert len(set(ql)) == 1 and {ix.languages[v] for v in pl} == {p.qlang, p.plang} != {p.qlang}
             assert (info["kind"], info["qlang"], info["plang"]) == ("bilingual", p.qlang, p.plang)  # the batch log
         assert p.kind in {"xx": ["xx"], "en": ["xx"], "xy": ["xy"], "hybrid": ["xx", "xy"], "mixed": ["mixed"],
-                          "random": ["random"], "hybrid-multi": ["xx", "random"], "bilingual": ["bilingual"]}[name]
+                          "random": ["random"], "hybrid-multi": ["xx", "random"], "bilingual": ["bilingual"],
+                          "curriculum": ["xx", "xy"]}[name]
 
 
 def test_rows_texts_match_the_pairset(xq_pairs, xq_ds, xq_hybrid):
@@ -318,6 +319,41 @@ def test_bilingual_is_not_an_xx_run_at_alpha_1(xq_ds):
     assert all((b.index.row_qlang[p.rows] == b.index.row_plang[p.rows]).all() for p in plans)
     assert any(not np.array_equal(p.rows, xx.plan(i).rows) for i, p in enumerate(plans))
     assert Cell("bilingual", 1.0).canonical() == Cell("bilingual", 1.0)
+
+
+def test_curriculum_moves_from_xx_to_xy_over_its_ramp_with_hybrids_share(xq_ds):
+    """The curriculum draws X-X batches early and X-Y batches late (reversed on request); over its ramp the share of
+    X-X batches is alpha, as for hybrid; past the ramp it stays at the end value; alpha 1 / 0 are the xx / xy runs."""
+    from hybridbatch.sampling.samplers import CurriculumSampler
+
+    n = 400
+    for alpha, rev in ((0.5, False), (0.5, True), (0.25, False)):
+        s = CurriculumSampler(xq_ds, 32, seed=6, alpha=alpha, ramp_batches=n, reverse=rev)
+        xx = np.array([p.kind == "xx" for p in groups(s, n)], dtype=float)
+        early, late = xx[: n // 4].mean(), xx[-n // 4:].mean()
+        span = 0.5 * (min(1.0, 2 * alpha) - max(0.0, 2 * alpha - 1))  # 2/3 of the quarters' expected gap
+        assert (early > late + span) != rev and (late > early + span) == rev, (alpha, rev, early, late)
+        sd = math.sqrt(alpha * (1 - alpha) / n)
+        assert abs(xx.mean() - alpha) < 4 * sd, (alpha, xx.mean())
+        assert s.p_xx(0, n + 50) == (max(0.0, 2 * alpha - 1) if not rev else min(1.0, 2 * alpha))
+    for alpha, other in ((1.0, XXSampler), (0.0, XYSampler)):
+        s, o = CurriculumSampler(xq_ds, 32, seed=6, alpha=alpha, ramp_batches=50), other(xq_ds, 32, seed=6)
+        assert all(np.array_equal(p.rows, o.plan(i).rows) for i, p in enumerate(groups(s, 8)))
+    assert CurriculumSampler(xq_ds, 32, alpha=0.5).ramp_batches == len(s)  # one epoch unless told
+    with pytest.raises(UsageError, match="ramp_batches"):
+        CurriculumSampler(xq_ds, 32, alpha=0.5, ramp_batches=0)
+
+
+def test_the_trainer_spreads_the_curriculum_over_the_run_not_an_epoch(xq_ds):
+    """100 steps are a fraction of an epoch: the trainer's sampler must reach the ramp's end at the last step (each
+    step is grad_accum batch groups), or a short run would only see the curriculum's X-X half."""
+    from hybridbatch.training.trainer import TrainConfig, sampler_factory
+
+    s = sampler_factory(TrainConfig(sampler="curriculum", alpha=0.5, max_steps=30, grad_accum=2), 1)(xq_ds, 32)
+    assert s.ramp_batches == 60 < len(s)
+    assert s.p_xx(0, 0) > 0.99 and s.p_xx(0, 59) < 0.01
+    plain = sampler_factory(TrainConfig(sampler="hybrid", max_steps=30), 1)(xq_ds, 32)
+    assert not hasattr(plain, "ramp_batches")
 
 
 def test_languages_uniform_per_batch(xq_ds):

@@ -28,7 +28,8 @@ _LAZY: dict[str, str] = {
     "check_paths": "hybridbatch.data.checks",
     # sampling
     **dict.fromkeys(("SAMPLERS", "PairBatchSampler", "HybridSampler", "XXSampler", "XYSampler", "EnglishSampler",
-                     "MixedSampler", "RandomSampler", "HybridMultiSampler", "BilingualSampler", "make_sampler"),
+                     "MixedSampler", "RandomSampler", "HybridMultiSampler", "BilingualSampler", "CurriculumSampler",
+                     "make_sampler"),
                     "hybridbatch.sampling.samplers"),
     **dict.fromkeys(("pairs_from_long", "pair_dataset"), "hybridbatch.sampling.dataset"),
     "PairCollator": "hybridbatch.sampling.collator",
@@ -101,6 +102,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
     from hybridbatch.sampling.samplers import (  # noqa: F401
         SAMPLERS,
         BilingualSampler,
+        CurriculumSampler,
         EnglishSampler,
         HybridMultiSampler,
         HybridSampler,

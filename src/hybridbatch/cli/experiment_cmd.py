@@ -55,7 +55,7 @@ def _preset(name: str, model: str | None, steps: int | None, seeds: str | None, 
 def sweep(
     out_dir: Annotated[Path, typer.Option("--out", help="Results folder; re-running skips finished cells.")],
     samplers: Annotated[str, typer.Option(help="Comma-separated samplers (xx, xy, hybrid, en, mixed, random, "
-                                          "hybrid-multi, bilingual).")] = "hybrid",
+                                          "hybrid-multi, bilingual, curriculum).")] = "hybrid",
     alphas: Annotated[str, typer.Option(help="Comma-separated alpha values (for hybrid samplers).")]
     = "0,0.25,0.5,0.75,1",
     losses: Annotated[str, typer.Option(help="Comma-separated loss variants: plain, symmetric, hardneg (one hard "

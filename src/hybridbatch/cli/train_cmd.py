@@ -18,7 +18,8 @@ def train_cmd(
                     "default), a LAReQA folder or a JSONL pairs file. Repeat for several sources (a batch comes from "
                     "one source, drawn in proportion to its size).")] = None,
     data_dir: DataDir = None,
-    sampler: Annotated[Optional[str], typer.Option(help="hybrid | xx | xy | en | mixed | random | hybrid-multi | bilingual")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="hybrid | xx | xy | en | mixed | random | hybrid-multi | "
+                                                   "bilingual | curriculum")] = None,
     alpha: Annotated[Optional[float], typer.Option(help="hybrid: share of X-X batches (default 0.5).")] = None,
     per_pair: Annotated[Optional[bool], typer.Option("--per-pair/--per-batch", help="xy / hybrid: draw (X, Y) "
                         "per pair instead of per batch.")] = None,

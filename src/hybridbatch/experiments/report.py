@@ -98,6 +98,10 @@ def _common(seeds_of: dict[str, list[int]], a: str, b: str) -> list[int]:
     return sorted(set(seeds_of.get(a, [])) & set(seeds_of.get(b, [])))
 
 
+def _has_shift(out_root: Path, group: str, seeds: Sequence[int]) -> bool:
+    return all((out_root / "cells" / key_of(group, s) / "shift").exists() for s in seeds)
+
+
 def moved(old_rows: Sequence[dict[str, Any]], new_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per group in both grids: old and new mean of the paper's four numbers and the change."""
     old = {r["group"]: r for r in old_rows}
@@ -159,9 +163,10 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
             seeds = _common(seeds_of, ref, other)
             if seeds:
                 xq += significance(out_root, ref, [other], seeds, key_of)
-        has_shift = all((out_root / "cells" / key_of(g, s) / "shift").exists() for g in [ref, *others]
-                        for s in seeds_of[g])
-        sh = shift_significance(out_root, ref, others, seeds_of, n_boot=n_boot) if has_shift else []
+        # the shift pools are compared only between groups whose every cell ran them (loss variants skip them)
+        shifted = [g for g in [ref, *others] if _has_shift(out_root, g, seeds_of[g])]
+        sh = (shift_significance(out_root, ref, [g for g in shifted if g != ref], seeds_of, n_boot=n_boot)
+              if ref in shifted else [])
         body["comparisons"][ref] = {"xquad-r": xq, "shift": sh}
         md += [f"### {ref} (B) vs each other cell (A), XQuAD-R test articles", "", significance_markdown(xq)]
         if sh:

@@ -34,6 +34,7 @@ from hybridbatch.sampling.samplers import (  # noqa: F401
     SAMPLERS,
     BatchPlan,
     BilingualSampler,
+    CurriculumSampler,
     EnglishSampler,
     HybridMultiSampler,
     HybridSampler,

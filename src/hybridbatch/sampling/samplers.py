@@ -489,10 +489,46 @@ class BilingualSampler(HybridSampler):
         return [1.0]
 
 
+class CurriculumSampler(HybridSampler):
+    """Ours, a curriculum over alpha: the chance of an X-X batch moves linearly over `ramp_batches` batch groups
+    from min(1, 2 alpha) down to max(0, 2 alpha - 1) (mostly X-X early, mostly X-Y late; `reverse` flips it), so the
+    run sees hybrid's share of X-X batches at the same alpha, only ordered. The ramp defaults to one epoch; the
+    trainer passes the run's steps, so a run shorter than an epoch still covers the whole ramp."""
+
+    name = "curriculum"
+
+    def __init__(self, dataset: Any, batch_size: int, *args: Any, ramp_batches: int | None = None,
+                 reverse: bool = False, **kwargs: Any) -> None:
+        if ramp_batches is not None and ramp_batches < 1:
+            raise UsageError(f"ramp_batches must be at least 1, got {ramp_batches}")
+        self.reverse = bool(reverse)
+        super().__init__(dataset, batch_size, *args, **kwargs)
+        self.ramp_batches = int(ramp_batches or self.num_batches // self.world_size)
+
+    def p_xx(self, epoch: int, group: int) -> float:
+        """The chance that batch group `group` of `epoch` is X-X (its mean over the ramp is alpha)."""
+        first, last = min(1.0, 2 * self.alpha), max(0.0, 2 * self.alpha - 1)
+        if self.reverse:
+            first, last = last, first
+        pos = epoch * (self.num_batches // self.world_size) + group
+        t = min(1.0, (pos + 0.5) / self.ramp_batches)
+        return first + (last - first) * t
+
+    def _kind_of(self, epoch: int, group: int) -> BatchKind:
+        p = self.p_xx(epoch, group)
+        if p >= 1.0 or p <= 0.0:
+            return self.kinds[0 if p >= 1.0 else 1]
+        rng = np.random.default_rng([int(self.seed), int(epoch), int(group), 0x4B42])
+        return self.kinds[int(rng.random() >= p)]
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "ramp_batches": self.ramp_batches, "reverse": self.reverse}
+
+
 SAMPLERS: dict[str, type[PairBatchSampler]] = {
     c.name: c
     for c in (XXSampler, XYSampler, HybridSampler, EnglishSampler, MixedSampler, RandomSampler, HybridMultiSampler,
-              BilingualSampler)
+              BilingualSampler, CurriculumSampler)
 }
 
 MIX_SAMPLERS = tuple(name for name, cls in SAMPLERS.items() if issubclass(cls, HybridSampler))  # take alpha

@@ -282,7 +282,7 @@ def sampler_factory(config: TrainConfig, world: int) -> Any:
     passes dataset, batch size, seed...). One epoch is one pass over the (id, language) items."""
     import functools
 
-    from hybridbatch.sampling.samplers import MIX_SAMPLERS, SAMPLERS, XYSampler
+    from hybridbatch.sampling.samplers import MIX_SAMPLERS, SAMPLERS, CurriculumSampler, XYSampler
 
     cls = SAMPLERS[config.sampler]
     kw: dict[str, Any] = {"world_size": world, "lang_weighting": config.lang_weighting}
@@ -290,6 +290,8 @@ def sampler_factory(config: TrainConfig, world: int) -> Any:
         kw["alpha"] = config.alpha
     if config.sampler in MIX_SAMPLERS or issubclass(cls, XYSampler):
         kw["per_pair"] = config.per_pair
+    if issubclass(cls, CurriculumSampler) and config.max_steps:
+        kw["ramp_batches"] = config.max_steps * config.grad_accum  # the ramp spans the run, not one epoch
     return functools.partial(cls, **kw)
 
 
