@@ -83,8 +83,10 @@ def test_missing_models_and_bad_folders_are_named(tmp_path: Path):
     with pytest.raises(ResultsError, match="no grid.json"):
         A.sweep_cells(tmp_path)
     (tmp_path / "grid.json").write_text(json.dumps({"kind": "train"}))
-    with pytest.raises(ResultsError, match="not a sweep's grid.json"):
+    with pytest.raises(ResultsError, match="not a sweep's table"):
         A.sweep_cells(tmp_path)
+    with pytest.raises(ResultsError, match="not a sweep's table"):
+        A.sweep_cells(tmp_path / "grid.json")  # a table may be named directly
 
 
 @pytest.mark.slow
@@ -133,3 +135,11 @@ def test_tiny_sweep_end_to_end(tmp_path: Path, tiny_model: Path, shared_data: Pa
     again = A.alignment_vs_alpha(sweep, out, **kw)
     assert {p: p.stat().st_mtime_ns for p in out.glob("cells/*/alignment.json")} == stamps
     assert again["correlations"] == res["correlations"]
+    # a second sweep into the same folder under its own name leaves grid.json alone; naming its table measures
+    # only its cells
+    grid_before = (sweep / "grid.json").read_bytes()
+    run_grid(cells[2:4], preset, sweep, str(shared_data), title="half", log=lambda m: None, name="half")
+    assert (sweep / "grid.json").read_bytes() == grid_before and (sweep / "half.md").exists()
+    half = A.alignment_vs_alpha(sweep / "half.json", out, **kw)
+    assert sorted(r["folder"] for r in half["rows"]) == ["xx-plain-seed0", "xy-plain-seed1"]  # alpha 1 / 0 runs
+    assert {p: p.stat().st_mtime_ns for p in out.glob("cells/*/alignment.json")} == stamps

@@ -235,6 +235,7 @@ CASES: list[Case] = [
     Case("report not a grid", ["experiment", "report", "--out", "{train_run}"], "no finished cells"),
     Case("report --n-boot 5", ["experiment", "report", "--out", "{out}", "--n-boot", "5"],
          "Invalid value for '--n-boot'"),
+    Case("report --name a path", ["experiment", "report", "--out", "{out}", "--name", "../x"], "plain file stem"),
     Case("debias-cells missing folder", ["experiment", "debias-cells", "--out", "{out}"], "no finished cells"),
     Case("debias-cells --ranks x", ["experiment", "debias-cells", "--out", "{out}", "--ranks", "x"],
          "ranks must be comma-separated"),

@@ -201,10 +201,15 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
     # others keep theirs
     run_grid([Cell("curriculum", 0.5, "plain", 20.0, 0)], tiny_preset, tmp_path / "new", str(shared_data),
              title="new", log=lambda m: None)
-    again = report(tmp_path / "new", ["hybrid-a0.5-plain", "curriculum-a0.5-plain"], n_boot=300)["comparisons"]
+    again = report(tmp_path / "new", ["hybrid-a0.5-plain", "curriculum-a0.5-plain"], n_boot=300,
+                   name="samplers")["comparisons"]
     assert {c["run_a"] for c in again["hybrid-a0.5-plain"]["xquad-r"]} == {"base", "xx-plain", "curriculum-a0.5-plain"}
     assert {c["run_a"] for c in again["hybrid-a0.5-plain"]["shift"]} == {"base", "xx-plain"}
     assert again["curriculum-a0.5-plain"]["shift"] == [] and again["curriculum-a0.5-plain"]["xquad-r"]
+    compact = (tmp_path / "new" / "samplers.md").read_text()  # one line per pair: the same diff, seed-aware CI
+    multi = next(r for c in again["hybrid-a0.5-plain"]["xquad-r"] if c["run_a"] == "xx-plain" for r in c["rows"]
+                 if r["name"] == "Multi mAP")
+    assert "| hybrid-a0.5-plain vs xx-plain | 0 | " in compact and f"{multi['diff']:+.3f}" in compact
 
     # post-hoc debiasing of the same cells: the sweep's undebiased folder reproduces the grid's own evaluation (same
     # encoder), and "X + LSAR vs X" is the difference of the two evaluations, seed-averaged

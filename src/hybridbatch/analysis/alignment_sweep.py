@@ -54,22 +54,32 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return body
 
 
-def sweep_cells(sweep: Path | str) -> list[SweepCell]:
-    """Every distinct run of a sweep folder, with its alpha (xx = 1, xy = 0: what the hybrid sampler draws at those
-    alphas), seed, Multi mAP and bias from its cell.json, and its shift numbers if the sweep ran them."""
+def sweep_table(sweep: Path | str) -> tuple[Path, Path]:
+    """(folder holding cells/, its table): `sweep` is a sweep folder (its grid.json) or one table of it
+    (`sweep --name`), since several sweeps may share one folder of cells."""
     sweep = Path(sweep)
+    if sweep.is_file():
+        return sweep.parent, sweep
     if not sweep.is_dir():
-        raise UsageError(f"--sweep {sweep}: no such folder (give a folder written by `hybridbatch sweep`)")
-    grid = _read_json(sweep / "grid.json", "grid.json (written by `hybridbatch sweep`)")
+        raise UsageError(f"--sweep {sweep}: no such folder or file (give a folder written by `hybridbatch sweep` "
+                         f"or its <name>.json)")
+    return sweep, sweep / "grid.json"
+
+
+def sweep_cells(sweep: Path | str) -> list[SweepCell]:
+    """Every distinct run of a sweep folder (or table), with its alpha (xx = 1, xy = 0: what the hybrid sampler draws
+    at those alphas), seed, Multi mAP and bias from its cell.json, and its shift numbers if the sweep ran them."""
+    sweep, table = sweep_table(sweep)
+    grid = _read_json(table, f"{table.name} (written by `hybridbatch sweep`)")
     if grid.get("kind") != "grid" or not isinstance(grid.get("rows"), list):
-        raise ResultsError(f"{sweep / 'grid.json'}: not a sweep's grid.json (kind={grid.get('kind')!r})")
+        raise ResultsError(f"{table}: not a sweep's table (kind={grid.get('kind')!r})")
     same = grid.get("same_run_as") or {}
     cells: dict[str, SweepCell] = {}
     for i, row in enumerate(grid["rows"]):
         try:
             group, sampler, alpha, seeds = row["group"], row["sampler"], row.get("alpha"), row["seeds"]
         except (KeyError, TypeError):
-            raise ResultsError(f"{sweep / 'grid.json'}: rows[{i}] lacks group / sampler / seeds") from None
+            raise ResultsError(f"{table}: rows[{i}] lacks group / sampler / seeds") from None
         if alpha is None:
             alpha = {"xx": 1.0, "xy": 0.0}.get(sampler)
         for seed in seeds:
@@ -84,7 +94,7 @@ def sweep_cells(sweep: Path | str) -> list[SweepCell]:
             cells[folder] = SweepCell(key, folder, group, sampler, None if alpha is None else float(alpha), int(seed),
                                       float(multi["map"]), float(multi["bias"]), dict(rec.get("shift") or {}))
     if not cells:
-        raise ResultsError(f"{sweep / 'grid.json'}: no cells")
+        raise ResultsError(f"{table}: no cells")
     return list(cells.values())
 
 
@@ -179,8 +189,8 @@ def alignment_vs_alpha(sweep: Path | str, out_dir: Path | str, *, data_dir: Path
     from hybridbatch.provenance import check_out_dir, jsonable, provenance, write_json, write_text
 
     t0 = time.perf_counter()
-    sweep, out = Path(sweep), check_out_dir(out_dir)
     cells = sweep_cells(sweep)
+    sweep, out = sweep_table(sweep)[0], check_out_dir(out_dir)
     missing = [c.folder for c in cells if not (sweep / "cells" / c.folder / "model" / "modules.json").exists()]
     if missing:
         raise ResultsError(f"{sweep / 'cells'}: no trained model in {len(missing)} of {len(cells)} cells "

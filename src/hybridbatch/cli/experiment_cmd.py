@@ -23,6 +23,13 @@ def _floats(text: str, what: str) -> list[float]:
         raise UsageError(f"{what}: expected comma-separated numbers, got {text!r}") from None
 
 
+def _check_stem(name: str) -> None:
+    from hybridbatch.errors import UsageError
+
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise UsageError(f"--name must be a plain file stem, got {name!r}")
+
+
 def _preset(name: str, model: str | None, steps: int | None, seeds: str | None, device: str | None = None,
             precision: str | None = None) -> object:
     import dataclasses
@@ -74,6 +81,8 @@ def sweep(
     data_dir: DataDir = None,
     device: Device = "auto",
     precision: Precision = "auto",
+    name: Annotated[str, typer.Option(help="Table file stem: OUT/<name>.json, OUT/<name>.md (and <name>-alpha.png), "
+                                      "so several sweeps can share one OUT and its cells.")] = "grid",
 ) -> None:
     """Train and evaluate a grid: samplers x alphas x losses x scales x seeds (XQuAD-R train / test articles).
 
@@ -82,6 +91,8 @@ def sweep(
     command resumes.
     """
     from hybridbatch.experiments.grid import expand_grid, run_grid
+
+    _check_stem(name)
 
     p = _preset(preset, model, steps, seeds, device, precision)
     if shift:
@@ -93,9 +104,10 @@ def sweep(
                         list(p.seeds), include_base=base)
     console.print(f"[bold]sweep[/]: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
     body = run_grid(cells, p, out_dir, str(data_dir) if data_dir else None, title=f"sweep ({p.name})",
-                    log=console.print)
-    typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
-    console.print(f"wrote {out_dir / 'grid.json'}, {out_dir / 'grid.md'} in {body['wall_time_s']:.0f} s")
+                    log=console.print, name=name)
+    typer.echo((out_dir / f"{name}.md").read_text(encoding="utf-8"), nl=False)
+    console.print(f"wrote {out_dir / f'{name}.json'}, {out_dir / f'{name}.md'} in {body['wall_time_s']:.0f} s",
+                  highlight=False)
 
 
 @experiment_app.command("paper")
@@ -175,6 +187,8 @@ def experiment_report(
     old: Annotated[Optional[Path], typer.Option(help="An older results folder (its grid.json): a table of what "
                                                 "moved, group by group.")] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")] = 2000,
+    name: Annotated[str, typer.Option(help="File stem: writes OUT/<name>.json and OUT/<name>.md (several reports, "
+                                      "e.g. samplers and loss variants, can share one folder).")] = "report",
 ) -> None:
     """Tables and seed-aware significance from the finished cells only: never trains, so it can run while a grid is
     still filling. Each comparison uses the seeds both groups have; with the cells' domain-shift results (`--shift`)
@@ -187,9 +201,10 @@ def experiment_report(
 
     refs = [s.strip() for s in reference.split(",") if s.strip()]
     others = [s.strip() for s in against.split(",") if s.strip()] if against else None
-    report(out_dir, refs, against=others, old=old, n_boot=n_boot)
-    typer.echo((out_dir / "report.md").read_text(encoding="utf-8"), nl=False)
-    console.print(f"wrote {out_dir / 'report.json'}, {out_dir / 'report.md'}", highlight=False)
+    _check_stem(name)
+    report(out_dir, refs, against=others, old=old, n_boot=n_boot, name=name)
+    typer.echo((out_dir / f"{name}.md").read_text(encoding="utf-8"), nl=False)
+    console.print(f"wrote {out_dir / f'{name}.json'}, {out_dir / f'{name}.md'}", highlight=False)
 
 
 @experiment_app.command("debias-cells")
@@ -238,7 +253,8 @@ def experiment_debias_cells(
 @experiment_app.command("alignment-vs-alpha")
 def experiment_alignment_vs_alpha(
     sweep_dir: Annotated[Path, typer.Option("--sweep", help="A folder written by `hybridbatch sweep` (grid.json, "
-                                            "cells/<key>/model/).")],
+                                            "cells/<key>/model/), or one of its tables (OUT/<name>.json of "
+                                            "`sweep --name`).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for alignment_vs_alpha.{json,md,png} and the "
                                           "per-cell alignment (resumable).")],
     data_dir: DataDir = None,

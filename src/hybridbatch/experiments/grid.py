@@ -355,8 +355,9 @@ def check_inputs(out_root: Path, data_dir: str | None, tydi: bool, shift: bool =
 
 
 def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: str | None, *, title: str,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or reuse) every cell, then write grid.json, grid.md and, when alpha varies, alpha.png."""
+             log: Callable[[str], None] = print, name: str = "grid") -> dict[str, Any]:
+    """Run (or reuse) every cell, then write <name>.json, <name>.md and, when alpha varies, the alpha plot
+    (alpha.png; <name>-alpha.png for another name, so sweeps sharing one cells/ folder keep their own tables)."""
     check_inputs(out_root, data_dir, preset.tydi, preset.shift)
     t0 = time.perf_counter()
     records = []
@@ -371,10 +372,10 @@ def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: st
     body = {"kind": "grid", "title": title, "preset": dataclasses.asdict(preset), "rows": rows,
             "cells": [r["key"] for r in records], "same_run_as": same, "wall_time_s": time.perf_counter() - t0,
             "provenance": provenance(model=preset.model, seeds=list(preset.seeds))}
-    write_json(out_root / "grid.json", body)
-    write_text(out_root / "grid.md", md)
+    write_json(out_root / f"{name}.json", body)
+    write_text(out_root / f"{name}.md", md)
     if len({r["alpha"] for r in rows if r["sampler"] == "hybrid"}) > 1:
-        report.plot_alpha(rows, out_root / "alpha.png")
+        report.plot_alpha(rows, out_root / ("alpha.png" if name == "grid" else f"{name}-alpha.png"))
     return body
 
 

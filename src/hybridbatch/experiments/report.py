@@ -131,6 +131,30 @@ def moved_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compact_markdown(cmps: Sequence[dict[str, Any]]) -> str:
+    """One line per comparison: B - A on the paper's four numbers with the seed-aware 95% interval (the questions-only
+    one, marked q, where the two sides share one seed); * where the interval excludes zero."""
+    names = ("Mono mAP", "Cross mAP", "Multi mAP", "Bias")
+    lines = ["| B vs A | seeds | " + " | ".join(f"{n} B - A [95% CI]" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for c in cmps:
+        by = {r["name"]: r for r in c["rows"]}
+        cells = []
+        for n in names:
+            r = by.get(n)
+            if r is None:
+                cells.append("-")
+                continue
+            lo, hi, tag = ((r["seed_ci_low"], r["seed_ci_high"], "") if "seed_ci_low" in r
+                           else (r["ci_low"], r["ci_high"], " q"))
+            d = 1 if n == "Bias" else 3
+            star = "*" if lo > 0 or hi < 0 else ""
+            cells.append(f"{r['diff']:+.{d}f}{star} [{lo:+.{d}f}, {hi:+.{d}f}]{tag}")
+        seeds = ",".join(map(str, c.get("seeds", [])))
+        lines.append(f"| {c['run_b']} vs {c['run_a']} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def shift_markdown(cmps: Sequence[dict[str, Any]]) -> str:
     lines = ["| B vs A | seeds | measure | B - A | 95% CI (seeds + queries) |", "|---|---|---|---|---|"]
     for c in cmps:
@@ -142,9 +166,11 @@ def shift_markdown(cmps: Sequence[dict[str, Any]]) -> str:
 
 
 def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] | None = None,
-           old: Path | None = None, n_boot: int = 2000, title: str | None = None) -> dict[str, Any]:
+           old: Path | None = None, n_boot: int = 2000, title: str | None = None,
+           name: str = "report") -> dict[str, Any]:
     """Table of every finished group (mean ± std over its seeds), each reference group vs the others (XQuAD-R and,
-    where the cells have them, the shift pools), and what moved against an older grid. Writes report.json/.md."""
+    where the cells have them, the shift pools), and what moved against an older grid. Writes <name>.json/.md, so
+    several reports (samplers, loss variants) can live in one results folder."""
     from hybridbatch.experiments.grid import significance_markdown
 
     out_root = Path(out_root)
@@ -168,7 +194,8 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
         sh = (shift_significance(out_root, ref, [g for g in shifted if g != ref], seeds_of, n_boot=n_boot)
               if ref in shifted else [])
         body["comparisons"][ref] = {"xquad-r": xq, "shift": sh}
-        md += [f"### {ref} (B) vs each other cell (A), XQuAD-R test articles", "", significance_markdown(xq)]
+        md += [f"### {ref} (B) vs each other cell (A), XQuAD-R test articles", "", compact_markdown(xq), "",
+               significance_markdown(xq)]
         if sh:
             md += [f"### {ref} (B) vs each other cell (A), domain-shift pools", "", shift_markdown(sh)]
     if old is not None:
@@ -176,10 +203,10 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
         body["moved"] = moved(old_rows, rows)
         md += [f"### What moved against {old}", "", moved_markdown(body["moved"])]
     body["provenance"] = provenance(seeds=sorted({s for v in seeds_of.values() for s in v}))
-    write_json(out_root / "report.json", body)
-    write_text(out_root / "report.md", "\n".join(md))
+    write_json(out_root / f"{name}.json", body)
+    write_text(out_root / f"{name}.md", "\n".join(md))
     return body
 
 
 __all__ = ["SHIFT_ROWS", "finished_records", "seeds_by_group", "shift_matrix", "shift_significance", "moved",
-           "moved_markdown", "shift_markdown", "report"]
+           "moved_markdown", "compact_markdown", "shift_markdown", "report"]
