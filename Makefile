@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench results-small results-losses clean
+.PHONY: install demo test test-fast bench results-small results-samplers results-losses clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,21 +32,33 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 # The re-run of the research grid (docs/RESULTS.md section 8): every cell in results/small-v2, resumable; stop it any
-# time and run it again. Seed by seed, so each finished seed set can be reported and committed (CPU: ~15 min a cell).
-SWEEP = $(BIN)/hybridbatch sweep --preset small --shift --data-dir $(DATA) --out results/small-v2
-SAMPLERS ?= xx,xy,hybrid,bilingual,hybrid-multi
+# time and run it again. Seed by seed, so each finished seed set can be reported and committed (CPU: ~7-15 min a cell).
+SWEEP0 = $(BIN)/hybridbatch sweep --preset small --data-dir $(DATA) --out results/small-v2
+SWEEP = $(SWEEP0) --shift
+REPORT = $(BIN)/hybridbatch experiment report --out results/small-v2
+SAMPLERS ?= xx,xy,hybrid,bilingual,hybrid-multi,curriculum
 results-small: $(STAMP)
 	for s in 0 1 2; do $(SWEEP) --samplers $(SAMPLERS) --alphas 0.5 --seeds $$s --base || exit 1; done
 	$(SWEEP) --samplers en --seeds 0,1,2 || exit 1
-	$(SWEEP) --samplers hybrid --alphas 0,0.25,0.5,0.75,1 --seeds 0,1,2 || exit 1
-	$(BIN)/hybridbatch experiment report --out results/small-v2 --reference hybrid-a0.5-plain,bilingual-a0.5-plain \
-	  --old results/paper-small
+	$(SWEEP) --samplers hybrid --alphas 0,0.25,0.5,0.75,1 --seeds 0,1,2 --name alpha-sweep || exit 1
+	$(BIN)/hybridbatch experiment alignment-vs-alpha --sweep results/small-v2/alpha-sweep.json \
+	  --out results/small-v2/alignment-vs-alpha --data-dir $(DATA) --limit 200 --no-progress || exit 1
+	$(REPORT) --reference hybrid-a0.5-plain --old results/paper-small
 
-# Loss variants with hybrid batches (issue 13 item 2): symmetric InfoNCE and one hard negative at scale 20, plain at
-# scales 10 and 50; hybrid plain at 20 is the results-small cell. xx / xy under the best variant follow from this.
+# Our samplers and the hard negative in the query's language (issue 14): each against hybrid, xy and xx.
+results-samplers: results-small
+	$(SWEEP) --samplers hybrid,xy --alphas 0.5 --losses hardneg-q --seeds 0,1,2 || exit 1
+	$(REPORT) --name samplers --reference bilingual-a0.5-plain,hybrid-multi-a0.5-plain,curriculum-a0.5-plain,\
+	hybrid-a0.5-hardneg-q,xy-hardneg-q --against hybrid-a0.5-plain,xy-plain,xx-plain
+
+# Loss variants with hybrid batches (issue 13 item 2; XQuAD-R only, no shift pools): symmetric InfoNCE and one hard
+# negative at scale 20, plain at scales 10 and 50; hybrid plain at 20 is the results-small cell. xx / xy under the
+# best variant follow from this.
 results-losses: $(STAMP)
-	$(SWEEP) --samplers hybrid --alphas 0.5 --losses symmetric,hardneg --seeds 0,1,2 || exit 1
-	$(SWEEP) --samplers hybrid --alphas 0.5 --losses plain --scales 10,50 --seeds 0,1,2 || exit 1
+	$(SWEEP0) --samplers hybrid --alphas 0.5 --losses symmetric,hardneg --seeds 0,1,2 || exit 1
+	$(SWEEP0) --samplers hybrid --alphas 0.5 --losses plain --scales 10,50 --seeds 0,1,2 || exit 1
+	$(REPORT) --name losses --reference hybrid-a0.5-plain --against hybrid-a0.5-symmetric,hybrid-a0.5-hardneg,\
+	hybrid-a0.5-hardneg-q,hybrid-a0.5-plain-t10,hybrid-a0.5-plain-t50
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
