@@ -273,9 +273,12 @@ def first_questions(corpus: Any, n: int | None) -> Any:
 # ---- grids -------------------------------------------------------------------------------------------------------
 
 SUMMARY_KEYS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "bias"))
-SHIFT_KEYS = ("tydi_multi_map", "tydi_miss1_other_lang", "tatoeba_multi_r1", "tatoeba_own_r1",
-              "tatoeba_miss1_query_lang")
-SHIFT_TITLES = ("TyDi multi-pool mAP", "TyDi top-1 foreign", "Tatoeba multi-pool P@1", "Tatoeba X->en P@1",
+# the domain-shift columns (evaluation.shift): the multilingual pool, the per-language pools and where the relevant
+# item lands (gap = candidates of other segments ranked above it: the pool's language bias)
+SHIFT_KEYS = ("tydi_multi_map", "tydi_multi_ndcg10", "tydi_own_map", "tydi_gap_mean", "tydi_miss1_other_lang",
+              "tatoeba_multi_r1", "tatoeba_gap_mean", "tatoeba_own_r1", "tatoeba_miss1_query_lang")
+SHIFT_TITLES = ("TyDi multi-pool mAP", "TyDi multi-pool nDCG@10", "TyDi per-language pools mAP", "TyDi gap",
+                "TyDi top-1 foreign", "Tatoeba multi-pool P@1", "Tatoeba gap", "Tatoeba X->en P@1",
                 "Tatoeba top-1 own language")
 
 
@@ -334,8 +337,9 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
         lines.append(line)
     if any("shift_tydi_multi_map" in r for r in rows):  # the domain-shift pools (evaluation.shift), every seed
         lines += ["", "| cell | " + " | ".join(SHIFT_TITLES) + " |", "|---|" + "---|" * len(SHIFT_KEYS)]
-        lines += [f"| {r['group']} | " + " | ".join(f(r, f"shift_{k}") for k in SHIFT_KEYS) + " |" for r in rows
-                  if "shift_tydi_multi_map" in r]
+        lines += [f"| {r['group']} | " + " | ".join(f(r, f"shift_{k}", 1 if k.endswith("_gap_mean") else 3)
+                                                    for k in SHIFT_KEYS) + " |"
+                  for r in rows if "shift_tydi_multi_map" in r]
     return "\n".join(lines) + "\n"
 
 
