@@ -451,7 +451,8 @@ def significance_markdown(cmps: list[dict[str, Any]]) -> str:
 
 
 PAPER_SAMPLERS = ("en", "xx", "xy", "hybrid", "hybrid-multi")
-OWN_SAMPLERS = ("hybrid-multi", "bilingual", "curriculum")  # ours, beyond the paper: also compared against every other sampler
+# ours, beyond the paper: also compared against every other sampler
+OWN_SAMPLERS = ("hybrid-multi", "bilingual", "curriculum")
 
 
 def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Sequence[str] = PAPER_SAMPLERS,
