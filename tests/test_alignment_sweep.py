@@ -52,6 +52,24 @@ def test_bootstrap_interval():
     assert A.bootstrap_spearman(x, y, n_boot=2000, seed=4)[:2] != (lo, hi)
 
 
+def test_within_alpha_separates_following_alpha_from_predicting_beyond_it():
+    """Two alphas, three seeds each: x and y both rise with alpha (rho over all cells > 0.5), but within each alpha
+    they run opposite ways, so the within-alpha rho is -1; a lone cell of a third alpha carries no within-alpha
+    information and is dropped."""
+    x = [1.0, 2.0, 3.0, 11.0, 12.0, 13.0, 50.0]
+    y = [3.0, 2.0, 1.0, 13.0, 12.0, 11.0, 0.0]
+    g = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5]
+    assert A.spearman(x[:6], y[:6]) > 0.5
+    assert A.within_groups(x, y, g) == pytest.approx(-1.0)
+    lo, hi = A.bootstrap_within(x, y, g, n_boot=300)
+    assert lo <= -0.99 and hi <= -0.49  # resamples with a repeated cell tie some ranks, never reverse the order
+    rng = np.random.default_rng(2)  # independent within alpha: the interval covers 0
+    g = np.repeat([0.0, 0.25, 0.5, 0.75, 1.0], 3)
+    x, y = g + 0.01 * rng.normal(size=15), g + 0.01 * rng.normal(size=15)
+    lo, hi = A.bootstrap_within(x, y, g, n_boot=500)
+    assert A.spearman(x, y) > 0.8 and lo < 0 < hi
+
+
 def test_correlations_skip_missing_values_and_cross_check_scipy():
     rows = [{"a": float(i), "t": float(i % 4) + 0.1 * i, "u": None} for i in range(10)]
     rows[3]["a"] = float("nan")
