@@ -282,5 +282,6 @@ def experiment_alignment_vs_alpha(
                               progress=progress, log=lambda m: console.print(m, highlight=False))
     for c in body["correlations"]:
         typer.echo(f"{c['measure']}\t{c['target']}\trho={c['rho']:.3f}\tci=[{c['ci_low']:.3f},{c['ci_high']:.3f}]"
-                   f"\tcells={c['n_cells']}")
+                   f"\twithin_alpha={c['rho_within_alpha']:.3f}\tci=[{c['within_ci_low']:.3f},"
+                   f"{c['within_ci_high']:.3f}]\tcells={c['n_cells']}")
     console.print(f"wrote {', '.join(body['paths'].values())}", highlight=False)
