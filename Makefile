@@ -45,11 +45,13 @@ results-small: $(STAMP)
 	  --out results/small-v2/alignment-vs-alpha --data-dir $(DATA) --limit 200 --no-progress || exit 1
 	$(REPORT) --reference hybrid-a0.5-plain --old results/paper-small
 
-# Our samplers and the hard negative in the query's language (issue 14): each against hybrid, xy and xx.
+# Our samplers and the hard negative in the query's language (issue 14): each against hybrid, xy and xx, and
+# hardneg-q against the hard negative in the passage's language (the same loss, the negative's language changed).
 results-samplers: results-small
 	$(SWEEP) --samplers hybrid,xy --alphas 0.5 --losses hardneg-q --seeds 0,1,2 || exit 1
+	$(SWEEP0) --samplers hybrid --alphas 0.5 --losses hardneg --seeds 0,1,2 || exit 1
 	$(REPORT) --name samplers --reference bilingual-a0.5-plain,hybrid-multi-a0.5-plain,curriculum-a0.5-plain,\
-	hybrid-a0.5-hardneg-q,xy-hardneg-q --against hybrid-a0.5-plain,xy-plain,xx-plain
+	hybrid-a0.5-hardneg-q,xy-hardneg-q --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg
 
 # Loss variants with hybrid batches (issue 13 item 2; XQuAD-R only, no shift pools): symmetric InfoNCE and one hard
 # negative at scale 20, plain at scales 10 and 50; hybrid plain at 20 is the results-small cell. xx / xy under the
