@@ -124,6 +124,11 @@ def bootstrap_spearman(x: Sequence[float], y: Sequence[float], *, n_boot: int = 
     rng = np.random.default_rng(seed)
     n = len(x)
     vals = np.array([spearman(x[i], y[i]) for i in rng.integers(0, n, size=(n_boot, n))]) if n else np.array([])
+    return _percentile_interval(vals, confidence)
+
+
+def _percentile_interval(vals: np.ndarray, confidence: float) -> tuple[float, float, int]:
+    """(low, high, resamples kept) of the resampled rhos; NaN ones (a constant side) are dropped."""
     vals = vals[~np.isnan(vals)]
     if not len(vals):
         return math.nan, math.nan, 0
@@ -154,13 +159,7 @@ def bootstrap_within(x: Sequence[float], y: Sequence[float], groups: Sequence[An
     for _ in range(n_boot):
         idx = np.concatenate([rng.choice(m, size=len(m)) for m in members]) if members else np.array([], int)
         vals.append(within_groups(x[idx], y[idx], g[idx]))
-    arr = np.array(vals)
-    arr = arr[~np.isnan(arr)]
-    if not len(arr):
-        return math.nan, math.nan
-    a = 1.0 - confidence
-    lo, hi = np.quantile(arr, [a / 2, 1 - a / 2])
-    return float(lo), float(hi)
+    return _percentile_interval(np.array(vals), confidence)[:2]
 
 
 def correlations(rows: list[dict[str, Any]], measures: Sequence[str], targets: Sequence[str], *, n_boot: int = 10000,

@@ -261,15 +261,20 @@ class PairBatchSampler(DefaultBatchSampler):
             st.plans.append(self._next_plan(epoch, len(st.plans), st))
         return st.plans[group]
 
+    def _first_kind_prob(self, epoch: int, group: int) -> float:
+        """The chance that batch group `group` of `epoch` is of the first kind (a curriculum varies it)."""
+        return self.probs[0]
+
     def _kind_of(self, epoch: int, group: int) -> BatchKind:
         # The coin is tossed only when both kinds are possible, so that hybrid at alpha 1 (0) draws exactly the
         # batches of xx (xy) for the same seed: the sweep's end points are those runs, not look-alikes.
-        if len(self.kinds) == 1 or self.probs[0] >= 1.0:
+        p = self._first_kind_prob(epoch, group)
+        if len(self.kinds) == 1 or p >= 1.0:
             return self.kinds[0]
-        if self.probs[0] <= 0.0:
+        if p <= 0.0:
             return self.kinds[1]
         rng = np.random.default_rng([int(self.seed), int(epoch), int(group), 0x4B42])
-        return self.kinds[int(rng.random() >= self.probs[0])]
+        return self.kinds[int(rng.random() >= p)]
 
     def _stream(self, st: _Epoch, kind: BatchKind, epoch: int) -> _KindStream:
         if kind.name not in st.streams:
@@ -514,12 +519,7 @@ class CurriculumSampler(HybridSampler):
         t = min(1.0, (pos + 0.5) / self.ramp_batches)
         return first + (last - first) * t
 
-    def _kind_of(self, epoch: int, group: int) -> BatchKind:
-        p = self.p_xx(epoch, group)
-        if p >= 1.0 or p <= 0.0:
-            return self.kinds[0 if p >= 1.0 else 1]
-        rng = np.random.default_rng([int(self.seed), int(epoch), int(group), 0x4B42])
-        return self.kinds[int(rng.random() >= p)]
+    _first_kind_prob = p_xx  # the kinds are hybrid's [X-X, X-Y]: the base class tosses the same coin
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "ramp_batches": self.ramp_batches, "reverse": self.reverse}
