@@ -43,6 +43,7 @@ results-small: $(STAMP)
 	$(SWEEP) --samplers hybrid --alphas 0,0.25,0.5,0.75,1 --seeds 0,1,2 --name alpha-sweep || exit 1
 	$(BIN)/hybridbatch experiment alignment-vs-alpha --sweep results/small-v2/alpha-sweep.json \
 	  --out results/small-v2/alignment-vs-alpha --data-dir $(DATA) --limit 200 --no-progress || exit 1
+	$(REPORT) --name alpha --reference hybrid-a0.25-plain,hybrid-a0.75-plain --against xy-plain,hybrid-a0.5-plain,xx-plain
 	$(REPORT) --reference hybrid-a0.5-plain --old results/paper-small
 
 # Our samplers and the hard negative in the query's language (issue 14): each against hybrid, xy and xx, and
@@ -54,13 +55,15 @@ results-samplers: results-small
 	hybrid-a0.5-hardneg-q,xy-hardneg-q --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg
 
 # Loss variants with hybrid batches (issue 13 item 2; XQuAD-R only, no shift pools): symmetric InfoNCE and one hard
-# negative at scale 20, plain at scales 10 and 50; hybrid plain at 20 is the results-small cell. xx / xy under the
-# best variant follow from this.
-results-losses: $(STAMP)
+# negative at scale 20, plain at scales 10 and 50; hybrid plain at 20 is the results-small cell. Then xx under the best
+# variant (hardneg-q; its xy cells come from results-samplers), so hybrid vs xx / xy is asked again under that loss.
+results-losses: results-samplers
 	$(SWEEP0) --samplers hybrid --alphas 0.5 --losses symmetric,hardneg --seeds 0,1,2 || exit 1
 	$(SWEEP0) --samplers hybrid --alphas 0.5 --losses plain --scales 10,50 --seeds 0,1,2 || exit 1
-	$(REPORT) --name losses --reference hybrid-a0.5-plain --against hybrid-a0.5-symmetric,hybrid-a0.5-hardneg,\
-	hybrid-a0.5-hardneg-q,hybrid-a0.5-plain-t10,hybrid-a0.5-plain-t50
+	$(SWEEP0) --samplers xx --alphas 0.5 --losses hardneg-q --seeds 0,1,2 || exit 1
+	$(REPORT) --name losses --reference hybrid-a0.5-symmetric,hybrid-a0.5-hardneg,hybrid-a0.5-hardneg-q,\
+	hybrid-a0.5-plain-t10,hybrid-a0.5-plain-t50 --against hybrid-a0.5-plain || exit 1
+	$(REPORT) --name best-loss --reference hybrid-a0.5-hardneg-q,xx-hardneg-q --against xx-hardneg-q,xy-hardneg-q,xx-plain
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -103,6 +103,25 @@ def test_aggregate_takes_mean_and_sample_std_over_seeds():
     assert "0.600 ± 0.141" in md and "| h | 1 | 0.100 |" in md
 
 
+
+def test_alpha_plot_adds_the_out_of_domain_panel_only_when_every_alpha_ran_the_shift_pools(tmp_path: Path):
+    import matplotlib.image
+
+    from hybridbatch.report import plot_alpha
+
+    def rec(alpha: float, seed: int, shift: bool) -> dict:
+        r = _record(f"hybrid-a{alpha:g}-plain", seed, 0.7 + alpha / 10, alpha=alpha)
+        if shift:
+            r["shift"] = {"tydi_multi_map": 0.85 + alpha / 100, "tatoeba_multi_r1": 0.66 - alpha / 50}
+        return r
+
+    widths = {}
+    for shift_on_last in (True, False):
+        records = [rec(a, s, shift=a < 1 or shift_on_last) for a in (0.0, 0.5, 1.0) for s in (0, 1)]
+        out = plot_alpha(aggregate(records), tmp_path / f"alpha-{shift_on_last}.png")
+        widths[shift_on_last] = matplotlib.image.imread(out).shape[1]
+    assert widths[True] / widths[False] == pytest.approx(16 / 11, rel=0.02)  # three panels vs two
+
 @pytest.fixture(scope="module")
 def tiny_preset(tiny_model: Path) -> Preset:
     return Preset("test", model=str(tiny_model), max_steps=3, batch_size=8, max_seq_length=32, tydi=False,

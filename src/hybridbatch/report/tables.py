@@ -137,12 +137,20 @@ def compare_markdown(cmp: dict[str, Any]) -> str:
     return head + markdown_table(["metric", "A", "B", "B - A", "CI", "p"], rows)
 
 
+# Out-of-domain panel of the alpha plot: (row key, label); drawn when every hybrid row ran the shift pools.
+_ALPHA_SHIFT = (("multi_map", "XQuAD-R Multi mAP (in domain)"), ("shift_tydi_multi_map", "TyDi multi-pool mAP"),
+                ("shift_tatoeba_multi_r1", "Tatoeba multi-pool P@1"))
+
+
 def plot_alpha(rows: list[dict[str, Any]], out: Path) -> Path:
-    """Mono / Cross / Multi mAP and bias against alpha, error bars = std over seeds; X-X / X-Y drawn as references."""
+    """Mono / Cross / Multi mAP and bias against alpha, error bars = std over seeds; X-X / X-Y drawn as references.
+    With the shift pools, a third panel asks whether the best alpha in domain is also best out of domain: each
+    measure as its change from alpha's smallest value, so measures on different scales share one axis."""
     plt = pyplot()
 
     mix = sorted((r for r in rows if r["sampler"] == "hybrid" and r["alpha"] is not None), key=lambda r: r["alpha"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    shift = bool(mix) and all(k in r for r in mix for k, _ in _ALPHA_SHIFT)
+    fig, axes = plt.subplots(1, 3 if shift else 2, figsize=(16 if shift else 11, 4))
     for setting, color in (("mono", "C0"), ("cross", "C1"), ("multi", "C2")):
         k = f"{setting}_map"
         axes[0].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
@@ -161,6 +169,15 @@ def plot_alpha(rows: list[dict[str, Any]], out: Path) -> Path:
     axes[1].set_xlabel("alpha (share of X-X batches)")
     axes[1].set_ylabel("rank distance (lower = less bias)")
     axes[1].set_title("language bias vs alpha")
+    if shift:
+        for (k, label), color in zip(_ALPHA_SHIFT, ("C2", "C4", "C5")):
+            axes[2].errorbar([r["alpha"] for r in mix], [r[k] - mix[0][k] for r in mix],
+                             yerr=[r.get(f"{k}_std", 0.0) for r in mix], marker="o", capsize=3, color=color, label=label)
+        axes[2].axhline(0.0, color="grey", lw=0.8)
+        axes[2].set_xlabel("alpha (share of X-X batches)")
+        axes[2].set_ylabel(f"change from alpha {mix[0]['alpha']:g} (higher = better)")
+        axes[2].set_title("in domain vs out of domain")
+        axes[2].legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, out)
 
