@@ -103,7 +103,6 @@ def test_aggregate_takes_mean_and_sample_std_over_seeds():
     assert "0.600 ± 0.141" in md and "| h | 1 | 0.100 |" in md
 
 
-
 def test_alpha_plot_adds_the_out_of_domain_panel_only_when_every_alpha_ran_the_shift_pools(tmp_path: Path):
     import matplotlib.image
 
@@ -121,6 +120,7 @@ def test_alpha_plot_adds_the_out_of_domain_panel_only_when_every_alpha_ran_the_s
         out = plot_alpha(aggregate(records), tmp_path / f"alpha-{shift_on_last}.png")
         widths[shift_on_last] = matplotlib.image.imread(out).shape[1]
     assert widths[True] / widths[False] == pytest.approx(16 / 11, rel=0.02)  # three panels vs two
+
 
 @pytest.fixture(scope="module")
 def tiny_preset(tiny_model: Path) -> Preset:
