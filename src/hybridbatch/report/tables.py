@@ -151,33 +151,34 @@ def plot_alpha(rows: list[dict[str, Any]], out: Path) -> Path:
     mix = sorted((r for r in rows if r["sampler"] == "hybrid" and r["alpha"] is not None), key=lambda r: r["alpha"])
     shift = bool(mix) and all(k in r for r in mix for k, _ in _ALPHA_SHIFT)
     fig, axes = plt.subplots(1, 3 if shift else 2, figsize=(16 if shift else 11, 4))
+
+    def curve(ax: Any, k: str, offset: float = 0.0, **kw: Any) -> None:
+        """One measure against alpha (minus `offset`), error bars = its std over seeds."""
+        ax.errorbar([r["alpha"] for r in mix], [r[k] - offset for r in mix], yerr=[r[f"{k}_std"] for r in mix],
+                    marker="o", capsize=3, **kw)
+
     for setting, color in (("mono", "C0"), ("cross", "C1"), ("multi", "C2")):
         k = f"{setting}_map"
-        axes[0].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
-                         marker="o", capsize=3, color=color, label=f"{setting} mAP (hybrid)")
+        curve(axes[0], k, color=color, label=f"{setting} mAP (hybrid)")
         for ref, ls in (("xx", ":"), ("xy", "--")):
             for r in rows:
                 if r["sampler"] == ref and r["loss"] == (mix[0]["loss"] if mix else "plain"):
                     axes[0].axhline(r[k], color=color, ls=ls, lw=1, alpha=0.7)
-    axes[0].set_xlabel("alpha (share of X-X batches)")
     axes[0].set_ylabel("mAP (XQuAD-R test articles)")
     axes[0].set_title("mAP vs alpha (dotted: X-X only, dashed: X-Y only)")
     axes[0].legend(fontsize=8)
-    k = "multi_bias"
-    axes[1].errorbar([r["alpha"] for r in mix], [r[k] for r in mix], yerr=[r[f"{k}_std"] for r in mix],
-                     marker="o", capsize=3, color="C3")
-    axes[1].set_xlabel("alpha (share of X-X batches)")
+    curve(axes[1], "multi_bias", color="C3")
     axes[1].set_ylabel("rank distance (lower = less bias)")
     axes[1].set_title("language bias vs alpha")
     if shift:
         for (k, label), color in zip(_ALPHA_SHIFT, ("C2", "C4", "C5")):
-            axes[2].errorbar([r["alpha"] for r in mix], [r[k] - mix[0][k] for r in mix],
-                             yerr=[r.get(f"{k}_std", 0.0) for r in mix], marker="o", capsize=3, color=color, label=label)
+            curve(axes[2], k, offset=mix[0][k], color=color, label=label)
         axes[2].axhline(0.0, color="grey", lw=0.8)
-        axes[2].set_xlabel("alpha (share of X-X batches)")
         axes[2].set_ylabel(f"change from alpha {mix[0]['alpha']:g} (higher = better)")
         axes[2].set_title("in domain vs out of domain")
         axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("alpha (share of X-X batches)")
     fig.tight_layout()
     return save_figure(fig, out)
 
