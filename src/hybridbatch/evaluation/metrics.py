@@ -18,6 +18,8 @@ Conventions
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 TIE_MODES = ("expected", "optimistic", "pessimistic")
@@ -297,3 +299,13 @@ def tie_recall_at(above: np.ndarray, tied: np.ndarray, k: int, mode: str = "expe
     if mode == "pessimistic":
         return (a + t + 1 <= k).astype(np.float64)
     return np.clip(k - a, 0, t + 1) / (t + 1)
+
+
+def nanmean(values: Any) -> float:
+    """Mean over the values that are not NaN; NaN when none is (no warning, unlike `np.nanmean` on an empty slice).
+
+    mean = sum(x_i for x_i not NaN) / #{x_i not NaN}
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if len(x) else float("nan")
