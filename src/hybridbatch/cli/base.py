@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 
 from hybridbatch.errors import HybridBatchError
 
@@ -64,20 +66,26 @@ DataDir = Annotated[
 ]
 
 
-@contextlib.contextmanager
-def progress_bars(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
-    """A `progress(stage, done, total)` callback for the library's long functions: one bar per stage on stderr,
-    cleared when done (nothing shown when `enabled` is false or stderr is not a terminal)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+Progress = Callable[[str, int, int], None]  # the library's progress callback: (stage, done, total)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[Progress]:
+    """A `progress(stage, done, total)` callback for the library's long functions, which report progress only through
+    such a callback (they never build a bar): one bar per stage on stderr, cleared when done (nothing shown when
+    `enabled` is false or stderr is not a terminal). A stage whose total changes gets the new total.
+
+        with progress_bars(show) as progress:
+            run_align(..., progress=progress)
+    """
+    with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=not enabled, transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def tick(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
+            bar.update(tasks[stage], completed=done, total=total)
 
         yield tick
 
