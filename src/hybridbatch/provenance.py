@@ -14,12 +14,15 @@ import re
 import secrets
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from hybridbatch.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -211,20 +214,49 @@ def write_text(path: Path | str, text: str) -> Path:
 
 
 def check_out_dir(path: Path | str, flag: str = "--out") -> Path:
-    """Fail before the work, not after it: `path` must be a folder or creatable as one (no file in the way)."""
-    from hybridbatch.errors import UsageError
+    """Fail before the work, not after it: `path` must be a folder or creatable as one (see `check_writable_dir`)."""
+    return check_writable_dir(path, flag)
 
+
+def check_writable_dir(path: Path | str, flag: str = "--out") -> Path:
+    """Fail before the work, not after it: `path` must be a writable folder or creatable as one. Checked by trying:
+    no file in the way, no name longer than the filesystem allows, and a probe folder made and removed at once in
+    the nearest existing folder (permission bits say nothing for root, and /proc or a read-only mount refuse only
+    when tried). Raises UsageError naming `flag` and the path; creates nothing."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{flag} {path} is a file; give a folder (it is created if missing)")
-    for parent in path.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK):
-                raise UsageError(f"{flag} {path}: cannot write in {parent}")
-            break
+    absolute = path.absolute()
+    parent = next(p for p in (absolute, *absolute.parents) if _exists(p))
+    limit = _name_max(parent if parent.is_dir() else parent.parent)
+    for part in absolute.relative_to(parent).parts:
+        if len(os.fsencode(part)) > limit:
+            raise UsageError(f"{flag} {path}: the name {part[:20]}... is {len(os.fsencode(part))} bytes long; this "
+                             f"filesystem allows at most {limit}")
+    if parent == absolute and not parent.is_dir():
+        what = "a broken symbolic link" if not parent.exists() else "a file"
+        raise UsageError(f"{flag} {path} is {what}; give a folder (it is created if missing)")
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".hybridbatch-probe-", dir=parent))
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot create a folder in {parent} ({e.strerror or e})") from None
     return path
+
+
+def _exists(path: Path) -> bool:
+    """Whether there is an entry (a broken symbolic link is one) at `path`; False also for a name too long, where
+    Path.exists() raises."""
+    try:
+        os.lstat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _name_max(folder: Path) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    return 255
 
 
 class Timer:
