@@ -27,10 +27,11 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("QACorpus", "PairSet", "Question", "Candidate", "TrainItem"), "hybridbatch.data.records"),
     "check_paths": "hybridbatch.data.checks",
     # sampling
-    **dict.fromkeys(("SAMPLERS", "PairBatchSampler", "HybridSampler", "XXSampler", "XYSampler", "EnglishSampler",
-                     "MixedSampler", "RandomSampler", "HybridMultiSampler", "BilingualSampler", "CurriculumSampler",
-                     "make_sampler"),
+    **dict.fromkeys(("SAMPLERS", "HybridSampler", "XXSampler", "XYSampler", "EnglishSampler", "MixedSampler",
+                     "RandomSampler", "HybridMultiSampler", "BilingualSampler", "CurriculumSampler", "make_sampler",
+                     "sampler_class"),
                     "hybridbatch.sampling.samplers"),
+    "PairBatchSampler": "hybridbatch.sampling.base",
     **dict.fromkeys(("pairs_from_long", "pair_dataset"), "hybridbatch.sampling.dataset"),
     "PairCollator": "hybridbatch.sampling.collator",
     "ProportionalGroupSampler": "hybridbatch.sampling.multi",
@@ -98,6 +99,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
     from hybridbatch.models.loading import describe_model, load_model, prefixes, set_prefixes  # noqa: F401
     from hybridbatch.sampling.collator import PairCollator  # noqa: F401
     from hybridbatch.sampling.dataset import pair_dataset, pairs_from_long  # noqa: F401
+    from hybridbatch.sampling.base import PairBatchSampler  # noqa: F401
     from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
     from hybridbatch.sampling.samplers import (  # noqa: F401
         SAMPLERS,
@@ -107,11 +109,11 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         HybridMultiSampler,
         HybridSampler,
         MixedSampler,
-        PairBatchSampler,
         RandomSampler,
         XXSampler,
         XYSampler,
         make_sampler,
+        sampler_class,
     )
     from hybridbatch.training.device import placement, resolve_device, resolve_precision  # noqa: F401
     from hybridbatch.training.trainer import TrainConfig, make_loss, train  # noqa: F401

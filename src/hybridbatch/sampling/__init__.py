@@ -1,6 +1,7 @@
-"""Sampling: batch samplers for hybrid-batch training (sentence-transformers `DefaultBatchSampler`s) and the pair
-dataset they read."""
+"""Sampling: batch samplers for hybrid-batch training (sentence-transformers `DefaultBatchSampler`s), the registry
+of samplers by name with what each takes and needs, and the pair dataset they read."""
 
+from hybridbatch.sampling.base import BatchPlan, PairBatchSampler, check_alpha, world_size_from_env  # noqa: F401
 from hybridbatch.sampling.collator import PairCollator  # noqa: F401
 from hybridbatch.sampling.dataset import (  # noqa: F401
     METADATA_COLUMNS,
@@ -30,20 +31,23 @@ from hybridbatch.sampling.kinds import (  # noqa: F401
 from hybridbatch.sampling.mix import dump_plans, save_mix, summarise_plans  # noqa: F401
 from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
 from hybridbatch.sampling.samplers import (  # noqa: F401
+    DEFAULT_SAMPLER,
     MIX_SAMPLERS,
     SAMPLERS,
-    BatchPlan,
+    VALIDATION_SAMPLER,
     BilingualSampler,
     CurriculumSampler,
     EnglishSampler,
     HybridMultiSampler,
     HybridSampler,
     MixedSampler,
-    PairBatchSampler,
     RandomSampler,
     XXSampler,
     XYSampler,
-    check_alpha,
+    alpha_of,
     make_sampler,
-    world_size_from_env,
+    same_run,
+    sampler_class,
+    sampler_options,
+    takes_alpha,
 )

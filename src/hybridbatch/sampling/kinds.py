@@ -43,6 +43,7 @@ class BatchKind:
     """Base: a kind with per-batch languages (items are ids)."""
 
     name = "base"
+    cross = False  # its pairs are cross-lingual: it needs two languages with shared ids
 
     def options(self, index: PairIndex, s: int, allowed: np.ndarray) -> list[Option]:
         raise NotImplementedError
@@ -76,6 +77,7 @@ class XYBatch(BatchKind):
     """Query language X, passage language Y != X, the same for the whole batch group."""
 
     name = "xy"
+    cross = True
 
     def options(self, index: PairIndex, s: int, allowed: np.ndarray) -> list[Option]:
         langs = np.nonzero(allowed)[0]
@@ -141,6 +143,7 @@ class XYPerPairBatch(RandomBatch):
     """Cross-lingual pairs with (X, Y) drawn per pair: Y among the id's other languages."""
 
     name = "xy-per-pair"
+    cross = True
     min_langs = 2
 
     def passage_lang(self, x: int, langs: np.ndarray, rng: np.random.Generator) -> int:

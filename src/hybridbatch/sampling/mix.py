@@ -7,6 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from hybridbatch.provenance import write_json, write_text
+from hybridbatch.sampling.index import batch_info
+
 
 def summarise_plans(plans: Any) -> dict[str, Any]:
     """The realised mix of a sequence of plans (or of dicts with kind / source / qlang / plang)."""
@@ -30,16 +33,11 @@ def summarise_plans(plans: Any) -> dict[str, Any]:
 
 
 def save_mix(path: Path | str, mix: dict[str, Any], **extra: Any) -> Path:
-    from hybridbatch.provenance import write_json
-
     return write_json(path, {**extra, **mix})
 
 
 def dump_plans(sampler: Any, n_groups: int, path: Path | str) -> Path:
     """Write the first `n_groups` plans as JSON lines (for inspection)."""
-    from hybridbatch.provenance import write_text
-    from hybridbatch.sampling.index import batch_info
-
     lines = []
     for g in range(n_groups):
         p = sampler.plan(g)

@@ -4,6 +4,7 @@ names what a resume may change (everything else must match the run being resumed
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +63,11 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto: bf16 on GPUs that have it, fp32 on CPU
     query_prefix: str | None = None  # None: the model's own "query" prompt, else none
     passage_prefix: str | None = None  # None: the model's own "passage"/"document" prompt, else none
+    allow_missing_weights: bool = False  # train a model whose weights lack tensors its config asks for (random init)
 
     # Settings that do not change what is trained: a resume may change them.
-    RUN_ONLY = ("out", "resume", "overwrite", "progress", "keep_checkpoints", "logging_steps", "data_dir", "device")
+    RUN_ONLY = ("out", "resume", "overwrite", "progress", "keep_checkpoints", "logging_steps", "data_dir", "device",
+                "allow_missing_weights")
 
     @classmethod
     def from_file(cls, path: Path | str) -> TrainConfig:
@@ -98,6 +101,9 @@ class TrainConfig:
         if unknown:
             raise UsageError(f"{_source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         given = {k: v for k, v in overrides.items() if v is not None}
+        for k, v in given.items():
+            if (bad := _type_problem(names[k].type, v)) is not None:
+                raise UsageError(f"{_source}: {k}: {bad}")
         if isinstance(given.get("data"), str):
             given["data"] = [given["data"]]
         for k in ("out", "data_dir", "model"):
@@ -111,25 +117,37 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        """Reject bad settings before anything is loaded or written."""
-        from hybridbatch.sampling.samplers import SAMPLERS, check_alpha
+        """Reject bad settings before anything is loaded or written: every field's type (a config built in code is
+        checked like one read from a file), then the ranges; numbers must be finite (an `inf` learning rate trains
+        into NaN and fails only at the end)."""
+        for f in dataclasses.fields(self):
+            if (bad := _type_problem(f.type, getattr(self, f.name), none_ok=True)) is not None:
+                raise UsageError(f"setting {f.name}: {bad}")
+        from hybridbatch.sampling.samplers import sampler_options
 
-        if self.sampler not in SAMPLERS:
-            raise UsageError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        check_alpha(self.alpha)
+        sampler_options(self.sampler, alpha=self.alpha)  # the sampler's name and alpha, checked in sampling
         checks = [
             (self.batch_size >= 2, f"batch size must be at least 2 (in-batch negatives), got {self.batch_size}"),
             (self.max_steps is None or self.max_steps >= 1, f"max steps must be at least 1, got {self.max_steps}"),
-            (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
-            (self.lr > 0, f"learning rate must be positive, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (_finite(self.epochs) and self.epochs > 0, f"epochs must be positive and finite, got {self.epochs}"),
+            (_finite(self.lr) and self.lr > 0, f"learning rate must be positive and finite, got {self.lr}"),
+            (_finite(self.weight_decay) and self.weight_decay >= 0,
+             f"weight decay must be >= 0 and finite, got {self.weight_decay}"),
             (0 <= self.warmup_ratio < 1, f"warmup ratio must be in [0, 1), got {self.warmup_ratio}"),
+            (_finite(self.max_grad_norm) and self.max_grad_norm >= 0,
+             f"max grad norm must be >= 0 and finite (0: no clipping), got {self.max_grad_norm}"),
             (self.grad_accum >= 1, f"grad accumulation must be at least 1, got {self.grad_accum}"),
             (8 <= self.max_seq_length <= 8192, f"max sequence length must be in [8, 8192], got {self.max_seq_length}"),
-            (self.scale > 0, f"loss scale must be positive, got {self.scale}"),
+            (_finite(self.scale) and self.scale > 0, f"loss scale must be positive and finite, got {self.scale}"),
             (self.mini_batch_size >= 1, f"mini batch size must be at least 1, got {self.mini_batch_size}"),
             (0 <= self.val_fraction < 0.5, f"val fraction must be in [0, 0.5), got {self.val_fraction}"),
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
+            (self.eval_steps is None or self.eval_steps >= 1, f"eval steps must be at least 1, got {self.eval_steps}"),
+            (self.save_steps is None or self.save_steps >= 1, f"save steps must be at least 1, got {self.save_steps}"),
+            (self.eval_batches >= 1, f"eval batches must be at least 1, got {self.eval_batches}"),
+            (self.logging_steps >= 1, f"logging steps must be at least 1, got {self.logging_steps}"),
+            (self.save_total_limit >= 1, f"save total limit must be at least 1, got {self.save_total_limit}"),
+            (self.seed >= 0, f"seed must be >= 0 (numpy seeds are non-negative), got {self.seed}"),
             (self.lang_weighting in ("uniform", "size"),
              f"lang weighting must be 'uniform' or 'size', got {self.lang_weighting!r}"),
             (bool(self.data), "no training data given"),
@@ -148,6 +166,45 @@ class TrainConfig:
 
     def trained_settings(self) -> dict[str, Any]:
         return {k: v for k, v in self.to_dict().items() if k not in self.RUN_ONLY}
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+_SCALARS: dict[str, tuple[tuple[type, ...], str]] = {
+    "bool": ((bool,), "true or false"),
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "str": ((str, Path), "a string"),
+}
+
+
+def _type_problem(annotation: Any, value: Any, none_ok: bool = False) -> str | None:
+    """Why `value` is not of a field's type (the annotation as written: 'int', 'str | None', 'list[str]'), or None.
+    Booleans are not numbers here, and numbers are not strings: a TOML `batch_size = "4"` or a YAML `alpha: "0.5"`
+    is a mistake to name, not to convert."""
+    text = str(annotation).replace(" ", "")
+    optional = text.endswith("|None")
+    text = text.removesuffix("|None")
+    if value is None:
+        return None if optional or none_ok else "expected a value, got null"
+    if text == "list[str]":
+        items = [value] if isinstance(value, (str, Path)) else value
+        if isinstance(items, (list, tuple)) and all(isinstance(v, (str, Path)) for v in items):
+            return None
+        return f"expected a string or a list of strings, got {_show(value)}"
+    want, words = _SCALARS.get(text, ((object,), "a value"))
+    if isinstance(value, want) and not (isinstance(value, bool) and bool not in want):
+        return None
+    return f"expected {words}, got {_show(value)}"
+
+
+def _show(value: Any) -> str:
+    kind = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} ({text[:40]}{'...' if len(text) > 40 else ''})"
 
 
 __all__ = ["LOSS_SCALE", "TrainConfig"]

@@ -261,9 +261,9 @@ def prepare_data(config: TrainConfig) -> RunData:
 def build_datasets(config: TrainConfig, data: RunData, query_prefix: str, passage_prefix: str) -> None:
     """The pair datasets (sampling.pair_dataset): training rows, and validation rows for the loss rule."""
     from hybridbatch.sampling.dataset import pair_dataset
-    from hybridbatch.sampling.samplers import MIX_SAMPLERS, SAMPLERS
+    from hybridbatch.sampling.samplers import sampler_class
 
-    cross = SAMPLERS[config.sampler].needs_cross and not (config.sampler in MIX_SAMPLERS and config.alpha == 1.0)
+    cross = sampler_class(config.sampler).needs_cross_rows(config.alpha)
     data.train_dataset = pair_dataset(data.train_sets, query_prefix, passage_prefix,
                                       hard_negatives=config.hard_negatives, cross=cross,
                                       negative_lang=config.hard_negative_lang)
@@ -282,17 +282,12 @@ def sampler_factory(config: TrainConfig, world: int) -> Any:
     passes dataset, batch size, seed...). One epoch is one pass over the (id, language) items."""
     import functools
 
-    from hybridbatch.sampling.samplers import MIX_SAMPLERS, SAMPLERS, CurriculumSampler, XYSampler
+    from hybridbatch.sampling.samplers import sampler_class, sampler_options
 
-    cls = SAMPLERS[config.sampler]
-    kw: dict[str, Any] = {"world_size": world, "lang_weighting": config.lang_weighting}
-    if config.sampler in MIX_SAMPLERS:
-        kw["alpha"] = config.alpha
-    if config.sampler in MIX_SAMPLERS or issubclass(cls, XYSampler):
-        kw["per_pair"] = config.per_pair
-    if issubclass(cls, CurriculumSampler) and config.max_steps:
-        kw["ramp_batches"] = config.max_steps * config.grad_accum  # the ramp spans the run, not one epoch
-    return functools.partial(cls, **kw)
+    run = config.max_steps * config.grad_accum if config.max_steps else None  # a ramp spans the run, not one epoch
+    kw = sampler_options(config.sampler, world_size=world, lang_weighting=config.lang_weighting, alpha=config.alpha,
+                         per_pair=config.per_pair, ramp_batches=run)
+    return functools.partial(sampler_class(config.sampler), **kw)
 
 
 @dataclass
@@ -327,13 +322,13 @@ def build_selection(config: TrainConfig, data: RunData, world: int) -> Selection
         return Selection("lareqa", "eval_lareqa_multi_map", True, evaluator=ev,
                          note="LAReQA Multi mAP of the validation ids (all their languages) against a pool of their "
                               "answers in every language")
-    from hybridbatch.sampling.samplers import RandomSampler
+    from hybridbatch.sampling.samplers import VALIDATION_SAMPLER
 
     groups = len({(p.name, it.group or q) for p in data.val_sets for q, by in p.items.items() for it in by.values()})
     bs = min(config.batch_size, groups // world)
     if bs < 2:
         return Selection("none", note=f"too few validation answer groups ({groups}) for validation batches")
-    sampler = functools.partial(RandomSampler, world_size=world, num_batches=config.eval_batches * world)
+    sampler = functools.partial(VALIDATION_SAMPLER, world_size=world, num_batches=config.eval_batches * world)
     return Selection("loss", "eval_loss", False, eval_batch_sampler=sampler, eval_batch_size=bs,
                      note=f"loss on {config.eval_batches} fixed batch group(s) of the random sampler (seed "
                           f"{config.seed}) over the validation ids, the same for every training sampler")
@@ -384,7 +379,8 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: in
 def load_model(config: TrainConfig, place: Placement) -> Any:
     """The model to train, on the run's device, with the freezing the config asks for."""
     model = load_st_model(config.model, config.max_seq_length, device=place.device,
-                          query_prefix=config.query_prefix, passage_prefix=config.passage_prefix)
+                          query_prefix=config.query_prefix, passage_prefix=config.passage_prefix,
+                          allow_missing_weights=config.allow_missing_weights)
     if config.freeze_embeddings:
         freeze_word_embeddings(model)
     freeze_unused_pooler(model)
@@ -473,7 +469,7 @@ def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: S
     """Rank 0: the final model, mix.json and train.json."""
     from hybridbatch.provenance import process_commit, provenance, write_json
     from hybridbatch.sampling.mix import summarise_plans
-    from hybridbatch.sampling.samplers import MIX_SAMPLERS
+    from hybridbatch.sampling.samplers import takes_alpha
 
     with timer("save"):
         _finalise_model(trainer, out)
@@ -481,7 +477,7 @@ def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: S
     entries = _read_jsonl(batch_log_path(out, 0)) if config.batch_log else []
     micro = trainer.state.global_step * config.grad_accum
     mix = summarise_plans(entries) if entries else sampler.mix(micro)
-    mix["planned"] = {"alpha": config.alpha if config.sampler in MIX_SAMPLERS else None, "sampler": config.sampler}
+    mix["planned"] = {"alpha": config.alpha if takes_alpha(config.sampler) else None, "sampler": config.sampler}
     write_json(out / "mix.json", mix)
     history = trainer.state.log_history
     metric = selection.metric
@@ -537,7 +533,7 @@ def train(config: TrainConfig) -> Path:
     from transformers.trainer_utils import set_seed
 
     from hybridbatch.provenance import Timer
-    from hybridbatch.sampling.samplers import world_size_from_env
+    from hybridbatch.sampling.base import world_size_from_env
 
     t_start, timer = time.perf_counter(), Timer()
     config.validate()
