@@ -1,4 +1,5 @@
-"""Data: records, readers (LAReQA / SQuAD JSON, JSONL pairs, Tatoeba), validation, lookup and download."""
+"""Data: records, readers (LAReQA / SQuAD JSON, JSONL pairs, Tatoeba, XLingHealth xlsx, MKQA JSONL, mMARCO / MIRACL
+from the hub), validation, lookup and download."""
 
 from hybridbatch.data.checks import (  # noqa: F401
     check_paths,
@@ -8,6 +9,7 @@ from hybridbatch.data.checks import (  # noqa: F401
     tatoeba_stats,
 )
 from hybridbatch.data.download import (  # noqa: F401
+    MKQA_NOTE,
     MLQA_R_NOTE,
     RAW_BASE,
     SOURCES,
@@ -24,17 +26,26 @@ from hybridbatch.data.languages import (  # noqa: F401
 )
 from hybridbatch.data.lookup import (  # noqa: F401
     DATASETS,
+    PAIR_DATASETS,
     XQUAD_ARTICLES,
     data_root,
     data_roots,
     dataset_dir,
     lareqa_files,
+    is_mkqa_file,
     load_corpus,
     load_pairs,
+    pair_source,
+)
+from hybridbatch.data.mkqa import (  # noqa: F401
+    PAIRINGS,
+    mkqa_pairs,
+    read_mkqa,
 )
 from hybridbatch.data.pairs import (  # noqa: F401
     read_pairs_jsonl,
     read_tatoeba,
+    tatoeba_pairs,
 )
 from hybridbatch.data.qa import (  # noqa: F401
     Mode,
@@ -48,6 +59,7 @@ from hybridbatch.data.records import (  # noqa: F401
     Question,
     TrainItem,
     passage_text,
+    union_groups,
 )
 from hybridbatch.data.sentences import (  # noqa: F401
     THAI_MIN_CHARS,
@@ -60,4 +72,8 @@ from hybridbatch.data.validation import (  # noqa: F401
     LINE_COUNT,
     TOP_LEVEL,
     WHOLE_FILE,
+)
+from hybridbatch.data.xlinghealth import (  # noqa: F401
+    XLH_LANGUAGES,
+    read_xlinghealth,
 )

@@ -9,12 +9,24 @@ from pathlib import Path
 from typing import Any
 
 from hybridbatch.data.languages import _unknown_lang, lang_from_path
-from hybridbatch.data.lookup import _TYDI_FILE, DATASETS, _lang_files, dataset_dir, load_corpus, load_pairs
+from hybridbatch.data.lookup import (
+    _TYDI_FILE,
+    DATASETS,
+    _lang_files,
+    dataset_dir,
+    is_mkqa_file,
+    load_corpus,
+    load_pairs,
+    pair_source,
+)
+from hybridbatch.data.mkqa import _check_mkqa, mkqa_stats
 from hybridbatch.data.pairs import _TATOEBA, _check_pairs_jsonl, _check_tatoeba, read_pairs_jsonl, read_tatoeba
 from hybridbatch.data.qa import _read_qa
 from hybridbatch.data.records import PairSet, QACorpus
-from hybridbatch.data.validation import FILE_NAME, FOLDER, _Report
-from hybridbatch.errors import Problem
+from hybridbatch.data.validation import FILE_NAME, FOLDER, WHOLE_FILE, _Report
+from hybridbatch.data.xlinghealth import _check_xlinghealth, xlinghealth_files
+from hybridbatch.errors import Problem, UsageError
+from hybridbatch.provenance import sha256_files
 
 # ---------------------------------------------------------------------------------------------------------------------
 # `data check` and `data stats`.
@@ -36,8 +48,12 @@ def check_paths(paths: Sequence[Path | str]) -> tuple[list[Problem], list[Proble
             if any(_TATOEBA.match(p.name) for p in path.iterdir()):
                 _check_tatoeba(rep, path)
                 checked = True
+            workbooks = xlinghealth_files(_Report(), path)
+            if workbooks:
+                _check_xlinghealth(rep, workbooks)
+                checked = True
             for p in sorted(path.glob("*.jsonl")):
-                _check_pairs_jsonl(rep, p)
+                _check_jsonl(rep, p, beside_workbooks=bool(workbooks))
                 checked = True
             tydi = {p for p in path.glob("*.json") if _TYDI_FILE.match(p.name)}
             for p in sorted(tydi):
@@ -52,9 +68,11 @@ def check_paths(paths: Sequence[Path | str]) -> tuple[list[Problem], list[Proble
                 _read_qa(rep, files, path.name, "auto", "paragraph")
                 checked = True
             if not checked and len(rep.problems) == before:  # hidden files only, or nothing at all: say so
-                rep.error(path, FOLDER, "no data files (<lang>.json, *.jsonl, tatoeba.*) in this folder")
+                rep.error(path, FOLDER, "no data files (<lang>.json, *.jsonl, *.xlsx, tatoeba.*) in this folder")
         elif path.suffix == ".jsonl":
-            _check_pairs_jsonl(rep, path)
+            _check_jsonl(rep, path)
+        elif path.suffix.lower() == ".xlsx":
+            _check_xlinghealth(rep, [path])
         elif path.suffix == ".json":
             lang = lang_from_path(path)
             if lang is None:
@@ -62,8 +80,20 @@ def check_paths(paths: Sequence[Path | str]) -> tuple[list[Problem], list[Proble
             else:
                 _read_qa(rep, {lang: path}, path.stem, "auto", "paragraph")
         else:
-            rep.error(path, FILE_NAME, "unsupported file type (expected .json, .jsonl, or a folder)")
+            rep.error(path, FILE_NAME, "unsupported file type (expected .json, .jsonl, .xlsx, or a folder)")
     return rep.problems, rep.warnings
+
+
+def _check_jsonl(rep: _Report, path: Path, beside_workbooks: bool = False) -> None:
+    """An MKQA file (by its name), a JSONL beside XLingHealth workbooks (a conversion: the xlsx is read, this is
+    not), or users' pairs."""
+    if is_mkqa_file(path):
+        _check_mkqa(rep, path)
+    elif beside_workbooks:
+        rep.warn(path, WHOLE_FILE, "not checked: the .xlsx workbooks beside it are the data (a JSONL in their folder is "
+                               "taken for a conversion of them); check it on its own if it is training pairs")
+    else:
+        _check_pairs_jsonl(rep, path)
 
 
 def corpus_stats(corpus: QACorpus) -> dict[str, Any]:
@@ -124,6 +154,11 @@ def dataset_stats(
     spec_s = str(spec)
     if spec_s == "tatoeba-laser":
         return tatoeba_stats(read_tatoeba(dataset_dir(spec_s, data_dir)), spec_s)
+    if spec_s == "mkqa" or is_mkqa_file(Path(spec_s)):
+        return _mkqa_stats(dataset_dir(spec_s, data_dir) if spec_s == "mkqa" else Path(spec_s))
+    special = pair_source(spec_s, data_dir)
+    if special is not None:
+        return pairs_stats(special)
     path = Path(spec)
     if spec_s not in DATASETS:
         if path.is_file() and path.suffix == ".jsonl":
@@ -134,3 +169,20 @@ def dataset_stats(
             if any(path.glob("*.jsonl")) and not any(path.glob("*.json")):
                 return pairs_stats(load_pairs(path))
     return corpus_stats(load_corpus(spec, data_dir, split=split))
+
+
+def _mkqa_stats(path: Path) -> dict[str, Any]:
+    """Per-language MKQA counts (questions, those with answers, answer strings, ids shared with another language)
+    and the ids-in-k-languages histogram; one DataError on any problem, like the readers."""
+    files = [p for p in sorted(path.glob("*.jsonl")) if is_mkqa_file(p)] if path.is_dir() else [path]
+    if len(files) != 1:
+        raise UsageError(f"{path}: expected one mkqa*.jsonl file in this folder, found {len(files)}")
+    rep = _Report()
+    rows = _check_mkqa(rep, files[0])
+    rep.raise_if_any()
+    hist = Counter(len(v) for v in rows.values())
+    langs = mkqa_stats(rows)
+    return {"name": "mkqa", "kind": "mkqa", "languages": langs, "ids": len(rows),
+            "ids_in_k_languages": {str(k): hist[k] for k in sorted(hist)},
+            "questions": sum(v["questions"] for v in langs.values()), "checksum": sha256_files(files),
+            "warnings": len(rep.warnings)}

@@ -119,7 +119,22 @@ SOURCES: dict[str, Source] = {
             "tatoeba.vie-eng.vie 52721 6dbb02d778b0bfc8678cd85f87db76de55dd7e409a26fe32ad42d50e0f1fff77"
         )),
     ),
+    "xlinghealth": Source(
+        "claws-lab/XLingEval", "75ac9c8c5345b5d003bdcdf13a2b0fdcfeddec2a",
+        "Apache-2.0 (repository); LiveQA / MedicationQA research data",
+        _files("XLingHealth_Dataset/", (
+            "LiveQA.xlsx 623458 f26fa965ded22ac6078d8819a466590ed8ff044b02b622673d9104631eaa5be1;"
+            "MedicationQA.xlsx 850300 8c70d8ba0be8732d879e227ef5048f4dfd65b340ee583e0635b94897265f6319"
+        )),
+    ),
 }
+
+MKQA_NOTE = (
+    "mkqa cannot be downloaded as it is read here: its upstream file is the MIA 2022 zip "
+    "(github.com/mia-workshop/MIA-Shared-Task-2022 at ea2491a3, data/eval/mkqa_dev.zip), converted to one JSON line "
+    "per question and language ({pid, lang, question, answers, split}). Put that mkqa*.jsonl in DIR/mkqa/ and use "
+    "--data-dir DIR, or pass the file itself."
+)
 
 MLQA_R_NOTE = (
     "MLQA-R cannot be downloaded: the pinned LAReQA commit ships only XQuAD-R (its README lists one folder), and "
@@ -139,8 +154,8 @@ def download(
     where it stopped. `mirror` replaces https://raw.githubusercontent.com (same `<owner>/<repo>/<commit>/<path>`
     layout; `file://` works). Checksum mismatches are collected into one DataError; a network failure stops at once
     with a message saying how to use a local copy instead."""
-    if name == "mlqa-r":
-        raise UsageError(MLQA_R_NOTE)
+    if name in ("mlqa-r", "mkqa"):
+        raise UsageError(MLQA_R_NOTE if name == "mlqa-r" else MKQA_NOTE)
     if name not in SOURCES:
         raise UsageError(f"unknown dataset {name!r}; downloadable: {', '.join(SOURCES)}")
     src = SOURCES[name]

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from hybridbatch.data.download import SOURCES
 from hybridbatch.data.languages import _unknown_lang, lang_from_path, normalize_lang
-from hybridbatch.data.pairs import _check_pairs_jsonl, read_pairs_jsonl
+from hybridbatch.data.mkqa import PAIRINGS, read_mkqa
+from hybridbatch.data.pairs import _TATOEBA, _check_pairs_jsonl, read_pairs_jsonl, read_tatoeba, tatoeba_pairs
 from hybridbatch.data.qa import _read_qa, read_squad
 from hybridbatch.data.records import PairSet, QACorpus, TrainItem
 from hybridbatch.data.validation import FILE_NAME, _Report
+from hybridbatch.data.xlinghealth import read_xlinghealth
 from hybridbatch.errors import DataError, Problem, UsageError
 from hybridbatch.provenance import sha256_files
 
@@ -48,7 +50,8 @@ def _lang_files(rep: _Report, folder: Path, pattern: str, skip: Iterable[Path] =
     return out
 
 
-DATASETS = ("xquad-r", "mlqa-r", "tydiqa-goldp", "tatoeba-laser")
+DATASETS = ("xquad-r", "mlqa-r", "tydiqa-goldp", "tatoeba-laser", "xlinghealth", "mkqa")
+PAIR_DATASETS = ("tatoeba-laser", "xlinghealth", "mkqa")  # training pairs, not QA corpora with candidate pools
 
 
 def data_root(data_dir: Path | str | None = None) -> Path:
@@ -82,7 +85,8 @@ def dataset_dir(name: str, data_dir: Path | str | None = None) -> Path:
         if (root / name).is_dir():
             return root / name
     how = (f"Run `hybridbatch data download {name}` (needs network)" if name in SOURCES
-           else f"{name} cannot be downloaded (see docs/DATA.md); put its <lang>.json files in a folder")
+           else f"{name} cannot be downloaded (see docs/DATA.md); put its files (" +
+           ("mkqa*.jsonl" if name == "mkqa" else "<lang>.json") + ") in a folder")
     raise UsageError(
         f"dataset {name!r} not found (looked in {', '.join(str(r / name) for r in roots)}). {how}, or point at a "
         f"local copy with --data-dir DIR or $HYBRIDBATCH_DATA=DIR (DIR holds {name}/)."
@@ -114,8 +118,9 @@ def load_corpus(spec: str | Path, data_dir: Path | str | None = None, split: str
       paragraph candidates; a TyDi-style folder is recognised by its file names.
     Names are looked up in `--data-dir`, then `$HYBRIDBATCH_DATA`, then the user cache (`dataset_dir`)."""
     spec_s = str(spec)
-    if spec_s == "tatoeba-laser":
-        raise UsageError("tatoeba-laser is a set of translation pairs, not a QA corpus: use read_tatoeba(folder)")
+    if spec_s in PAIR_DATASETS:
+        raise UsageError(f"{spec_s} is a set of training pairs, not a QA corpus with candidate pools: use "
+                         f"load_pairs({spec_s!r})")
     path = dataset_dir(spec_s, data_dir) if spec_s in DATASETS else Path(spec)
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
@@ -174,6 +179,9 @@ def load_pairs(
     data). split=None: everything; "test"/"dev": as in `load_corpus`."""
     spec_s = str(spec)
     path = Path(spec)
+    special = pair_source(spec_s, data_dir)
+    if special is not None:
+        return special
     if spec_s not in DATASETS and path.is_file() and path.suffix == ".jsonl":
         return read_pairs_jsonl(path)
     if spec_s not in DATASETS and path.is_dir():
@@ -192,6 +200,36 @@ def load_pairs(
 
 
 XQUAD_ARTICLES = 48
+
+
+def is_mkqa_file(path: Path) -> bool:
+    """An MKQA JSONL file is told from users' pairs by its name (`mkqa*.jsonl`, like the shipped mkqa_mia_dev.jsonl):
+    its fields (pid, question, answers) are not the pairs format."""
+    return path.suffix == ".jsonl" and path.name.lower().startswith("mkqa")
+
+
+def pair_source(spec: str, data_dir: Path | str | None = None) -> PairSet | None:
+    """The PairSet of a training source that is not a QA corpus, or None for anything else: 'xlinghealth' (or an
+    .xlsx file, or a folder holding .xlsx workbooks), 'mkqa' / 'mkqa:answers' (or an mkqa*.jsonl file, optionally
+    with ':answers' / ':questions' after it), 'tatoeba-laser' (alignment pairs with English)."""
+    base, _, pairing = spec.rpartition(":") if spec.endswith(tuple(f":{p}" for p in PAIRINGS)) else (spec, "", "")
+    path = dataset_dir(base, data_dir) if base in PAIR_DATASETS else Path(base)
+    if base == "tatoeba-laser" or (base not in DATASETS and path.is_dir()
+                                   and any(_TATOEBA.match(p.name) for p in path.iterdir())):
+        files = sorted(p for p in path.iterdir() if _TATOEBA.match(p.name))
+        return tatoeba_pairs(read_tatoeba(path), base if base in DATASETS else path.name, sha256_files(files))
+    if base == "xlinghealth":
+        return read_xlinghealth(path)
+    if base == "mkqa":
+        return read_mkqa(path, pairing or "questions")
+    if base in DATASETS:
+        return None
+    if path.suffix.lower() == ".xlsx" or (path.is_dir() and any(path.glob("*.xlsx"))):
+        return read_xlinghealth(path)
+    if is_mkqa_file(path) or (path.is_dir() and any(is_mkqa_file(p) for p in path.glob("*.jsonl"))
+                              and not any(path.glob("*.json"))):
+        return read_mkqa(path, pairing or "questions")
+    return None
 
 
 def _merge_pairs(name: str, files: list[Path]) -> PairSet:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from hybridbatch.data.languages import _unknown_lang, normalize_lang
-from hybridbatch.data.records import PairSet, TrainItem
+from hybridbatch.data.records import PairSet, TrainItem, union_groups
 from hybridbatch.data.validation import (
     FILE_NAME,
     FOLDER,
@@ -174,3 +174,21 @@ def read_tatoeba(folder: Path | str) -> dict[str, tuple[list[str], list[str]]]:
     return out
 
 
+def tatoeba_pairs(data: dict[str, tuple[list[str], list[str]]], name: str = "tatoeba-laser",
+                  checksum: str = "") -> PairSet:
+    """Tatoeba bitext as alignment pairs: id `tatoeba:<lang>:<line>` exists in <lang> and in English, its query and
+    "passage" both the sentence, so only X-Y rows (X -> English, English -> X) pair two texts; X-X rows would pair a
+    sentence with itself. Ids whose English (or X) sentence is one text share an answer group (the English sides of
+    different language pairs repeat sentences). Note: these are the test pairs of the Tatoeba pool."""
+    keys: dict[str, list[tuple[str, str]]] = {}
+    items: dict[str, dict[str, TrainItem]] = {}
+    for lang, (xs, en) in data.items():
+        for i, (x, e) in enumerate(zip(xs, en, strict=True)):
+            qid = f"tatoeba:{lang}:{i}"
+            keys[qid] = [(lang, x.strip().casefold()), ("en", e.strip().casefold())]
+            items[qid] = {lang: TrainItem(x.strip(), x.strip()), "en": TrainItem(e.strip(), e.strip())}
+    groups = union_groups(keys)
+    for qid, by in items.items():
+        for lang, it in by.items():
+            by[lang] = TrainItem(it.query, it.positive, (), groups[qid])
+    return PairSet(name, items, checksum)

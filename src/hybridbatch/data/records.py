@@ -6,7 +6,7 @@ Nothing here assumes full parallelism: an id may exist in only some languages (M
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hybridbatch.errors import Problem, UsageError
@@ -206,6 +206,29 @@ def answer_groups(corpus: QACorpus) -> dict[str, str]:
         if root not in best or name[qid] < best[root]:
             best[root] = name[qid]
     return {qid: best[find(qid)][2] for qid in parent}
+
+
+def union_groups(keys: Mapping[str, Iterable[Hashable]]) -> dict[str, str]:
+    """id -> the first id (in mapping order) of its group, where ids that share any key are one group (union-find).
+    Readers use it for answer groups: two questions whose answers are the same text in some language must never
+    be in one batch, where each would be the other's false negative."""
+    first: dict[Hashable, str] = {}
+    parent = {qid: qid for qid in keys}
+    order = {qid: i for i, qid in enumerate(keys)}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for qid, ks in keys.items():
+        for k in ks:
+            a, b = find(qid), find(first.setdefault(k, qid))
+            if a != b:
+                lo, hi = sorted((a, b), key=order.__getitem__)
+                parent[hi] = lo
+    return {qid: find(qid) for qid in keys}
 
 
 def passage_text(c: Candidate, context: bool) -> str:
