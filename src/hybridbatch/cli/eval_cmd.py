@@ -124,6 +124,8 @@ def eval_cmd(
                                                           "comma-separated devices to encode on in parallel, e.g. "
                                                           "cuda:0,cuda:1 (sentence-transformers multi-process).")]
     = None,
+    allow_missing_weights: Annotated[bool, typer.Option("--allow-missing-weights", help="Evaluate a model whose "
+                                     "weights lack tensors its config asks for (initialised at random).")] = False,
 ) -> None:
     """Evaluate a model: LAReQA Mono / Cross / Multi mAP, recall, nDCG, language bias.
 
@@ -151,7 +153,7 @@ def eval_cmd(
     if not corpus.languages or not any(corpus.questions.values()):
         raise UsageError(f"{data}: no questions found")
     st_model = _eval_load_model(model, max_seq_length, device, query_prefix=query_prefix,
-                                passage_prefix=passage_prefix)
+                                passage_prefix=passage_prefix, allow_missing_weights=allow_missing_weights)
     from hybridbatch.evaluation.encoders import resolve_encoder
 
     enc_kw["encoder"] = resolve_encoder(enc_kw["encoder"] or "auto", st_model)

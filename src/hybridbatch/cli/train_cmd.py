@@ -69,6 +69,8 @@ def train_cmd(
     precision: Precision = None,
     query_prefix: QueryPrefix = None,
     passage_prefix: PassagePrefix = None,
+    allow_missing_weights: Annotated[bool, typer.Option("--allow-missing-weights", help="Train a model whose "
+                                     "weights lack tensors its config asks for (initialised at random).")] = False,
 ) -> None:
     """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json.
 
@@ -91,6 +93,7 @@ def train_cmd(
         out=out_dir,
         resume=resume or None, overwrite=overwrite or None, keep_checkpoints=keep_checkpoints, progress=progress,
         device=device, precision=precision, query_prefix=query_prefix, passage_prefix=passage_prefix,
+        allow_missing_weights=allow_missing_weights or None,
     )
     path = train(cfg)
     if os.environ.get("RANK", "0") == "0":

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,12 +131,15 @@ def _in_hf_cache(repo_id: str) -> bool:
 
 
 def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_length: int | None = None,
-               query_prefix: str | None = None, passage_prefix: str | None = None) -> SentenceTransformer:
+               query_prefix: str | None = None, passage_prefix: str | None = None,
+               allow_missing_weights: bool = False) -> SentenceTransformer:
     """Load a sentence-transformers model by name ('embedded', a folder or a hub id). Plain Hugging Face models
     (no modules.json) get mean pooling from SentenceTransformer itself. Any failure is a ModelError.
 
     `device`: auto (CUDA, then MPS, else CPU), cpu, cuda[:N] or mps. `query_prefix` / `passage_prefix` replace the
-    model's own prompts (default: keep them; a model without prompts gets no prefix)."""
+    model's own prompts (default: keep them; a model without prompts gets no prefix). A model whose weights lack
+    tensors its config asks for (e.g. more layers than were saved) is refused: transformers would initialise them
+    at random, a different model on every load; `allow_missing_weights=True` accepts that."""
     if max_seq_length is not None and max_seq_length < 1:
         raise UsageError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
     from hybridbatch.training.device import check_device
@@ -159,7 +164,8 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
 
     device = process_device(resolve_device(device))
     try:
-        model = SentenceTransformer(target, device=device, local_files_only=not online)
+        with missing_weight_reports() as missing:
+            model = SentenceTransformer(target, device=device, local_files_only=not online)
     except Exception as e:  # hub/transformers raise many types (OSError, ValueError, HTTP errors): all mean "cannot"
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         if local:
@@ -171,6 +177,8 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
             f"(or the id is misspelt): pass a local model folder, or `embedded` for the built-in "
             f"multilingual-e5-small."
         ) from e
+    if missing and not allow_missing_weights:
+        raise ModelError(missing_weights_message(name, missing))
     if max_seq_length is not None:
         limit = getattr(getattr(model[0], "auto_model", None), "config", None)
         limit = getattr(limit, "max_position_embeddings", None)
@@ -178,6 +186,49 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
             raise UsageError(f"max_seq_length {max_seq_length} exceeds the model's {limit} positions ({name})")
         model.max_seq_length = max_seq_length
     return set_prefixes(model, query_prefix, passage_prefix)
+
+
+@contextlib.contextmanager
+def missing_weight_reports() -> Iterator[list[str]]:
+    """While a model loads, collect the tensors transformers initialises at random because the checkpoint lacks
+    them (its own loading report: `missing_keys` and size-mismatched keys), as '<source>: <tensor>' strings. An
+    unused BERT-style `pooler.` is not counted: sentence-transformers pooling never reads it."""
+    import transformers.modeling_utils as mu
+
+    found: list[str] = []
+    original = getattr(mu, "log_state_dict_report", None)
+    if original is None:  # another transformers layout: nothing to hook (tests/test_reliability_inputs.py notices)
+        yield found
+        return
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        info = kwargs.get("loading_info", args[3] if len(args) > 3 else None)
+        keys = set(getattr(info, "missing_keys", ())) | {k[0] for k in getattr(info, "mismatched_keys", ())}
+        source = kwargs.get("pretrained_model_name_or_path", args[1] if len(args) > 1 else "?")
+        found.extend(f"{source}: {k}" for k in sorted(keys) if not k.startswith("pooler."))
+        return original(*args, **kwargs)
+
+    mu.log_state_dict_report = spy
+    try:
+        yield found
+    finally:
+        mu.log_state_dict_report = original
+
+
+def missing_weights_message(name: str, missing: list[str]) -> str:
+    """One line naming the missing tensors, grouped by layer ('encoder.layer.2.* (16 tensors)')."""
+    groups: dict[str, int] = {}
+    for entry in missing:
+        key = entry.rsplit(": ", 1)[-1]
+        parts = key.split(".")
+        head = ".".join(parts[:3]) + ".*" if len(parts) > 3 and parts[2].isdigit() else key
+        groups[head] = groups.get(head, 0) + 1
+    shown = ", ".join(f"{g} ({n} tensors)" if n > 1 else g for g, n in list(groups.items())[:6])
+    more = f" and {len(groups) - 6} more" if len(groups) > 6 else ""
+    return (f"model {name}: its weights lack {len(missing)} tensor(s) its config asks for: {shown}{more}. They "
+            f"would be initialised at random (a different model on every load): fix config.json (e.g. "
+            f"num_hidden_layers) or the weight files, or pass --allow-missing-weights (allow_missing_weights=True) "
+            f"to accept random tensors")
 
 
 def describe_model(model: SentenceTransformer, name: str) -> dict[str, Any]:
