@@ -90,8 +90,8 @@ def _check_jsonl(rep: _Report, path: Path, beside_workbooks: bool = False) -> No
     if is_mkqa_file(path):
         _check_mkqa(rep, path)
     elif beside_workbooks:
-        rep.warn(path, WHOLE_FILE, "not checked: the .xlsx workbooks beside it are the data (a JSONL in their folder is "
-                               "taken for a conversion of them); check it on its own if it is training pairs")
+        rep.warn(path, WHOLE_FILE, "not checked: the .xlsx workbooks beside it are the data (a JSONL in their folder "
+                                   "is taken for a conversion of them); check it on its own if it is training pairs")
     else:
         _check_pairs_jsonl(rep, path)
 

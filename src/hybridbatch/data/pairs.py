@@ -102,10 +102,11 @@ def _check_pairs_jsonl(
 
 
 def read_pairs_jsonl(path: Path | str) -> PairSet:
-    """Users' own training pairs: one JSON object a line, `{"id", "lang", "query", "positive", "negative"?, "group"?}` where
-    `negative` is a string or a list of strings; rows with the same `id` in different languages are parallel copies
-    (what X-Y batches pair up). An optional `group` names the answer language-independently: ids sharing it are
-    never in one batch group (without it each id is its own group). Blank lines are skipped. Raises one DataError naming every bad line."""
+    """Users' own training pairs: one JSON object a line, `{"id", "lang", "query", "positive", "negative"?,
+    "group"?}` where `negative` is a string or a list of strings; rows with the same `id` in different languages are
+    parallel copies (what X-Y batches pair up). An optional `group` names the answer language-independently: ids
+    sharing it are never in one batch group (without it each id is its own group). Blank lines are skipped. Raises
+    one DataError naming every bad line."""
     path = Path(path)
     rep = _Report()
     items = _check_pairs_jsonl(rep, path)
