@@ -95,7 +95,7 @@ def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int
 
     from hybridbatch.models.loading import load_model, prefixes
     from hybridbatch.sampling import pair_dataset
-    from hybridbatch.training.device import placement
+    from hybridbatch.device import placement
     from hybridbatch.training.trainer import freeze_word_embeddings
 
     place = placement(device, "auto")

@@ -91,7 +91,7 @@ def train_plain(model_name: str, data: Path, out: Path, *, steps: int, batch: in
     from hybridbatch.data.lookup import load_corpus
     from hybridbatch.models.loading import load_model, prefixes
     from hybridbatch.sampling.dataset import pair_dataset
-    from hybridbatch.training.device import placement
+    from hybridbatch.device import placement
 
     place = placement(device, precision)
     model = load_model(model_name, device=place.device, max_seq_length=length)

@@ -1,4 +1,4 @@
-"""Where training and evaluation run (`training.device`) and which prefixes a model gets (`models.prefixes`)."""
+"""Where training and evaluation run (`hybridbatch.device`) and which prefixes a model gets (`models.prefixes`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from hybridbatch.errors import UsageError
 from hybridbatch.models.loading import load_model, prefixes, set_prefixes
-from hybridbatch.training.device import Placement, placement, resolve_device, resolve_precision
+from hybridbatch.device import Placement, placement, resolve_device, resolve_precision
 
 NO_CUDA = not torch.cuda.is_available()
 

@@ -37,7 +37,7 @@ _LAZY: dict[str, str] = {
     "ProportionalGroupSampler": "hybridbatch.sampling.multi",
     # training
     **dict.fromkeys(("TrainConfig", "train", "make_loss"), "hybridbatch.training.trainer"),
-    **dict.fromkeys(("placement", "resolve_device", "resolve_precision"), "hybridbatch.training.device"),
+    **dict.fromkeys(("placement", "resolve_device", "resolve_precision"), "hybridbatch.device"),
     # evaluation
     "LAReQAEvaluator": "hybridbatch.evaluation.evaluator",
     **dict.fromkeys(("evaluate_lareqa", "evaluate_beir", "write_eval", "EvalResult", "BeirResult"),
@@ -115,5 +115,5 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         make_sampler,
         sampler_class,
     )
-    from hybridbatch.training.device import placement, resolve_device, resolve_precision  # noqa: F401
+    from hybridbatch.device import placement, resolve_device, resolve_precision  # noqa: F401
     from hybridbatch.training.trainer import TrainConfig, make_loss, train  # noqa: F401

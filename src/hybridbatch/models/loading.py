@@ -142,7 +142,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
     at random, a different model on every load; `allow_missing_weights=True` accepts that."""
     if max_seq_length is not None and max_seq_length < 1:
         raise UsageError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
-    from hybridbatch.training.device import check_device
+    from hybridbatch.device import check_device
 
     check_device(device)  # a bad word fails before anything is loaded
     target = resolve_model(name)
@@ -160,7 +160,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
         SentenceTransformer,  # after the cheap checks: a bad path fails in no time
     )
 
-    from hybridbatch.training.device import process_device, resolve_device
+    from hybridbatch.device import process_device, resolve_device
 
     device = process_device(resolve_device(device))
     try:

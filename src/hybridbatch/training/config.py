@@ -59,7 +59,7 @@ class TrainConfig:
     overwrite: bool = False
     progress: bool = True
     batch_log: bool = True
-    device: str = "auto"  # auto | cpu | cuda | mps (training.device)
+    device: str = "auto"  # auto | cpu | cuda | mps (hybridbatch.device)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; auto: bf16 on GPUs that have it, fp32 on CPU
     query_prefix: str | None = None  # None: the model's own "query" prompt, else none
     passage_prefix: str | None = None  # None: the model's own "passage"/"document" prompt, else none
@@ -159,7 +159,7 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
-        from hybridbatch.training.device import check_device, check_precision
+        from hybridbatch.device import check_device, check_precision
 
         check_device(self.device)
         check_precision(self.precision)

@@ -35,7 +35,7 @@ import numpy as np
 
 from hybridbatch.errors import HybridBatchError, ModelError, UsageError
 from hybridbatch.training.config import LOSS_SCALE, TrainConfig  # noqa: F401  (the public names live here too)
-from hybridbatch.training.device import Placement, placement
+from hybridbatch.device import Placement, placement
 
 # --------------------------------------------------------------------------------------------------------------------
 # Data and model
@@ -287,6 +287,10 @@ def sampler_factory(config: TrainConfig, world: int) -> Any:
     run = config.max_steps * config.grad_accum if config.max_steps else None  # a ramp spans the run, not one epoch
     kw = sampler_options(config.sampler, world_size=world, lang_weighting=config.lang_weighting, alpha=config.alpha,
                          per_pair=config.per_pair, ramp_batches=run)
+    if len(config.data) > 1 or config.data_weights:  # several sources: each its own sampler and kinds, weighted
+        from hybridbatch.sampling.sources import MultiSourceSampler
+
+        return functools.partial(MultiSourceSampler, sampler=config.sampler, weights=config.data_weights, **kw)
     return functools.partial(sampler_class(config.sampler), **kw)
 
 
