@@ -22,6 +22,7 @@ class TrainConfig:
 
     model: str = "embedded"
     data: list[str] = field(default_factory=lambda: ["xquad-r"])
+    data_weights: list[float] | None = None  # one per `data` entry: a source's share of batches (sampling.sources)
     data_dir: str | None = None
     out: str = "runs/train"
     sampler: str = "hybrid"
@@ -151,6 +152,10 @@ class TrainConfig:
             (self.lang_weighting in ("uniform", "size"),
              f"lang weighting must be 'uniform' or 'size', got {self.lang_weighting!r}"),
             (bool(self.data), "no training data given"),
+            (self.data_weights is None or (len(self.data_weights) == len(self.data) and all(
+                w >= 0 for w in self.data_weights) and any(w > 0 for w in self.data_weights)),
+             f"data weights must be one number >= 0 per data source ({len(self.data)}), not all 0; got "
+             f"{self.data_weights}"),
             (self.select in ("lareqa", "loss"), f"select must be 'lareqa' or 'loss', got {self.select!r}"),
             (self.hard_negative_lang in ("passage", "query"),
              f"hard negative lang must be 'passage' or 'query', got {self.hard_negative_lang!r}"),

@@ -1,0 +1,197 @@
+"""The paper's data from the Hugging Face hub, streamed with `datasets` at pinned revisions: mMARCO (its main
+training source, parallel by query id across 14 languages) and MIRACL (its third evaluation set, native queries in
+16 languages, not parallel).
+
+Both hub repositories are loading scripts over plain files, and `datasets` no longer runs loading scripts, so the
+files are streamed directly (`load_dataset("text" | "json", data_files=..., streaming=True)`) from
+`hf://datasets/<repo>@<revision>/<path>`, or from a local copy of the same layout (`base=FOLDER`, what the tests
+and offline users do). Formats, as on the hub (docs/DATA.md):
+
+- mMARCO (unicamp-dl/mmarco @ 714e2341, "Change the naming of translation versions"):
+  `data/triples.train.ids.small.tsv` (`qid \\t positive pid \\t negative pid`, language-independent ids),
+  `data/google/queries/{train,dev}/<language>_queries.{train,dev}.tsv` (`qid \\t text`),
+  `data/google/collections/<language>_collection.tsv` (`pid \\t text`); <language> is an English name (`english`).
+- MIRACL (miracl/miracl @ 33075b83): `miracl-v1.0-<lang>/topics/topics.miracl-v1.0-<lang>-<split>.tsv`
+  (`qid \\t query`), `miracl-v1.0-<lang>/qrels/qrels.miracl-v1.0-<lang>-<split>.tsv` (`qid \\t Q0 \\t docid \\t
+  relevance`, 1 relevant, 0 judged not relevant); passages in miracl/miracl-corpus @ 262aa62d:
+  `miracl-corpus-v1.0-<lang>/docs-<i>.jsonl.gz` (`{"docid", "title", "text"}`).
+
+Passages are kept only when a chosen query needs them, but each collection file is streamed through once (an
+mMARCO collection is 3-8 GB per language).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hybridbatch.data.records import PairSet, TrainItem, union_groups
+from hybridbatch.errors import DataError, HybridBatchError, Problem, UsageError
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """A dataset repository on the hub at a pinned revision (a commit sha cited in its history)."""
+
+    repo: str
+    revision: str
+    license: str
+
+    def base(self) -> str:
+        return f"hf://datasets/{self.repo}@{self.revision}"
+
+
+MMARCO = HubRepo("unicamp-dl/mmarco", "714e2341460cf550592cd5e5d8dc164f020fe445", "Apache-2.0 (MS MARCO terms apply)")
+MIRACL = HubRepo("miracl/miracl", "33075b837ae3ee130037274357829bcd0f0692de", "Apache-2.0")
+MIRACL_CORPUS = HubRepo("miracl/miracl-corpus", "262aa62d062e95c5487d7115094ffb2721830965", "Apache-2.0")
+
+MMARCO_LANGUAGES = {"en": "english", "ar": "arabic", "zh": "chinese", "nl": "dutch", "fr": "french",
+                    "de": "german", "hi": "hindi", "id": "indonesian", "it": "italian", "ja": "japanese",
+                    "pt": "portuguese", "ru": "russian", "es": "spanish", "vi": "vietnamese"}
+PAPER_MMARCO = ("en", "ar", "zh", "de", "es", "ru", "hi")  # the paper's mMARCO languages (Table 9)
+MIRACL_LANGUAGES = ("ar", "bn", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "zh")
+MIRACL_SPLITS = ("train", "dev")
+
+
+def _stream(builder: str, files: str | list[str], token: str | bool | None = None) -> Any:
+    import datasets
+
+    try:
+        return datasets.load_dataset(builder, data_files={"train": files}, split="train", streaming=True, token=token)
+    except FileNotFoundError as e:
+        raise UsageError(f"{files}: not found ({e}); a local copy must keep the hub layout (docs/DATA.md)") from None
+
+
+def _offline(url: str, e: Exception) -> HybridBatchError:
+    return HybridBatchError(
+        f"cannot stream {url}: {type(e).__name__}: {e}. mMARCO and MIRACL come from the Hugging Face hub; offline, "
+        "download the files on a machine with network (`huggingface-cli download <repo> --repo-type dataset "
+        "--revision <sha> --include <paths>`), copy the folder here and pass base=FOLDER (docs/DATA.md).")
+
+
+def stream_tsv(url: str, columns: int, token: str | bool | None = None, limit: int | None = None,
+               keep: set[str] | None = None) -> Iterator[list[str]]:
+    """The tab-separated fields of each line of `url` (a hub or local path): exactly `columns` fields (the last may
+    hold tabs when `columns` is 2); only lines whose first field is in `keep`, when given; at most `limit` lines.
+    A malformed line is a DataError naming the file and line."""
+    problems: list[Problem] = []
+    n_out = 0
+    try:
+        for n, row in enumerate(_stream("text", url, token), 1):
+            line = row["text"].rstrip("\r")
+            if not line.strip():
+                continue
+            fields = line.split("\t", columns - 1) if columns == 2 else line.split("\t")
+            if len(fields) != columns or not all(f.strip() for f in fields):
+                problems.append(Problem(url, f"line {n}", f"expected {columns} tab-separated fields, got "
+                                                          f"{len(fields)}: {line[:60]!r}"))
+                if len(problems) >= 20:
+                    break
+                continue
+            if keep is not None and fields[0] not in keep:
+                continue
+            yield [f.strip() for f in fields]
+            n_out += 1
+            if limit is not None and n_out >= limit:
+                break
+    except (HybridBatchError, GeneratorExit):
+        raise
+    except (OSError, ConnectionError, RuntimeError, ValueError) as e:
+        raise _offline(url, e) from None
+    if problems:
+        raise DataError(problems)
+
+
+def _check_langs(langs: Iterable[str], known: Iterable[str], what: str) -> list[str]:
+    langs, known = list(langs), list(known)
+    bad = [x for x in langs if x not in known]
+    if bad or not langs:
+        raise UsageError(f"{what} languages: {', '.join(bad) or 'none given'} not available; choose from "
+                         f"{', '.join(known)}")
+    return langs
+
+
+def mmarco_pairs(languages: Sequence[str] = PAPER_MMARCO, limit: int | None = 10_000, base: str | None = None,
+                 max_negatives: int = 4, token: str | bool | None = None) -> PairSet:
+    """mMARCO training pairs for `languages`: the first `limit` training triples (None: all 39.8M, which needs the
+    collections' passages in memory), grouped by query id: query, its positive passage and up to `max_negatives`
+    negatives per language, parallel by id (`mmarco:<qid>` in every language). Queries sharing a positive passage
+    share an answer group (`mmarco:p<pid>`); a negative's group is its passage's."""
+    langs = _check_langs(languages, MMARCO_LANGUAGES, "mMARCO")
+    root = (base or MMARCO.base()).rstrip("/")
+    pos: dict[str, str] = {}
+    negs: dict[str, list[str]] = {}
+    for qid, p, n in stream_tsv(f"{root}/data/triples.train.ids.small.tsv", 3, token, limit):
+        if pos.setdefault(qid, p) == p and n != p and len(negs.setdefault(qid, [])) < max_negatives:
+            negs[qid].append(n)
+    pids = set(pos.values()) | {n for v in negs.values() for n in v}
+    items: dict[str, dict[str, TrainItem]] = {}
+    for lang in langs:
+        name = MMARCO_LANGUAGES[lang]
+        queries = dict(stream_tsv(f"{root}/data/google/queries/train/{name}_queries.train.tsv", 2, token,
+                                  keep=set(pos)))
+        passages = dict(stream_tsv(f"{root}/data/google/collections/{name}_collection.tsv", 2, token, keep=pids))
+        for qid, p in pos.items():
+            if qid not in queries or p not in passages:
+                continue
+            kept = [n for n in negs.get(qid, []) if n in passages]
+            items.setdefault(f"mmarco:{qid}", {})[lang] = TrainItem(
+                queries[qid], passages[p], tuple(passages[n] for n in kept), f"mmarco:p{p}",
+                tuple(f"mmarco:p{n}" for n in kept))
+    return PairSet("mmarco", items, f"{MMARCO.repo}@{MMARCO.revision}" if base is None else "")
+
+
+def _miracl_docs(corpus: str, lang: str, docids: set[str], token: str | bool | None) -> dict[str, tuple[str, str]]:
+    url = f"{corpus}/miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        for n, doc in enumerate(_stream("json", url, token), 1):
+            docid = str(doc.get("docid", ""))
+            if not docid or not isinstance(doc.get("text"), str):
+                raise DataError(Problem(url, f"record {n}", "expected {\"docid\", \"title\", \"text\"} strings"))
+            if docid in docids:
+                out[docid] = (str(doc.get("title") or ""), doc["text"])
+                if len(out) == len(docids):
+                    break
+    except HybridBatchError:
+        raise
+    except (OSError, ConnectionError, RuntimeError, ValueError) as e:
+        raise _offline(url, e) from None
+    return out
+
+
+def miracl_pairs(languages: Sequence[str] = ("sw",), split: str = "train", limit: int | None = None,
+                 base: str | None = None, corpus_base: str | None = None, with_title: bool = False,
+                 token: str | bool | None = None) -> PairSet:
+    """MIRACL pairs: per language and query (the first `limit` of its topics), the query, its first relevant passage
+    (qrels relevance 1) and its judged non-relevant passages (relevance 0) as hard negatives. Ids are
+    `miracl:<lang>:<qid>`, each in one language: MIRACL is not parallel, so it gives X-X batches only. Queries
+    whose relevant passages overlap share an answer group; `with_title` puts the article title before a passage."""
+    langs = _check_langs(languages, MIRACL_LANGUAGES, "MIRACL")
+    if split not in MIRACL_SPLITS:
+        raise UsageError(f"MIRACL split must be one of {', '.join(MIRACL_SPLITS)} (test topics have no qrels), "
+                         f"not {split!r}")
+    root, corpus = (base or MIRACL.base()).rstrip("/"), (corpus_base or MIRACL_CORPUS.base()).rstrip("/")
+    items: dict[str, dict[str, TrainItem]] = {}
+    for lang in langs:
+        stem = f"miracl-v1.0-{lang}"
+        topics = dict(stream_tsv(f"{root}/{stem}/topics/topics.{stem}-{split}.tsv", 2, token, limit))
+        rel: dict[str, dict[str, list[str]]] = {q: {"1": [], "0": []} for q in topics}
+        for qid, _q0, docid, r in stream_tsv(f"{root}/{stem}/qrels/qrels.{stem}-{split}.tsv", 4, token,
+                                             keep=set(topics)):
+            rel[qid]["1" if r not in ("0", "-1") else "0"].append(docid)
+        docs = _miracl_docs(corpus, lang, {d for r in rel.values() for ds in r.values() for d in ds}, token)
+        text = (lambda d: f"{docs[d][0]}\n{docs[d][1]}" if with_title and docs[d][0] else docs[d][1])
+        key = (lambda q: f"miracl:{lang}:{q}")
+        found = {q: [d for d in r["1"] if d in docs] for q, r in rel.items()}
+        groups = union_groups({key(q): ds for q, ds in found.items() if ds})
+        group_of_doc = {d: groups[key(q)] for q, ds in found.items() if ds for d in ds}
+        for qid, ds in found.items():
+            if not ds:
+                continue
+            negs = [d for d in rel[qid]["0"] if d in docs and d not in ds]
+            items[key(qid)] = {lang: TrainItem(topics[qid], text(ds[0]), tuple(text(d) for d in negs),
+                                               groups[key(qid)],
+                                               tuple(group_of_doc.get(d, f"miracl:{lang}:doc:{d}") for d in negs))}
+    return PairSet(f"miracl:{split}", items, f"{MIRACL.repo}@{MIRACL.revision}" if base is None else "")
