@@ -30,6 +30,7 @@ from hybridbatch.sampling.kinds import (  # noqa: F401
 )
 from hybridbatch.sampling.mix import dump_plans, save_mix, summarise_plans  # noqa: F401
 from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
+from hybridbatch.sampling.sources import MultiSourceSampler, WeightedGroupSampler, source_pairings  # noqa: F401
 from hybridbatch.sampling.samplers import (  # noqa: F401
     DEFAULT_SAMPLER,
     MIX_SAMPLERS,
