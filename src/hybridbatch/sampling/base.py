@@ -34,6 +34,7 @@ import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridbatch.errors import UsageError
+from hybridbatch.sampling.dataset import warn_dropped_languages
 from hybridbatch.sampling.index import PairColumns, PairIndex, _concat
 from hybridbatch.sampling.kinds import PER_PAIR, BatchKind, Option
 from hybridbatch.sampling.mix import summarise_plans
@@ -170,6 +171,7 @@ class PairBatchSampler(DefaultBatchSampler):
         # kinds that are never drawn (hybrid at alpha 0 / 1) have no options and report nothing dropped
         self.options = {k.name: self._options(k) if p > 0 else [] for k, p in zip(self.kinds, self.probs, strict=True)}
         self._check_options()
+        warn_dropped_languages(self)  # a language none of whose options can fill a batch group: say so
         allowed = self._allowed_langs()
         items = sum(int((self.index.has(s) & allowed[None, :]).sum()) for s in range(len(self.index.sources)))
         if num_batches is None:

@@ -9,12 +9,14 @@ several data sources are mixed. Users build it from "long" data (one row per id 
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
+from hybridbatch.data.languages import normalize_lang
 from hybridbatch.data.records import PairSet
-from hybridbatch.errors import UsageError
+from hybridbatch.errors import DataError, Problem, UsageError
 
 #: metadata columns the samplers read and `PairCollator` keeps away from the loss
 METADATA_COLUMNS = ("id", "query_lang", "passage_lang", "group", "negative_group", "source")
@@ -108,6 +110,8 @@ def pairs_from_long(
     has_group = group_column in names
     has_ng = "negative_group" in names
     has_src = "source" in names
+    texts = (query_column, positive_column) + ((negative_column,) if has_neg else ())
+    data[lang_column] = check_long_rows(data, id_column, lang_column, texts)
     by_id: dict[tuple[str, str], dict[str, int]] = {}
     for i, (qid, lang) in enumerate(zip(data[id_column], data[lang_column], strict=True)):
         src = data["source"][i] if has_src else ""
@@ -145,6 +149,55 @@ def pairs_from_long(
                 if has_src:
                     out["source"].append(src)
     return Dataset.from_dict(out)
+
+
+def check_long_rows(data: dict[str, list[Any]], id_column: str, lang_column: str, text_columns: Sequence[str],
+                    ) -> list[str]:
+    """The rows' language codes normalised as the file readers do (`normalize_lang`: 'EN', 'en-US', 'eng' are
+    'en'), so one language is never two; raises one DataError naming the column and row of every unknown or
+    missing code, missing id and blank text (what the readers refuse in files)."""
+    problems: list[Problem] = []
+    langs: list[str] = []
+    seen: dict[Any, str | None] = {}
+    for i, code in enumerate(data[lang_column]):
+        lang = seen[code] if code in seen else seen.setdefault(code, normalize_lang(code) if code is not None
+                                                                else None)
+        langs.append(lang or "")
+        if lang is None:
+            why = ("no language code (None)" if code is None else f"unknown language code {code!r}: use an ISO 639-1 "
+                   "code (de), an ISO 639-3 code (deu), an English name (german) or a region form (de-AT)")
+            problems.append(Problem("long data", f"row {i}, column {lang_column!r}", why))
+        qid = data[id_column][i]
+        if qid is None or not str(qid).strip():
+            problems.append(Problem("long data", f"row {i}, column {id_column!r}", f"no id ({qid!r})"))
+        for col in text_columns:
+            v = data[col][i]
+            if not isinstance(v, str) or not v.strip():
+                what = "blank text" if isinstance(v, str) else f"expected a string, got {type(v).__name__}"
+                problems.append(Problem("long data", f"row {i}, column {col!r}", f"{what} ({v!r})"))
+    if problems:
+        raise DataError(problems)
+    return langs
+
+
+def warn_dropped_languages(sampler: Any) -> list[str]:
+    """Warn about (and return) the languages a sampler can never train on: every option of theirs had fewer answer
+    groups than one batch group needs (a language with one row, say), so it is dropped (`sampler.dropped`) and
+    would otherwise vanish without a word. Per-pair kinds draw any language of their items: nothing is dropped."""
+    ix, allowed = sampler.index, sampler._allowed_langs()
+    kept = [o for opts in sampler.options.values() for o in opts]
+    if any(o.x < 0 for o in kept):
+        return []
+    used = {o.x for o in kept} | {o.y for o in kept}
+    out = []
+    for li, lang in enumerate(ix.languages):
+        ids = sum(int(ix.has(s)[:, li].sum()) for s in range(len(ix.sources)))
+        if allowed[li] and ids and li not in used:
+            out.append(lang)
+            warnings.warn(f"language {lang!r} is dropped: its {ids} question id(s) cannot fill a batch group of "
+                          f"{sampler.need} pairs with distinct answers (batch size {sampler.batch_size} x "
+                          f"{sampler.world_size} process(es)); it is never trained on", UserWarning, stacklevel=3)
+    return out
 
 
 def pair_dataset(
