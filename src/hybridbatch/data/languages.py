@@ -49,9 +49,13 @@ LANG_ALIASES: dict[str, str] = {
 }
 
 
-def normalize_lang(code: str) -> str | None:
-    """The ISO 639-1 code for `code` (a 639-1/2/3 code, an English name or `xx-REGION`), or None if unknown."""
-    c = str(code).strip().lower().replace("_", "-")
+def normalize_lang(code: object) -> str | None:
+    """The ISO 639-1 code for `code` (a 639-1/2/3 code, an English name or `xx-REGION`, any case), or None if
+    unknown or not a string. The one normalisation: the file readers (language keys, JSONL `lang`, Tatoeba names)
+    and the library path (`sampling.pairs_from_long`) both call it, so 'EN', 'en-US' and 'eng' are one language."""
+    if not isinstance(code, str):
+        return None
+    c = code.strip().lower().replace("_", "-")
     if c in ISO639_1:
         return c
     if c in LANG_ALIASES:

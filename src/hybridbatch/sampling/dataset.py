@@ -160,8 +160,7 @@ def check_long_rows(data: dict[str, list[Any]], id_column: str, lang_column: str
     langs: list[str] = []
     seen: dict[Any, str | None] = {}
     for i, code in enumerate(data[lang_column]):
-        lang = seen[code] if code in seen else seen.setdefault(code, normalize_lang(code) if code is not None
-                                                                else None)
+        lang = seen[code] if code in seen else seen.setdefault(code, normalize_lang(code))
         langs.append(lang or "")
         if lang is None:
             why = ("no language code (None)" if code is None else f"unknown language code {code!r}: use an ISO 639-1 "
