@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -166,6 +167,8 @@ def check_out_dir(config: TrainConfig) -> str:
     ours = any((out / m).exists() for m in _OWN_MARKERS)
     if config.resume:
         if not non_empty:
+            logging.getLogger(__name__).warning(
+                "%s: --resume, but there is no run to resume (the folder is missing or empty): starting afresh", out)
             return "fresh"
         if not (out / "train_config.json").exists():
             raise UsageError(f"{out}: nothing to resume (no train_config.json); use a new --out folder")
