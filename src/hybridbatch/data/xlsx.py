@@ -112,7 +112,8 @@ def read_first_sheet(rep: _Report, path: Path) -> Sheet | None:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        what = e.strerror if isinstance(e, OSError) and e.strerror else "not an xlsx workbook (not a zip archive)"
+        what = (e.strerror if isinstance(e, OSError) and e.strerror
+                else "not an xlsx workbook (not a zip archive, or truncated: its zip directory is missing)")
         rep.error(path, WHOLE_FILE, f"cannot read: {what}" + (" (a folder, not a file)" if path.is_dir() else ""))
         return None
     with zf:
