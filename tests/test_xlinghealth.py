@@ -69,7 +69,8 @@ def test_real_counts_per_language(xlh) -> None:
 
 def test_empty_cells_are_warnings_naming_the_cell(xlh) -> None:
     got = sorted((Path(w.file).name, w.where) for w in xlh.warnings)
-    assert got == [("LiveQA.xlsx", "sheet Sheet1, row 292, column D"), ("LiveQA.xlsx", "sheet Sheet1, row 337, column D"),
+    assert got == [("LiveQA.xlsx", "sheet Sheet1, row 292, column D"),
+                   ("LiveQA.xlsx", "sheet Sheet1, row 337, column D"),
                    ("MedicationQA.xlsx", "sheet Sheet1, row 1062, column E"),
                    ("MedicationQA.xlsx", "sheet Sheet1, row 1062, column G")]
     assert "id 58 has no question (question_English): it is left out of en" in {w.message for w in xlh.warnings}
@@ -89,8 +90,8 @@ def test_first_question_its_passage_and_negative_groups(xlh) -> None:
 
 
 def test_ids_with_one_relevant_text_share_an_answer_group(xlh) -> None:
-    """Nine MedicationQA questions have the relevant passage 'No hay respuestas' (English 'No answers', once 'No Answers'):
-    one answer group, so they never meet in a batch as each other's false negatives."""
+    """Nine MedicationQA questions have the relevant passage 'No hay respuestas' (English 'No answers', once
+    'No Answers'): one answer group, so they never meet in a batch as each other's false negatives."""
     no_answers = sorted(q for q, v in xlh.items.items() if v["es"].positive == "No hay respuestas")
     assert len(no_answers) == 9 and sum(xlh.items[q]["en"].positive == "No answers" for q in no_answers) == 8
     assert {xlh.items[q][lang].group for q in no_answers for lang in xlh.items[q]} == {"MedicationQA:31"}
