@@ -112,6 +112,24 @@ def _check_langs(langs: Iterable[str], known: Iterable[str], what: str) -> list[
     return langs
 
 
+def mmarco_files(lang: str, base: str | None = None) -> dict[str, str]:
+    """The mMARCO files of one language (and the shared triples) at the pinned revision, or under `base`."""
+    root, name = (base or MMARCO.base()).rstrip("/"), MMARCO_LANGUAGES[lang]
+    return {"triples": f"{root}/data/triples.train.ids.small.tsv",
+            "queries": f"{root}/data/google/queries/train/{name}_queries.train.tsv",
+            "collection": f"{root}/data/google/collections/{name}_collection.tsv"}
+
+
+def miracl_files(lang: str, split: str = "train", base: str | None = None,
+                 corpus_base: str | None = None) -> dict[str, str]:
+    """The MIRACL topics, qrels and corpus files (a glob over its docs-<i>.jsonl.gz) of one language and split."""
+    root, corpus = (base or MIRACL.base()).rstrip("/"), (corpus_base or MIRACL_CORPUS.base()).rstrip("/")
+    stem = f"miracl-v1.0-{lang}"
+    return {"topics": f"{root}/{stem}/topics/topics.{stem}-{split}.tsv",
+            "qrels": f"{root}/{stem}/qrels/qrels.{stem}-{split}.tsv",
+            "corpus": f"{corpus}/miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"}
+
+
 def mmarco_pairs(languages: Sequence[str] = PAPER_MMARCO, limit: int | None = 10_000, base: str | None = None,
                  max_negatives: int = 4, token: str | bool | None = None) -> PairSet:
     """mMARCO training pairs for `languages`: the first `limit` training triples (None: all 39.8M, which needs the
@@ -119,19 +137,17 @@ def mmarco_pairs(languages: Sequence[str] = PAPER_MMARCO, limit: int | None = 10
     negatives per language, parallel by id (`mmarco:<qid>` in every language). Queries sharing a positive passage
     share an answer group (`mmarco:p<pid>`); a negative's group is its passage's."""
     langs = _check_langs(languages, MMARCO_LANGUAGES, "mMARCO")
-    root = (base or MMARCO.base()).rstrip("/")
     pos: dict[str, str] = {}
     negs: dict[str, list[str]] = {}
-    for qid, p, n in stream_tsv(f"{root}/data/triples.train.ids.small.tsv", 3, token, limit):
+    for qid, p, n in stream_tsv(mmarco_files(langs[0], base)["triples"], 3, token, limit):
         if pos.setdefault(qid, p) == p and n != p and len(negs.setdefault(qid, [])) < max_negatives:
             negs[qid].append(n)
     pids = set(pos.values()) | {n for v in negs.values() for n in v}
     items: dict[str, dict[str, TrainItem]] = {}
     for lang in langs:
-        name = MMARCO_LANGUAGES[lang]
-        queries = dict(stream_tsv(f"{root}/data/google/queries/train/{name}_queries.train.tsv", 2, token,
-                                  keep=set(pos)))
-        passages = dict(stream_tsv(f"{root}/data/google/collections/{name}_collection.tsv", 2, token, keep=pids))
+        files = mmarco_files(lang, base)
+        queries = dict(stream_tsv(files["queries"], 2, token, keep=set(pos)))
+        passages = dict(stream_tsv(files["collection"], 2, token, keep=pids))
         for qid, p in pos.items():
             if qid not in queries or p not in passages:
                 continue
@@ -142,8 +158,7 @@ def mmarco_pairs(languages: Sequence[str] = PAPER_MMARCO, limit: int | None = 10
     return PairSet("mmarco", items, f"{MMARCO.repo}@{MMARCO.revision}" if base is None else "")
 
 
-def _miracl_docs(corpus: str, lang: str, docids: set[str], token: str | bool | None) -> dict[str, tuple[str, str]]:
-    url = f"{corpus}/miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz"
+def _miracl_docs(url: str, docids: set[str], token: str | bool | None) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     try:
         for n, doc in enumerate(_stream("json", url, token), 1):
@@ -172,16 +187,14 @@ def miracl_pairs(languages: Sequence[str] = ("sw",), split: str = "train", limit
     if split not in MIRACL_SPLITS:
         raise UsageError(f"MIRACL split must be one of {', '.join(MIRACL_SPLITS)} (test topics have no qrels), "
                          f"not {split!r}")
-    root, corpus = (base or MIRACL.base()).rstrip("/"), (corpus_base or MIRACL_CORPUS.base()).rstrip("/")
     items: dict[str, dict[str, TrainItem]] = {}
     for lang in langs:
-        stem = f"miracl-v1.0-{lang}"
-        topics = dict(stream_tsv(f"{root}/{stem}/topics/topics.{stem}-{split}.tsv", 2, token, limit))
+        files = miracl_files(lang, split, base, corpus_base)
+        topics = dict(stream_tsv(files["topics"], 2, token, limit))
         rel: dict[str, dict[str, list[str]]] = {q: {"1": [], "0": []} for q in topics}
-        for qid, _q0, docid, r in stream_tsv(f"{root}/{stem}/qrels/qrels.{stem}-{split}.tsv", 4, token,
-                                             keep=set(topics)):
+        for qid, _q0, docid, r in stream_tsv(files["qrels"], 4, token, keep=set(topics)):
             rel[qid]["1" if r not in ("0", "-1") else "0"].append(docid)
-        docs = _miracl_docs(corpus, lang, {d for r in rel.values() for ds in r.values() for d in ds}, token)
+        docs = _miracl_docs(files["corpus"], {d for r in rel.values() for ds in r.values() for d in ds}, token)
         text = (lambda d: f"{docs[d][0]}\n{docs[d][1]}" if with_title and docs[d][0] else docs[d][1])
         key = (lambda q: f"miracl:{lang}:{q}")
         found = {q: [d for d in r["1"] if d in docs] for q, r in rel.items()}
