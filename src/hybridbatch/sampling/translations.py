@@ -92,7 +92,9 @@ class TranslationBatch(BatchKind):
             langs = np.nonzero(index.has(opt.source)[item] & self.allowed)[0]
             return [int(idx[item, lang, lang]) for lang in pick(langs, self.k)]
         x = opt.x
-        others = np.nonzero(self._others(index, opt.source, x)[item])[0]
+        ok = (np.asarray(idx[item, x, :]) >= 0) & self.allowed  # this id's rows (item, x, y), y != x
+        ok[x] = False
+        others = np.nonzero(ok)[0]
         ys = ([x] + pick(others, self.k - 1)) if self.own else pick(others, self.k)
         return [int(idx[item, x, y]) for y in ys]
 
@@ -149,9 +151,7 @@ class TranslationSampler(PairBatchSampler):
         return keep
 
     def _slot_keys(self, rows: list[int]) -> set[int]:
-        if getattr(self, "_row_keys", None) is None:  # as the base class builds them (it sets them after the options)
-            self._row_keys = [tuple(v for v in row if v >= 0) for row in self.index.keys.tolist()]
-        return set().union(*(self._row_keys[r] for r in rows))
+        return set().union(*(self.index.keys.row(r) for r in rows))
 
     def _compatible_slots(self, opt: Option) -> np.ndarray:
         """Greedily, up to `slots` slots (their rows, slot by slot) with pairwise disjoint keys: an option offering
@@ -221,7 +221,8 @@ def with_row_labels(dataset: Any, languages: Sequence[str] | None = None, *, lab
     set's codes). Group codes are dense, by first appearance of (source, group) (a row without a group: its id,
     as the samplers' index reads it); only their equality within a batch matters. The sentence-transformers
     collator hands the column to the loss as `labels` (a (batch, 3) LongTensor); losses that take no labels
-    ignore it."""
+    ignore it. Label before `.shuffle` / `.select`: on an index-mapped dataset `add_column` rewrites the whole
+    table (30 s for the XQuAD-R train pairs), on a plain one it appends a column."""
     names = set(dataset.column_names)
     need = [columns.id, columns.query_lang, columns.passage_lang]
     missing = [c for c in need if c not in names]
@@ -230,7 +231,7 @@ def with_row_labels(dataset: Any, languages: Sequence[str] | None = None, *, lab
                          f"{', '.join(map(repr, missing))} (columns: {', '.join(sorted(names))})")
     if label_column in names:
         raise UsageError(f"the dataset already has a {label_column!r} column")
-    data = dataset.select_columns([c for c in columns.names() if c in names]).to_dict()
+    data = dataset.select_columns([c for c in columns.names() if c in names])[:]
     ql = [str(v) for v in data[columns.query_lang]]
     pl = [str(v) for v in data[columns.passage_lang]]
     vocab = sorted(set(ql) | set(pl)) if languages is None else [str(v) for v in languages]
