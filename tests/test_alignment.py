@@ -16,7 +16,11 @@ import pytest
 
 from hybridbatch import data as corpus
 from hybridbatch.analysis import alignment as al
-from hybridbatch.analysis import alignment_report as ar
+from hybridbatch.analysis import alignment_run as run
+from hybridbatch.analysis import parallel
+from hybridbatch.errors import UsageError
+from hybridbatch.experiments import alignment as exp
+from hybridbatch.report import alignment as ar
 
 XQUAD_LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 TATOEBA_LANGS = ["ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"]
@@ -239,7 +243,7 @@ def perturbed(model_dir: Path, scale: float = 0.5):
 
 
 def check_result(res: al.AlignResult, limit: int) -> None:
-    assert set(res.pairs) == set(al.SOURCES)
+    assert set(res.pairs) == set(parallel.SOURCES)
     for src in ("xquad-r-questions", "xquad-r-answers"):
         got = {(p.a, p.b) for p in res.pairs[src]}
         assert got == set(itertools.combinations(XQUAD_LANGS, 2))  # all 55 pairs, each once
@@ -262,17 +266,26 @@ def check_result(res: al.AlignResult, limit: int) -> None:
 
 def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, tatoeba_reader):
     limit = 6
-    data = al.load_sources(al.SOURCES, shared_data, limit)
-    res_a = al.align(str(tiny_model), data_dir=shared_data, limit=limit, progress=False, loaded=data)
-    res_b = al.align(perturbed(tiny_model), data_dir=shared_data, limit=limit, progress=False, loaded=data,
-                     model_name="tiny-perturbed")
+    data = parallel.load_sources(parallel.SOURCES, shared_data, limit)
+    ticks: list[tuple[str, int, int]] = []
+    res_a = run.align(str(tiny_model), data_dir=shared_data, limit=limit, loaded=data,
+                      progress=lambda *t: ticks.append(t))
+    res_b = run.align(perturbed(tiny_model), data_dir=shared_data, limit=limit, loaded=data,
+                      model_name="tiny-perturbed")
+    # progress comes through the callback only: per source one stage, from 0 to every distinct text encoded
+    stages = list(dict.fromkeys(t[0] for t in ticks))
+    assert stages == [f"encoding ({tiny_model}: {src})" for src in parallel.SOURCES]
+    for stage in stages:
+        done = [d for s, d, _ in ticks if s == stage]
+        total = {n for s, _, n in ticks if s == stage}
+        assert done[0] == 0 and done == sorted(done) and len(total) == 1 and done[-1] == total.pop()
     check_result(res_a, limit)
     check_result(res_b, limit)
     # parallel questions are the same ids: the en-de pair holds exactly the first 6 questions of each
     en_de = next(s for s in data["xquad-r-questions"][0] if (s.a, s.b) == ("de", "en"))
     assert en_de.texts_b == [q.text for q in xquad.questions["en"][:limit]]
 
-    paths = ar.write_align([res_a, res_b], tmp_path / "out", annotate=False)  # values in cells: CLI test
+    paths = exp.write_align([res_a, res_b], tmp_path / "out", annotate=False)  # values in cells: CLI test
     obj = json.loads(paths["json"].read_text())
     prov = obj["provenance"]
     assert prov["git_commit"] and prov["models"] == {"A": str(tiny_model), "B": "tiny-perturbed"}
@@ -283,7 +296,7 @@ def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, ta
     assert pa["settings"]["encoding"] == {"xquad-r-questions": ["query"], "xquad-r-answers": ["passage"],
                                           "tatoeba": ["query"]}
     # B - A, per pair and macro, equals the difference of the two runs
-    for src in al.SOURCES:
+    for src in parallel.SOURCES:
         ja, jb = obj["models"]["A"]["sources"][src], obj["models"]["B"]["sources"][src]
         assert len(ja["pairs"]) == (55 if src != "tatoeba" else 11)
         d = obj["difference"]["sources"][src]
@@ -293,22 +306,22 @@ def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, ta
     md = paths["markdown"].read_text()
     assert "## xquad-r-answers" in md and "| B - A |" in md and "| de-en |" in md and "| ro-en |" in md
     plots = sorted((tmp_path / "out" / "plots").glob("*.png"))
-    assert len(plots) == len(al.SOURCES) * len(al.MEASURES)
+    assert len(plots) == len(parallel.SOURCES) * len(al.MEASURES)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
 
 
 def test_split_keeps_alignment_items_out_of_the_training_articles(xquad, shared_data):
     train, test = xquad.split()
-    data = al.load_sources(["xquad-r-questions", "xquad-r-answers"], shared_data, 8, split="test")
+    data = parallel.load_sources(["xquad-r-questions", "xquad-r-answers"], shared_data, 8, split="test")
     en_de = next(s for s in data["xquad-r-questions"][0] if (s.a, s.b) == ("de", "en"))
     assert en_de.texts_b == [q.text for q in test.questions["en"][:8]]
     held_out = {q.text for q in test.questions["en"]}
     trained = {q.text for q in train.questions["en"]}
     assert set(en_de.texts_b) <= held_out and not set(en_de.texts_b) & trained
-    assert al.load_sources(["xquad-r-questions"], shared_data, 8, split="train")["xquad-r-questions"][0] != \
+    assert parallel.load_sources(["xquad-r-questions"], shared_data, 8, split="train")["xquad-r-questions"][0] != \
         data["xquad-r-questions"][0]
-    with pytest.raises(al.UsageError, match="--split must be one of test, train, all"):
-        al.load_sources(["tatoeba"], shared_data, 8, split="dev")
+    with pytest.raises(UsageError, match="--split must be one of test, train, all"):
+        parallel.load_sources(["tatoeba"], shared_data, 8, split="dev")
 
 
 
@@ -360,31 +373,31 @@ def test_cli_align_writes_report(tiny_model, shared_data, tmp_path, tatoeba_read
 
 
 def test_cli_rejects_three_models_and_tiny_limit(shared_data, tmp_path):
-    with pytest.raises(al.UsageError, match="one or two"):
-        al.run_align(["a", "b", "c"], data_dir=shared_data, out_dir=tmp_path)
-    with pytest.raises(al.UsageError, match="at least 4"):
-        al.run_align(["a"], data_dir=shared_data, out_dir=tmp_path, limit=2)
-    with pytest.raises(al.UsageError, match="unknown alignment source"):
-        al.load_sources(["wikipedia"], shared_data, None)
+    with pytest.raises(UsageError, match="one or two"):
+        exp.run_align(["a", "b", "c"], data_dir=shared_data, out_dir=tmp_path)
+    with pytest.raises(UsageError, match="at least 4"):
+        exp.run_align(["a"], data_dir=shared_data, out_dir=tmp_path, limit=2)
+    with pytest.raises(UsageError, match="unknown alignment source"):
+        parallel.load_sources(["wikipedia"], shared_data, None)
 
 
 def test_dataset_missing_inside_existing_data_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("HYBRIDBATCH_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no user-cache copy either
     (tmp_path / "data").mkdir()
-    with pytest.raises(al.UsageError, match="tatoeba-laser"):
-        al.load_sources(["tatoeba"], tmp_path / "data", 10)
-    with pytest.raises(al.UsageError, match="xquad-r"):
-        al.load_sources(["xquad-r-questions"], tmp_path / "data", 10)
+    with pytest.raises(UsageError, match="tatoeba-laser"):
+        parallel.load_sources(["tatoeba"], tmp_path / "data", 10)
+    with pytest.raises(UsageError, match="xquad-r"):
+        parallel.load_sources(["xquad-r-questions"], tmp_path / "data", 10)
 
 
 @pytest.mark.slow
 def test_real_model_is_aligned_and_random_model_is_not(embedded_model, tiny_model, shared_data, tatoeba_reader):
     """multilingual-e5-small finds translations and its translations stand out from random pairs; the random tiny
     BERT has a near-1 raw cosine (anisotropy) but ~0 CLSim: the reason CLSim exists."""
-    data = al.load_sources(["tatoeba"], shared_data, 30)
-    e5 = al.align(str(embedded_model), data_dir=shared_data, progress=False, loaded=data, model_name="e5")
-    rnd = al.align(str(tiny_model), data_dir=shared_data, progress=False, loaded=data)
+    data = parallel.load_sources(["tatoeba"], shared_data, 30)
+    e5 = run.align(str(embedded_model), data_dir=shared_data, loaded=data, model_name="e5")
+    rnd = run.align(str(tiny_model), data_dir=shared_data, loaded=data)
     m_e5, m_rnd = e5.macro("tatoeba"), rnd.macro("tatoeba")
     assert m_e5["p_at_1"] > 0.8 and m_e5["clsim"] > 0.08
     assert m_rnd["parallel_cosine"] > 0.9 and abs(m_rnd["clsim"]) < 0.03 and m_rnd["p_at_1"] < 0.5

@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 
 from hybridbatch.analysis import alignment_sweep as A
 from hybridbatch.errors import ResultsError, UsageError
+from hybridbatch.experiments.alignment import alignment_vs_alpha
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPHA_SWEEP = ROOT / "results" / "alpha-small"
@@ -94,7 +95,7 @@ def test_sweep_cells_read_the_committed_alpha_sweep():
 
 def test_missing_models_and_bad_folders_are_named(tmp_path: Path):
     with pytest.raises(ResultsError, match="no trained model in 15 of 15 cells"):
-        A.alignment_vs_alpha(ALPHA_SWEEP, tmp_path / "out")
+        alignment_vs_alpha(ALPHA_SWEEP, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     with pytest.raises(UsageError, match="no such folder"):
         A.sweep_cells(tmp_path / "nope")
@@ -109,8 +110,9 @@ def test_missing_models_and_bad_folders_are_named(tmp_path: Path):
 
 @pytest.mark.slow
 def test_tiny_sweep_end_to_end(tmp_path: Path, tiny_model: Path, shared_data: Path):
-    from hybridbatch.analysis.alignment import align
-    from hybridbatch.experiments.grid import Preset, expand_grid, run_grid
+    from hybridbatch.analysis.alignment_run import align
+    from hybridbatch.experiments.grid import run_grid
+    from hybridbatch.experiments.presets import Preset, expand_grid
     from hybridbatch.models.loading import load_model
 
     preset = Preset("test", model=str(tiny_model), max_steps=2, batch_size=8, max_seq_length=32, tydi=False,
@@ -125,14 +127,14 @@ def test_tiny_sweep_end_to_end(tmp_path: Path, tiny_model: Path, shared_data: Pa
     assert body["rows"][0]["shift_tatoeba_multi_r1_std"] >= 0
 
     out = tmp_path / "avsa"
-    kw = dict(data_dir=shared_data, sources=("xquad-r-questions", "tatoeba"), limit=8, n_boot=200, progress=False,
+    kw = dict(data_dir=shared_data, sources=("xquad-r-questions", "tatoeba"), limit=8, n_boot=200,
               log=lambda m: None)
-    res = A.alignment_vs_alpha(sweep, out, **kw)
+    res = alignment_vs_alpha(sweep, out, **kw)
     assert len(res["rows"]) == 6 and sorted({r["alpha"] for r in res["rows"]}) == [0.0, 0.5, 1.0]
     # one cell measured directly with analysis.alignment gives the same numbers
     row = next(r for r in res["rows"] if r["folder"] == "hybrid-a0.5-plain-seed1")
     direct = align(load_model(str(sweep / "cells" / "hybrid-a0.5-plain-seed1" / "model")), data_dir=shared_data,
-                   sources=["xquad-r-questions", "tatoeba"], limit=8, split="test", progress=False)
+                   sources=["xquad-r-questions", "tatoeba"], limit=8, split="test")
     for src in ("xquad-r-questions", "tatoeba"):
         for m in A.ALIGN_MEASURES:
             assert row[f"{src}:{m}"] == pytest.approx(direct.macro(src)[m], rel=1e-5, abs=1e-6)
@@ -150,7 +152,7 @@ def test_tiny_sweep_end_to_end(tmp_path: Path, tiny_model: Path, shared_data: Pa
     # resumes: the per-cell alignment files are reused, not recomputed
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/alignment.json")}
     assert len(stamps) == 6
-    again = A.alignment_vs_alpha(sweep, out, **kw)
+    again = alignment_vs_alpha(sweep, out, **kw)
     assert {p: p.stat().st_mtime_ns for p in out.glob("cells/*/alignment.json")} == stamps
     assert again["correlations"] == res["correlations"]
     # a second sweep into the same folder under its own name leaves grid.json alone; naming its table measures
@@ -158,6 +160,6 @@ def test_tiny_sweep_end_to_end(tmp_path: Path, tiny_model: Path, shared_data: Pa
     grid_before = (sweep / "grid.json").read_bytes()
     run_grid(cells[2:4], preset, sweep, str(shared_data), title="half", log=lambda m: None, name="half")
     assert (sweep / "grid.json").read_bytes() == grid_before and (sweep / "half.md").exists()
-    half = A.alignment_vs_alpha(sweep / "half.json", out, **kw)
+    half = alignment_vs_alpha(sweep / "half.json", out, **kw)
     assert sorted(r["folder"] for r in half["rows"]) == ["xx-plain-seed0", "xy-plain-seed1"]  # alpha 1 / 0 runs
     assert {p: p.stat().st_mtime_ns for p in out.glob("cells/*/alignment.json")} == stamps

@@ -36,7 +36,9 @@ _LAZY: dict[str, str] = {
     "PairCollator": "hybridbatch.sampling.collator",
     "ProportionalGroupSampler": "hybridbatch.sampling.multi",
     # training
-    **dict.fromkeys(("TrainConfig", "train", "make_loss"), "hybridbatch.training.trainer"),
+    "TrainConfig": "hybridbatch.training.config",
+    "make_loss": "hybridbatch.training.losses",
+    "train": "hybridbatch.experiments.training",  # training with the LAReQA checkpoint rule composed in
     **dict.fromkeys(("placement", "resolve_device", "resolve_precision"), "hybridbatch.device"),
     # evaluation
     "LAReQAEvaluator": "hybridbatch.evaluation.evaluator",
@@ -46,7 +48,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("average_precision", "recall_at", "ndcg_at", "mrr_at", "rank_distance", "relevant_ranks",
                      "all_metrics"), "hybridbatch.evaluation.metrics"),
     # analysis
-    **dict.fromkeys(("align", "run_align"), "hybridbatch.analysis.alignment"),
+    "align": "hybridbatch.analysis.alignment_run",
+    "run_align": "hybridbatch.experiments.alignment",
     **dict.fromkeys(("compare", "load_run"), "hybridbatch.analysis.significance"),
 }
 
@@ -72,7 +75,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
-    from hybridbatch.analysis.alignment import align, run_align  # noqa: F401
+    from hybridbatch.analysis.alignment_run import align  # noqa: F401
     from hybridbatch.analysis.significance import compare, load_run  # noqa: F401
     from hybridbatch.data.checks import check_paths  # noqa: F401
     from hybridbatch.data.lookup import load_corpus, load_pairs  # noqa: F401
@@ -95,6 +98,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         recall_at,
         relevant_ranks,
     )
+    from hybridbatch.experiments.alignment import run_align  # noqa: F401
     from hybridbatch.models.embedded import build_embedded_model  # noqa: F401
     from hybridbatch.models.loading import describe_model, load_model, prefixes, set_prefixes  # noqa: F401
     from hybridbatch.sampling.collator import PairCollator  # noqa: F401
@@ -116,4 +120,6 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         sampler_class,
     )
     from hybridbatch.device import placement, resolve_device, resolve_precision  # noqa: F401
-    from hybridbatch.training.trainer import TrainConfig, make_loss, train  # noqa: F401
+    from hybridbatch.experiments.training import train  # noqa: F401
+    from hybridbatch.training.config import TrainConfig  # noqa: F401
+    from hybridbatch.training.losses import make_loss  # noqa: F401

@@ -12,25 +12,29 @@ Definitions (also in docs/ALIGNMENT.md):
 - debiased CKA     = the same ratio with the unbiased HSIC estimator of Song et al. (2012) in place of the biased
                      one (Nguyen et al. 2021; Murphy et al. 2024)
 - P@1 X->Y         = share of X rows whose nearest Y row (cosine) is a translation, ties counted as misses.
+
+Here: the measures, the per-pair and per-model result types and B - A between two models. The parallel data is read
+by `analysis.parallel`, a model is encoded and measured by `analysis.alignment_run.align`, and the Markdown tables and
+heatmaps are drawn by `report.alignment`.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from hybridbatch import data as corpus
-from hybridbatch.errors import UsageError
-from hybridbatch.provenance import Timer, provenance, sha256_files
+from hybridbatch.evaluation.metrics import nanmean
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+MEASURES = ("parallel_cosine", "clsim", "cka", "cka_debiased", "p_at_1")
+MEASURE_TITLES = {
+    "parallel_cosine": "parallel cosine", "clsim": "CLSim", "cka": "linear CKA",
+    "cka_debiased": "debiased CKA", "p_at_1": "P@1 (translation retrieval)",
+}
+
 
 # ---- pure measures -------------------------------------------------------------------------------------------------
 
@@ -161,99 +165,6 @@ def translation_accuracy(
     return _p_at_1_one_way(U, V, xl, yl, chunk), _p_at_1_one_way(V, U, yl, xl, chunk)
 
 
-# ---- parallel data -------------------------------------------------------------------------------------------------
-
-SOURCES = ("xquad-r-questions", "xquad-r-answers", "tatoeba")
-SPLITS = ("test", "train", "all")  # XQuAD-R / MLQA-R articles: the 12 held-out, the 36 trained on, or all
-MEASURES = ("parallel_cosine", "clsim", "cka", "cka_debiased", "p_at_1")
-MEASURE_TITLES = {
-    "parallel_cosine": "parallel cosine", "clsim": "CLSim", "cka": "linear CKA",
-    "cka_debiased": "debiased CKA", "p_at_1": "P@1 (translation retrieval)",
-}
-# Which prefix each source is encoded with (models.prefixes): questions are queries and answer sentences are
-# passages, as in retrieval; Tatoeba is symmetric bitext matching, encoded as queries on both sides (E5's advice for
-# symmetric tasks).
-SOURCE_KIND = {"questions": "query", "answers": "passage", "tatoeba": "query"}
-TATOEBA_FOLDER = "tatoeba-laser"
-PIVOT = "en"
-
-
-@dataclass
-class ParallelSet:
-    """Row-aligned texts for one language pair: texts_a[i] is parallel to texts_b[i]; kind picks the prefix."""
-
-    source: str
-    a: str
-    b: str
-    kind: str
-    texts_a: list[str]
-    texts_b: list[str]
-
-
-def _unique_pairs(pairs: Iterable[tuple[str, str]], limit: int | None) -> tuple[list[str], list[str]]:
-    """Drop repeated (text_a, text_b) pairs (several XQuAD questions share one answer sentence) and keep at most
-    `limit` of the remaining in order."""
-    seen: dict[tuple[str, str], None] = {}
-    for p in pairs:
-        seen.setdefault(p, None)
-    kept = list(seen)[: limit if limit is not None else None]
-    return [p[0] for p in kept], [p[1] for p in kept]
-
-
-def _lareqa_sets(source: str, data_dir: Path | str | None, limit: int | None,
-                 corpora: dict[str, corpus.QACorpus], split: str = "all") -> tuple[list[ParallelSet], str, list[str]]:
-    """XQuAD-R (or any LAReQA dataset): per unordered language pair, the ids present in both languages, in file
-    order; the first `limit` ids. Questions: the two copies of one question. Answers: the answer sentences of those
-    copies (may repeat, and may differ in segmentation between languages; exact repeats are dropped). `split`:
-    'test' / 'train' articles (`QACorpus.split`), or 'all'."""
-    dataset, _, unit = source.rpartition("-")
-    if dataset not in corpora:  # questions and answers share one read
-        corpora[dataset] = corpus.load_corpus(dataset, data_dir, split=None if split == "all" else split)
-    corpus_ = corpora[dataset]
-    by_id = corpus_.by_id()
-    langs = corpus_.languages
-    sets = []
-    for i, a in enumerate(langs):
-        for b in langs[i + 1 :]:
-            ids = [qid for qid, by_lang in by_id.items() if a in by_lang and b in by_lang]
-            if limit is not None:
-                ids = ids[:limit]
-            if unit == "questions":
-                pairs = ((by_id[q][a].text, by_id[q][b].text) for q in ids)
-            else:
-                ca, cb = corpus_.candidates[a], corpus_.candidates[b]
-                pairs = ((ca[by_id[q][a].answer].text, cb[by_id[q][b].answer].text) for q in ids)
-            ta, tb = _unique_pairs(pairs, None)
-            sets.append(ParallelSet(source, a, b, SOURCE_KIND[unit], ta, tb))
-    return sets, corpus_.checksum, list(corpus_.files)
-
-
-def _tatoeba_sets(data_dir: Path | str | None, limit: int | None) -> tuple[list[ParallelSet], str, list[str]]:
-    """Tatoeba: each language with its own English side (not multi-way parallel), first `limit` lines."""
-    folder = corpus.dataset_dir(TATOEBA_FOLDER, data_dir)  # --data-dir, $HYBRIDBATCH_DATA, cache; UsageError if none
-    data = corpus.read_tatoeba(folder)
-    files = sorted(p for p in folder.glob("tatoeba.*-eng.*") if p.is_file())
-    sets = []
-    for lang, (xs, ens) in sorted(data.items()):
-        ta, tb = _unique_pairs(zip(xs, ens), limit)
-        sets.append(ParallelSet("tatoeba", lang, PIVOT, SOURCE_KIND["tatoeba"], ta, tb))
-    return sets, sha256_files(files) if files else "", [str(p) for p in files]
-
-
-def parallel_sets(source: str, data_dir: Path | str | None = None, limit: int | None = None,
-                  corpora: dict[str, corpus.QACorpus] | None = None, split: str = "all",
-                  ) -> tuple[list[ParallelSet], str, list[str]]:
-    """(parallel sets per language pair, data checksum, files) for one source name; `corpora` caches reads.
-    `split` picks the XQuAD-R / MLQA-R articles (Tatoeba has no split)."""
-    if source == "tatoeba":
-        return _tatoeba_sets(data_dir, limit)
-    dataset, _, unit = source.rpartition("-")
-    if unit in ("questions", "answers") and dataset in corpus.DATASETS:
-        return _lareqa_sets(source, data_dir, limit, {} if corpora is None else corpora, split)
-    raise UsageError(f"unknown alignment source {source!r}: choose from {', '.join(SOURCES)} "
-                     f"(or mlqa-r-questions / mlqa-r-answers)")
-
-
 # ---- results -------------------------------------------------------------------------------------------------------
 
 
@@ -291,7 +202,7 @@ class AlignResult:
 
     def macro(self, source: str) -> dict[str, float]:
         rows = self.pairs[source]
-        return {m: _nanmean([r.value(m) for r in rows]) for m in MEASURES}
+        return {m: nanmean([r.value(m) for r in rows]) for m in MEASURES}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -307,11 +218,6 @@ class AlignResult:
                 for src, rows in self.pairs.items()
             },
         }
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
 
 
 def measure_pair(X: np.ndarray, Y: np.ndarray, a: str = "a", b: str = "b",
@@ -330,149 +236,18 @@ def measure_pair(X: np.ndarray, Y: np.ndarray, a: str = "a", b: str = "b",
     )
 
 
-# ---- encoding ------------------------------------------------------------------------------------------------------
-
-
-class _Encoder:
-    """Encodes each distinct (prefix kind, language, text) once per model and keeps the vectors in memory, so a
-    question used in 10 language pairs is encoded once."""
-
-    def __init__(self, model: SentenceTransformer, batch_size: int = 32) -> None:
-        from hybridbatch.models.loading import prefixes
-
-        self.model = model
-        self.batch_size = batch_size
-        q, p = prefixes(model)
-        self.prefix = {"query": q, "passage": p}
-        self.cache: dict[tuple[str, str, str], np.ndarray] = {}
-
-    def fill(self, wanted: Iterable[tuple[str, str, str]], progress: bool, label: str) -> None:
-        """Encode every key (kind, lang, text) not yet cached, with a rich progress bar."""
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        todo = list(dict.fromkeys(k for k in wanted if k not in self.cache))
-        if not todo:
-            return
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True, disable=not progress) as bar:
-            task = bar.add_task(f"encoding ({label})", total=len(todo))
-            step = self.batch_size * 4
-            for start in range(0, len(todo), step):
-                keys = todo[start : start + step]
-                texts = [self.prefix[kind] + text for kind, _, text in keys]
-                vecs = self.model.encode(texts, batch_size=self.batch_size, prompt="", convert_to_numpy=True,
-                                         show_progress_bar=False)
-                for key, vec in zip(keys, np.asarray(vecs, dtype=np.float32)):
-                    self.cache[key] = vec
-                bar.advance(task, len(keys))
-
-    def matrix(self, kind: str, lang: str, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([self.cache[(kind, lang, t)] for t in texts])
-
-
-# ---- align ---------------------------------------------------------------------------------------------------------
-
-
-def _resolve(model: SentenceTransformer | str | Path, model_name: str | None, device: str | None = "auto",
-             ) -> tuple[SentenceTransformer, str]:
-    if isinstance(model, (str, Path)):
-        from hybridbatch.models.loading import load_model
-
-        return load_model(str(model), device=device), model_name or str(model)
-    card = getattr(model, "model_card_data", None)
-    return model, model_name or str(getattr(card, "base_model", None) or type(model).__name__)
-
-
-def load_sources(sources: Sequence[str], data_dir: Path | str | None, limit: int | None, split: str = "all",
-                 ) -> dict[str, tuple[list[ParallelSet], str, list[str]]]:
-    """Read and check every source before any model is loaded, so a missing folder fails in a second. `split`:
-    the XQuAD-R / MLQA-R articles to take ('test' keeps a before/after comparison out of the training articles)."""
-    if not sources:
-        raise UsageError("no alignment sources given: choose from " + ", ".join(SOURCES))
-    if limit is not None and limit < 4:
-        raise UsageError(f"--limit must be at least 4 items per language (debiased CKA needs n >= 4), got {limit}")
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise UsageError(f"data folder {data_dir} does not exist: pass --data-dir DIR, a folder holding xquad-r/ and "
-                         f"tatoeba-laser/ (or set $HYBRIDBATCH_DATA), or run `hybridbatch data download`")
-    if split not in SPLITS:
-        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
-    corpora: dict[str, corpus.QACorpus] = {}
-    return {src: parallel_sets(src, data_dir, limit, corpora, split) for src in dict.fromkeys(sources)}
-
-
-def align(
-    model: SentenceTransformer | str | Path,
-    *,
-    data_dir: Path | str | None = None,
-    sources: Sequence[str] = SOURCES,
-    limit: int | None = None,
-    batch_size: int = 32,
-    progress: bool = True,
-    model_name: str | None = None,
-    loaded: Mapping[str, tuple[list[ParallelSet], str, list[str]]] | None = None,
-    split: str = "all",
-    device: str | None = "auto",
-) -> AlignResult:
-    """Alignment of `model` on each source: per language pair (XQuAD-R: all 55 unordered pairs of its 11 languages,
-    P@1 in both directions; Tatoeba: each language with English) parallel cosine, CLSim, CKA, debiased CKA and
-    P@1, plus macro means. `limit` keeps the first N items per language pair. Embeddings are the model's output
-    (normalised for E5-style models). `loaded` reuses `load_sources` output (two models, one read)."""
-    t0 = time.perf_counter()
-    timer = Timer()
-    with timer("data"):
-        data = dict(loaded) if loaded is not None else load_sources(sources, data_dir, limit, split)
-    with timer("load_model"):
-        st_model, name = _resolve(model, model_name, device)
-    enc = _Encoder(st_model, batch_size)
-    pairs: dict[str, list[PairResult]] = {}
-    for src, (sets, _, _) in data.items():
-        with timer("encode"):
-            enc.fill(((s.kind, lang, t) for s in sets for lang, texts in ((s.a, s.texts_a), (s.b, s.texts_b))
-                      for t in texts), progress, f"{name}: {src}")
-        with timer("measure"):
-            rows = []
-            for s in sets:
-                if not s.texts_a:
-                    continue
-                X, Y = enc.matrix(s.kind, s.a, s.texts_a), enc.matrix(s.kind, s.b, s.texts_b)
-                rows.append(measure_pair(X, Y, s.a, s.b, s.texts_a, s.texts_b))
-            pairs[src] = rows
-    settings = {"sources": list(data), "limit": limit, "split": split, "batch_size": batch_size,
-                "encoding": {src: sorted({s.kind for s in data[src][0]}) for src in data},
-                "prefixes": enc.prefix}
-    prov = provenance(
-        model=name,
-        data_dir=str(data_dir) if data_dir is not None else None,
-        data={src: {"checksum": checksum, "files": files} for src, (_, checksum, files) in data.items()},
-        settings=settings,
-        seconds={**timer.seconds, "total": time.perf_counter() - t0},
-    )
-    return AlignResult(name, pairs, settings, prov)
-
-
-def run_align(models: Sequence[str], *, data_dir: Path | str | None, out_dir: Path | str,
-              sources: Sequence[str] = SOURCES, limit: int | None = None, batch_size: int = 32,
-              progress: bool = True, log: Callable[[str], None] | None = None, split: str = "all",
-              device: str | None = "auto") -> dict[str, Path]:
-    """What `hybridbatch align` does: read the data once, align each model (one or two), write the report."""
-    if not 1 <= len(models) <= 2:
-        raise UsageError(f"pass one or two --model options (A, or A and B to compare), got {len(models)}")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    data = load_sources(sources, data_dir, limit, split)
-    results = []
-    for name in models:
-        if log:
-            log(f"aligning {name} on {', '.join(data)}")
-        results.append(align(name, data_dir=data_dir, sources=list(data), limit=limit, batch_size=batch_size,
-                             progress=progress, loaded=data, split=split, device=device))
-    from hybridbatch.analysis.alignment_report import write_align
-
-    return write_align(results, out_dir)
+def difference(a: AlignResult, b: AlignResult) -> dict[str, Any]:
+    """B - A per source, pair and measure (e.g. after minus before fine-tuning), over the pairs both runs have."""
+    out: dict[str, Any] = {}
+    for src in (s for s in a.pairs if s in b.pairs):
+        rows_b = {(r.a, r.b): r for r in b.pairs[src]}
+        diffs = []
+        for ra in a.pairs[src]:
+            rb = rows_b.get((ra.a, ra.b))
+            if rb is not None:
+                d = {"a": ra.a, "b": ra.b, "n_a": ra.n, "n_b": rb.n}
+                d.update({m: rb.value(m) - ra.value(m) for m in (*MEASURES, "p_at_1_ab", "p_at_1_ba")})
+                diffs.append(d)
+        ma, mb = a.macro(src), b.macro(src)
+        out[src] = {"macro": {m: mb[m] - ma[m] for m in MEASURES}, "pairs": diffs}
+    return out

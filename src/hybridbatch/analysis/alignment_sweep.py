@@ -5,6 +5,9 @@ alignment predicts them: Spearman's rank correlation over cells with a bootstrap
 Held out: XQuAD-R's 12 test articles (`split="test"`; the sweep trains on the other 36) and Tatoeba (never trained
 on). The sweep layout is the one `experiments.grid.run_grid` writes: OUT/grid.json (rows: group, sampler, alpha,
 seeds; same_run_as: alias cell -> the cell whose run it is) and OUT/cells/<key>/{cell.json, model/}.
+
+Here: reading the sweep, the statistics and `measure_sweep` (-> alignment_vs_alpha.json); `report.alignment` draws
+the table and plot, `experiments.alignment.alignment_vs_alpha` does both.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from hybridbatch.analysis.alignment_run import Progress, align
+from hybridbatch.analysis.parallel import load_sources
 from hybridbatch.errors import ResultsError, UsageError
+from hybridbatch.models.loading import load_model
+from hybridbatch.provenance import check_out_dir, jsonable, provenance, write_json
+from hybridbatch.sampling.samplers import alpha_of
 
 ALIGN_MEASURES = ("parallel_cosine", "clsim", "cka_debiased")
 TARGETS = {"multi_map": "Multi mAP", "multi_bias": "bias (rank distance)"}
@@ -67,8 +75,8 @@ def sweep_table(sweep: Path | str) -> tuple[Path, Path]:
 
 
 def sweep_cells(sweep: Path | str) -> list[SweepCell]:
-    """Every distinct run of a sweep folder (or table), with its alpha (xx = 1, xy = 0: what the hybrid sampler draws
-    at those alphas), seed, Multi mAP and bias from its cell.json, and its shift numbers if the sweep ran them."""
+    """Every distinct run of a sweep folder (or table), with its alpha (xx = 1, xy = 0: the alphas at which the hybrid
+    sampler draws their batches, `sampling.samplers.alpha_of`), seed, Multi mAP and bias from its cell.json, and its shift numbers if the sweep ran them."""
     sweep, table = sweep_table(sweep)
     grid = _read_json(table, f"{table.name} (written by `hybridbatch sweep`)")
     if grid.get("kind") != "grid" or not isinstance(grid.get("rows"), list):
@@ -81,7 +89,7 @@ def sweep_cells(sweep: Path | str) -> list[SweepCell]:
         except (KeyError, TypeError):
             raise ResultsError(f"{table}: rows[{i}] lacks group / sampler / seeds") from None
         if alpha is None:
-            alpha = {"xx": 1.0, "xy": 0.0}.get(sampler)
+            alpha = alpha_of(sampler)
         for seed in seeds:
             key = f"{group}-seed{seed}"
             folder = same.get(key, key)
@@ -192,12 +200,9 @@ def _finite(v: Any) -> bool:
 
 
 def _measure_cell(cell: SweepCell, model_dir: Path, data: dict[str, Any], cache_file: Path, settings: dict[str, Any],
-                  *, batch_size: int, max_seq_length: int | None, progress: bool) -> dict[str, dict[str, float]]:
+                  *, batch_size: int, max_seq_length: int | None, progress: Progress | None,
+                  ) -> dict[str, dict[str, float]]:
     """Macro alignment per source for one cell's model; reused from `cache_file` when made with the same settings."""
-    from hybridbatch.analysis.alignment import align
-    from hybridbatch.models.loading import load_model
-    from hybridbatch.provenance import provenance, write_json
-
     if cache_file.exists():
         old = json.loads(cache_file.read_text(encoding="utf-8"))
         if old.get("settings") == settings:
@@ -212,15 +217,13 @@ def _measure_cell(cell: SweepCell, model_dir: Path, data: dict[str, Any], cache_
     return macro
 
 
-def alignment_vs_alpha(sweep: Path | str, out_dir: Path | str, *, data_dir: Path | str | None = None,
-                       sources: Sequence[str] = DEFAULT_SOURCES, split: str = "test", limit: int | None = None,
-                       batch_size: int = 32, max_seq_length: int | None = None, n_boot: int = 10000, seed: int = 0,
-                       progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure every cell's model, write OUT/alignment_vs_alpha.{json,md,png}; per-cell results are kept in
+def measure_sweep(sweep: Path | str, out_dir: Path | str, *, data_dir: Path | str | None = None,
+                  sources: Sequence[str] = DEFAULT_SOURCES, split: str = "test", limit: int | None = None,
+                  batch_size: int = 32, max_seq_length: int | None = None, n_boot: int = 10000, seed: int = 0,
+                  progress: Progress | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure every cell's model and correlate alignment with Multi mAP and bias; writes
+    OUT/alignment_vs_alpha.json (`report.alignment` draws its table and plot). Per-cell results are kept in
     OUT/cells/<folder>/alignment.json, so a killed run resumes. The sweep folder is only read."""
-    from hybridbatch.analysis.alignment import load_sources
-    from hybridbatch.provenance import check_out_dir, jsonable, provenance, write_json, write_text
-
     t0 = time.perf_counter()
     cells = sweep_cells(sweep)
     sweep, out = sweep_table(sweep)[0], check_out_dir(out_dir)
@@ -253,70 +256,5 @@ def alignment_vs_alpha(sweep: Path | str, out_dir: Path | str, *, data_dir: Path
                        "interval": f"percentile bootstrap over cells, {n_boot} resamples, seed {seed}",
                        "cross_check": "scipy.stats.spearmanr", "held_out": f"XQuAD-R {split} articles; Tatoeba"},
             "provenance": provenance(sweep=str(sweep), settings=settings, seconds=time.perf_counter() - t0)}
-    paths = {"json": write_json(out / "alignment_vs_alpha.json", jsonable(body)),
-             "md": write_text(out / "alignment_vs_alpha.md", markdown(body)),
-             "png": plot(rows, measures, out / "alignment_vs_alpha.png")}
-    body["paths"] = {k: str(v) for k, v in paths.items()}
+    write_json(out / "alignment_vs_alpha.json", jsonable(body))
     return body
-
-
-
-
-def _f(v: Any, d: int = 3) -> str:
-    return f"{v:.{d}f}" if _finite(v) else "-"
-
-
-def markdown(body: dict[str, Any]) -> str:
-    """Per-cell table (sorted by alpha, then seed) and the correlation table."""
-    rows = sorted(body["rows"], key=lambda r: (r["alpha"] if r["alpha"] is not None else -1, r["seed"]))
-    ms = body["measures"]
-    head = ["cell", "alpha", "seed", "Multi mAP", "bias", *ms]
-    lines = [f"# Alignment against alpha: {body['sweep']}", "",
-             "Alignment on held-out items (XQuAD-R test articles, Tatoeba); macro means over language pairs. "
-             "Multi mAP and bias (rank distance) from each cell's XQuAD-R test evaluation.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append("| " + " | ".join([r["key"], _f(r["alpha"], 2), str(r["seed"]), _f(r["multi_map"]),
-                                         _f(r["multi_bias"], 1), *[_f(r.get(m)) for m in ms]]) + " |")
-    lines += ["", "## Does alignment predict Multi mAP / bias? (Spearman over cells)", "",
-              f"{body['method']['interval']}; rho cross-checked with scipy.stats.spearmanr.", "",
-              "rho within alpha: the same after subtracting each alpha's mean from both sides (does alignment "
-              "predict the target beyond what alpha does?), cells resampled within their alpha.", "",
-              "| measure | target | cells | rho | 95% CI | scipy rho | rho within alpha | 95% CI |",
-              "|---|---|---|---|---|---|---|---|"]
-    for c in body["correlations"]:
-        lines.append(f"| {c['measure']} | {TARGETS.get(c['target'], c['target'])} | {c['n_cells']} | "
-                     f"{_f(c['rho'])} | [{_f(c['ci_low'])}, {_f(c['ci_high'])}] | {_f(c['rho_scipy'])} | "
-                     f"{_f(c.get('rho_within_alpha'))} | [{_f(c.get('within_ci_low'))}, "
-                     f"{_f(c.get('within_ci_high'))}] |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(rows: list[dict[str, Any]], measures: Sequence[str], path: Path) -> Path:
-    """One panel per alignment measure and for Multi mAP and bias, against alpha: each seed a dot, the mean over
-    seeds a line."""
-    from hybridbatch.report.tables import pyplot, save_figure
-
-    plt = pyplot()
-    cols = [*measures, "multi_map", "multi_bias"]
-    n = len(cols)
-    ncol = min(n, 3 if n > 4 else n)
-    nrow = math.ceil(n / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
-    pts = [r for r in rows if r["alpha"] is not None]
-    alphas = sorted({r["alpha"] for r in pts})
-    for ax, col in zip(axes.flat, cols):
-        xs = [r["alpha"] for r in pts if _finite(r.get(col))]
-        ys = [r[col] for r in pts if _finite(r.get(col))]
-        ax.scatter(xs, ys, s=14, alpha=0.6, color="C1" if col in TARGETS else "C0")
-        means = [np.mean([r[col] for r in pts if r["alpha"] == a and _finite(r.get(col))] or [np.nan])
-                 for a in alphas]
-        ax.plot(alphas, means, marker="o", color="C1" if col in TARGETS else "C0")
-        ax.set_title(TARGETS.get(col, col), fontsize=8)
-        ax.set_xlabel("alpha (share of X-X batches)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    fig.suptitle("alignment (held-out) and XQuAD-R Multi mAP / bias against alpha; dots = seeds", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)

@@ -7,7 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, Device, app, console, out
+from hybridbatch.analysis.parallel import SOURCES
+from hybridbatch.cli.base import DataDir, Device, app, console, out, progress_bars
+from hybridbatch.experiments.alignment import run_align
+from hybridbatch.models.embedded import DEFAULT_MODEL
+from hybridbatch.provenance import check_out_dir
 
 
 @app.command("align")
@@ -31,13 +35,10 @@ def align_cmd(
     device: Device = "auto",
 ) -> None:
     """Cross-lingual alignment per language pair: parallel cosine, CLSim, linear CKA (+ debiased), P@1."""
-    from hybridbatch.analysis.alignment import SOURCES, run_align
-    from hybridbatch.models.embedded import DEFAULT_MODEL
-    from hybridbatch.provenance import check_out_dir
-
     check_out_dir(out_dir)
-    paths = run_align(model or [DEFAULT_MODEL], data_dir=data_dir, out_dir=out_dir, sources=source or SOURCES,
-                      limit=limit, batch_size=batch_size, progress=progress, split=split, device=device,
-                      log=lambda msg: console.print(msg, highlight=False))
+    with progress_bars(progress) as tick:
+        paths = run_align(model or [DEFAULT_MODEL], data_dir=data_dir, out_dir=out_dir, sources=source or SOURCES,
+                          limit=limit, batch_size=batch_size, progress=tick, split=split, device=device,
+                          log=lambda msg: console.print(msg, highlight=False))
     out.print(f"wrote {paths['json']}, {paths['markdown']} and {sum(k.startswith('plot:') for k in paths)} "
               f"heatmaps in {Path(out_dir) / 'plots'}", highlight=False)

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hybridbatch.device import check_device, check_precision
 from hybridbatch.errors import UsageError
+from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, sampler_options
 
 LOSS_SCALE = 20.0  # temperature 0.05, the common choice (the paper does not report one)
 
@@ -25,7 +27,7 @@ class TrainConfig:
     data_weights: list[float] | None = None  # one per `data` entry: a source's share of batches (sampling.sources)
     data_dir: str | None = None
     out: str = "runs/train"
-    sampler: str = "hybrid"
+    sampler: str = DEFAULT_SAMPLER
     alpha: float = 0.5
     per_pair: bool = False  # xy / hybrid: draw (X, Y) per pair instead of per batch
     lang_weighting: str = "uniform"  # or "size": languages in proportion to the ids they have
@@ -124,8 +126,6 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             if (bad := _type_problem(f.type, getattr(self, f.name), none_ok=True)) is not None:
                 raise UsageError(f"setting {f.name}: {bad}")
-        from hybridbatch.sampling.samplers import sampler_options
-
         sampler_options(self.sampler, alpha=self.alpha)  # the sampler's name and alpha, checked in sampling
         checks = [
             (self.batch_size >= 2, f"batch size must be at least 2 (in-batch negatives), got {self.batch_size}"),
@@ -164,8 +164,6 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
-        from hybridbatch.device import check_device, check_precision
-
         check_device(self.device)
         check_precision(self.precision)
 
