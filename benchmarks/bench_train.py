@@ -73,7 +73,8 @@ def bench_sampler(data_dir: Path, batch: int = 128, n: int = 300) -> list[dict]:
 
 def run_ours(model: str, data_dir: Path, out: Path, steps: int, batch: int, length: int, freeze: bool = False,
              device: str = "auto") -> float:
-    from hybridbatch.training.trainer import TrainConfig, train
+    from hybridbatch.experiments.training import train
+    from hybridbatch.training.config import TrainConfig
 
     cfg = TrainConfig(model=model, data=[str(data_dir / "xquad-r")], out=str(out), batch_size=batch,
                       max_steps=steps, max_seq_length=length, val_fraction=0.0, save_steps=10**9, progress=False,
@@ -96,7 +97,7 @@ def run_plain(model_name: str, data_dir: Path, out: Path, steps: int, batch: int
     from hybridbatch.models.loading import load_model, prefixes
     from hybridbatch.sampling import pair_dataset
     from hybridbatch.device import placement
-    from hybridbatch.training.trainer import freeze_word_embeddings
+    from hybridbatch.training.model import freeze_word_embeddings
 
     place = placement(device, "auto")
     model = load_model(model_name, max_seq_length=length, device=place.device)
@@ -148,7 +149,8 @@ def memory_child(model: str, data_dir: str, batch: int, cached: bool, length: in
 
     from hybridbatch.models.loading import load_model, prefixes
     from hybridbatch.sampling import HybridSampler, pair_dataset
-    from hybridbatch.training.trainer import TrainConfig, make_loss
+    from hybridbatch.training.config import TrainConfig
+    from hybridbatch.training.losses import make_loss
 
     m = load_model(model, max_seq_length=length)
     qp, pp = prefixes(m)

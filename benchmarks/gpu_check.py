@@ -70,7 +70,8 @@ def build_model(out: Path, tok_file: Path, shape: dict[str, int], seed: int, dro
 
 def train_ours(model: str, data: Path, out: Path, *, steps: int, batch: int, length: int, device: str,
                precision: str, seed: int = 0, logging_steps: int = 10) -> dict[str, Any]:
-    from hybridbatch.training.trainer import TrainConfig, train
+    from hybridbatch.experiments.training import train
+    from hybridbatch.training.config import TrainConfig
 
     cfg = TrainConfig(model=model, data=[str(data)], out=str(out), sampler="hybrid", batch_size=batch,
                       max_steps=steps, max_seq_length=length, val_fraction=0.0, save_steps=10**9, progress=False,

@@ -188,7 +188,7 @@ np.savez(out, q=q, p=p, modules=np.array([type(x).__name__ for x in m]))
 
 
 def test_debiased_folder_loads_with_plain_sentence_transformers(tiny_model, shared_data, tmp_path):
-    from hybridbatch.evaluation.encoding import encode_texts
+    from hybridbatch.evaluation.embeddings import encode_texts
     from hybridbatch.models.loading import load_model
 
     out = tmp_path / "debiased"
@@ -265,14 +265,14 @@ def test_lir_components_match_sklearn_truncated_svd():
 
 @pytest.mark.slow
 def test_sweep_scores_projected_embeddings_like_the_debiased_model(tiny_model, shared_data, tmp_path):
-    from hybridbatch.analysis.debias_sweep import sweep
     from hybridbatch.analysis.significance import compare, load_run
     from hybridbatch.data.lookup import load_corpus
     from hybridbatch.evaluation.lareqa import evaluate_lareqa
+    from hybridbatch.experiments.debias_cells import debias_sweep
     from hybridbatch.models.loading import load_model
 
     out = tmp_path / "sweep"
-    body = sweep(str(tiny_model), [0, 2], out, lir_ranks=[1], data_dir=shared_data, max_per_language=15,
+    body = debias_sweep(str(tiny_model), [0, 2], out, lir_ranks=[1], data_dir=shared_data, max_per_language=15,
                  batch_size=64, check_sample=16)
     assert [r["name"] for r in body["rows"]] == ["base", "lsar-r2", "lir-r1"]
     chk = body["equivalence_check"]
@@ -293,7 +293,7 @@ def test_sweep_scores_projected_embeddings_like_the_debiased_model(tiny_model, s
 def test_versus_trained_on_committed_runs(tmp_path):
     """A debiased run (here the committed zero-shot cell stands in for it) against three trained seeds: the
     seed-averaged difference and a seed-aware interval around it, as in the paper preset's tables."""
-    from hybridbatch.analysis.debias_sweep import write_versus
+    from hybridbatch.experiments.debias_cells import write_versus
 
     cells = Path(__file__).resolve().parents[1] / "results" / "paper-small" / "cells"
     seeds = [cells / f"hybrid-a0.5-plain-seed{s}" / "xquad-r" for s in (0, 1, 2)]

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from hybridbatch.training.trainer import TrainConfig, train
+from hybridbatch.experiments.training import train
+from hybridbatch.training.config import TrainConfig
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

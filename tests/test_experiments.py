@@ -10,18 +10,11 @@ from pathlib import Path
 import pytest
 
 from hybridbatch.errors import UsageError
-from hybridbatch.experiments.grid import (
-    BASE,
-    PRESETS,
-    Cell,
-    Preset,
-    aggregate,
-    expand_grid,
-    grid_markdown,
-    paper,
-    run_cell,
-    run_grid,
-)
+from hybridbatch.analysis.grid_stats import aggregate
+from hybridbatch.experiments.cells import run_cell
+from hybridbatch.experiments.grid import paper, run_grid
+from hybridbatch.experiments.presets import BASE, PRESETS, Cell, Preset, expand_grid
+from hybridbatch.report.grid import grid_markdown
 
 
 def test_expand_grid_varies_alpha_only_for_mixing_samplers():
@@ -65,7 +58,7 @@ def test_cell_canonical_maps_the_end_points_onto_xx_and_xy():
 
 
 def test_loss_variants_reach_the_training_config(tmp_path: Path):
-    from hybridbatch.experiments.grid import _train_config
+    from hybridbatch.experiments.cells import _train_config
 
     p = PRESETS["small"]
     cfgs = {loss: _train_config(Cell("hybrid", 0.5, loss), p, None, tmp_path / loss) for loss in

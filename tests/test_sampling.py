@@ -347,7 +347,8 @@ def test_curriculum_moves_from_xx_to_xy_over_its_ramp_with_hybrids_share(xq_ds):
 def test_the_trainer_spreads_the_curriculum_over_the_run_not_an_epoch(xq_ds):
     """100 steps are a fraction of an epoch: the trainer's sampler must reach the ramp's end at the last step (each
     step is grad_accum batch groups), or a short run would only see the curriculum's X-X half."""
-    from hybridbatch.training.trainer import TrainConfig, sampler_factory
+    from hybridbatch.training.config import TrainConfig
+    from hybridbatch.training.trainer import sampler_factory
 
     s = sampler_factory(TrainConfig(sampler="curriculum", alpha=0.5, max_steps=30, grad_accum=2), 1)(xq_ds, 32)
     assert s.ramp_batches == 60 < len(s)

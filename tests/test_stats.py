@@ -10,6 +10,7 @@ import pytest
 
 from hybridbatch.analysis import significance as stats
 from hybridbatch.errors import ResultsError
+from hybridbatch.report.tables import write_compare_markdown
 
 
 def synthetic(rng, n_cells=6, n_ids=150, delta=0.0, missing=0.1):
@@ -123,7 +124,8 @@ def test_resampling_moves_parallel_copies_together():
 
 
 def _write_run(tmp_path, name, corpus, q, c):
-    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings, write_eval
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
+    from hybridbatch.report.evaluation import write_eval
 
     out = tmp_path / name
     write_eval(evaluate_lareqa_embeddings(corpus, q, c, backend="numpy"), out)
@@ -157,7 +159,8 @@ def test_compare_runs_and_mismatches(xquad, tmp_path):
     same = stats.compare(ra, ra, n_boot=200, n_perm=200)
     assert all(r["ci_low"] == 0 == r["ci_high"] and r["diff"] == 0 for r in same["rows"])
     paths = stats.write_compare(cmp, tmp_path / "cmp")
-    assert "Mono mAP" in paths["md"].read_text()
+    assert json.loads(paths["json"].read_text())["rows"] == json.loads(json.dumps(cmp["rows"]))
+    assert "Mono mAP" in write_compare_markdown(cmp, tmp_path / "cmp").read_text()
     # different queries (another subset) on the same data: refused
     sub2 = xquad.subset(xquad.articles[:2])
     rc = _write_run(tmp_path, "c", sub2, {k: v[: len(sub2.questions[k])] for k, v in q.items()},

@@ -15,7 +15,10 @@ import pytest
 import torch
 
 from hybridbatch.errors import UsageError
-from hybridbatch.training.trainer import TrainConfig, check_out_dir, make_loss, train
+from hybridbatch.experiments.training import train
+from hybridbatch.training.config import TrainConfig
+from hybridbatch.training.losses import make_loss
+from hybridbatch.training.run_dir import check_out_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

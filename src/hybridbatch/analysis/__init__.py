@@ -1,33 +1,25 @@
-"""Analysis: significance between runs, cross-lingual alignment and post-hoc language debiasing."""
+"""Analysis: significance between runs (and over seeds), statistics over a grid's seeds, cross-lingual alignment and
+post-hoc language debiasing. Computation and JSON only: the Markdown and plots are drawn by `report`."""
 
 from hybridbatch.analysis.alignment import (  # noqa: F401
     MEASURE_TITLES,
     MEASURES,
-    PIVOT,
-    SOURCE_KIND,
-    SOURCES,
-    SPLITS,
-    TATOEBA_FOLDER,
     AlignResult,
     PairResult,
-    ParallelSet,
-    align,
     clsim,
+    difference,
     linear_cka,
     linear_cka_debiased,
-    load_sources,
     measure_pair,
     parallel_cosine,
-    parallel_sets,
-    run_align,
     translation_accuracy,
 )
-from hybridbatch.analysis.alignment_report import difference, heatmaps, markdown, pair_matrix, write_align  # noqa: F401
+from hybridbatch.analysis.alignment_run import align, align_json, align_models, write_align_json  # noqa: F401
 from hybridbatch.analysis.alignment_sweep import (  # noqa: F401
     SweepCell,
-    alignment_vs_alpha,
     bootstrap_spearman,
     correlations,
+    measure_sweep,
     spearman,
     sweep_cells,
 )
@@ -50,20 +42,34 @@ from hybridbatch.analysis.debias import (  # noqa: F401
 from hybridbatch.analysis.debias_sweep import (  # noqa: F401
     check_equivalence,
     parse_ranks,
+    project_corpus,
     sweep,
     versus_trained,
-    write_versus,
+)
+from hybridbatch.analysis.grid_stats import SHIFT_KEYS, SUMMARY_KEYS, aggregate, moved  # noqa: F401
+from hybridbatch.analysis.parallel import (  # noqa: F401
+    PIVOT,
+    SOURCE_KIND,
+    SOURCES,
+    SPLITS,
+    TATOEBA_FOLDER,
+    ParallelSet,
+    load_sources,
+    parallel_sets,
 )
 from hybridbatch.analysis.significance import (  # noqa: F401
     COMPARE_ROWS,
+    SEED_CI_METRICS,
     Run,
     aligned,
     check_same,
     compare,
+    compare_seeded,
     load_run,
     macro,
     paired_bootstrap,
     paired_permutation,
+    seed_averaged_run,
     seed_bootstrap,
     write_compare,
 )

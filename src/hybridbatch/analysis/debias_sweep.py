@@ -27,10 +27,21 @@ from hybridbatch.analysis.debias import (
     remove_subspace,
     source_texts,
 )
+from hybridbatch.analysis.significance import compare_seeded, load_run
+from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.cache import EmbeddingCache
+from hybridbatch.evaluation.corpus_embeddings import encode_corpus
+from hybridbatch.evaluation.embeddings import encode_texts
+from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
+from hybridbatch.evaluation.model_info import model_identity
+from hybridbatch.evaluation.results import Documents, write_results
+from hybridbatch.models.loading import load_model
+from hybridbatch.provenance import Timer, check_out_dir, provenance, write_json
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
+Embeddings = dict[str, np.ndarray]  # per language
 
 
 def parse_ranks(spec: str | Sequence[int] | None) -> list[int]:
@@ -64,8 +75,6 @@ def check_equivalence(model: Any, sub: LanguageSubspace, rank: int, q_texts: lis
     the projected base embeddings (which the sweep scores): max |difference| and min cosine."""
     from sentence_transformers import SentenceTransformer
 
-    from hybridbatch.evaluation.encoding import encode_texts
-
     with tempfile.TemporaryDirectory(prefix="debias-check-") as tmp:
         append_projection(model, sub.projection(rank)).save(tmp)
         loaded = SentenceTransformer(tmp, device=str(model.device))  # the base model's device: same kernels, same numbers
@@ -87,43 +96,90 @@ def _row(name: str, method: str, rank: int, body: dict[str, Any]) -> dict[str, A
             "multi_r10": s["multi"]["r10"], "bias": s["multi"]["bias"]}
 
 
+def _check_ranks(ranks: Sequence[int], lir_ranks: Sequence[int], src: TextSource, dim: int | None) -> None:
+    """LSAR ranks against the languages (and the dimension once known); LIR ranks against both and the fewest
+    sentences of a language. `dim=None`: before any model is loaded."""
+    if not ranks:
+        raise UsageError("give at least one rank to sweep, e.g. --ranks 0,1,2,4,8,10")
+    for r in ranks:
+        check_rank(r, len(src.sentences), r + 1 if dim is None else dim)
+    if dim is None:
+        if lir_ranks and min(lir_ranks) < 0:
+            raise UsageError(f"LIR ranks must be >= 0, not {min(lir_ranks)}")
+        return
+    fewest = min(len(v) for v in src.sentences.values())
+    for r in lir_ranks:
+        if r >= dim or r > fewest:
+            raise UsageError(f"LIR rank {r} must be below the dimension {dim} and at most the fewest sentences "
+                             f"of a language ({fewest})")
+
+
+def _score_configs(test: Any, q_emb: Embeddings, c_emb: Embeddings, sub: LanguageSubspace,
+                   lir: dict[str, np.ndarray], configs: Sequence[tuple[str, int]], out: Path,
+                   info: dict[str, Any], timer: Timer, say: Log, documents: Documents | None,
+                   ) -> list[dict[str, Any]]:
+    """Each (method, rank) scored on the projected embeddings into its own eval folder; the sweep's rows."""
+    rows = []
+    for method, r in configs:
+        name = "base" if r == 0 else f"{method}-r{r}"
+        basis = sub.basis_for(r) if method == "lsar" else {k: v[:, :r] for k, v in lir.items()}
+        with timer("score"):
+            res = evaluate_lareqa_embeddings(test, project_corpus(q_emb, basis), project_corpus(c_emb, basis))
+        res.model = {**info["identity"], "debias": {"method": method if r else "none", "rank": r}}
+        res.settings.update({"data": info["data"], "split": "test", "context": False, "debias_method": method,
+                             "debias_rank": r, "debias_source": info["source"].description,
+                             "debias_source_checksum": info["source"].checksum, "debias_encoded_as": info["kind"],
+                             "note": "embeddings encoded once by the base model, then projected "
+                                     "(see sweep.json: equivalence check)"})
+        res.timings = {"encode_s": timer.seconds.get("encode_test", 0.0), **res.timings}
+        write_results(res, out / name, documents=documents)
+        rows.append(_row(name, method if r else "none", r, res.to_json()))
+        if method == "lsar":  # how much of the spread of the language means this rank removes
+            sv2 = sub.singular_values ** 2
+            rows[-1]["means_spread_removed"] = float(sv2[:r].sum() / sv2.sum()) if sv2.sum() > 0 else 0.0
+        say(f"{name:10s} mono {rows[-1]['mono_map']:.4f}  cross {rows[-1]['cross_map']:.4f}  multi "
+            f"{rows[-1]['multi_map']:.4f}  bias {rows[-1]['bias']:.2f}")
+    return rows
+
+
+def _equivalence(model: Any, test: Any, sub: LanguageSubspace, rank: int, q_emb: Embeddings, c_emb: Embeddings,
+                 *, check_sample: int, batch_size: int, encoder: str) -> dict[str, Any]:
+    """`check_equivalence` on the first `check_sample` texts of the first language, against base embeddings from
+    the same runtime the debiased folder runs in (torch)."""
+    lang = test.languages[0]
+    qs = [q.text for q in test.questions[lang][:check_sample]]
+    cs = [c.text for c in test.candidates[lang][:check_sample]]
+    if encoder == "torch":
+        base_q, base_c = q_emb[lang][:len(qs)], c_emb[lang][:len(cs)]
+    else:  # the folder runs in torch: compare like with like
+        base_q = encode_texts(model, qs, "query", batch_size=batch_size)
+        base_c = encode_texts(model, cs, "passage", batch_size=batch_size)
+    check = check_equivalence(model, sub, rank, qs, cs, base_q, base_c, batch_size=batch_size)
+    check["language"] = lang
+    return check
+
+
 def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ranks: Sequence[int] = (),
           texts: Sequence[Path | str] | None = None, data_dir: Path | str | None = None, data: str = "xquad-r",
           max_per_language: int | None = None, batch_size: int = 64, kind: str = "passage",
           cache_dir: Path | str | None = None, max_seq_length: int | None = None, check_sample: int = 32,
-          log: Log | None = None,
-          progress: Progress | None = None, encoder: str = "torch") -> dict[str, Any]:
+          log: Log | None = None, progress: Progress | None = None, encoder: str = "torch",
+          documents: Documents | None = None) -> dict[str, Any]:
     """Evaluate base + LSAR at each rank (and LIR at each of `lir_ranks`) on the held-out test articles with the
     LAReQA protocol; each configuration gets its own eval folder (eval.json, per_query.npz: `hybridbatch compare`
     works on any two). Encodes the subspace sentences and the test set once (the test set with `encoder`, an
-    `evaluation.encoders` runtime). Writes sweep.json and sweep.md."""
-    from hybridbatch.data.lookup import load_corpus
-    from hybridbatch.evaluation.encoding import EmbeddingCache, model_identity
-    from hybridbatch.evaluation.lareqa import encode_corpus, evaluate_lareqa_embeddings, write_eval
-    from hybridbatch.models.loading import load_model
-    from hybridbatch.provenance import Timer, check_out_dir, provenance, write_json, write_text
-
+    `evaluation.runtimes` runtime). `documents` writes each folder's eval.md / pairs.png (the report stage's
+    `report.evaluation.eval_documents`). Writes sweep.json; `report.debias.sweep_markdown` draws sweep.md from it."""
     say = log or (lambda _m: None)
     out = check_out_dir(out_dir)
     ranks, lir_ranks = parse_ranks(ranks), parse_ranks(lir_ranks)
-    if not ranks:
-        raise UsageError("give at least one rank to sweep, e.g. --ranks 0,1,2,4,8,10")
     timer = Timer()
     src: TextSource = source_texts(texts, data_dir, max_per_language)
-    for r in ranks:
-        check_rank(r, len(src.sentences), r + 1)  # the languages are known before any model is loaded
-    if lir_ranks and min(lir_ranks) < 0:
-        raise UsageError(f"LIR ranks must be >= 0, not {min(lir_ranks)}")
+    _check_ranks(ranks, lir_ranks, src, None)  # the languages are known before any model is loaded
     test = load_corpus(data, data_dir, split="test")
     with timer("load"):
         model = load_model(model_name, max_seq_length=max_seq_length)
-    dim = model.get_embedding_dimension()
-    for r in ranks:
-        check_rank(r, len(src.sentences), dim)
-    for r in lir_ranks:
-        if r >= dim or r > min(len(v) for v in src.sentences.values()):
-            raise UsageError(f"LIR rank {r} must be below the dimension {dim} and at most the fewest sentences "
-                             f"of a language ({min(len(v) for v in src.sentences.values())})")
+    _check_ranks(ranks, lir_ranks, src, model.get_embedding_dimension())
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
     say(f"subspace sentences: {src.description}: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(
@@ -139,46 +195,17 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
         lir = estimate_lir(emb, max(lir_ranks)) if lir_ranks else {}
     out.mkdir(parents=True, exist_ok=True)
     sub.save(out / "debias_subspace.npz")
-    rows = []
     configs = [("lsar", r) for r in ranks] + [("lir", r) for r in lir_ranks if r > 0]
-    for method, r in configs:
-        name = "base" if r == 0 else f"{method}-r{r}"
-        basis = sub.basis_for(r) if method == "lsar" else {k: v[:, :r] for k, v in lir.items()}
-        with timer("score"):
-            res = evaluate_lareqa_embeddings(test, project_corpus(q_emb, basis), project_corpus(c_emb, basis))
-        res.model = {**identity, "debias": {"method": method if r else "none", "rank": r}}
-        res.settings.update({"data": data, "split": "test", "context": False, "debias_method": method,
-                             "debias_rank": r, "debias_source": src.description,
-                             "debias_source_checksum": src.checksum, "debias_encoded_as": kind,
-                             "note": "embeddings encoded once by the base model, then projected "
-                                     "(see sweep.json: equivalence check)"})
-        res.timings = {"encode_s": timer.seconds.get("encode_test", 0.0), **res.timings}
-        write_eval(res, out / name)
-        body = res.to_json()
-        rows.append(_row(name, method if r else "none", r, body))
-        if method == "lsar":  # how much of the spread of the language means this rank removes
-            sv2 = sub.singular_values ** 2
-            rows[-1]["means_spread_removed"] = float(sv2[:r].sum() / sv2.sum()) if sv2.sum() > 0 else 0.0
-        say(f"{name:10s} mono {rows[-1]['mono_map']:.4f}  cross {rows[-1]['cross_map']:.4f}  multi "
-            f"{rows[-1]['multi_map']:.4f}  bias {rows[-1]['bias']:.2f}")
+    info = {"identity": identity, "data": data, "source": src, "kind": kind}
+    rows = _score_configs(test, q_emb, c_emb, sub, lir, configs, out, info, timer, say, documents)
     check = None
     check_rank_ = max((r for r in ranks if r > 0), default=0)
     if check_sample > 0 and check_rank_ > 0:
         with timer("check"):
-            lang = test.languages[0]
-            qs = [q.text for q in test.questions[lang][:check_sample]]
-            cs = [c.text for c in test.candidates[lang][:check_sample]]
-            if encoder == "torch":
-                base_q, base_c = q_emb[lang][:len(qs)], c_emb[lang][:len(cs)]
-            else:  # the folder runs in torch: compare like with like
-                from hybridbatch.evaluation.encoding import encode_texts
-
-                base_q = encode_texts(model, qs, "query", batch_size=batch_size)
-                base_c = encode_texts(model, cs, "passage", batch_size=batch_size)
-            check = check_equivalence(model, sub, check_rank_, qs, cs, base_q, base_c, batch_size=batch_size)
-            check["language"] = lang
-        say(f"equivalence (rank {check_rank_}, {lang}, {check['n_queries']} + {check['n_candidates']} texts): "
-            f"max |debiased folder - projected| = {check['max_abs_diff']:.2e}")
+            check = _equivalence(model, test, sub, check_rank_, q_emb, c_emb, check_sample=check_sample,
+                                 batch_size=batch_size, encoder=encoder)
+        say(f"equivalence (rank {check_rank_}, {check['language']}, {check['n_queries']} + "
+            f"{check['n_candidates']} texts): max |debiased folder - projected| = {check['max_abs_diff']:.2e}")
     lsar_rows = [r for r in rows if r["method"] in ("lsar", "none")]
     best = max(lsar_rows, key=lambda r: (r["multi_map"], -r["rank"]))
     body = {
@@ -201,68 +228,18 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
             timings=timer.seconds),
     }
     write_json(out / "sweep.json", body)
-    write_text(out / "sweep.md", sweep_markdown(body))
     return body
-
-
-def sweep_markdown(body: dict[str, Any]) -> str:
-    """The sweep table: one row per configuration, base first."""
-    lines = [f"# Debiasing sweep: {body['model']} on {body['dataset']} (held-out test articles)", "",
-             f"Subspace from: {body['subspace']['data_source']} "
-             f"({', '.join(f'{k} {v}' for k, v in body['subspace']['sentences_per_language'].items())})", "",
-             "| config | method | rank | Mono mAP | Cross mAP | Multi mAP | Mono R@1 | Multi R@10 | Bias |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in body["rows"]:
-        lines.append(f"| {r['name']} | {r['method']} | {r['rank']} | {r['mono_map']:.4f} | {r['cross_map']:.4f} | "
-                     f"{r['multi_map']:.4f} | {r['mono_r1']:.4f} | {r['multi_r10']:.4f} | {r['bias']:.2f} |")
-    lines += ["", f"Best LSAR rank by Multi mAP: {body['best_lsar_by_multi_map']}."]
-    chk = body.get("equivalence_check")
-    if chk:
-        lines.append(f"Equivalence: a debiased folder (rank {chk['rank']}) loaded with plain SentenceTransformer "
-                     f"gives embeddings within {chk['max_abs_diff']:.1e} (max abs) of the projected base embeddings "
-                     f"on {chk['n_queries']} queries + {chk['n_candidates']} candidates ({chk['language']}).")
-    lines.append(f"Commit {body['provenance']['git_commit']}.")
-    return "\n".join(lines) + "\n"
 
 
 def versus_trained(debiased: Path | str, trained: Sequence[Path | str], *, n_boot: int = 2000, n_perm: int = 10000,
                    seed: int = 0) -> dict[str, Any]:
     """Is training still needed once debiasing is applied? B = trained runs (one eval folder per seed), A = one
-    debiased eval folder (deterministic: no seed). Paired bootstrap + randomisation test on the trained runs'
-    seed-averaged per-query scores, and a two-level (seeds + questions) CI for mAP and bias, exactly as the paper
-    preset's significance tables (`experiments.grid.significance`)."""
-    from hybridbatch.analysis.significance import aligned, compare, load_run, seed_bootstrap
-    from hybridbatch.experiments.grid import SEED_CI_METRICS, seed_averaged_run
-
-    a = load_run(debiased)
+    debiased eval folder (deterministic: no seed). `analysis.significance.compare_seeded`: paired bootstrap +
+    randomisation test on the trained runs' seed-averaged per-query scores, and a two-level (seeds + questions) CI
+    for mAP and bias, exactly as the paper preset's significance tables."""
     runs = [load_run(t) for t in trained]
     if not runs:
         raise UsageError("--versus needs at least one trained eval folder")
-    b = seed_averaged_run(runs) if len(runs) > 1 else runs[0]
-    cmp = compare(a, b, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    cmp = compare_seeded([load_run(debiased)], runs, n_boot=n_boot, n_perm=n_perm, seed=seed)
     cmp["run_a"], cmp["run_b"] = str(debiased), [str(t) for t in trained]
-    for row in cmp["rows"]:
-        if len(runs) > 1 and row["metric"] in SEED_CI_METRICS:
-            per_seed = [aligned(a, r, row["metric"], row["setting"]) for r in runs]
-            _, row["seed_ci_low"], row["seed_ci_high"] = seed_bootstrap(
-                [per_seed[0][0]], [p[1] for p in per_seed], n_boot=n_boot, seed=seed)
     return cmp
-
-
-def write_versus(debiased: Path | str, groups: dict[str, Sequence[Path | str]], out: Path | str,
-                 n_boot: int = 2000, n_perm: int = 10000) -> dict[str, Any]:
-    """`versus_trained` for each named group of trained runs (e.g. {"hybrid": [seed0, seed1, seed2]}); writes
-    versus.json and versus.md (the significance-table layout, B = trained, A = debiased) into `out`."""
-    from hybridbatch.experiments.grid import significance_markdown
-    from hybridbatch.provenance import provenance, write_json, write_text
-
-    cmps = []
-    for name, runs in groups.items():
-        c = versus_trained(debiased, runs, n_boot=n_boot, n_perm=n_perm)
-        c["run_a"], c["run_b"], c["trained_runs"] = Path(debiased).name, name, [str(r) for r in runs]
-        cmps.append(c)
-    body = {"kind": "debias-versus-trained", "debiased": str(debiased), "comparisons": cmps,
-            "provenance": provenance(settings={"n_boot": n_boot, "n_perm": n_perm})}
-    write_json(Path(out) / "versus.json", body)
-    write_text(Path(out) / "versus.md", significance_markdown(cmps))
-    return body

@@ -12,9 +12,10 @@ where that id was not evaluated in that cell. The macro of a setting = mean over
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.errors import ResultsError
+from hybridbatch.evaluation.results import load_per_query
+from hybridbatch.provenance import check_out_dir, provenance, sha256_files, write_json
 
 # (row name, setting, per-query metric)
 COMPARE_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -166,8 +169,6 @@ class Run:
 
 def load_run(spec: Path | str) -> Run:
     """An eval output folder or its eval.json, with its per_query.npz (needed for paired statistics)."""
-    from hybridbatch.evaluation.lareqa import load_per_query
-
     p = Path(spec)
     js = p / "eval.json" if p.is_dir() else p
     if not js.exists():
@@ -182,11 +183,8 @@ def load_run(spec: Path | str) -> Run:
     if not pq.exists():
         raise ResultsError(f"{pq}: per-query scores missing; re-run `hybridbatch eval` to write them")
     want = body.get("per_query_sha256")
-    if want:
-        from hybridbatch.provenance import sha256_files
-
-        if sha256_files([pq]) != want:
-            raise ResultsError(f"{pq}: does not match the checksum in {js.name} (changed or from another run); "
+    if want and sha256_files([pq]) != want:
+        raise ResultsError(f"{pq}: does not match the checksum in {js.name} (changed or from another run); "
                                "re-run `hybridbatch eval` into this folder")
     try:
         per_query = load_per_query(pq)
@@ -279,9 +277,51 @@ def compare(run_a: Run | Path | str, run_b: Run | Path | str, *, n_boot: int = 2
 
 
 def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
-    from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
-    from hybridbatch.report.tables import compare_markdown
-
+    """compare.json (the comparison and its provenance); `report.tables.write_compare_markdown` writes compare.md."""
     out = check_out_dir(out_dir)
-    body = {**cmp, "provenance": provenance()}
-    return {"json": write_json(out / "compare.json", body), "md": write_text(out / "compare.md", compare_markdown(cmp))}
+    return {"json": write_json(out / "compare.json", {**cmp, "provenance": provenance()})}
+
+
+# ---- several seeds per side ---------------------------------------------------------------------------------------
+
+SEED_CI_METRICS = ("ap", "rank_distance")  # the rows of the paper's table (mAP and bias) that get the seed-aware CI
+PER_QUERY_METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance")
+
+
+def seed_averaged_run(runs: Sequence[Run]) -> Run:
+    """One Run whose per-query scores are the mean over seeds: the comparison then asks whether the sampler, not one
+    lucky seed, makes the difference (the bootstrap still resamples question ids)."""
+    first = runs[0]
+    pq = dict(first.per_query)
+    for metric in PER_QUERY_METRICS:
+        if metric in pq:
+            pq[metric] = np.mean(np.stack([r.per_query[metric] for r in runs]), axis=0)
+    cell_dir = first.path.parent  # cells/<key>/<dataset> -> cells/<key>+seeds
+    return dataclasses.replace(first, per_query=pq, path=cell_dir.with_name(f"{cell_dir.name}+seeds"))
+
+
+def compare_seeded(runs_a: Sequence[Run], runs_b: Sequence[Run], *, n_boot: int = 2000, n_perm: int = 10000,
+                   seed: int = 0) -> dict[str, Any]:
+    """B vs A when a side is several training runs (one per seed): `compare` on the seed-averaged per-query scores
+    (a side of one run is taken as it is), plus, when a side has several runs, the two-level (seeds + questions) CI
+    of `seed_bootstrap` for mAP and bias. Both sides with several runs: the same seeds, in order (paired run by
+    run); one side with one run (a deterministic model, e.g. a debiased one): it is paired with every run of the
+    other."""
+    if not runs_a or not runs_b:
+        raise ResultsError("compare_seeded needs at least one run on each side")
+    if len(runs_a) > 1 and len(runs_b) > 1 and len(runs_a) != len(runs_b):
+        raise ResultsError(f"seed runs are not paired: {len(runs_a)} runs against {len(runs_b)}")
+    a = seed_averaged_run(runs_a) if len(runs_a) > 1 else runs_a[0]
+    b = seed_averaged_run(runs_b) if len(runs_b) > 1 else runs_b[0]
+    cmp = compare(a, b, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    if len(runs_a) == len(runs_b) == 1:
+        return cmp
+    n = max(len(runs_a), len(runs_b))
+    pairs = list(zip(runs_a if len(runs_a) > 1 else [*runs_a] * n, runs_b if len(runs_b) > 1 else [*runs_b] * n))
+    for row in cmp["rows"]:
+        if row["metric"] in SEED_CI_METRICS:
+            per_seed = [aligned(x, y, row["metric"], row["setting"]) for x, y in pairs]
+            a_side = [p[0] for p in per_seed] if len(runs_a) > 1 else [per_seed[0][0]]
+            b_side = [p[1] for p in per_seed] if len(runs_b) > 1 else [per_seed[0][1]]
+            _, row["seed_ci_low"], row["seed_ci_high"] = seed_bootstrap(a_side, b_side, n_boot=n_boot, seed=seed)
+    return cmp

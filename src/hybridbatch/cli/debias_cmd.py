@@ -7,7 +7,22 @@ from typing import Annotated, Optional
 
 import typer
 
+from hybridbatch.analysis.debias import debias_model
+from hybridbatch.analysis.debias_sweep import parse_ranks
 from hybridbatch.cli.base import DataDir, app, console, out, progress_bars
+from hybridbatch.errors import UsageError
+from hybridbatch.experiments.debias_cells import debias_sweep
+from hybridbatch.provenance import check_out_dir
+
+
+def _mode(rank: int | None, ranks: str | None, lir_ranks: str | None) -> None:
+    """--rank (write one debiased model) or --ranks (sweep), never both; --lir-ranks belongs to the sweep."""
+    if ranks is None and rank is None:
+        raise UsageError("give --rank R to write a debiased model, or --ranks 0,1,2,... to sweep ranks")
+    if ranks is not None and rank is not None:
+        raise UsageError("give either --rank (write one debiased model) or --ranks (sweep), not both")
+    if lir_ranks is not None and ranks is None:
+        raise UsageError("--lir-ranks is part of the sweep: give --ranks too")
 
 
 @app.command("debias")
@@ -61,36 +76,20 @@ def debias_cmd(
 
       hybridbatch debias -m embedded --ranks 0,1,2,4,8,10 --lir-ranks 1,2,4 -o results/debias-base
     """
-
-    from hybridbatch.errors import UsageError
-    from hybridbatch.provenance import check_out_dir
-
     check_out_dir(out_dir)
     if encode_as not in ("passage", "query"):
         raise UsageError(f"--encode-as must be passage or query, not {encode_as!r}")
-    if ranks is None and rank is None:
-        raise UsageError("give --rank R to write a debiased model, or --ranks 0,1,2,... to sweep ranks")
-    if ranks is not None and rank is not None:
-        raise UsageError("give either --rank (write one debiased model) or --ranks (sweep), not both")
-    if lir_ranks is not None and ranks is None:
-        raise UsageError("--lir-ranks is part of the sweep: give --ranks too")
-    from hybridbatch.analysis.debias_sweep import parse_ranks
-
-    sweep_ranks, sweep_lir = parse_ranks(ranks), parse_ranks(lir_ranks)
+    _mode(rank, ranks, lir_ranks)
     with progress_bars(progress) as tick:
         if ranks is not None:
-            from hybridbatch.analysis.debias_sweep import sweep
-
-            body = sweep(model, sweep_ranks, out_dir, lir_ranks=sweep_lir, texts=texts,
-                         data_dir=data_dir, max_per_language=max_per_language, batch_size=batch_size,
-                         kind=encode_as, cache_dir=cache_dir, max_seq_length=max_seq_length, progress=tick,
-                         log=lambda m: console.print(m, highlight=False))
+            body = debias_sweep(model, parse_ranks(ranks), out_dir, lir_ranks=parse_ranks(lir_ranks), texts=texts,
+                                data_dir=data_dir, max_per_language=max_per_language, batch_size=batch_size,
+                                kind=encode_as, cache_dir=cache_dir, max_seq_length=max_seq_length, progress=tick,
+                                log=lambda m: console.print(m, highlight=False))
             out.print(f"best LSAR config by Multi mAP: {body['best_lsar_by_multi_map']}; wrote "
                       f"{Path(out_dir) / 'sweep.json'}, {Path(out_dir) / 'sweep.md'} and one eval folder per "
                       f"config (compare two with `hybridbatch compare A B`)", highlight=False)
             return
-        from hybridbatch.analysis.debias import debias_model
-
         res = debias_model(model, rank, out_dir, texts=texts, data_dir=data_dir,
                            max_per_language=max_per_language, batch_size=batch_size, kind=encode_as,
                            cache_dir=cache_dir, max_seq_length=max_seq_length, progress=tick)

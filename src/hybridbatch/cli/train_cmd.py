@@ -1,13 +1,68 @@
-"""`hybridbatch train`: one training run."""
+"""`hybridbatch train`: one training run, with a rich progress bar (the library reports through callbacks)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from transformers import TrainerCallback
 
-from hybridbatch.cli.base import DataDir, Device, PassagePrefix, Precision, QueryPrefix, app, out
+from hybridbatch.cli.base import DataDir, Device, PassagePrefix, Precision, QueryPrefix, app, console, out
+from hybridbatch.experiments.training import train
+from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS
+from hybridbatch.training.config import TrainConfig
+
+
+class TrainBar(TrainerCallback):
+    """A rich progress bar with the latest train loss and validation value (rank 0 only)."""
+
+    def __init__(self) -> None:
+        self.progress: Any = None
+        self.task: Any = None
+        self.desc = ""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.description}"), console=console)
+        self.progress.start()
+        self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step, description=self.desc)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kwargs: Any) -> None:
+        if self.progress is None or not logs:
+            return
+        parts = [self.desc] if self.desc else []
+        if "loss" in logs:
+            parts = [f"loss {logs['loss']:.4f}"] + [p for p in parts if p.startswith("val")]
+        val = [(k, v) for k, v in logs.items() if k == "eval_loss" or k.endswith("_multi_map")]
+        if val:
+            k, v = val[0]
+            parts = [p for p in parts if not p.startswith("val")] + [
+                f"val {'loss' if k == 'eval_loss' else 'mAP'} {v:.4f}"]
+        self.desc = "  ".join(parts)
+        self.progress.update(self.task, description=self.desc)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _settings(config: Path | None, out_dir: Path | None, data: list[str] | None, **flags: Any) -> TrainConfig:
+    """The config file's settings (or the defaults) with the flags given on top: every other flag is the TrainConfig
+    field of its name, and an unset flag (None; False for the on-only switches) keeps the file's value."""
+    cfg = TrainConfig.from_file(config) if config else TrainConfig()
+    switches = {k: flags.pop(k) or None for k in ("resume", "overwrite", "allow_missing_weights")}
+    return cfg.replace(_source="command line", out=out_dir, data=data or None, **switches, **flags)
 
 
 @app.command("train")
@@ -18,8 +73,8 @@ def train_cmd(
                     "default), a LAReQA folder or a JSONL pairs file. Repeat for several sources (a batch comes from "
                     "one source, drawn in proportion to its size).")] = None,
     data_dir: DataDir = None,
-    sampler: Annotated[Optional[str], typer.Option(help="hybrid | xx | xy | en | mixed | random | hybrid-multi | "
-                                                   "bilingual | curriculum")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help=" | ".join(dict.fromkeys([DEFAULT_SAMPLER, *SAMPLERS])))
+                       ] = None,
     alpha: Annotated[Optional[float], typer.Option(help="hybrid: share of X-X batches (default 0.5).")] = None,
     per_pair: Annotated[Optional[bool], typer.Option("--per-pair/--per-batch", help="xy / hybrid: draw (X, Y) "
                         "per pair instead of per batch.")] = None,
@@ -77,24 +132,7 @@ def train_cmd(
     A thin layer over the library path (docs/LIBRARY.md): the data become a pair dataset, the sampler is passed to
     SentenceTransformerTrainer as batch_sampler=functools.partial(<Sampler>, ...), and checkpoints are chosen by
     one rule for every sampler (--select)."""
-    import os
-
-    from hybridbatch.training.trainer import TrainConfig, train
-
-    cfg = TrainConfig.from_file(config) if config else TrainConfig()
-    cfg = cfg.replace(
-        _source="command line", model=model, data=data or None, data_dir=data_dir, sampler=sampler, alpha=alpha,
-        per_pair=per_pair, batch_size=batch_size, max_steps=max_steps, epochs=epochs, lr=lr,
-        weight_decay=weight_decay, max_seq_length=max_seq_length, context=context, hard_negatives=hard_negatives,
-        hard_negative_lang=hard_negative_lang,
-        symmetric=symmetric, scale=scale, cached_loss=cached_loss, mini_batch_size=mini_batch_size,
-        freeze_embeddings=freeze_embeddings, grad_accum=grad_accum, val_fraction=val_fraction, select=select,
-        eval_steps=eval_steps, eval_batches=eval_batches, patience=patience, save_steps=save_steps, seed=seed,
-        out=out_dir,
-        resume=resume or None, overwrite=overwrite or None, keep_checkpoints=keep_checkpoints, progress=progress,
-        device=device, precision=precision, query_prefix=query_prefix, passage_prefix=passage_prefix,
-        allow_missing_weights=allow_missing_weights or None,
-    )
-    path = train(cfg)
+    cfg = _settings(**locals())
+    path = train(cfg, callbacks=[TrainBar()] if cfg.progress else [])
     if os.environ.get("RANK", "0") == "0":
         out.print(f"model written to {path}", highlight=False)

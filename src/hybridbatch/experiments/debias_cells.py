@@ -16,22 +16,53 @@ from typing import Any
 
 import numpy as np
 
+from hybridbatch.analysis.debias_sweep import sweep, versus_trained
+from hybridbatch.analysis.significance import Run, compare_seeded, load_run
 from hybridbatch.errors import UsageError
-from hybridbatch.experiments.grid import BASE, compare_seeded, significance_markdown
+from hybridbatch.evaluation.runtimes import resolve_encoder
+from hybridbatch.experiments.presets import BASE
 from hybridbatch.experiments.report import finished_records, key_of
 from hybridbatch.provenance import provenance, write_json, write_text
+from hybridbatch.report.debias import debias_markdown, sweep_markdown
+from hybridbatch.report.evaluation import eval_documents
+from hybridbatch.report.grid import significance_markdown
 
 DEBIAS_DIR = "debias"
 NONE = "base"  # the sweep's rank-0 folder: the model as it is
+
+
+def debias_sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, **options: Any) -> dict[str, Any]:
+    """What `hybridbatch debias --ranks` does: `analysis.debias_sweep.sweep` (one eval folder per configuration, with
+    its eval.md and pairs.png, and sweep.json), then sweep.md (`report.debias.sweep_markdown`)."""
+    body = sweep(model_name, ranks, out_dir, documents=eval_documents, **options)
+    write_text(Path(out_dir) / "sweep.md", sweep_markdown(body))
+    return body
+
+
+def write_versus(debiased: Path | str, groups: dict[str, Sequence[Path | str]], out: Path | str,
+                 n_boot: int = 2000, n_perm: int = 10000) -> dict[str, Any]:
+    """`analysis.debias_sweep.versus_trained` for each named group of trained runs (e.g. {"hybrid": [seed0, seed1,
+    seed2]}); writes versus.json and versus.md (the significance-table layout, B = trained, A = debiased) into
+    `out`."""
+    cmps = []
+    for name, runs in groups.items():
+        c = versus_trained(debiased, runs, n_boot=n_boot, n_perm=n_perm)
+        c["run_a"], c["run_b"], c["trained_runs"] = Path(debiased).name, name, [str(r) for r in runs]
+        cmps.append(c)
+    body = {"kind": "debias-versus-trained", "debiased": str(debiased), "comparisons": cmps,
+            "provenance": provenance(settings={"n_boot": n_boot, "n_perm": n_perm})}
+    write_json(Path(out) / "versus.json", body)
+    write_text(Path(out) / "versus.md", significance_markdown(cmps))
+    return body
 
 
 def run_debias_cells(out_root: Path | str, groups: Sequence[str], *, ranks: Sequence[int] = (0, 10),
                      lir_ranks: Sequence[int] = (1,), data_dir: str | None = None, max_seq_length: int | None = None,
                      max_per_language: int | None = 300, encoder: str = "torch",
                      log: Callable[[str], None] = print) -> list[str]:
-    """Run the debias sweep for every finished cell of `groups` that has none yet; returns the keys swept now."""
-    from hybridbatch.analysis.debias_sweep import sweep
-
+    """Run the debias sweep for every finished cell of `groups` that has none yet; returns the keys swept now.
+    `encoder`: an `evaluation.runtimes` name ('auto': the measured fastest one here)."""
+    encoder = resolve_encoder(encoder)
     out_root = Path(out_root)
     if 0 not in ranks:
         ranks = (0, *ranks)  # the undebiased model, scored by the same encoding, is every comparison's A side
@@ -48,8 +79,8 @@ def run_debias_cells(out_root: Path | str, groups: Sequence[str], *, ranks: Sequ
                              "clean_models, git-ignored); delete its cell.json and re-run the grid to retrain it "
                              "(same seed, same batches)")
         log(f"[{rec['key']}] debias sweep (LSAR ranks {list(ranks)}, LIR ranks {list(lir_ranks)}) ...")
-        sweep(model, ranks, d / DEBIAS_DIR, lir_ranks=lir_ranks, data_dir=data_dir, max_seq_length=max_seq_length,
-              max_per_language=max_per_language, encoder=encoder)
+        debias_sweep(model, ranks, d / DEBIAS_DIR, lir_ranks=lir_ranks, data_dir=data_dir,
+                     max_seq_length=max_seq_length, max_per_language=max_per_language, encoder=encoder)
         done.append(rec["key"])
     return done
 
@@ -60,8 +91,6 @@ def _methods(sweep_json: Path) -> list[str]:
 
 def debias_report(out_root: Path | str, groups: Sequence[str], *, n_boot: int = 2000) -> dict[str, Any]:
     """Mean ± std over seeds of every (group, debiasing) and the comparisons; writes debias-report.json / .md."""
-    from hybridbatch.analysis.significance import load_run
-
     out_root = Path(out_root)
     seeds_of: dict[str, list[int]] = {}
     for rec in finished_records(out_root):
@@ -73,7 +102,7 @@ def debias_report(out_root: Path | str, groups: Sequence[str], *, n_boot: int = 
     first = out_root / "cells" / key_of(groups[0], seeds_of[groups[0]][0]) / DEBIAS_DIR / "sweep.json"
     methods = [m for m in _methods(first) if m != NONE]
 
-    def run(group: str, seed: int, method: str) -> Any:
+    def run(group: str, seed: int, method: str) -> Run:
         return load_run(out_root / "cells" / key_of(group, seed) / DEBIAS_DIR / method)
 
     rows = []
@@ -110,16 +139,3 @@ def debias_report(out_root: Path | str, groups: Sequence[str], *, n_boot: int = 
     write_json(out_root / "debias-report.json", body)
     write_text(out_root / "debias-report.md", debias_markdown(body))
     return body
-
-
-def debias_markdown(body: dict[str, Any]) -> str:
-    lines = ["| cell | debias | seeds | Mono mAP | Cross mAP | Multi mAP | bias |", "|---|---|---|---|---|---|---|"]
-    for r in body["rows"]:
-        sd = (lambda k, d: f" ± {r[k + '_std']:.{d}f}") if len(r["seeds"]) > 1 else (lambda k, d: "")
-        cells = [f"{r[k]:.3f}{sd(k, 3)}" for k in ("mono_map", "cross_map", "multi_map")]
-        lines.append(f"| {r['group']} | {r['debias']} | {len(r['seeds'])} | " + " | ".join(cells)
-                     + f" | {r['bias']:.1f}{sd('bias', 1)} |")
-    return "\n".join(lines) + "\n\n" + significance_markdown(body["comparisons"])
-
-
-__all__ = ["DEBIAS_DIR", "run_debias_cells", "debias_report", "debias_markdown"]

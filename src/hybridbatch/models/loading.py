@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybridbatch.device import check_device, process_device, resolve_device
 from hybridbatch.errors import ModelError, UsageError
 from hybridbatch.models.embedded import (
     DEFAULT_MODEL,
@@ -142,8 +143,6 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
     at random, a different model on every load; `allow_missing_weights=True` accepts that."""
     if max_seq_length is not None and max_seq_length < 1:
         raise UsageError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
-    from hybridbatch.device import check_device
-
     check_device(device)  # a bad word fails before anything is loaded
     target = resolve_model(name)
     local = Path(target).is_dir()
@@ -159,8 +158,6 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
     from sentence_transformers import (
         SentenceTransformer,  # after the cheap checks: a bad path fails in no time
     )
-
-    from hybridbatch.device import process_device, resolve_device
 
     device = process_device(resolve_device(device))
     try:

@@ -3,7 +3,8 @@
 `HybridTrainer` is the plain `SentenceTransformerTrainer` plus three things: a batch log (what each rank trained at
 each step, read from the rows' metadata that `PairCollator(keep_metadata=True)` passes along), an optional batch
 sampler of its own for the eval dataset (the fixed validation batches of the loss rule, whatever the training
-sampler), and atomic checkpoints.
+sampler), and atomic checkpoints. `ProgressCallback` turns its steps into the library's `progress(stage, done, total)`
+calls; the bars themselves are the caller's (the CLI's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from sentence_transformers import SentenceTransformerTrainer
@@ -85,52 +87,18 @@ class HybridTrainer(SentenceTransformerTrainer):
         self.accelerator.wait_for_everyone()
 
 
-class RichProgress(TrainerCallback):
-    """A rich progress bar with the latest train / validation loss (rank 0 only)."""
+class ProgressCallback(TrainerCallback):
+    """Reports training steps to the library's `progress(stage, done, total)` callback (rank 0 only): the way a
+    caller that already holds one (the CLI's bars) follows a run; the library itself draws nothing."""
 
-    def __init__(self) -> None:
-        self.progress: Any = None
-        self.task: Any = None
-        self.desc = ""
+    def __init__(self, progress: Callable[[str, int, int], None], stage: str = "train") -> None:
+        self.progress = progress
+        self.stage = stage
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                 TextColumn("{task.description}"), console=Console(stderr=True))
-        self.progress.start()
-        self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
+        if state.is_world_process_zero:
+            self.progress(self.stage, state.global_step, state.max_steps)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=state.global_step, description=self.desc)
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-               **kwargs: Any) -> None:
-        if self.progress is None or not logs:
-            return
-        parts = [self.desc] if self.desc else []
-        if "loss" in logs:
-            parts = [f"loss {logs['loss']:.4f}"] + [p for p in parts if p.startswith("val")]
-        val = [(k, v) for k, v in logs.items() if k == "eval_loss" or k.endswith("_multi_map")]
-        if val:
-            k, v = val[0]
-            parts = [p for p in parts if not p.startswith("val")] + [
-                f"val {'loss' if k == 'eval_loss' else 'mAP'} {v:.4f}"]
-        self.desc = "  ".join(parts)
-        self.progress.update(self.task, description=self.desc)
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
+        if state.is_world_process_zero:
+            self.progress(self.stage, state.global_step, state.max_steps)

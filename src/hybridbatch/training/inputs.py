@@ -1,0 +1,78 @@
+"""A run's inputs: the training PairSets (one per `data` entry), the question ids held out to choose the checkpoint,
+and the pair datasets (sampling/dataset.py) built from them with the model's prefixes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hybridbatch.data.lookup import load_pairs
+from hybridbatch.data.records import PairSet
+from hybridbatch.sampling.dataset import pair_dataset
+from hybridbatch.sampling.samplers import sampler_class
+from hybridbatch.training.config import TrainConfig
+
+
+def load_pairsets(config: TrainConfig) -> list[PairSet]:
+    """One PairSet per `data` entry: a named dataset or LAReQA folder (train split), or a JSONL pairs file."""
+    return [load_pairs(spec, config.data_dir, context=config.context, hard_negatives=config.hard_negatives,
+                       split="train") for spec in config.data]
+
+
+def split_validation(pairsets: list[PairSet], fraction: float, seed: int) -> tuple[list[PairSet], list[PairSet]]:
+    """Hold out `fraction` of each source's question ids (all their language copies) for the checkpoint rule."""
+    train, val = [], []
+    for ps in pairsets:
+        qids = sorted(ps.items)
+        n_val = int(round(fraction * len(qids)))
+        rng = np.random.default_rng([seed, 0x56414C])
+        held = {qids[i] for i in rng.permutation(len(qids))[:n_val]} if n_val else set()
+        train.append(PairSet(ps.name, {q: v for q, v in ps.items.items() if q not in held}, ps.checksum))
+        val.append(PairSet(ps.name, {q: v for q, v in ps.items.items() if q in held}, ps.checksum))
+    return train, val
+
+
+@dataclass
+class RunData:
+    """What `prepare_data` gives the later steps: the PairSets (train / held-out validation ids) and the pair
+    datasets built from them with the model's prefixes."""
+
+    train_sets: list[PairSet]
+    val_sets: list[PairSet]
+    train_dataset: Any = None
+    val_dataset: Any = None
+
+    @property
+    def val_ids(self) -> int:
+        """The number of held-out question ids."""
+        return sum(len(p.items) for p in self.val_sets)
+
+
+def prepare_data(config: TrainConfig) -> RunData:
+    """Read the training data and hold out `val_fraction` of each source's ids for checkpoint selection."""
+    pairsets = load_pairsets(config)
+    train_ps, val_ps = split_validation(pairsets, config.val_fraction, config.seed)
+    return RunData(train_ps, val_ps)
+
+
+def build_datasets(config: TrainConfig, data: RunData, query_prefix: str, passage_prefix: str) -> None:
+    """The pair datasets: training rows (cross-lingual ones when the sampler needs them), and validation rows for the
+    loss rule."""
+    cross = sampler_class(config.sampler).needs_cross_rows(config.alpha)
+    data.train_dataset = pair_dataset(data.train_sets, query_prefix, passage_prefix,
+                                      hard_negatives=config.hard_negatives, cross=cross,
+                                      negative_lang=config.hard_negative_lang)
+    if config.select == "loss" and data.val_ids:
+        data.val_dataset = pair_dataset(data.val_sets, query_prefix, passage_prefix,
+                                        hard_negatives=config.hard_negatives, cross=True,
+                                        negative_lang=config.hard_negative_lang)
+
+
+def plan_steps(config: TrainConfig, data: RunData, world: int) -> int:
+    """max_steps, or `epochs` passes over the (id, language) items."""
+    items = sum(len(ps) for ps in data.train_sets)
+    steps_per_epoch = max(1, math.ceil(items / (config.batch_size * world * config.grad_accum)))
+    return config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
