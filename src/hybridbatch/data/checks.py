@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hybridbatch.data.consistency import consistency_warnings
 from hybridbatch.data.languages import _unknown_lang, lang_from_path
 from hybridbatch.data.lookup import (
     _TYDI_FILE,
@@ -65,7 +66,8 @@ def check_paths(paths: Sequence[Path | str]) -> tuple[list[Problem], list[Proble
                 checked = True
             files = _lang_files(rep, path, "*.json", skip=tydi)  # a TyDi dev/train pair is not "en given twice"
             if files:
-                _read_qa(rep, files, path.name, "auto", "paragraph")
+                corpus = _read_qa(rep, files, path.name, "auto", "paragraph")
+                rep.warnings.extend(consistency_warnings(corpus, files))  # copies of a language, rotated ids
                 checked = True
             if not checked and len(rep.problems) == before:  # hidden files only, or nothing at all: say so
                 rep.error(path, FOLDER, "no data files (<lang>.json, *.jsonl, *.xlsx, tatoeba.*) in this folder")

@@ -192,15 +192,21 @@ def _type_problem(annotation: Any, value: Any, none_ok: bool = False) -> str | N
     text = text.removesuffix("|None")
     if value is None:
         return None if optional or none_ok else "expected a value, got null"
-    if text == "list[str]":
-        items = [value] if isinstance(value, (str, Path)) else value
-        if isinstance(items, (list, tuple)) and all(isinstance(v, (str, Path)) for v in items):
+    if text.startswith("list[") and text.endswith("]"):  # a list of scalars; `data` may be one string
+        item = text[5:-1]
+        items = [value] if item == "str" and isinstance(value, (str, Path)) else value
+        if isinstance(items, (list, tuple)) and all(_is(v, item) for v in items):
             return None
-        return f"expected a string or a list of strings, got {_show(value)}"
-    want, words = _SCALARS.get(text, ((object,), "a value"))
-    if isinstance(value, want) and not (isinstance(value, bool) and bool not in want):
+        words = _SCALARS.get(item, ((object,), "values"))[1].removeprefix("a ").removeprefix("an ")
+        return (f"expected {'a string or ' if item == 'str' else ''}a list of {words}s, got {_show(value)}")
+    if _is(value, text):
         return None
-    return f"expected {words}, got {_show(value)}"
+    return f"expected {_SCALARS.get(text, ((object,), 'a value'))[1]}, got {_show(value)}"
+
+
+def _is(value: Any, type_name: str) -> bool:
+    want = _SCALARS.get(type_name, ((object,), ""))[0]
+    return isinstance(value, want) and not (isinstance(value, bool) and bool not in want)
 
 
 def _show(value: Any) -> str:
