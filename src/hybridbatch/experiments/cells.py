@@ -22,12 +22,12 @@ from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.evaluation.runtimes import drop_exports, resolve_encoder
 from hybridbatch.evaluation.shift import run_shift, summary_row
 from hybridbatch.experiments.presets import BASE, RESULT_FIELDS, Cell, Preset
+from hybridbatch.experiments.training import train
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import provenance, write_json
 from hybridbatch.report.evaluation import write_eval
 from hybridbatch.report.shift import shift_documents
 from hybridbatch.training.config import TrainConfig
-from hybridbatch.experiments.training import train
 
 
 def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -> Any:

@@ -33,7 +33,6 @@ from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
 from hybridbatch.sampling.sources import MultiSourceSampler, WeightedGroupSampler, source_pairings  # noqa: F401
 from hybridbatch.sampling.samplers import (  # noqa: F401
     DEFAULT_SAMPLER,
-    MIX_SAMPLERS,
     SAMPLERS,
     VALIDATION_SAMPLER,
     BilingualSampler,

@@ -181,8 +181,6 @@ class CurriculumSampler(HybridSampler):
         return {**super().config(), "ramp_batches": self.ramp_batches, "reverse": self.reverse}
 
 
-
-
 SAMPLERS: dict[str, type[PairBatchSampler]] = {
     c.name: c
     for c in (XXSampler, XYSampler, HybridSampler, EnglishSampler, MixedSampler, RandomSampler, HybridMultiSampler,
@@ -190,9 +188,6 @@ SAMPLERS: dict[str, type[PairBatchSampler]] = {
 }
 DEFAULT_SAMPLER = HybridSampler.name  # the paper's method: the default of a run and the curve of an alpha sweep
 VALIDATION_SAMPLER = RandomSampler  # draws the fixed validation batches of the loss rule, whatever the run's sampler
-
-MIX_SAMPLERS = tuple(name for name, cls in SAMPLERS.items() if "alpha" in cls.takes)  # those that take alpha
-XX_AT_ALPHA_ONE = tuple(name for name in MIX_SAMPLERS if SAMPLERS[name].same_batches_as.get(1.0) == "xx")
 
 
 def sampler_class(name: str) -> type[PairBatchSampler]:
