@@ -35,7 +35,7 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridbatch.errors import UsageError
 from hybridbatch.sampling.dataset import warn_dropped_languages
-from hybridbatch.sampling.index import PairColumns, PairIndex, _concat
+from hybridbatch.sampling.index import ItemStack, PairColumns, PairIndex, _concat
 from hybridbatch.sampling.kinds import PER_PAIR, BatchKind, Option
 from hybridbatch.sampling.mix import summarise_plans
 
@@ -78,7 +78,7 @@ class _Queue:
 
     def __init__(self, groups: np.ndarray) -> None:
         self.groups = groups
-        self.pending: list[int] = []
+        self.pending = ItemStack()
         self.passes = 0
 
     def refill(self, rng: np.random.Generator) -> None:
@@ -92,7 +92,7 @@ class _Queue:
         rank = np.empty(n, np.int64)
         rank[by_group] = np.arange(n) - run
         order = perm[np.lexsort((np.arange(n), rank))]
-        self.pending = order[::-1].tolist()
+        self.pending = ItemStack(order[::-1])
         self.passes += 1
 
 
@@ -180,7 +180,6 @@ class PairBatchSampler(DefaultBatchSampler):
             raise UsageError(f"num_batches ({num_batches}) must be a positive multiple of the world size "
                              f"({self.world_size})")
         self.num_batches = int(num_batches)
-        self._row_keys: list[tuple[int, ...]] | None = None
         self._epoch_state: dict[int, _Epoch] = {}
 
     # -- what a subclass decides ------------------------------------------------------------------------------------
@@ -201,6 +200,7 @@ class PairBatchSampler(DefaultBatchSampler):
             for opt in kind.options(self.index, s, self._allowed_langs()):
                 opt.compatible = self._compatible(opt.rows if opt.rows is not None else np.zeros(0, np.int64))
                 opt.groups = len(opt.compatible)
+                opt.rows = None  # read only by this check (10M ids: 40 MB per option)
                 if opt.groups >= self.need:
                     keep.append(opt)
                 elif len(opt.items):
@@ -214,7 +214,7 @@ class PairBatchSampler(DefaultBatchSampler):
         option offering fewer cannot fill a batch group (it is dropped); the rows found are its fallback."""
         used: set[int] = set()
         out: list[int] = []
-        for k, r in zip(self.index.keys[rows].tolist(), rows.tolist(), strict=True):
+        for k, r in self.index.keys.items(rows):  # a chunk at a time: the loop stops after `need` rows
             k = [v for v in k if v >= 0]
             if used.isdisjoint(k):
                 used.update(k)
@@ -323,8 +323,6 @@ class PairBatchSampler(DefaultBatchSampler):
     def _fill(self, stream: _KindStream, oi: int, queues: dict[tuple[Any, ...], _Queue]) -> np.ndarray:
         """`need` rows of option `oi` whose keys (id, answer group, negative group) are all distinct: items come
         off the option's queue; an item that clashes with the group so far goes back to the front of the queue."""
-        if self._row_keys is None:  # Python tuples make the loop below fast
-            self._row_keys = [tuple(v for v in row if v >= 0) for row in self.index.keys.tolist()]
         opt, rng = stream.options[oi], stream.rng
         key = opt.queue or (stream.kind.name, oi)
         q = queues.get(key)
@@ -344,7 +342,7 @@ class PairBatchSampler(DefaultBatchSampler):
                 refills += 1
             pos = q.pending.pop()
             row = stream.kind.row(self.index, opt, int(opt.items[pos]), rng)
-            keys = self._row_keys[row] if row >= 0 else ()
+            keys = self.index.keys.row(row) if row >= 0 else ()
             if row >= 0 and used.isdisjoint(keys):
                 used.update(keys)
                 out.append(row)

@@ -1,18 +1,35 @@
 """What a sampler knows about its dataset: read from the dataset's own metadata columns, nothing else.
 
 No registry and no fingerprint: `.map`, `.select`, `.shuffle`, an eval dataset or a second trainer all work, because
-the index is rebuilt from whatever dataset the sampler is given.
+the index is rebuilt from whatever dataset the sampler is given. It is built from integer codes of the columns
+(columns.py), so its memory grows as numpy arrays: about 20 B per row with groups and hard negatives
+(docs/TRAINING.md, "Scale"), not a Python object per row.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from hybridbatch.errors import UsageError
+from hybridbatch.sampling.columns import (
+    CHUNK,
+    as_str,
+    code_dtype,
+    column_names,
+    encode,
+    filled_groups,
+    first_seen,
+    group_codes,
+    language_codes,
+    read_columns,
+    take,
+)
 
 
 @dataclass(frozen=True)
@@ -45,27 +62,146 @@ def _concat(dataset: Any, source_column: str) -> Any:
     return concatenate_datasets(parts)
 
 
+class Labels(Sequence):
+    """The ids of one source as strings, kept as one Arrow array (10M ids are not 10M Python strings)."""
+
+    def __init__(self, values: pa.Array) -> None:
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return as_str(self.values[i])
+        return str(self.values[int(i)].as_py())
+
+
+class SourceRows:
+    """The rows of one source by (id, query language, passage language): `rows[i, x, y]` as on an ids x L x L
+    array (-1: no such row). Stored as one int32 column per language pair that occurs, so it costs 4 B per id and
+    pair present: 4 B per row on parallel data, and no L x L cube when only X-X rows exist."""
+
+    def __init__(self, table: np.ndarray, pair_col: np.ndarray) -> None:
+        self.table = table  # [ids, pairs present]
+        self.pair_col = pair_col  # [L, L]: the table column of (x, y), -1 when no id has that pair
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.table), *self.pair_col.shape)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, key: tuple[Any, Any, Any]) -> Any:
+        i, x, y = key
+        col = self.pair_col[x, y]
+        if np.ndim(col) == 0:
+            if col >= 0:
+                return self.table[i, col]
+            return -1 if np.ndim(i) == 0 and not isinstance(i, slice) else np.full(len(self.table[i, :1]), -1)
+        if isinstance(x, slice) or isinstance(y, slice):  # a language axis kept: as on the cube, it stays last
+            got = self.table[i][..., np.maximum(col, 0)]
+        else:
+            got = self.table[i, np.maximum(col, 0)]
+        return np.where(col >= 0, got, -1)
+
+    def has(self) -> np.ndarray:
+        """bool [ids, L]: the languages each id exists in (it has its own X-X row)."""
+        L = len(self.pair_col)
+        out = np.zeros((len(self.table), L), bool)
+        for x in range(L):
+            if self.pair_col[x, x] >= 0:
+                out[:, x] = self.table[:, self.pair_col[x, x]] >= 0
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.nbytes + self.pair_col.nbytes
+
+
+@dataclass
+class RowKeys:
+    """`keys[rows]` -> [k, 3] int64: each row's id key, answer-group key and hard-negative group key (-1: none),
+    integers that are equal exactly when the keys are; `keys[rows, c]` one column. Computed on access from the
+    per-row codes (no [rows, 3] matrix): id keys 0..n_id-1 (source offset + id), group keys from n_id on."""
+
+    row_source: np.ndarray
+    row_id: np.ndarray
+    id_offset: np.ndarray  # [sources]: the first id key of each source
+    group: np.ndarray | None  # group code per row (None: the id is the group)
+    negative: np.ndarray | None  # hard-negative group code per row, -1: none (None: no hard negatives)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.row_id), 3)
+
+    def __len__(self) -> int:
+        return len(self.row_id)
+
+    def column(self, c: int, rows: Any) -> np.ndarray:
+        n_id = int(self.id_offset[-1])
+        ids = self.id_offset[self.row_source[rows]] + self.row_id[rows]
+        if c == 0:
+            return ids
+        if c == 1:
+            return n_id + (ids if self.group is None else self.group[rows].astype(np.int64))
+        if self.negative is None:
+            return np.full(np.shape(ids), -1, np.int64)
+        neg = self.negative[rows].astype(np.int64)
+        return np.where(neg >= 0, n_id + neg, -1)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        rows = rows if isinstance(rows, (slice, np.ndarray)) or np.ndim(rows) == 0 else np.asarray(rows, np.int64)
+        if isinstance(cols, (int, np.integer)):
+            return self.column(int(cols), rows)
+        return np.stack([self.column(c, rows) for c in range(3)[cols]], axis=-1)
+
+    def row(self, r: int) -> tuple[int, ...]:
+        """The keys of row r that exist (the per-batch check: a few microseconds)."""
+        s, n_id = self.row_source[r], int(self.id_offset[-1])
+        k = int(self.id_offset[s]) + int(self.row_id[r])
+        g = k if self.group is None else int(self.group[r])
+        neg = -1 if self.negative is None else int(self.negative[r])
+        return (k, n_id + g) if neg < 0 else (k, n_id + g, n_id + neg)
+
+    def items(self, rows: np.ndarray, chunk: int = 4096) -> Iterator[tuple[list[int], int]]:
+        """(keys as a list, row) for `rows` in order, read a chunk at a time."""
+        for a in range(0, len(rows), chunk):
+            part = rows[a:a + chunk]
+            yield from zip(self[part].tolist(), part.tolist(), strict=True)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.group, self.negative) if a is not None)
+
+
 @dataclass
 class PairIndex:
     """Rows of the pair dataset by (source, id, query language, passage language).
 
     `index[s][i, x, y]` is the row of the i-th id of source s with query language x and passage language y (-1: no
     such row). `keys[r]` holds integer keys of row r that must not repeat within a batch group: its id, its answer
-    group and its hard negative's group (-1: none). Keys are assigned in row order, identical on every process."""
+    group and its hard negative's group (-1: none). Ids and sources are numbered in order of first appearance, so
+    the index is identical on every process."""
 
     languages: list[str]
     sources: list[str]
-    ids: list[list[str]]
-    index: list[np.ndarray]
+    ids: list[Labels]
+    index: list[SourceRows]
     row_source: np.ndarray
     row_id: np.ndarray
     row_qlang: np.ndarray
     row_plang: np.ndarray
-    keys: np.ndarray
+    keys: RowKeys
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_dataset(cls, dataset: Any, columns: PairColumns = PairColumns()) -> PairIndex:
-        names = set(getattr(dataset, "column_names", None) or [])
+        """The index of a `datasets.Dataset` (its Arrow columns, memory-mapped or not) or of a mapping of column
+        name -> numpy / Arrow array."""
+        names = set(column_names(dataset))
         missing = [c for c in (columns.id, columns.query_lang, columns.passage_lang) if c not in names]
         if missing:
             raise UsageError(
@@ -73,73 +209,179 @@ class PairIndex:
                 f"{columns.passage_lang!r} (optional {columns.group!r}, {columns.source!r}) of the dataset; missing "
                 f"{', '.join(map(repr, missing))} (columns: {', '.join(sorted(names))}). Build pairs with "
                 "hybridbatch.sampling.pairs_from_long, or name your columns with id_column=... etc.")
-        if len(dataset) == 0:
+        cols, indices = read_columns(dataset, [c for c in columns.names() if c in names])
+        if (len(cols[columns.id]) if indices is None else len(indices)) == 0:
             raise UsageError("the training data has no (question, passage) pairs")
-        # one columnar read (`dataset[col]` iterates row by row on an indices mapping, e.g. after .shuffle)
-        data = dataset.select_columns([c for c in columns.names() if c in names]).to_dict()
-        qid = [str(v) for v in data[columns.id]]
-        ql = [str(v) for v in data[columns.query_lang]]
-        pl = [str(v) for v in data[columns.passage_lang]]
-        src = [str(v) for v in data[columns.source]] if columns.source in data else [""] * len(qid)
-        group = [str(v) if v not in (None, "") else q for v, q in zip(data[columns.group], qid, strict=True)] \
-            if columns.group in data else qid
-        neg = [None if v in (None, "") else str(v) for v in data[columns.negative_group]] \
-            if columns.negative_group in data else None
-        languages = sorted(set(ql) | set(pl))
-        lpos = {lang: i for i, lang in enumerate(languages)}
-        sources = list(dict.fromkeys(src))
-        spos = {s: i for i, s in enumerate(sources)}
-        L = len(languages)
-        ids: list[list[str]] = [[] for _ in sources]
-        id_pos: list[dict[str, int]] = [{} for _ in sources]
-        n = len(qid)
-        row_source = np.empty(n, np.int32)
-        row_id = np.empty(n, np.int64)
-        row_q = np.empty(n, np.int16)
-        row_p = np.empty(n, np.int16)
-        key_code: dict[str, int] = {}
-        keys = np.full((n, 3), -1, np.int64)
-        for r in range(n):
-            s = spos[src[r]]
-            i = id_pos[s].setdefault(qid[r], len(ids[s]))
-            if i == len(ids[s]):
-                ids[s].append(qid[r])
-            row_source[r], row_id[r], row_q[r], row_p[r] = s, i, lpos[ql[r]], lpos[pl[r]]
-            keys[r, 0] = key_code.setdefault(f"i\t{src[r]}\t{qid[r]}", len(key_code))
-            keys[r, 1] = key_code.setdefault(f"g\t{src[r]}\t{group[r]}", len(key_code))
-            if neg is not None and neg[r] is not None:
-                keys[r, 2] = key_code.setdefault(f"g\t{src[r]}\t{neg[r]}", len(key_code))
-        index = []
-        for s in range(len(sources)):
-            idx = np.full((len(ids[s]), L, L), -1, np.int64)
-            rows = np.nonzero(row_source == s)[0]
-            taken = np.zeros(len(rows), bool)
-            flat = (row_id[rows] * L + row_q[rows]) * L + row_p[rows]
-            _, first = np.unique(flat, return_index=True)
-            taken[first] = True
-            if not taken.all():
-                r = int(rows[~taken][0])
-                raise UsageError(f"row {r} repeats (id, query_lang, passage_lang) = ({qid[r]!r}, {ql[r]!r}, "
-                                 f"{pl[r]!r}){' in source ' + repr(src[r]) if src[r] else ''}")
-            idx[row_id[rows], row_q[rows], row_p[rows]] = rows
-            index.append(idx)
-        return cls(languages, sources, ids, index, row_source, row_id, row_q, row_p, keys)
+        return cls._build(cols, indices, columns)
+
+    @classmethod
+    def from_columns(cls, id: Any, query_lang: Any, passage_lang: Any, group: Any = None,
+                     negative_group: Any = None, source: Any = None) -> PairIndex:
+        """The index of numpy / Arrow columns (e.g. memory-mapped .npy files, or an Arrow DictionaryArray of
+        language names), equal to the index of a dataset with these columns."""
+        given = {"id": id, "query_lang": query_lang, "passage_lang": passage_lang, "group": group,
+                 "negative_group": negative_group, "source": source}
+        return cls.from_dataset({k: v for k, v in given.items() if v is not None})
+
+    @classmethod
+    def _build(cls, cols: dict[str, pa.ChunkedArray], indices: np.ndarray | None, c: PairColumns) -> PairIndex:
+        """Codes per column in table order, gathered through the indices mapping, then renumbered where the order
+        matters (sources and ids: by first appearance in the dataset)."""
+        src_t = encode(cols[c.source], c.source, ordered=False)[0] if c.source in cols else None
+        row_source, sources, row_id, id_offset, ids = _ids(cols, src_t, indices, c)
+        languages, row_q, row_p = language_codes(cols[c.query_lang], cols[c.passage_lang], indices,
+                                                 (c.query_lang, c.passage_lang))
+        group = filled_groups(cols.get(c.group), cols[c.id]) if c.group in cols or c.negative_group in cols else None
+        group, negative = group_codes(group, cols.get(c.negative_group), src_t, len(sources), indices, c.group)
+        del src_t
+        keys = RowKeys(row_source, row_id, id_offset, group, negative)
+        tables = _tables(row_source, row_id, row_q, row_p, np.diff(id_offset), len(languages))
+        for s, t in enumerate(tables):
+            if isinstance(t, int):
+                ql, pl = languages[row_q[t]], languages[row_p[t]]
+                raise UsageError(f"row {t} repeats (id, query_lang, passage_lang) = ({ids[s][row_id[t]]!r}, {ql!r}, "
+                                 f"{pl!r}){' in source ' + repr(sources[s]) if sources[s] else ''}")
+        return cls(languages, sources, ids, tables, row_source, row_id, row_q, row_p, keys)
 
     def __len__(self) -> int:
         return len(self.row_source)
 
     def has(self, s: int) -> np.ndarray:
-        """bool [n_ids, L]: the languages each id of source s exists in (it has its own X-X row)."""
-        return np.diagonal(self.index[s], axis1=1, axis2=2) >= 0
+        """bool [n_ids, L]: the languages each id of source s exists in (it has its own X-X row). Read-only."""
+        if ("has", s) not in self._cache:
+            h = self.index[s].has()
+            h.flags.writeable = False
+            self._cache["has", s] = h
+        return self._cache["has", s]
 
     def items(self, s: int) -> int:
         """(id, language) items of source s: the weight of the source draw."""
         return int(self.has(s).sum())
 
+    def lang_items(self, s: int, x: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of source s in language x and their answer-group keys: the items of every X-X / X-Y option of
+        query language x (one shared copy, not one per passage language)."""
+        if ("lang", s, x) not in self._cache:
+            ids = np.nonzero(self.has(s)[:, x])[0]
+            self._cache["lang", s, x] = (ids, self.keys[self.index[s][ids, x, x], 1])
+        return self._cache["lang", s, x]
+
+    def nbytes(self) -> int:
+        """Bytes held by the index's arrays (the ids' Arrow array included)."""
+        rows = sum(a.nbytes for a in (self.row_source, self.row_id, self.row_qlang, self.row_plang))
+        return (rows + self.keys.nbytes + sum(t.nbytes for t in self.index)
+                + sum(lab.values.nbytes for lab in self.ids))
+
     def describe(self, row: int) -> dict[str, Any]:
         s = int(self.row_source[row])
         return {"source": self.sources[s], "id": self.ids[s][int(self.row_id[row])],
                 "qlang": self.languages[int(self.row_qlang[row])], "plang": self.languages[int(self.row_plang[row])]}
+
+
+def _ids(cols: dict[str, pa.ChunkedArray], src_t: np.ndarray | None, indices: np.ndarray | None,
+         c: PairColumns) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, list[Labels]]:
+    """(row_source, sources, row_id, id_offset, ids): sources and each source's ids by first appearance."""
+    if src_t is None:
+        svals: pa.Array = pa.array([""])
+        row_source = np.zeros(len(cols[c.id]) if indices is None else len(indices), np.int8)
+    else:
+        svals = encode(cols[c.source], c.source, ordered=False)[1]
+        row_source, old = first_seen(take(src_t, indices), len(svals))
+        svals = svals.take(pa.array(old))
+        row_source = row_source.astype(code_dtype(len(svals)) if len(svals) > 127 else np.int8)
+    S = len(svals)
+    i_t, ivals = encode(cols[c.id], c.id, ordered=indices is None and S == 1)
+    if S == 1:
+        if indices is not None:
+            row_id, old = first_seen(i_t[indices], len(ivals))
+            ivals = ivals.take(pa.array(old))
+        else:
+            row_id = i_t
+        return row_source, as_str(svals), row_id, np.array([0, len(ivals)], np.int64), [Labels(ivals)]
+    s_of = np.empty(len(svals), np.int64)  # storage-order source code -> dataset-order one
+    s_of[old] = np.arange(S)
+    pair = i_t.astype(np.int64) * S + s_of[src_t]  # an id is a key within its source
+    del i_t
+    pcode, pvals_a = encode(pa.chunked_array([pa.array(pair)]), c.id, ordered=indices is None)
+    del pair
+    pvals = pvals_a.to_numpy()
+    if indices is not None:
+        pcode, old = first_seen(pcode[indices], len(pvals))
+        pvals = pvals[old]
+    src_of_pair = pvals % S
+    order = np.argsort(src_of_pair, kind="stable")
+    counts = np.bincount(src_of_pair, minlength=S)
+    id_offset = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    rank = np.empty(len(pvals), np.int64)
+    rank[order] = np.arange(len(pvals)) - id_offset[src_of_pair[order]]
+    row_id = rank.astype(code_dtype(len(pvals)))[pcode]
+    ids = [Labels(ivals.take(pa.array(pvals[order[id_offset[s]:id_offset[s + 1]]] // S))) for s in range(S)]
+    return row_source, as_str(svals), row_id, id_offset, ids
+
+
+def _tables(row_source: np.ndarray, row_id: np.ndarray, row_q: np.ndarray, row_p: np.ndarray,
+            n_ids: np.ndarray, L: int) -> list[SourceRows | int]:
+    """Each source's rows by (id, language pair), filled a chunk of rows at a time; a source whose rows repeat an
+    (id, query lang, passage lang) gets the first repeating row instead."""
+    S = len(n_ids)
+    present = np.zeros(S * L * L, np.int64)
+    for a in range(0, len(row_id), CHUNK):
+        pair = row_source[a:a + CHUNK].astype(np.int64) * (L * L) + row_q[a:a + CHUNK] * L + row_p[a:a + CHUNK]
+        present += np.bincount(pair, minlength=S * L * L)
+    pair_cols = []
+    for s in range(S):
+        pc = np.full(L * L, -1, np.int32)
+        here = np.nonzero(present[s * L * L:(s + 1) * L * L])[0]
+        pc[here] = np.arange(len(here))
+        pair_cols.append(pc.reshape(L, L))
+    dt = code_dtype(len(row_id))
+    tables = [np.full((int(n_ids[s]), max(1, int((pair_cols[s] >= 0).sum()))), -1, dt) for s in range(S)]
+    for fill in (True, False):  # the second pass checks: a repeated cell holds only one of its rows
+        bad = [False] * S
+        for a in range(0, len(row_id), CHUNK):
+            rs, rows = row_source[a:a + CHUNK], np.arange(a, min(a + CHUNK, len(row_id)), dtype=dt)
+            for s in (range(S) if S > 1 else (0,)):
+                sel = rows if S == 1 else rows[rs == s]
+                flat = row_id[sel].astype(np.int64) * tables[s].shape[1] + pair_cols[s][row_q[sel], row_p[sel]]
+                if fill:
+                    tables[s].flat[flat] = sel
+                else:
+                    bad[s] = bad[s] or bool((tables[s].flat[flat] != sel).any())
+    out: list[SourceRows | int] = []
+    for s in range(S):
+        if bad[s]:
+            rows = np.nonzero(row_source == s)[0]
+            flat = (row_id[rows].astype(np.int64) * L + row_q[rows]) * L + row_p[rows]
+            first = np.zeros(len(rows), bool)
+            first[np.unique(flat, return_index=True)[1]] = True
+            out.append(int(rows[~first][0]))
+        else:
+            out.append(SourceRows(tables[s], pair_cols[s]))
+    return out
+
+
+class ItemStack:
+    """A queue's pending item positions, popped from the end: one pass's order as a numpy array plus the few items
+    pushed back on top, so a queue of 10M items is an array, not 10M Python ints."""
+
+    def __init__(self, items: np.ndarray | None = None) -> None:
+        self.base = np.zeros(0, np.int64) if items is None else items
+        self.top = len(self.base)
+        self.extra: list[int] = []
+
+    def __len__(self) -> int:
+        return self.top + len(self.extra)
+
+    def pop(self) -> int:
+        if self.extra:
+            return self.extra.pop()
+        if self.top == 0:
+            raise IndexError("pop from an empty ItemStack")
+        self.top -= 1
+        return int(self.base[self.top])
+
+    def extend(self, items: Any) -> None:
+        self.extra.extend(items)
 
 
 def batch_fingerprint(entries: list[tuple[str, str, str, str]]) -> str:

@@ -55,13 +55,11 @@ class BatchKind:
     def _pair_option(self, index: PairIndex, s: int, x: int, y: int) -> Option:
         """Items are the ids in query language x, one queue per (source, x): the X-Y options of one X share it, so
         an epoch draws each (id, X) query item about once whatever Y it is paired with."""
-        has = index.has(s)
         both = np.nonzero(index.index[s][:, x, y] >= 0)[0]  # the (x, y) row exists (not so without cross rows)
         rows = index.index[s][both, x, y]
-        ids = np.nonzero(has[:, x])[0] if x != y else both
-        ids = ids if len(both) else both
+        ids, item_groups = index.lang_items(s, x) if len(both) else (both, both)  # shared by the options of (s, x)
         return Option(self.name, s, x, y, ids, len(np.unique(index.keys[rows, 1])) if len(rows) else 0, ("ids", s, x),
-                      index.keys[index.index[s][ids, x, x], 1], rows)
+                      item_groups, rows)
 
 
 class XXBatch(BatchKind):
