@@ -15,16 +15,22 @@ from datasets import Dataset, DatasetDict
 from hybridbatch.data.records import PairSet, TrainItem
 from hybridbatch.errors import UsageError
 from hybridbatch.sampling import (
+    DEFAULT_SAMPLER,
     SAMPLERS,
     HybridSampler,
     PairCollator,
     XXSampler,
     XYSampler,
+    alpha_of,
     batch_info,
     make_sampler,
     pair_dataset,
     pairs_from_long,
+    same_run,
+    sampler_class,
+    sampler_options,
     save_mix,
+    takes_alpha,
 )
 
 
@@ -401,6 +407,40 @@ def test_pairs_from_long_user_data_keeps_groups_apart():
     for p in groups(s, 100):
         g = [data["group"][r] for r in p.rows]
         assert len(set(g)) == len(g) == 8  # two ids share each answer: never in one batch
+
+
+def test_the_registry_answers_what_callers_used_to_ask_of_sampler_names():
+    """What each sampler takes and needs, read off its class: which take alpha (a sweep varies it), which run a
+    sweep reuses at an end point, the alpha of the plain samplers, the options one settings dict keeps."""
+    assert [n for n in SAMPLERS if takes_alpha(n)] == ["hybrid", "hybrid-multi", "bilingual", "curriculum"]
+    assert (same_run("hybrid", 1.0), same_run("hybrid", 0.0), same_run("hybrid", 0.5)) == ("xx", "xy", None)
+    assert (same_run("hybrid-multi", 1.0), same_run("hybrid-multi", 0.0)) == ("xx", None)
+    assert (same_run("curriculum", 1.0), same_run("bilingual", 1.0), same_run("xx", None)) == ("xx", None, None)
+    assert (alpha_of("xx"), alpha_of("xy"), alpha_of("en"), alpha_of("hybrid")) == (1.0, 0.0, None, None)
+    assert sampler_options("xx", alpha=0.3, per_pair=True, ramp_batches=5, world_size=2) == {"world_size": 2}
+    assert sampler_options("xy", alpha=0.3, per_pair=True) == {"per_pair": True}
+    assert sampler_options("curriculum", alpha=0.3, ramp_batches=5, reverse=True, lang_weighting="size") == {
+        "alpha": 0.3, "ramp_batches": 5, "reverse": True, "lang_weighting": "size"}
+    assert sampler_class(DEFAULT_SAMPLER) is HybridSampler
+    needs = {n: (sampler_class(n).needs_cross_rows(0.5), sampler_class(n).needs_cross_rows(1.0)) for n in SAMPLERS}
+    assert needs == {"xx": (False, False), "xy": (True, True), "hybrid": (True, False), "en": (False, False),
+                     "mixed": (False, False), "random": (True, True), "hybrid-multi": (True, False),
+                     "bilingual": (True, True), "curriculum": (True, False)}
+    for bad in (1.5, -0.1, float("nan")):  # alpha is checked whether or not the sampler takes it
+        with pytest.raises(UsageError, match=r"alpha must be in \[0, 1\]"):
+            sampler_options("xx", alpha=bad)
+    with pytest.raises(UsageError, match="unknown sampler 'zz'; choose one of xx, xy, hybrid"):
+        sampler_class("zz")
+
+
+def test_bilingual_at_alpha_1_trains_on_the_rows_its_class_asks_for(xq_pairs):
+    """Bilingual batches are drawn over (X, Y) options even at alpha 1: the pair dataset built the way training
+    builds it (cross-lingual rows when the class needs them) fills them, with every pair monolingual."""
+    ds = pair_dataset(xq_pairs, cross=sampler_class("bilingual").needs_cross_rows(1.0))
+    s = make_sampler("bilingual", ds, 32, seed=0, alpha=1.0)
+    ix = s.index
+    for p in groups(s, 20):
+        assert p.kind == "bilingual" and p.qlang != p.plang and (ix.row_qlang[p.rows] == ix.row_plang[p.rows]).all()
 
 
 def test_bad_input_is_a_usage_error(xq_ds):

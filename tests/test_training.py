@@ -211,6 +211,23 @@ def test_train_writes_model_and_provenance(tiny_model, shared_data, tmp_path):
         check_out_dir(cfg)
 
 
+def test_training_alone_takes_its_evaluator_and_reports_through_callbacks(tiny_model, shared_data, tmp_path):
+    """training/ knows no evaluation protocol: without the caller's evaluator the LAReQA rule is refused before
+    anything is written; progress reaches the library's progress(stage, done, total) callback through the callbacks."""
+    from hybridbatch.training.hf import ProgressCallback
+    from hybridbatch.training.trainer import train as train_alone
+
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match="needs an evaluator of the held-out ids"):
+        train_alone(small_config(tiny_model, shared_data, out))
+    assert not out.exists()
+    seen: list[tuple[str, int, int]] = []
+    train_alone(small_config(tiny_model, shared_data, out, max_steps=2, val_fraction=0.0),
+                callbacks=[ProgressCallback(lambda *a: seen.append(a))])
+    assert seen == [("train", 0, 2), ("train", 1, 2), ("train", 2, 2)]
+    assert json.loads((out / "train.json").read_text())["selection"]["rule"] == "none"
+
+
 # ---- resume after SIGKILL -----------------------------------------------------------------------------------------
 
 
