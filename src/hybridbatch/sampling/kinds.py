@@ -153,8 +153,8 @@ class XYPerPairBatch(RandomBatch):
 
 class BilingualBatch(XYBatch):
     """X-Y's options (query language X, one other language Y for the whole batch group), but each pair's passage is
-    in X with probability `mono_share`, else in Y. A query whose answer is in Y then meets wrong answers in its own language
-    among the in-batch negatives (and one whose answer is in X meets wrong answers in Y): the comparison the
+    in X with probability `mono_share`, else in Y. A query whose answer is in Y then meets wrong answers in its own
+    language among the in-batch negatives (and one whose answer is in X meets wrong answers in Y): the comparison the
     multilingual pool makes, and where language bias shows, is made inside every batch."""
 
     name = "bilingual"
