@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hybridbatch.data.languages import _unknown_lang, lang_from_path
+from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import DataError, Problem, UsageError
+from hybridbatch.evaluation.cache import EmbeddingCache
+from hybridbatch.evaluation.embeddings import encode_cached
+from hybridbatch.evaluation.model_info import model_identity
+from hybridbatch.models.loading import load_model
+from hybridbatch.provenance import Timer, atomic_file, check_out_dir, provenance, sha256_files, write_json
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -94,8 +101,6 @@ class LanguageSubspace:
         return projection_matrix(self.basis_for(rank))
 
     def save(self, path: Path | str) -> None:
-        from hybridbatch.provenance import atomic_file
-
         with atomic_file(path) as f:
             np.savez(f, languages=np.array(self.languages), means=self.means, centre=self.centre, basis=self.basis,
                      singular_values=self.singular_values,
@@ -201,8 +206,6 @@ def _unique(texts: Sequence[str]) -> list[str]:
 def training_sentences(data_dir: Path | str | None = None, dataset: str = "xquad-r") -> TextSource:
     """The candidate sentences of the *training* articles (`QACorpus.split`: the first 36 of XQuAD-R's 48), one
     list per language, duplicates dropped: never a sentence of the 12 held-out test articles' pools."""
-    from hybridbatch.data.lookup import load_corpus
-
     train = load_corpus(dataset, data_dir, split="train")
     sentences = {lang: _unique([c.text for c in train.candidates[lang]]) for lang in train.languages}
     return TextSource(sentences, train.checksum, f"{dataset} candidate sentences of the {len(train.articles)} "
@@ -212,9 +215,6 @@ def training_sentences(data_dir: Path | str | None = None, dataset: str = "xquad
 def read_text_files(paths: Sequence[Path | str]) -> TextSource:
     """One UTF-8 file per language, one sentence per line; the language comes from the file name as everywhere
     in the project (`de.txt`, `deu.txt`, `german.txt`, `xquad.de.txt`). Blank lines are skipped."""
-    from hybridbatch.data.languages import _unknown_lang, lang_from_path
-    from hybridbatch.provenance import sha256_files
-
     problems: list[Problem] = []
     sentences: dict[str, list[str]] = {}
     origin: dict[str, Path] = {}
@@ -261,8 +261,6 @@ def encode_sentences(model: SentenceTransformer, source: TextSource, *, kind: st
                      progress: Callable[[str, int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Each language's sentences encoded like the retrieval side they stand for (`kind` picks the model's prefix),
     L2-normalised, through the embedding cache when one is given."""
-    from hybridbatch.evaluation.encoding import encode_cached
-
     out = {}
     for lang, texts in sorted(source.sentences.items()):
         cb = (lambda d, t, _s=f"encode {lang} ({len(texts)} sentences)": progress(_s, d, t)) if progress else None
@@ -317,10 +315,6 @@ def debias_model(model_name: str, rank: int, out_dir: Path | str, *, texts: Sequ
     """Estimate LSAR's language subspace for `model_name` (any model folder, `embedded`, a hub id) from unlabeled
     sentences and write the debiased model to `out_dir`: a sentence-transformers folder (the model + Dense
     projection + Normalize) plus debias.json (provenance) and debias_subspace.npz (means, basis, singular values)."""
-    from hybridbatch.evaluation.encoding import EmbeddingCache, model_identity
-    from hybridbatch.models.loading import load_model
-    from hybridbatch.provenance import Timer, check_out_dir, provenance, write_json
-
     out = check_out_dir(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / DEBIAS_JSON).exists():
         raise UsageError(f"--out {out} is a non-empty folder that is not a debiased model; give a new folder")
