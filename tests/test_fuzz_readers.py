@@ -1,8 +1,8 @@
 """Fuzzing the data readers (issue "Reliability", part 1; docs/RELIABILITY.md).
 
 Property, for every generated input: `read_lareqa`, `read_squad` (paragraph and sentence units), `read_pairs_jsonl`,
-`read_tatoeba` and `load_corpus` (files and folders) either return data that satisfies the corpus invariants
-(`check_corpus`, `check_pairs`, `check_tatoeba`), or raise a `DataError` whose every problem names one of the input
+`read_tatoeba`, `load_corpus` (files and folders), `read_xlinghealth` (damaged workbooks) and `read_mkqa` either
+return data that satisfies the corpus invariants (`check_corpus`, `check_pairs`, `check_tatoeba`), or raise a `DataError` whose every problem names one of the input
 files and a non-empty location (`check_data_error`); `load_corpus` may also raise a `UsageError` naming the path when
 a folder holds no `<lang>.json` at all. Any other exception, or a hang, fails the test: every example runs under a
 hypothesis deadline and a hard SIGALRM guard, with bounded input sizes (strings up to 100 kB).
@@ -1094,3 +1094,149 @@ def test_data_check_cli_on_fuzzed_files(n: int) -> None:
 
     fuzz(n, st.tuples(squad_docs(), st.booleans()), prop)
 
+
+
+# ---- 11. XLingHealth workbooks and MKQA lines --------------------------------------------------------------------
+
+
+def _small_workbook(src: Path, rows: int = 31) -> bytes:
+    """The real LiveQA.xlsx cut to its header and first `rows - 1` rows (6 question ids): a small valid workbook."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                text = data.decode("utf-8")
+                head, body = text.split("<sheetData>", 1)
+                rows_xml = [m.group(0) for m in re.finditer(r"<row r=\"(\d+)\".*?</row>", body)
+                            if int(m.group(1)) <= rows]
+                assert len(rows_xml) == rows
+                data = (head + "<sheetData>" + "".join(rows_xml) + "</sheetData>"
+                        + body.split("</sheetData>", 1)[1]).encode("utf-8")
+            zout.writestr(info, data)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def small_workbook() -> bytes:
+    return _small_workbook(SHARED_DATA / "xlinghealth" / "LiveQA.xlsx")
+
+
+CELL_VALUES = st.sampled_from(['<v>-1</v>', '<v>2</v>', '<v>1.5</v>', '<v>1e3</v>', '<v>abc</v>', '<v></v>',
+                               '<v>' + '9' * 400 + '</v>']) | st.builds(lambda i: f'<v>{i}</v>', st.integers(0, 5000))
+
+
+@st.composite
+def workbook_edits(draw: st.DrawFn) -> tuple[str, Any]:
+    """One damage to the small workbook: a cell rewritten (numbers, text, booleans, errors, shared-string indexes in
+    and out of range, removed), the file cut at a random byte, or random bytes flipped."""
+    what = draw(st.sampled_from(["cell", "cell", "cell", "cut", "flip"]))
+    if what == "cell":
+        ref = f"{draw(st.sampled_from('ABCDEFGHIJK'))}{draw(st.integers(1, 31))}"
+        kind = draw(st.sampled_from(["", ' t="s"', ' t="b"', ' t="e"', ' t="str"', "inline", "remove"]))
+        if kind == "inline":
+            text = draw(SENTENCE | NASTY_STRINGS).replace("&", "&amp;").replace("<", "&lt;")
+            return what, (ref, f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>')
+        return what, (ref, "" if kind == "remove" else f'<c r="{ref}"{kind}>{draw(CELL_VALUES)}</c>')
+    if what == "cut":
+        return what, draw(st.floats(0, 1))
+    return what, draw(st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=8))
+
+
+def _damage(raw: bytes, edit: tuple[str, Any]) -> bytes:
+    import io
+    import zipfile
+
+    what, arg = edit
+    if what == "cut":
+        return raw[: int(arg * len(raw))]
+    if what == "flip":
+        b = bytearray(raw)
+        for at, value in arg:
+            b[min(len(b) - 1, int(at * len(b)))] = value
+        return bytes(b)
+    ref, cell = arg
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rf'<c r="{ref}"[^>]*?(/>|>.*?</c>)', lambda m: cell, data.decode("utf-8"),
+                              count=1).encode("utf-8", "surrogatepass")  # a lone surrogate: invalid UTF-8
+            zout.writestr(info, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("n", budgets(25))
+def test_xlinghealth_workbooks(n: int, small_workbook: bytes) -> None:
+    """A damaged workbook reads (items valid) or raises one DataError whose problems name it and a location."""
+    from hybridbatch.data.xlinghealth import read_xlinghealth
+
+    def prop(edit: tuple[str, Any]) -> None:
+        with scratch() as d:
+            f = d / "LiveQA.xlsx"
+            f.write_bytes(_damage(small_workbook, edit))
+            outcome, value = attempt(f"xlsx workbook: {edit[0]}", lambda: read_xlinghealth(f), files=[f])
+            problems, _ = check_paths([f])
+        assert (outcome == "valid") == (not problems)
+        if outcome == "valid":
+            assert len(value.items) <= 6
+
+    fuzz(n, workbook_edits(), prop)
+
+
+@st.composite
+def mkqa_lines(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, str]] | None]:
+    """(file bytes, the (pid, language) keys it must read as, or None). Half the time a clean file (unique keys,
+    language codes as MKQA writes them, non-empty answers); else MKQA-shaped lines with random damage: fields
+    missing or of the wrong type, unknown or bad language codes, empty answers, duplicates, random JSON and text."""
+    if draw(st.booleans()):
+        keys = draw(st.lists(st.tuples(st.sampled_from(["mkqa:1", "mkqa:2", "mkqa:-3"]),
+                                       st.sampled_from(["en", "zh_cn", "ja", "km", "ms"])), min_size=1, max_size=8,
+                             unique=True))
+        lines = [json.dumps({"pid": pid, "lang": lang, "question": draw(SENTENCE),
+                             "answers": draw(st.lists(SENTENCE, min_size=1, max_size=3)), "split": "dev"},
+                            ensure_ascii=draw(st.booleans())) for pid, lang in keys]
+        return "\n".join(lines).encode("utf-8"), [(pid, normalize_lang(lang)) for pid, lang in keys]
+    lines = []
+    for _ in range(draw(st.integers(0, 8))):
+        choice = draw(st.integers(0, 9))
+        if choice <= 5:
+            rec: dict[str, Any] = {"pid": draw(st.sampled_from(["mkqa:1", "mkqa:2", "mkqa:-3"]) | QID),
+                                   "lang": draw(st.sampled_from(["en", "zh_cn", "ja", "km", "xx", ""]) | JSON_ANY),
+                                   "question": draw(SENTENCE | NASTY_STRINGS | SURROGATES | JSON_ANY),
+                                   "answers": draw(st.lists(SENTENCE | NASTY_STRINGS, max_size=3) | JSON_ANY),
+                                   "split": "dev"}
+            for k in draw(st.lists(st.sampled_from(sorted(rec)), max_size=2, unique=True)):
+                del rec[k]
+            line = json.dumps(rec, ensure_ascii=draw(st.booleans()))
+        elif choice <= 7:
+            line = json.dumps(draw(JSON_ANY))
+        else:
+            line = draw(st.text(max_size=40)).replace("\n", " ")
+        lines.append(line)
+    return "\n".join(lines).encode("utf-8", "surrogatepass"), None
+
+
+@pytest.mark.parametrize("n", budgets(60))
+def test_mkqa_lines(n: int) -> None:
+    from hybridbatch.data.mkqa import read_mkqa
+
+    def prop(x: tuple[bytes, list[tuple[str, str]] | None]) -> None:
+        raw, expected = x
+        with scratch() as d:
+            f = d / "mkqa_dev.jsonl"
+            f.write_bytes(raw)
+            for pairing in ("questions", "answers"):
+                label = f"MKQA JSONL ({pairing}): " + ("clean" if expected else "damaged")
+                outcome, value = attempt(label, lambda: read_mkqa(f, pairing), files=[f])
+                if expected is not None:
+                    assert outcome == "valid"
+                    assert sorted((q, lang) for q, by in value.items.items() for lang in by) == sorted(expected)
+                elif outcome == "data-error":
+                    assert all(p.where.startswith("line ") or p.where == "file" for p in value.problems)
+
+    fuzz(n, mkqa_lines(), prop)

@@ -27,7 +27,7 @@ from hybridbatch.data.validation import (
     _show,
     _unicode_problem,
 )
-from hybridbatch.errors import UsageError
+from hybridbatch.errors import DataError, Problem, UsageError
 from hybridbatch.provenance import sha256_files
 
 MKQA_FIELDS = ("pid", "lang", "question", "answers", "split")
@@ -120,6 +120,8 @@ def read_mkqa(path: Path | str, pairing: str = "questions") -> PairSet:
     rep.raise_if_any()
     name = "mkqa" if pairing == "questions" else "mkqa:answers"
     ps = mkqa_pairs(rows, pairing, name, sha256_files([path]))
+    if not ps.items:
+        raise DataError(Problem(str(path), WHOLE_FILE, "no question has an answer: no question -> answer pairs"))
     ps.warnings = list(rep.warnings)
     return ps
 
