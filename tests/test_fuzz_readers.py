@@ -4,8 +4,9 @@ Property, for every generated input: `read_lareqa`, `read_squad` (paragraph and 
 `read_tatoeba`, `load_corpus` (files and folders), `read_xlinghealth` (damaged workbooks) and `read_mkqa` either
 return data that satisfies the corpus invariants (`check_corpus`, `check_pairs`, `check_tatoeba`), or raise a
 `DataError` whose every problem names one of the input files and a non-empty location (`check_data_error`);
-`load_corpus` may also raise a `UsageError` naming the path when a folder holds no `<lang>.json` at all. Any other exception, or a hang, fails the test: every example runs under a
-hypothesis deadline and a hard SIGALRM guard, with bounded input sizes (strings up to 100 kB).
+`load_corpus` may also raise a `UsageError` naming the path when a folder holds no `<lang>.json` at all. Any other
+exception, or a hang, fails the test: every example runs under a hypothesis deadline and a hard SIGALRM guard, with
+bounded input sizes (strings up to 100 kB).
 
 Where the right answer is known (an out-of-range answer start, a shuffled `sentence_breaks`, a truncated file, a
 UTF-16 file, ...) the test also asserts which one it is and where the problem is reported.
