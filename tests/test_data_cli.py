@@ -242,3 +242,20 @@ def test_download_urls_are_pinned_raw_github() -> None:
         "55c6649475e0765f717a6d32a173c6664096a8ce/language_data/arabic/arabic_tydiqa_dev.json")
     for s in C.SOURCES.values():
         assert len(s.commit) == 40 and all(len(f.sha256) == 64 for f in s.files)
+
+
+def test_download_xlinghealth_from_a_file_mirror_then_read_it(shared_data: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HYBRIDBATCH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the user cache holds no mkqa either
+    root = make_mirror(tmp_path / "mirror", shared_data, "xlinghealth")
+    src = C.SOURCES["xlinghealth"]
+    assert src.url(src.files[0]) == ("https://raw.githubusercontent.com/claws-lab/XLingEval/"
+                                     "75ac9c8c5345b5d003bdcdf13a2b0fdcfeddec2a/XLingHealth_Dataset/LiveQA.xlsx")
+    folder = C.download("xlinghealth", tmp_path / "data", mirror=root.as_uri(), progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["LiveQA.xlsx", "MedicationQA.xlsx", "SOURCE.txt"]
+    assert len(C.load_pairs("xlinghealth", tmp_path / "data").items) == 936
+    with pytest.raises(UsageError, match="mkqa cannot be downloaded as it is read here"):
+        C.download("mkqa", tmp_path)
+    with pytest.raises(UsageError, match=r"put its files \(mkqa\*\.jsonl\) in a folder"):
+        C.load_pairs("mkqa", tmp_path / "nowhere")

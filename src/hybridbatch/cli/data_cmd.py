@@ -12,7 +12,8 @@ from hybridbatch.cli.base import DataDir, data_app, out
 
 @data_app.command("download")
 def data_download(
-    name: Annotated[str, typer.Argument(help="xquad-r, tydiqa-goldp or tatoeba-laser (mlqa-r: see docs/DATA.md).")],
+    name: Annotated[str, typer.Argument(help="xquad-r, tydiqa-goldp, tatoeba-laser or xlinghealth (mlqa-r, mkqa: see "
+                                                 "docs/DATA.md).")],
     data_dir: DataDir = None,
     mirror: Annotated[Optional[str], typer.Option(
         "--mirror", help="Base URL replacing https://raw.githubusercontent.com (same <owner>/<repo>/<commit>/<path> "
@@ -29,7 +30,7 @@ def data_download(
 @data_app.command("check")
 def data_check(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders: <lang>.json (LAReQA or SQuAD), *.jsonl "
-                                                "pairs, a Tatoeba folder.")],
+                                                "pairs, mkqa*.jsonl (MKQA), *.xlsx (XLingHealth), a Tatoeba folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print {ok, errors, warnings} as JSON (each problem: "
                                           "file, where, message) for scripts; exit status as without it.")] = False,
 ) -> None:
@@ -81,7 +82,8 @@ def _check_tables(problems: list, warnings: list) -> None:
 
 @data_app.command("stats")
 def data_stats(
-    spec: Annotated[str, typer.Argument(help="A dataset name (xquad-r, tydiqa-goldp, ...) or a file / folder.")],
+    spec: Annotated[str, typer.Argument(help="A dataset name (xquad-r, tydiqa-goldp, xlinghealth, mkqa, "
+                                        "tatoeba-laser, ...) or a file / folder.")],
     data_dir: DataDir = None,
     split: Annotated[Optional[str], typer.Option(help="train/test (article split) or dev/train (TyDi).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,

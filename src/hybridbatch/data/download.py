@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hybridbatch.data.roots import data_root
 from hybridbatch.data.validation import _Report
 from hybridbatch.errors import HybridBatchError, UsageError
 from hybridbatch.provenance import atomic_path, sha256_file
@@ -159,8 +160,6 @@ def download(
     if name not in SOURCES:
         raise UsageError(f"unknown dataset {name!r}; downloadable: {', '.join(SOURCES)}")
     src = SOURCES[name]
-    from hybridbatch.data.lookup import data_root  # lookup names downloadable sets: import here, not at the top
-
     dest_dir = data_root(data_dir) / name
     base = mirror or os.environ.get("HYBRIDBATCH_MIRROR") or RAW_BASE
     try:  # before any network access: a --data-dir that is a file or read-only is the user's to fix, not "offline"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,6 +13,7 @@ from hybridbatch.data.mkqa import PAIRINGS, read_mkqa
 from hybridbatch.data.pairs import _TATOEBA, _check_pairs_jsonl, read_pairs_jsonl, read_tatoeba, tatoeba_pairs
 from hybridbatch.data.qa import _read_qa, read_squad
 from hybridbatch.data.records import PairSet, QACorpus, TrainItem
+from hybridbatch.data.roots import data_root, data_roots  # noqa: F401  (data_root: public here too)
 from hybridbatch.data.validation import FILE_NAME, _Report
 from hybridbatch.data.xlinghealth import read_xlinghealth
 from hybridbatch.errors import DataError, Problem, UsageError
@@ -52,28 +52,6 @@ def _lang_files(rep: _Report, folder: Path, pattern: str, skip: Iterable[Path] =
 
 DATASETS = ("xquad-r", "mlqa-r", "tydiqa-goldp", "tatoeba-laser", "xlinghealth", "mkqa")
 PAIR_DATASETS = ("tatoeba-laser", "xlinghealth", "mkqa")  # training pairs, not QA corpora with candidate pools
-
-
-def data_root(data_dir: Path | str | None = None) -> Path:
-    """Where named datasets live: `--data-dir`, else `$HYBRIDBATCH_DATA`, else the user cache."""
-    import platformdirs
-
-    if data_dir:
-        return Path(data_dir)
-    if os.environ.get("HYBRIDBATCH_DATA"):
-        return Path(os.environ["HYBRIDBATCH_DATA"])
-    return Path(platformdirs.user_cache_dir("hybridbatch")) / "data"
-
-
-def data_roots(data_dir: Path | str | None = None) -> list[Path]:
-    """Every place a named dataset is looked for, in order: `--data-dir`, `$HYBRIDBATCH_DATA`, the user cache."""
-    import platformdirs
-
-    roots = [Path(data_dir)] if data_dir else []
-    if os.environ.get("HYBRIDBATCH_DATA"):
-        roots.append(Path(os.environ["HYBRIDBATCH_DATA"]))
-    roots.append(Path(platformdirs.user_cache_dir("hybridbatch")) / "data")
-    return roots
 
 
 def dataset_dir(name: str, data_dir: Path | str | None = None) -> Path:
