@@ -326,7 +326,7 @@ def _tables(row_source: np.ndarray, row_id: np.ndarray, row_q: np.ndarray, row_p
     S = len(n_ids)
     present = np.zeros(S * L * L, np.int64)
     for a in range(0, len(row_id), CHUNK):
-        pair = row_source[a:a + CHUNK].astype(np.int64) * (L * L) + row_q[a:a + CHUNK] * L + row_p[a:a + CHUNK]
+        pair = (row_source[a:a + CHUNK].astype(np.int64) * L + row_q[a:a + CHUNK]) * L + row_p[a:a + CHUNK]  # int64
         present += np.bincount(pair, minlength=S * L * L)
     pair_cols = []
     for s in range(S):
