@@ -35,9 +35,10 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridbatch.errors import UsageError
 from hybridbatch.sampling.dataset import warn_dropped_languages
-from hybridbatch.sampling.index import ItemStack, PairColumns, PairIndex, _concat
+from hybridbatch.sampling.index import PairColumns, PairIndex, _concat
 from hybridbatch.sampling.kinds import PER_PAIR, BatchKind, Option
 from hybridbatch.sampling.mix import summarise_plans
+from hybridbatch.sampling.rows import ItemStack
 
 
 def check_alpha(alpha: float) -> None:

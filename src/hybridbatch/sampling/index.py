@@ -9,7 +9,6 @@ the index is rebuilt from whatever dataset the sampler is given. It is built fro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,7 @@ from hybridbatch.sampling.columns import (
     read_columns,
     take,
 )
+from hybridbatch.sampling.rows import Labels, RowKeys, SourceRows
 
 
 @dataclass(frozen=True)
@@ -60,121 +60,6 @@ def _concat(dataset: Any, source_column: str) -> Any:
             ds = ds.remove_columns(source_column)
         parts.append(ds.add_column(source_column, [name] * len(ds)))
     return concatenate_datasets(parts)
-
-
-class Labels(Sequence):
-    """The ids of one source as strings, kept as one Arrow array (10M ids are not 10M Python strings)."""
-
-    def __init__(self, values: pa.Array) -> None:
-        self.values = values
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return as_str(self.values[i])
-        return str(self.values[int(i)].as_py())
-
-
-class SourceRows:
-    """The rows of one source by (id, query language, passage language): `rows[i, x, y]` as on an ids x L x L
-    array (-1: no such row). Stored as one int32 column per language pair that occurs, so it costs 4 B per id and
-    pair present: 4 B per row on parallel data, and no L x L cube when only X-X rows exist."""
-
-    def __init__(self, table: np.ndarray, pair_col: np.ndarray) -> None:
-        self.table = table  # [ids, pairs present]
-        self.pair_col = pair_col  # [L, L]: the table column of (x, y), -1 when no id has that pair
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (len(self.table), *self.pair_col.shape)
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, key: tuple[Any, Any, Any]) -> Any:
-        i, x, y = key
-        col = self.pair_col[x, y]
-        if np.ndim(col) == 0:
-            if col >= 0:
-                return self.table[i, col]
-            return -1 if np.ndim(i) == 0 and not isinstance(i, slice) else np.full(len(self.table[i, :1]), -1)
-        if isinstance(x, slice) or isinstance(y, slice):  # a language axis kept: as on the cube, it stays last
-            got = self.table[i][..., np.maximum(col, 0)]
-        else:
-            got = self.table[i, np.maximum(col, 0)]
-        return np.where(col >= 0, got, -1)
-
-    def has(self) -> np.ndarray:
-        """bool [ids, L]: the languages each id exists in (it has its own X-X row)."""
-        L = len(self.pair_col)
-        out = np.zeros((len(self.table), L), bool)
-        for x in range(L):
-            if self.pair_col[x, x] >= 0:
-                out[:, x] = self.table[:, self.pair_col[x, x]] >= 0
-        return out
-
-    @property
-    def nbytes(self) -> int:
-        return self.table.nbytes + self.pair_col.nbytes
-
-
-@dataclass
-class RowKeys:
-    """`keys[rows]` -> [k, 3] int64: each row's id key, answer-group key and hard-negative group key (-1: none),
-    integers that are equal exactly when the keys are; `keys[rows, c]` one column. Computed on access from the
-    per-row codes (no [rows, 3] matrix): id keys 0..n_id-1 (source offset + id), group keys from n_id on."""
-
-    row_source: np.ndarray
-    row_id: np.ndarray
-    id_offset: np.ndarray  # [sources]: the first id key of each source
-    group: np.ndarray | None  # group code per row (None: the id is the group)
-    negative: np.ndarray | None  # hard-negative group code per row, -1: none (None: no hard negatives)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (len(self.row_id), 3)
-
-    def __len__(self) -> int:
-        return len(self.row_id)
-
-    def column(self, c: int, rows: Any) -> np.ndarray:
-        n_id = int(self.id_offset[-1])
-        ids = self.id_offset[self.row_source[rows]] + self.row_id[rows]
-        if c == 0:
-            return ids
-        if c == 1:
-            return n_id + (ids if self.group is None else self.group[rows].astype(np.int64))
-        if self.negative is None:
-            return np.full(np.shape(ids), -1, np.int64)
-        neg = self.negative[rows].astype(np.int64)
-        return np.where(neg >= 0, n_id + neg, -1)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        rows = rows if isinstance(rows, (slice, np.ndarray)) or np.ndim(rows) == 0 else np.asarray(rows, np.int64)
-        if isinstance(cols, (int, np.integer)):
-            return self.column(int(cols), rows)
-        return np.stack([self.column(c, rows) for c in range(3)[cols]], axis=-1)
-
-    def row(self, r: int) -> tuple[int, ...]:
-        """The keys of row r that exist (the per-batch check: a few microseconds)."""
-        s, n_id = self.row_source[r], int(self.id_offset[-1])
-        k = int(self.id_offset[s]) + int(self.row_id[r])
-        g = k if self.group is None else int(self.group[r])
-        neg = -1 if self.negative is None else int(self.negative[r])
-        return (k, n_id + g) if neg < 0 else (k, n_id + g, n_id + neg)
-
-    def items(self, rows: np.ndarray, chunk: int = 4096) -> Iterator[tuple[list[int], int]]:
-        """(keys as a list, row) for `rows` in order, read a chunk at a time."""
-        for a in range(0, len(rows), chunk):
-            part = rows[a:a + chunk]
-            yield from zip(self[part].tolist(), part.tolist(), strict=True)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.group, self.negative) if a is not None)
 
 
 @dataclass
@@ -358,30 +243,6 @@ def _tables(row_source: np.ndarray, row_id: np.ndarray, row_q: np.ndarray, row_p
         else:
             out.append(SourceRows(tables[s], pair_cols[s]))
     return out
-
-
-class ItemStack:
-    """A queue's pending item positions, popped from the end: one pass's order as a numpy array plus the few items
-    pushed back on top, so a queue of 10M items is an array, not 10M Python ints."""
-
-    def __init__(self, items: np.ndarray | None = None) -> None:
-        self.base = np.zeros(0, np.int64) if items is None else items
-        self.top = len(self.base)
-        self.extra: list[int] = []
-
-    def __len__(self) -> int:
-        return self.top + len(self.extra)
-
-    def pop(self) -> int:
-        if self.extra:
-            return self.extra.pop()
-        if self.top == 0:
-            raise IndexError("pop from an empty ItemStack")
-        self.top -= 1
-        return int(self.base[self.top])
-
-    def extend(self, items: Any) -> None:
-        self.extra.extend(items)
 
 
 def batch_fingerprint(entries: list[tuple[str, str, str, str]]) -> str:
