@@ -109,6 +109,18 @@ def test_a_monolingual_source_gets_x_x_batches_only(sets) -> None:
     assert len(native) > 100 and {(p.kind, p.qlang == p.plang) for p in native} == {("xx", True)}
 
 
+def test_more_than_eleven_languages(shared_data: Path) -> None:
+    """MKQA has 12 languages (XQuAD-R 11): the index's (language, language) codes must not wrap around."""
+    mkqa = load_pairs("mkqa", shared_data)
+    small = PairSet("mkqa", dict(list(mkqa.items.items())[:40]), mkqa.checksum)
+    d = pair_dataset([small, only(load_pairs("tatoeba-laser", shared_data), {"en", "de", "el", "ro", "th", "vi"})])
+    s = MultiSourceSampler(d, 8, seed=0, weights=[1, 1], world_size=1, num_batches=50)
+    assert len(s.index.languages) == 17
+    plans = [s.plan(g) for g in range(50)]
+    ql, pl = np.asarray(d["query_lang"]), np.asarray(d["passage_lang"])
+    assert all(set(ql[p.rows]) == {p.qlang} and set(pl[p.rows]) == {p.plang} and p.qlang != p.plang for p in plans)
+
+
 def test_world_size_groups_and_determinism(ds) -> None:
     a = MultiSourceSampler(ds, 4, seed=9, weights=[1, 1, 1], world_size=2, num_batches=200)
     b = MultiSourceSampler(ds, 4, seed=9, weights=[1, 1, 1], world_size=2, num_batches=200)
@@ -153,3 +165,25 @@ def test_weighted_group_sampler_for_a_dataset_dict(sets) -> None:
     n, p = len(batches) // 2, 0.75
     assert abs(sum(is_health[::2]) - n * p) <= 4 * math.sqrt(n * p * (1 - p))
     assert functools.partial(WeightedGroupSampler, weights=[3, 1])  # how a user passes it to the trainer
+
+
+@pytest.mark.slow
+def test_a_run_on_three_disjoint_sources_records_the_source_of_each_batch(tiny_model: Path, shared_data: Path,
+                                                                           tmp_path: Path) -> None:
+    """End to end (tiny model): `train` on XLingHealth + MKQA + Tatoeba with weights; every logged batch names one
+    source, alignment sources only X-Y, and train.json holds the sources' shares and pairings."""
+    import json
+
+    from hybridbatch.training.trainer import train
+
+    cfg = TrainConfig(model=str(tiny_model), data=["xlinghealth", "mkqa", "tatoeba-laser"], data_dir=str(shared_data),
+                      data_weights=[2.0, 1.0, 1.0], out=str(tmp_path / "run"), batch_size=4, max_steps=12,
+                      select="loss", eval_steps=6, eval_batches=1, progress=False, seed=1, max_seq_length=32)
+    out = train(cfg)
+    log = [json.loads(x) for x in (out / "batches.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(log) == 12 and {e["source"] for e in log} <= {"xlinghealth", "mkqa", "tatoeba-laser"}
+    assert all(e["kind"] == "xy" for e in log if e["source"] != "xlinghealth")
+    info = json.loads((out / "train.json").read_text(encoding="utf-8"))
+    assert [(s["name"], s["pairing"], s["share"]) for s in info["sampler"]["sources"]] == [
+        ("xlinghealth", "passages", 0.5), ("mkqa", "alignment", 0.25), ("tatoeba-laser", "alignment", 0.25)]
+    assert sum(info["mix"]["sources"].values()) == 12
