@@ -36,6 +36,7 @@ from hybridbatch.evaluation.embeddings import encode_texts
 from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.evaluation.results import Documents, write_results
+from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import Timer, check_out_dir, provenance, write_json
 
@@ -149,7 +150,7 @@ def _equivalence(model: Any, test: Any, sub: LanguageSubspace, rank: int, q_emb:
     lang = test.languages[0]
     qs = [q.text for q in test.questions[lang][:check_sample]]
     cs = [c.text for c in test.candidates[lang][:check_sample]]
-    if encoder == "torch":
+    if encoder == DEFAULT_ENCODER:  # torch: the runtime the debiased folder runs in
         base_q, base_c = q_emb[lang][:len(qs)], c_emb[lang][:len(cs)]
     else:  # the folder runs in torch: compare like with like
         base_q = encode_texts(model, qs, "query", batch_size=batch_size)
@@ -163,7 +164,7 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
           texts: Sequence[Path | str] | None = None, data_dir: Path | str | None = None, data: str = "xquad-r",
           max_per_language: int | None = None, batch_size: int = 64, kind: str = "passage",
           cache_dir: Path | str | None = None, max_seq_length: int | None = None, check_sample: int = 32,
-          log: Log | None = None, progress: Progress | None = None, encoder: str = "torch",
+          log: Log | None = None, progress: Progress | None = None, encoder: str = DEFAULT_ENCODER,
           documents: Documents | None = None) -> dict[str, Any]:
     """Evaluate base + LSAR at each rank (and LIR at each of `lir_ranks`) on the held-out test articles with the
     LAReQA protocol; each configuration gets its own eval folder (eval.json, per_query.npz: `hybridbatch compare`

@@ -12,6 +12,7 @@ from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES
 from hybridbatch.analysis.debias_sweep import parse_ranks
 from hybridbatch.cli.base import DataDir, Device, Precision, app, console, progress_bars
 from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.runtimes import ENCODERS
 from hybridbatch.experiments.alignment import alignment_vs_alpha
 from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
 from hybridbatch.experiments.grid import demo as run_demo
@@ -189,8 +190,9 @@ def experiment_debias_cells(
                                                   "language (training articles' candidates).")] = 300,
     max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", min=1, help="Truncate inputs "
                                                           "(default: the model's).")] = None,
-    encoder: Annotated[str, typer.Option("--encoder", help="auto, torch, openvino-bf16, ... (evaluation."
-                                         "encoders); every comparison is within this one encoding.")] = "auto",
+    encoder: Annotated[str, typer.Option("--encoder", help=f"auto (the measured fastest here) or one of "
+                                         f"{', '.join(ENCODERS)} (evaluation.runtimes); every comparison is within "
+                                         "this one encoding.")] = "auto",
     report_only: Annotated[bool, typer.Option("--report-only", help="Only (re)write the report from finished "
                                               "sweeps.")] = False,
     data_dir: DataDir = None,

@@ -19,7 +19,7 @@ from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.beir import evaluate_beir
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
-from hybridbatch.evaluation.runtimes import drop_exports, resolve_encoder
+from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, drop_exports, resolve_encoder
 from hybridbatch.evaluation.shift import run_shift, summary_row
 from hybridbatch.experiments.presets import BASE, RESULT_FIELDS, Cell, Preset
 from hybridbatch.experiments.training import train
@@ -93,7 +93,7 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
                                                   preset.shift_limit)
     if (model_dir / "train.json").exists():
         record["train"] = train_summary(model_dir)
-        if encoder != "torch":  # this checkpoint's exports are never read again: free their disk (~1.3 GB)
+        if encoder != DEFAULT_ENCODER:  # exported: the checkpoint's exports are never read again, free ~1.3 GB
             drop_exports(res.model["weights_sha256"])  # the evaluation already hashed the weights
     record["wall_time_s"] = time.perf_counter() - t0
     record["provenance"] = provenance(model=preset.model, seed=cell.seed, data={"name": "xquad-r",
@@ -110,7 +110,7 @@ def _finished(cell: Cell, preset: Preset, d: Path, data_dir: str | None, log: Ca
     record = json.loads(done.read_text(encoding="utf-8"))
     _check_same_settings(done, record, preset)
     if preset.shift and ("shift" not in record or record.get("shift_limit") != preset.shift_limit):
-        record["shift"] = _shift_cell(cell, preset, d, data_dir, None, log, record.get("encoder", "torch"))
+        record["shift"] = _shift_cell(cell, preset, d, data_dir, None, log, record.get("encoder", DEFAULT_ENCODER))
         record["shift_limit"] = preset.shift_limit
         write_json(done, record)
     return record

@@ -19,7 +19,7 @@ import numpy as np
 from hybridbatch.analysis.debias_sweep import sweep, versus_trained
 from hybridbatch.analysis.significance import Run, compare_seeded, load_run
 from hybridbatch.errors import UsageError
-from hybridbatch.evaluation.runtimes import resolve_encoder
+from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, resolve_encoder
 from hybridbatch.experiments.presets import BASE
 from hybridbatch.experiments.report import finished_records, key_of
 from hybridbatch.provenance import provenance, write_json, write_text
@@ -58,7 +58,7 @@ def write_versus(debiased: Path | str, groups: dict[str, Sequence[Path | str]], 
 
 def run_debias_cells(out_root: Path | str, groups: Sequence[str], *, ranks: Sequence[int] = (0, 10),
                      lir_ranks: Sequence[int] = (1,), data_dir: str | None = None, max_seq_length: int | None = None,
-                     max_per_language: int | None = 300, encoder: str = "torch",
+                     max_per_language: int | None = 300, encoder: str = DEFAULT_ENCODER,
                      log: Callable[[str], None] = print) -> list[str]:
     """Run the debias sweep for every finished cell of `groups` that has none yet; returns the keys swept now.
     `encoder`: an `evaluation.runtimes` name ('auto': the measured fastest one here)."""

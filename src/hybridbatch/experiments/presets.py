@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER
 from hybridbatch.sampling.base import check_alpha
 from hybridbatch.sampling.samplers import same_run, sampler_class, takes_alpha
 from hybridbatch.device import check_device, check_precision
@@ -75,7 +76,7 @@ class Preset:
     shift_limit: int | None = None  # their --limit (None: all of TyDi dev and Tatoeba)
     device: str = "auto"  # hybridbatch.device: auto | cpu | cuda | mps (training and evaluation)
     precision: str = "auto"  # training precision: auto | fp32 | bf16 | fp16
-    encoder: str = "torch"  # evaluation runtime (evaluation.runtimes): auto = the measured fastest one here
+    encoder: str = DEFAULT_ENCODER  # evaluation runtime (evaluation.runtimes): auto = the measured fastest one here
 
 
 PRESETS: dict[str, Preset] = {
