@@ -83,8 +83,8 @@ class Plain:
 
 class Ours:
     def __init__(self, model, name: str, cache_dir: Path):
-        from hybridbatch.evaluation.encoders import make_encoder
-        from hybridbatch.evaluation.encoding import model_identity
+        from hybridbatch.evaluation.model_info import model_identity
+        from hybridbatch.evaluation.runtimes import make_encoder
 
         self.model, self.key = model, name
         precision = "bf16" if name == "torch-bf16" else "fp32"
@@ -92,7 +92,7 @@ class Ours:
                                    identity=model_identity(model), cache_dir=cache_dir, precision=precision)
 
     def run(self, texts, prompts, batch) -> dict[str, np.ndarray]:
-        from hybridbatch.evaluation.encoding import encode_texts
+        from hybridbatch.evaluation.embeddings import encode_texts
 
         return {k: encode_texts(self.model, v, k, batch_size=batch, runner=self.runner) for k, v in texts.items()}
 
@@ -131,8 +131,10 @@ def speed(model, names: list[str], texts, prompts, rounds: int, batch: int, cach
 
 
 def accuracy(names: list[str], corpus, max_length: int, batch: int, cache_dir: Path, log) -> dict:
-    from hybridbatch.evaluation.encoding import EmbeddingCache, model_identity
-    from hybridbatch.evaluation.lareqa import encode_corpus, evaluate_lareqa_embeddings
+    from hybridbatch.evaluation.cache import EmbeddingCache
+    from hybridbatch.evaluation.corpus_embeddings import encode_corpus
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
+    from hybridbatch.evaluation.model_info import model_identity
     from hybridbatch.models.loading import load_model
 
     model = load_model("embedded", max_seq_length=max_length)

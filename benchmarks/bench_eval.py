@@ -35,7 +35,8 @@ def rss_mib() -> float:
 
 
 def bench_full(corpus, dim: int = 384, seed: int = 0) -> dict:
-    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings, write_eval
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
+    from hybridbatch.report.evaluation import write_eval
 
     rng = np.random.default_rng(seed)
 
@@ -75,7 +76,7 @@ def torch_reference(corpus, q_emb, c_emb, chunk: int = 128) -> dict:
     """Plain chunked float64 scoring: mAP per setting (strict tie rule) the straightforward way."""
     import torch
 
-    from hybridbatch.evaluation import metrics as M
+    import hybridbatch.evaluation.metrics as M
     from hybridbatch.evaluation.lareqa import cell_means, macro_from_cells, relevant_matrix
 
     langs = corpus.languages
@@ -114,7 +115,9 @@ def torch_reference(corpus, q_emb, c_emb, chunk: int = 128) -> dict:
 def real_or_random_embeddings(corpus, cache_dir: Path | None, max_length: int = 64):
     """The embedded model's XQuAD-R embeddings if the embedding cache holds all of them, else random ones."""
     from hybridbatch.data.records import passage_text
-    from hybridbatch.evaluation.encoding import EmbeddingCache, encode_cached, model_identity
+    from hybridbatch.evaluation.cache import EmbeddingCache
+    from hybridbatch.evaluation.embeddings import encode_cached
+    from hybridbatch.evaluation.model_info import model_identity
 
     if cache_dir and Path(cache_dir).is_dir():
         from hybridbatch.models.loading import load_model

@@ -105,7 +105,7 @@ def _reset_hwm() -> bool:
 
 
 def worker(args) -> dict:
-    from hybridbatch.evaluation.encoding import block_queries, exact_mib
+    from hybridbatch.evaluation.retrieval import block_queries, exact_mib
     from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
 
     corpus, q, c = build(Path(args.data_dir), args.scale, args.ids, args.worst)

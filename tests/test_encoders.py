@@ -7,9 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import hybridbatch.evaluation.exported as X
+import hybridbatch.evaluation.runtimes as E
 from hybridbatch.errors import UsageError
-from hybridbatch.evaluation import encoders as E
-from hybridbatch.evaluation.encoding import encode_texts, model_identity
+from hybridbatch.evaluation.embeddings import encode_texts
+from hybridbatch.evaluation.model_info import model_identity
 
 TEXTS = ["Berlin hat 3,7 Millionen Einwohner.", "kurz", "Το νησί βρίσκεται στο νότιο Αιγαίο.", "kurz",
          "A much longer sentence about the history of the city, with many words, commas and clauses in it."]
@@ -84,7 +86,7 @@ def test_missing_package_names_the_extra(st_tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_openvino)
     monkeypatch.setattr("importlib.import_module", lambda n: no_openvino(n))
     with pytest.raises(UsageError, match=r"hybridbatch\[fast\]"):
-        E._require("openvino", "openvino")
+        X.require("openvino", "openvino")
 
 
 class Recorder:
@@ -107,12 +109,12 @@ def test_torch_precision_and_devices_reach_sentence_transformers():
     import torch
 
     rec = Recorder()
-    enc = E.TorchEncoder(rec, precision="bf16", devices=["cuda:0", "cuda:1"])
+    enc = E.TorchRuntime(rec, precision="bf16", devices=["cuda:0", "cuda:1"])
     assert enc.key == "torch-bf16" and enc.model.dtype == torch.bfloat16 and rec.dtype is None  # a cast copy
     enc.encode(["a", "b"], "query: ", 8)
     call = enc.model.calls[-1]
     assert call["device"] == ["cuda:0", "cuda:1"] and call["batch_size"] == 8 and call["prompt"] == "query: "
-    one = E.TorchEncoder(rec, devices=["cuda:0"])
+    one = E.TorchRuntime(rec, devices=["cuda:0"])
     one.encode(["a"], None, 4)
     assert "device" not in rec.calls[-1] and one.key == "torch"
 

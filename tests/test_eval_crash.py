@@ -53,7 +53,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot
 import sentence_transformers
 import hybridbatch.cli
-import hybridbatch.evaluation.lareqa, hybridbatch.data, hybridbatch.models  # preload only: no torch op runs before fork
+import hybridbatch.evaluation.lareqa, hybridbatch.report.evaluation, hybridbatch.data, hybridbatch.models  # preload only: no torch op runs before fork
 
 
 def die():

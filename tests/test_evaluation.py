@@ -11,16 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hybridbatch.evaluation.retrieval as retrieval
 from hybridbatch import provenance
 from hybridbatch.data.records import Candidate, QACorpus, Question
-from hybridbatch.evaluation import encoding as retrieval
-from hybridbatch.evaluation.lareqa import (
-    evaluate_beir_embeddings,
-    evaluate_lareqa,
-    evaluate_lareqa_embeddings,
-    load_per_query,
-    write_eval,
-)
+from hybridbatch.evaluation.beir import evaluate_beir_embeddings
+from hybridbatch.evaluation.cache import EmbeddingCache
+from hybridbatch.evaluation.embeddings import encode_cached, encode_texts
+from hybridbatch.evaluation.lareqa import evaluate_lareqa, evaluate_lareqa_embeddings
+from hybridbatch.evaluation.results import load_per_query
+from hybridbatch.report.evaluation import write_eval
 
 LANGS = ("de", "el", "en")
 # Candidate angles per language; scores are cos(query angle - candidate angle), so ranks follow angle distance.
@@ -278,12 +277,12 @@ class FakeModel:
 
 def test_encode_texts_dedupes_prefixes_and_normalises():
     m = FakeModel()
-    e = retrieval.encode_texts(m, ["b", "a", "b", "c", "a"], "query", batch_size=2)
+    e = encode_texts(m, ["b", "a", "b", "c", "a"], "query", batch_size=2)
     assert e.dtype == np.float32 and e.shape == (5, 8)
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(e[0], e[2])
     assert sorted(m.calls[0][0]) == ["a", "b", "c"] and m.calls[0][1] == "Q> "  # each distinct text once
-    retrieval.encode_texts(m, ["x"], "passage")
+    encode_texts(m, ["x"], "passage")
     assert m.calls[-1][1] == "P> "
 
 
@@ -303,11 +302,11 @@ def test_sweep_temps_removes_only_dead_writers_temps(tmp_path):
     }
     for n in names.values():
         (tmp_path / n).write_bytes(b"x")
-    assert retrieval.sweep_temps(tmp_path, names={"z.npy"}) == 0  # not one of the names asked for
-    assert retrieval.sweep_temps(tmp_path) == 1
+    assert provenance.sweep_temps(tmp_path, names={"z.npy"}) == 0  # not one of the names asked for
+    assert provenance.sweep_temps(tmp_path) == 1
     left = {p.name for p in tmp_path.iterdir()}
     assert left == set(names.values()) - {names["dead"]}
-    assert retrieval.EmbeddingCache(tmp_path).temps_removed == 0
+    assert EmbeddingCache(tmp_path).temps_removed == 0
 
 
 def test_atomic_file_leaves_nothing_on_error(tmp_path):
@@ -369,19 +368,19 @@ def test_out_that_is_a_file_is_refused_readably(tmp_path):
 def test_embedding_cache_hit_corrupt_and_stale(tmp_path):
     m = FakeModel()
     texts = ["one", "two", "three"]
-    kw = dict(cache=retrieval.EmbeddingCache(tmp_path), identity=None, data_checksum="d1")
-    a = retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    kw = dict(cache=EmbeddingCache(tmp_path), identity=None, data_checksum="d1")
+    a = encode_cached(m, texts, "passage", settings={"context": False}, **kw)
     n = len(m.calls)
-    b = retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    b = encode_cached(m, texts, "passage", settings={"context": False}, **kw)
     assert len(m.calls) == n and np.array_equal(a, b)  # hit
     npy = next(tmp_path.glob("*.npy"))
     npy.write_bytes(npy.read_bytes()[:-7])  # truncate: detected, recomputed, rewritten
-    c = retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    c = encode_cached(m, texts, "passage", settings={"context": False}, **kw)
     assert len(m.calls) == n + 1 and np.array_equal(a, c)
-    retrieval.encode_cached(m, texts, "passage", settings={"context": True}, **kw)  # other setting: miss
+    encode_cached(m, texts, "passage", settings={"context": True}, **kw)  # other setting: miss
     assert len(m.calls) == n + 2
     m.max_seq_length = 16  # a changed max length is a different key too
-    retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    encode_cached(m, texts, "passage", settings={"context": False}, **kw)
     assert len(m.calls) == n + 3
     m.max_seq_length = 32
     side = next(p for p in tmp_path.glob("*.json") if json.loads(p.read_text())["meta"]["settings"] == {
@@ -389,7 +388,7 @@ def test_embedding_cache_hit_corrupt_and_stale(tmp_path):
     info = json.loads(side.read_text())
     info["meta"]["data_checksum"] = "other"  # a sidecar that no longer matches its key: stale
     side.write_text(json.dumps(info))
-    retrieval.encode_cached(m, texts, "passage", settings={"context": False}, **kw)
+    encode_cached(m, texts, "passage", settings={"context": False}, **kw)
     assert len(m.calls) == n + 4
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybridbatch.evaluation import metrics as M
+import hybridbatch.evaluation.metrics as M
 
 
 def brute_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:

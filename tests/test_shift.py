@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridbatch.evaluation import shift as S
+import hybridbatch.evaluation.shift as S
+import hybridbatch.evaluation.shift_tasks as T
 
 # ---- pure metrics: hand-computed cases ------------------------------------------------------------------------------
 
@@ -53,7 +54,7 @@ def _toy_task(rng: np.random.Generator, n_seg: int = 4, per_seg: int = 30, n_q: 
     excl[excl == rel[:, None]] = -1
     excl[rng.random(excl.shape) < 0.3] = -1
     qlang = [langs[int(rng.integers(0, n_seg))] for _ in range(n_q)]
-    return S.ShiftTask(
+    return T.ShiftTask(
         name="toy", query_texts=[f"q{i}" for i in range(n_q)], query_langs=qlang,
         query_ids=[f"q{i}" for i in range(n_q)], relevant=rel.astype(np.int64), exclude=excl.astype(np.int64),
         cand_texts=[f"c{i}" for i in range(bounds[-1])], bounds=bounds, segments=[f"s{i}" for i in range(n_seg)],
@@ -64,7 +65,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _brute(task: S.ShiftTask, q: np.ndarray, c: np.ndarray):
+def _brute(task: T.ShiftTask, q: np.ndarray, c: np.ndarray):
     """Rank by sorting each query's full score row (float64), the excluded candidates removed."""
     seg = np.searchsorted(task.bounds, np.arange(len(c)), side="right") - 1
     out_multi, out_own, top1 = [], [], []
@@ -129,8 +130,8 @@ def test_macro_metrics_equal_ranx_per_language():
 
 
 @pytest.fixture(scope="module")
-def tasks(shared_data: Path) -> dict[str, S.ShiftTask]:
-    return S.load_tasks(shared_data)
+def tasks(shared_data: Path) -> dict[str, T.ShiftTask]:
+    return T.load_tasks(shared_data)
 
 
 def test_tydi_task_is_every_dev_question_against_every_paragraph(tasks, shared_data: Path):
@@ -185,14 +186,14 @@ def test_tatoeba_task_relevance_and_filtering(tasks, shared_data: Path):
 
 def test_own_segment_ranks_equal_evaluate_beir(tiny_model: Path, shared_data: Path, tmp_path: Path):
     from hybridbatch.data.lookup import load_corpus
-    from hybridbatch.evaluation.lareqa import evaluate_beir
+    from hybridbatch.evaluation.beir import evaluate_beir
     from hybridbatch.models.loading import load_model
 
     model = load_model(str(tiny_model), max_seq_length=64)
     corpus = load_corpus("tydiqa-goldp", shared_data, split="dev")
     arts = {q.article for lang in corpus.languages for q in corpus.questions[lang][:8]}
     small = corpus.subset(arts)
-    task = S.tydi_task(small)
+    task = T.tydi_task(small)
     res = S.evaluate_shift(model, {"tydi": task}, cache_dir=tmp_path / "cache", model_name="tiny")["tydi"]
     beir = evaluate_beir(model, small, batch_size=64)
     ref = dict(zip(beir.per_query["qid_names"][beir.per_query["qid"]], beir.per_query["rank"]))
@@ -217,7 +218,7 @@ def test_tatoeba_own_segment_p1_equals_alignment_p1(tiny_model: Path, shared_dat
 
     model = load_model(str(tiny_model), max_seq_length=64)
     pairs = {k: v for k, v in read_tatoeba(shared_data / "tatoeba-laser").items() if k in ("de", "zh", "th")}
-    task = S.tatoeba_task(pairs, limit=60)
+    task = T.tatoeba_task(pairs, limit=60)
     q, c = S.encode_task(model, task)
     res = S.evaluate_task_embeddings(task, q, c)
     for lang in res.languages:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from hybridbatch.evaluation import metrics as M
+import hybridbatch.evaluation.metrics as M
 
 
 def counts_from_scores(scores: np.ndarray, relevant: np.ndarray):
@@ -159,5 +159,7 @@ def test_expected_formula_path_on_tie_free_rows_agrees_with_plain_metrics():
 
 
 def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="expected, optimistic, pessimistic"):
+    from hybridbatch.errors import UsageError
+
+    with pytest.raises(UsageError, match="expected, optimistic, pessimistic"):
         M.tie_metrics(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.ones((1, 1), bool), mode="random")

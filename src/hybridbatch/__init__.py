@@ -42,9 +42,12 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("placement", "resolve_device", "resolve_precision"), "hybridbatch.device"),
     # evaluation
     "LAReQAEvaluator": "hybridbatch.evaluation.evaluator",
-    **dict.fromkeys(("evaluate_lareqa", "evaluate_beir", "write_eval", "EvalResult", "BeirResult"),
-                    "hybridbatch.evaluation.lareqa"),
-    "encode_texts": "hybridbatch.evaluation.encoding",
+    "evaluate_lareqa": "hybridbatch.evaluation.lareqa",
+    "evaluate_beir": "hybridbatch.evaluation.beir",
+    **dict.fromkeys(("EvalResult", "BeirResult"), "hybridbatch.evaluation.results"),
+    "EvalOptions": "hybridbatch.evaluation.options",
+    "write_eval": "hybridbatch.report.evaluation",
+    "encode_texts": "hybridbatch.evaluation.embeddings",
     **dict.fromkeys(("average_precision", "recall_at", "ndcg_at", "mrr_at", "rank_distance", "relevant_ranks",
                      "all_metrics"), "hybridbatch.evaluation.metrics"),
     # analysis
@@ -80,15 +83,10 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
     from hybridbatch.data.checks import check_paths  # noqa: F401
     from hybridbatch.data.lookup import load_corpus, load_pairs  # noqa: F401
     from hybridbatch.data.records import Candidate, PairSet, QACorpus, Question, TrainItem  # noqa: F401
-    from hybridbatch.evaluation.encoding import encode_texts  # noqa: F401
+    from hybridbatch.evaluation.beir import evaluate_beir  # noqa: F401
+    from hybridbatch.evaluation.embeddings import encode_texts  # noqa: F401
     from hybridbatch.evaluation.evaluator import LAReQAEvaluator  # noqa: F401
-    from hybridbatch.evaluation.lareqa import (  # noqa: F401
-        BeirResult,
-        EvalResult,
-        evaluate_beir,
-        evaluate_lareqa,
-        write_eval,
-    )
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa  # noqa: F401
     from hybridbatch.evaluation.metrics import (  # noqa: F401
         all_metrics,
         average_precision,
@@ -98,12 +96,15 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         recall_at,
         relevant_ranks,
     )
+    from hybridbatch.evaluation.options import EvalOptions  # noqa: F401
+    from hybridbatch.evaluation.results import BeirResult, EvalResult  # noqa: F401
     from hybridbatch.experiments.alignment import run_align  # noqa: F401
     from hybridbatch.models.embedded import build_embedded_model  # noqa: F401
     from hybridbatch.models.loading import describe_model, load_model, prefixes, set_prefixes  # noqa: F401
+    from hybridbatch.report.evaluation import write_eval  # noqa: F401
+    from hybridbatch.sampling.base import PairBatchSampler  # noqa: F401
     from hybridbatch.sampling.collator import PairCollator  # noqa: F401
     from hybridbatch.sampling.dataset import pair_dataset, pairs_from_long  # noqa: F401
-    from hybridbatch.sampling.base import PairBatchSampler  # noqa: F401
     from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
     from hybridbatch.sampling.samplers import (  # noqa: F401
         SAMPLERS,

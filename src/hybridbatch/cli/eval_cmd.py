@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from rich.table import Table
 
+from hybridbatch.analysis.significance import compare, load_run, write_compare
 from hybridbatch.cli.base import DataDir, Device, PassagePrefix, QueryPrefix, app, console, out, progress_bars
+from hybridbatch.data.lookup import load_corpus
+from hybridbatch.data.records import QACorpus
+from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.beir import evaluate_beir
+from hybridbatch.evaluation.lareqa import evaluate_lareqa
+from hybridbatch.evaluation.options import EvalOptions
+from hybridbatch.evaluation.results import BeirResult, EvalResult, check_eval_out
+from hybridbatch.evaluation.runtimes import AUTO
+from hybridbatch.models.loading import load_model
+from hybridbatch.provenance import check_writable_dir
+from hybridbatch.report.evaluation import lareqa_row, write_eval
+from hybridbatch.report.tables import write_compare_markdown
+
+SPLITS = ("test", "train", "all")
+PROTOCOLS = ("auto", "lareqa", "beir")
 
 
-def _eval_load_model(name: str, max_seq_length: Optional[int], device: Optional[str] = "auto", **prefixes):
-    """models.load_model (ModelError on failure); a plain SentenceTransformer if that API is not there."""
-    from hybridbatch import models
-    from hybridbatch.errors import ModelError
-
-    if hasattr(models, "load_model"):
-        return models.load_model(name, max_seq_length=max_seq_length, device=device, **prefixes)
-    from sentence_transformers import SentenceTransformer
-
-    try:
-        model = SentenceTransformer(name, device=None if device == "auto" else device)
-    except Exception as e:  # noqa: BLE001 - any load failure is the user's model argument
-        raise ModelError(f"could not load model {name!r}: {str(e).splitlines()[0][:300] if str(e) else e}") from e
-    if max_seq_length:
-        model.max_seq_length = max_seq_length
-    return model
-
-
-def _eval_summary_table(body: dict):
-    from rich.table import Table
-
-    from hybridbatch.report.tables import lareqa_row
-
+def _eval_summary_table(body: dict[str, Any]) -> Table:
     if body["kind"] == "beir":
         t = Table(title=f"{body['dataset']}: single-language retrieval")
         for c in ("lang", "nDCG@10", "Recall@100", "MRR@10", "queries"):
@@ -52,32 +48,38 @@ def _eval_summary_table(body: dict):
     return t
 
 
-def _eval_encoding_options(ties: str, encoder: str | None, precision: str, encode_devices: str | None) -> dict:
-    """--ties / --encoder / --precision / --encode-devices checked and turned into evaluate_* keyword arguments."""
-    from hybridbatch.errors import UsageError
-    from hybridbatch.evaluation.encoders import ENCODERS, PRECISIONS
-    from hybridbatch.evaluation.metrics import TIE_MODES
-
-    if ties not in TIE_MODES:
-        raise UsageError(f"--ties must be {', '.join(TIE_MODES)}, not {ties!r}")
-    if encoder is not None and encoder not in ENCODERS:
-        raise UsageError(f"--encoder must be {', '.join(ENCODERS)}, not {encoder!r}")
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision must be {', '.join(PRECISIONS)}, not {precision!r}")
-    devices = [d.strip() for d in encode_devices.split(",") if d.strip()] if encode_devices else None
-    if (precision != "fp32" or devices) and encoder not in (None, "torch"):
-        raise UsageError("--precision and --encode-devices apply to --encoder torch only")
-    if encoder is None and (precision != "fp32" or devices):
-        encoder = "torch"
-    return {"ties": ties, "encoder": encoder, "precision": precision, "devices": devices}
+def _eval_corpus(data: str, data_dir: Optional[Path], split: str) -> tuple[QACorpus, bool]:
+    """The corpus `--data` / `--split` name (TyDi: test = dev), and whether it is TyDi GoldP."""
+    if split not in SPLITS:
+        raise UsageError(f"--split must be test, train or all, not {split!r}")
+    tydi = "tydi" in data.lower()
+    corpus = load_corpus(data, data_dir, split=None if split == "all" else ("dev" if tydi and split == "test" else
+                                                                             split))
+    if not corpus.languages or not any(corpus.questions.values()):
+        raise UsageError(f"{data}: no questions found")
+    return corpus, tydi
 
 
-def _eval_health_warning(result) -> None:
+def _eval_health_warning(result: EvalResult | BeirResult) -> None:
     """A near-collapsed model (scores barely vary) gets a warning next to its figures."""
     h = getattr(result, "health", None) or {}
     if h.get("near_collapse"):
         console.print(f"warning: near-collapsed model: median per-query score spread {h['score_spread']:.2e} < "
-                  f"{h['collapse_threshold']:.0e}; the figures are close to chance level", highlight=False)
+                      f"{h['collapse_threshold']:.0e}; the figures are close to chance level", highlight=False)
+
+
+def _eval_print(result: EvalResult | BeirResult, paths: dict[str, Path], out_dir: Path, as_json: bool) -> None:
+    """The summary table and timings, or (`--json`) eval.json as written with the files beside it."""
+    _eval_health_warning(result)
+    if as_json:  # eval.json as written (provenance included), the other files beside it; messages go to stderr
+        body = json.loads(Path(out_dir, "eval.json").read_text(encoding="utf-8"))
+        typer.echo(json.dumps(body | {"files": {k: str(v) for k, v in paths.items()}}, ensure_ascii=False))
+        return
+    t, s = result.timings, result.settings
+    out.print(_eval_summary_table(result.to_json() | {"kind": result.kind}))
+    out.print(f"encode {t.get('encode_s', 0):.1f}s ({s['encoder']}) · ties {s['ties']} · score "
+              f"{t.get('score_s', 0):.1f}s · metrics {t.get('metric_s', 0):.1f}s; "
+              f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
 
 
 @app.command("eval")
@@ -124,6 +126,8 @@ def eval_cmd(
                                                           "comma-separated devices to encode on in parallel, e.g. "
                                                           "cuda:0,cuda:1 (sentence-transformers multi-process).")]
     = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another model's or dataset's evaluation "
+                                            "in --out (and the compare files made from it).")] = False,
     allow_missing_weights: Annotated[bool, typer.Option("--allow-missing-weights", help="Evaluate a model whose "
                                      "weights lack tensors its config asks for (initialised at random).")] = False,
 ) -> None:
@@ -132,50 +136,20 @@ def eval_cmd(
     For TyDi GoldP: single-language nDCG@10 / Recall@100 / MRR@10. Writes eval.json, eval.md, pairs.png and
     per_query.npz (per-query scores, for `hybridbatch compare`).
     """
-
-    from hybridbatch.data.lookup import load_corpus
-    from hybridbatch.errors import UsageError
-    from hybridbatch.evaluation.lareqa import evaluate_beir, evaluate_lareqa, write_eval
-    from hybridbatch.provenance import check_out_dir
-
-    check_out_dir(out_dir)
-
-    if split not in ("test", "train", "all"):
-        raise UsageError(f"--split must be test, train or all, not {split!r}")
-    if backend not in ("auto", "numpy", "faiss"):
-        raise UsageError(f"--backend must be auto, numpy or faiss, not {backend!r}")
-    if protocol not in ("auto", "lareqa", "beir"):
+    check_writable_dir(out_dir)
+    if protocol not in PROTOCOLS:
         raise UsageError(f"--protocol must be auto, lareqa or beir, not {protocol!r}")
-    enc_kw = _eval_encoding_options(ties, encoder, precision, encode_devices)
-    tydi = "tydi" in data.lower()
-    corpus_split = None if split == "all" else ("dev" if tydi and split == "test" else split)
-    corpus = load_corpus(data, data_dir, split=corpus_split)
-    if not corpus.languages or not any(corpus.questions.values()):
-        raise UsageError(f"{data}: no questions found")
-    st_model = _eval_load_model(model, max_seq_length, device, query_prefix=query_prefix,
-                                passage_prefix=passage_prefix, allow_missing_weights=allow_missing_weights)
-    from hybridbatch.evaluation.encoders import resolve_encoder
-
-    enc_kw["encoder"] = resolve_encoder(enc_kw["encoder"] or "auto", st_model)
-    use_beir = protocol == "beir" or (protocol == "auto" and tydi)
+    options = EvalOptions(context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend, ties=ties,
+                          encoder=encoder or AUTO, precision=precision, devices=encode_devices)
+    corpus, tydi = _eval_corpus(data, data_dir, split)
+    check_eval_out(out_dir, model=model, dataset=corpus.name, checksum=corpus.checksum, overwrite=overwrite)
+    st_model = load_model(model, max_seq_length=max_seq_length, device=device, query_prefix=query_prefix,
+                          passage_prefix=passage_prefix, allow_missing_weights=allow_missing_weights)
+    evaluate = evaluate_beir if protocol == "beir" or (protocol == "auto" and tydi) else evaluate_lareqa
     with progress_bars(progress) as tick:
-        fn = evaluate_beir if use_beir else evaluate_lareqa
-        result = fn(st_model, corpus, context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
-                    model_name=model, progress=tick, **enc_kw)
+        result = evaluate(st_model, corpus, options, model_name=model, progress=tick)
     result.settings.update({"data": data, "split": split, "device": str(st_model.device)})
-    paths = write_eval(result, out_dir)
-    _eval_health_warning(result)
-    t = result.timings
-    if as_json:  # eval.json as written (provenance included), the other files beside it; messages go to stderr
-        import json
-
-        body = json.loads(Path(out_dir, "eval.json").read_text(encoding="utf-8"))
-        typer.echo(json.dumps(body | {"files": {k: str(v) for k, v in paths.items()}}, ensure_ascii=False))
-        return
-    out.print(_eval_summary_table(result.to_json() | {"kind": result.kind}))
-    out.print(f"encode {t.get('encode_s', 0):.1f}s ({enc_kw['encoder']}) · ties {enc_kw['ties']} · score "
-              f"{t.get('score_s', 0):.1f}s · metrics {t.get('metric_s', 0):.1f}s; "
-              f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+    _eval_print(result, write_eval(result, out_dir), out_dir, as_json)
 
 
 @app.command("compare")
@@ -189,14 +163,11 @@ def compare_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ) -> None:
     """Is B better than A? Per setting B - A with a 95% paired bootstrap CI over question ids and a paired
-    randomisation-test p-value. Both runs must be on the same data and queries."""
-    from rich.table import Table
-
-    from hybridbatch.analysis.significance import compare, load_run, write_compare
-    from hybridbatch.provenance import check_out_dir
-
+    randomisation-test p-value. Both runs must be on the same data and queries, with the same tie rule."""
+    if out_dir is not None:
+        check_writable_dir(out_dir)
     ra, rb = load_run(run_a), load_run(run_b)
-    check_out_dir(out_dir or rb.path)
+    folder = check_writable_dir(out_dir or rb.path)
     cmp = compare(ra, rb, n_boot=n_boot, n_perm=n_perm, seed=seed)
     t = Table(title=f"B = {rb.path}  vs  A = {ra.path}", caption=f"{cmp['dataset']}, {cmp['n_question_ids']} "
               f"question ids; CI: paired bootstrap ({n_boot}); p: paired randomisation ({n_perm})")
@@ -209,5 +180,6 @@ def compare_cmd(
         t.add_row(r["name"], f"{r['a']:.{d}f}", f"{r['b']:.{d}f}", f"{r['diff']:+.{d}f}",
                   f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]", f"{r['p_value']:.4f}", style=style)
     out.print(t)
-    paths = write_compare(cmp, out_dir or rb.path)
-    out.print(f"wrote {paths['json']} and {paths['md']}", highlight=False)
+    paths = write_compare(cmp, folder)
+    md = write_compare_markdown(cmp, folder)
+    out.print(f"wrote {paths['json']} and {md}", highlight=False)

@@ -8,6 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from hybridbatch.cli.base import DataDir, app, console, progress_bars
+from hybridbatch.evaluation.retrieval import check_backend
+from hybridbatch.evaluation.runtimes import check_encoder
+from hybridbatch.evaluation.shift import run_shift
+from hybridbatch.evaluation.shift_tasks import TASKS
+from hybridbatch.models.embedded import cache_root
+from hybridbatch.provenance import check_writable_dir
+from hybridbatch.report.shift import shift_documents
 
 
 @app.command("shift")
@@ -48,24 +55,14 @@ def shift_cmd(
 
     Example: hybridbatch shift --model embedded --data-dir ../shared/data --out results/shift-zero-shot
     """
-
-    from hybridbatch.errors import UsageError
-    from hybridbatch.evaluation.shift import TASKS, run_shift
-    from hybridbatch.models.embedded import cache_root
-    from hybridbatch.provenance import check_out_dir
-
-    check_out_dir(out_dir)
-    from hybridbatch.evaluation.encoders import ENCODERS
-
-    if encoder != "auto" and encoder not in ENCODERS:
-        raise UsageError(f"--encoder must be auto or one of {', '.join(ENCODERS)}, not {encoder!r}")
-    if backend not in ("auto", "numpy", "faiss"):
-        raise UsageError(f"--backend must be auto, numpy or faiss, not {backend!r}")
+    check_writable_dir(out_dir)
+    check_encoder(encoder)
+    check_backend(backend)
     cdir = (cache_dir or cache_root() / "embeddings") if cache else None
     with progress_bars(progress) as tick:
         results, paths = run_shift(model, data_dir=data_dir, out_dir=out_dir, tasks=task or TASKS, limit=limit,
                                    batch_size=batch_size, max_seq_length=max_seq_length, cache_dir=cdir,
-                                   backend=backend, progress=tick, encoder=encoder)
+                                   backend=backend, progress=tick, encoder=encoder, documents=shift_documents)
     for name, r in results.items():
         s = r.summary
         typer.echo(f"{name}\tmulti_map={s['multi']['map']:.4f}\tmulti_ndcg10={s['multi']['ndcg10']:.4f}\t"

@@ -13,6 +13,7 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 
 from hybridbatch.data.records import Candidate, PairSet, QACorpus, Question
 from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.lareqa import evaluate_lareqa
 
 #: metric name -> (setting, key in EvalResult.summary)
 _METRICS = {
@@ -100,8 +101,6 @@ class LAReQAEvaluator(SentenceEvaluator):
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1,
                  *args: Any, **kwargs: Any) -> dict[str, float]:
-        from hybridbatch.evaluation.lareqa import evaluate_lareqa
-
         result = evaluate_lareqa(model, self.corpus, context=self.context, batch_size=self.batch_size,
                                  backend=self.backend)
         self.last_result = result

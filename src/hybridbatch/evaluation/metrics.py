@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from hybridbatch.errors import UsageError
+
 TIE_MODES = ("expected", "optimistic", "pessimistic")
 TIE_RULES = {
     "expected": "expected: every metric is its exact expected value under a uniformly random order within groups of "
@@ -32,6 +34,13 @@ TIE_RULES = {
                    "items tied with each other take consecutive ranks",
 }
 TIE_RULE = TIE_RULES["optimistic"]
+
+
+def check_ties(mode: str) -> str:
+    """The one check of a tie rule's name; returns it."""
+    if mode not in TIE_MODES:
+        raise UsageError(f"--ties must be one of {', '.join(TIE_MODES)}, not {mode!r}")
+    return mode
 
 
 def count_above(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -267,8 +276,7 @@ def tie_metrics(above: np.ndarray, tied: np.ndarray, rel_scores: np.ndarray, val
     """Every per-query metric of `all_metrics` under tie rule `mode`, and the optimistic rank of the first relevant
     item. Inputs `(q, R)`: non-relevant candidates strictly above / exactly tied with each relevant item, the
     relevant items' (exact) scores, and which entries are real (`valid`)."""
-    if mode not in TIE_MODES:
-        raise ValueError(f"ties must be one of {', '.join(TIE_MODES)}, not {mode!r}")
+    check_ties(mode)
     above = np.asarray(above, dtype=np.int64)
     tied = np.asarray(tied, dtype=np.int64)
     valid = np.asarray(valid, dtype=bool)

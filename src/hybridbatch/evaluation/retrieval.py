@@ -1,40 +1,26 @@
-"""Encoding (with an on-disk cache) and exact inner-product scoring, NumPy or FAISS.
+"""Exact inner-product scoring, NumPy or FAISS: per query, pool segment and relevant item, how many non-relevant
+candidates score strictly above (and exactly equal to) the relevant item.
 
-Why the cache: evaluating a sweep re-evaluates the same model/data/settings; encoding is the slow part on CPU, so
-embeddings are keyed by everything that changes them (model weights, data, context on/off, prefix, max length, the
-texts themselves) and re-used. Entries are written crash-safely (`atomic_file`: temp + fsync + rename; the sidecar
-that commits an entry is written last) and verified on load (shape + checksum): a truncated, half-written or stale
-entry is detected and recomputed, never trusted; temp files left by a killed writer are removed once it is gone.
-
-Why two scoring backends: NumPy scores query blocks against the whole pool (the default, `auto`); FAISS
-(`IndexFlatIP`, exact) range-searches only the candidates that could outrank a relevant item (an independent
-implementation to cross-check against; slower in our measurements, and it holds a copy of the pool). Both return
-identical ranks: float32 scores decide every comparison that they can decide for certain, and the few within the
-float32 error bound of a relevant item's score (`tie_band`) are settled with exact float64 scores
-(`exact_pair_scores`), so results do not depend on the backend, block size, thread count or BLAS. Query blocks are
-sized so that the working memory stays under `block_mib` whatever the pool size (docs/EVALUATION.md, "Resource
-bounds").
+Why two backends: NumPy scores query blocks against the whole pool (the default, `auto`); FAISS (`IndexFlatIP`,
+exact) range-searches only the candidates that could outrank a relevant item (an independent implementation to
+cross-check against; slower in our measurements, and it holds a copy of the pool). Both return identical ranks:
+float32 scores decide every comparison that they can decide for certain, and the few within the float32 error bound
+of a relevant item's score (`tie_band`) are settled with exact float64 scores (`exact_pair_scores`), so results do
+not depend on the backend, block size, thread count or BLAS. Query blocks are sized so that the working memory stays
+under `block_mib` whatever the pool size (docs/EVALUATION.md, "Resource bounds").
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import logging
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
 from hybridbatch.errors import UsageError
-from hybridbatch.provenance import atomic_file, sweep_temps
 
-log = logging.getLogger(__name__)
-
-Kind = Literal["query", "passage"]
 Backend = Literal["auto", "numpy", "faiss"]
+BACKENDS = ("auto", "numpy", "faiss")
 # backend="auto" is NumPy at every pool size: with query blocks sized to `block_mib` its memory is bounded like
 # FAISS's, and it measured 2-4x faster at 1x-16x the XQuAD-R pool (benchmarks/results/eval_scale.json).
 FAISS_AUTO_THRESHOLD = None
@@ -46,203 +32,16 @@ BYTES_PER_SCORE = {"numpy": 8, "faiss": 48}  # numpy needs 6 (4 + 2 masks) + nea
 EXACT_BLOCK = 1024  # pairs per exact re-scoring step: 1024 x dim x 24 bytes (9 MiB at dim 384), see exact_mib
 
 
-# ---- encoding --------------------------------------------------------------------------------------------------------
-
-
-def prefix_for(model: Any, kind: Kind) -> str:
-    """The query or passage prefix of `model` (models.prefixes: the model's own prompts, else E5 defaults)."""
-    from hybridbatch.models.loading import prefixes
-
-    if kind not in ("query", "passage"):
-        raise UsageError(f"kind must be 'query' or 'passage', not {kind!r}")
-    qp, pp = prefixes(model)
-    return qp if kind == "query" else pp
-
-
-def encode_texts(
-    model: Any,
-    texts: Sequence[str],
-    kind: Kind,
-    batch_size: int = 64,
-    show_progress: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-    block: int = 1024,
-    runner: Any = None,
-) -> np.ndarray:
-    """L2-normalised float32 embeddings `(len(texts), dim)`. Each distinct text is encoded once; distinct texts are
-    sorted by length (longest first) before they are cut into blocks, so every batch holds texts of similar length
-    and is padded only to its own longest. `runner` is an `encoders` runtime (default: PyTorch fp32).
-    `progress(done, total)` is called after each block of distinct texts (the CLI drives a progress bar with it).
-    NaN / inf rows stay NaN and zero rows stay zero (`sanity.check_embeddings` refuses them)."""
-    if runner is None:
-        from hybridbatch.evaluation.encoders import TorchEncoder
-
-        runner = TorchEncoder(model)
-    prompt = prefix_for(model, kind) or None
-    uniq, inverse = np.unique(np.asarray(list(texts), dtype=object), return_inverse=True)
-    order = np.argsort(-np.fromiter((len(t) for t in uniq), dtype=np.int64, count=len(uniq)), kind="stable")
-    dim = embedding_dim(model)
-    out = np.zeros((len(uniq), dim), dtype=np.float32)
-    for start in range(0, len(uniq), block):
-        idx = order[start : start + block]
-        out[idx] = runner.encode([str(t) for t in uniq[idx]], prompt, batch_size)
-        if progress is not None:
-            progress(min(start + block, len(uniq)), len(uniq))
-    # normalise in float32 so cosine == inner product even for models without a Normalize module
-    with np.errstate(invalid="ignore", over="ignore"):
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        out /= np.where(norms > 0, norms, 1.0)
-    return out[inverse.reshape(-1)]
-
-
-def embedding_dim(model: Any) -> int:
-    """Output width of a sentence-transformers model (the method was renamed in sentence-transformers 6)."""
-    fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(fn() or 0)
-
-
-def model_identity(model: Any, name: str | None = None) -> dict[str, Any]:
-    """What identifies a model's embeddings: its name/path, a checksum of every weight, max length and prompts."""
-    import torch
-
-    h = hashlib.sha256()
-    for key, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return {
-        "name": str(name) if name is not None else type(model).__name__,
-        "weights_sha256": h.hexdigest(),
-        "max_seq_length": getattr(model, "max_seq_length", None),
-        "prompts": dict(getattr(model, "prompts", {}) or {}),
-    }
-
-
-def texts_sha256(texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        b = t.encode("utf-8")
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()
-
-
-class EmbeddingCache:
-    """Embeddings on disk under `root`: `<key>.npy` plus `<key>.json` (the settings it was made with, shape, dtype,
-    sha256 of the array bytes). `key` hashes the settings, so any change of model, data or setting is a miss.
-
-    Crash safety: the array is written first and the sidecar last, each with `atomic_file`, so an entry exists only
-    once its sidecar does; an array without sidecar (writer killed in between), a sidecar whose checksum does not
-    match the array, or a truncated file is `rejected` (counted, logged) and recomputed. Opening the cache removes
-    temps left by dead writers (`temps_removed`)."""
-
-    def __init__(self, root: Path | str):
-        self.root = Path(root)
-        self.hits = 0
-        self.misses = 0
-        self.rejected = 0  # entries found but not trusted (incomplete, corrupt or stale), then recomputed
-        self.temps_removed = sweep_temps(self.root)
-
-    @staticmethod
-    def key(meta: dict[str, Any]) -> str:
-        return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-    def paths(self, meta: dict[str, Any]) -> tuple[Path, Path]:
-        k = self.key(meta)
-        return self.root / f"{k}.npy", self.root / f"{k}.json"
-
-    def load(self, meta: dict[str, Any]) -> np.ndarray | None:
-        """The cached array, or None when missing, stale (settings differ) or corrupt (bad size/checksum)."""
-        npy, side = self.paths(meta)
-        if not npy.exists() and not side.exists():
-            return None
-        if not npy.exists() or not side.exists():
-            self.rejected += 1
-            log.warning("embedding cache entry %s is incomplete (%s missing; interrupted write?); recomputing",
-                        npy.stem, side.name if npy.exists() else npy.name)
-            return None
-        try:
-            info = json.loads(side.read_text(encoding="utf-8"))
-            if json.loads(json.dumps(meta, sort_keys=True, default=str)) != info.get("meta"):
-                self.rejected += 1
-                log.warning("embedding cache %s is stale (settings differ); recomputing", npy.name)
-                return None
-            arr = np.load(npy, allow_pickle=False)
-            if list(arr.shape) != info["shape"] or str(arr.dtype) != info["dtype"]:
-                raise ValueError("shape/dtype mismatch")
-            if hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != info["sha256"]:
-                raise ValueError("checksum mismatch")
-            return arr
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, json.JSONDecodeError) as e:
-            self.rejected += 1
-            log.warning("embedding cache %s is corrupt (%s); recomputing", npy.name, e)
-            return None
-
-    def save(self, meta: dict[str, Any], arr: np.ndarray) -> None:
-        """Array first, sidecar (the commit record, with the array's checksum) last; an old sidecar is removed
-        before the array is replaced, so no moment exists where a sidecar vouches for a different array."""
-        npy, side = self.paths(meta)
-        arr = np.ascontiguousarray(arr)
-        body = json.dumps({
-            "meta": meta, "shape": list(arr.shape), "dtype": str(arr.dtype),
-            "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
-        }, indent=2, default=str) + "\n"
-        with contextlib.suppress(FileNotFoundError):
-            side.unlink()
-        with atomic_file(npy) as f:
-            np.save(f, arr, allow_pickle=False)
-        with atomic_file(side) as f:
-            f.write(body.encode("utf-8"))
-
-    def get_or_compute(self, meta: dict[str, Any], compute: Callable[[], np.ndarray]) -> np.ndarray:
-        arr = self.load(meta)
-        if arr is not None:
-            self.hits += 1
-            return arr
-        self.misses += 1
-        arr = compute()
-        self.save(meta, arr)
-        return arr
-
-
-def encode_cached(
-    model: Any,
-    texts: Sequence[str],
-    kind: Kind,
-    *,
-    cache: EmbeddingCache | None,
-    identity: dict[str, Any] | None,
-    settings: dict[str, Any],
-    data_checksum: str = "",
-    **encode_kw: Any,
-) -> np.ndarray:
-    """`encode_texts` through the cache (no cache: plain encode). `settings` names what the caller varied (context
-    on/off, ...); prefix, max length, the model identity and a hash of the texts are always part of the key."""
-    if cache is None:
-        return encode_texts(model, texts, kind, **encode_kw)
-    meta = {
-        "model": identity or model_identity(model),
-        "data_checksum": data_checksum,
-        "kind": kind,
-        "prefix": prefix_for(model, kind),
-        "max_seq_length": getattr(model, "max_seq_length", None),
-        "settings": settings,
-        "n_texts": len(texts),
-        "texts_sha256": texts_sha256(texts),
-    }
-    return cache.get_or_compute(meta, lambda: encode_texts(model, texts, kind, **encode_kw))
-
-
-# ---- scoring ---------------------------------------------------------------------------------------------------------
+def check_backend(backend: str) -> None:
+    """The one check of a scoring backend's name."""
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be auto, numpy or faiss, not {backend!r}")
 
 
 def choose_backend(backend: str, pool_size: int) -> str:
     """The backend to use: 'numpy' or 'faiss' as asked; 'auto' is NumPy (see FAISS_AUTO_THRESHOLD)."""
-    if backend == "auto":
-        return "numpy"
-    if backend not in ("numpy", "faiss"):
-        raise UsageError(f"backend must be auto, numpy or faiss, not {backend!r}")
-    return backend
+    check_backend(backend)
+    return "numpy" if backend == "auto" else backend
 
 
 def tie_band(queries: np.ndarray, pool: np.ndarray) -> float:
