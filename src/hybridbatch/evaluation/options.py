@@ -11,7 +11,7 @@ from typing import Any
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.metrics import check_ties
 from hybridbatch.evaluation.retrieval import DEFAULT_BLOCK_MIB, DEFAULT_CHUNK, check_backend
-from hybridbatch.evaluation.runtimes import AUTO, check_encoder, check_precision
+from hybridbatch.evaluation.runtimes import AUTO, RUNTIMES, TorchRuntime, check_encoder, check_precision
 
 
 @dataclass
@@ -45,7 +45,7 @@ class EvalOptions:
         torch_only = self.precision != "fp32" or bool(self.devices)
         if torch_only and self.encoder == AUTO:
             self.encoder = "torch"
-        if torch_only and self.encoder != "torch":
+        if torch_only and RUNTIMES[self.encoder][0] is not TorchRuntime:
             raise UsageError("--precision and --encode-devices apply to --encoder torch only")
         for name, value, low in (("batch size", self.batch_size, 1), ("chunk_size", self.chunk_size, 1)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:

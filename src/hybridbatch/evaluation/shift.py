@@ -186,7 +186,7 @@ def encode_task(model: Any, task: ShiftTask, *, batch_size: int = 64, cache: Emb
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(query embeddings, pool embeddings). The pool is encoded one segment at a time through the embedding cache,
     so a killed run resumes from the last finished segment; queries that are pool texts of the same kind (Tatoeba)
-    reuse their pool vectors. `runner`: an `encoders.make_encoder` runtime (default: the model's own encode)."""
+    reuse their pool vectors. `runner`: a `runtimes.make_encoder` runtime (default: the model's own encode)."""
     enc = {"runner": runner} if runner is not None else {}
     tag = {"encoder": runner.key} if runner is not None and runner.key != "torch" else {}
     parts = []
