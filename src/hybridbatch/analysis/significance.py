@@ -229,13 +229,17 @@ def aligned(run_a: Run, run_b: Run, metric: str, setting: str) -> tuple[np.ndarr
 
 
 def check_same(run_a: Run, run_b: Run) -> None:
-    """Same dataset (checksum) and the same evaluated (query, pool) rows, else ResultsError."""
+    """Same dataset (checksum), the same tie rule and the same evaluated (query, pool) rows, else ResultsError."""
     ba, bb = run_a.body, run_b.body
     if ba.get("checksum") != bb.get("checksum") or ba.get("dataset") != bb.get("dataset"):
         raise ResultsError(
             f"runs are on different datasets: {run_a.path} has {ba.get('dataset')} (checksum "
             f"{str(ba.get('checksum'))[:12]}), {run_b.path} has {bb.get('dataset')} (checksum "
             f"{str(bb.get('checksum'))[:12]}); compare needs both runs evaluated on the same data")
+    if ba.get("tie_rule") != bb.get("tie_rule"):
+        raise ResultsError(
+            f"runs use different tie rules: {run_a.path} has {str(ba.get('tie_rule')).split(':')[0]!r}, {run_b.path} "
+            f"has {str(bb.get('tie_rule')).split(':')[0]!r}; compare needs both runs evaluated with the same --ties")
     if list(run_a.per_query["langs"]) != list(run_b.per_query["langs"]):
         raise ResultsError("runs cover different languages; compare needs the same queries")
     ka = _row_keys(run_a)
