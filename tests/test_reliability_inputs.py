@@ -195,7 +195,7 @@ def test_sampler_warns_naming_a_language_with_one_row(shared_data, tmp_path):
     assert [w for w in caught if w.category is UserWarning] == []
 
 
-# ---- 3. config files: every field type-checked, file and field named --------------------------------------------------
+# ---- 3. config files: every field type-checked, file and field named -------------------------------------------------
 
 
 @pytest.mark.parametrize("name,text,message", [
@@ -257,7 +257,7 @@ def test_train_refuses_bad_numbers_before_writing(work, tiny_model, pairs_file, 
     assert snapshot(work) == before and not (work / "run").exists()
 
 
-# ---- 5. an --out that cannot be created -------------------------------------------------------------------------------
+# ---- 5. an --out that cannot be created ------------------------------------------------------------------------------
 
 
 def test_train_out_that_cannot_be_created(work, tiny_model, pairs_file):
@@ -286,7 +286,7 @@ def test_check_writable_dir_creates_nothing(tmp_path):
     assert str(e.value) == f"--out {tmp_path / 'a-file' / 'run'}: {tmp_path / 'a-file'} is a file, not a folder"
 
 
-# ---- 6. --resume into a folder that does not exist ---------------------------------------------------------------------
+# ---- 6. --resume into a folder that does not exist -------------------------------------------------------------------
 
 
 def test_resume_into_a_missing_folder_says_so(tmp_path, tiny_model, pairs_file):
@@ -302,7 +302,7 @@ def test_resume_into_a_missing_folder_says_so(tmp_path, tiny_model, pairs_file):
     assert json.loads((tmp_path / "run" / "train.json").read_text())["steps"] == 1
 
 
-# ---- 7. data check: a copied language file, rotated ids ------------------------------------------------------------------
+# ---- 7. data check: a copied language file, rotated ids --------------------------------------------------------------
 
 
 def test_data_check_warns_on_a_copied_language_and_on_rotated_ids(work, shared_data):
