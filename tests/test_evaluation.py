@@ -86,6 +86,90 @@ def test_partial_parallelism_leaves_out_and_counts():
     np.testing.assert_array_equal(pq["n_relevant"][sel], [2, 2])
 
 
+def real_subset(xquad: QACorpus, n_ids: int = 20, langs=("de", "en", "es"), drop: int = 3) -> QACorpus:
+    """The first `n_ids` question ids of the first XQuAD-R article in `langs` against every sentence of that article;
+    the last `drop` of them are removed from the last language (partial parallelism: no copy in that pool)."""
+    art = xquad.subset(xquad.articles[:1], "xquad-r:first")
+    ids = [q.qid for q in art.questions[langs[0]][:n_ids]]
+    questions = {}
+    for k, lang in enumerate(langs):
+        keep = set(ids[: n_ids - drop] if k == len(langs) - 1 else ids)
+        questions[lang] = [q for q in art.questions[lang] if q.qid in keep]
+    return QACorpus("xquad-r:first20", questions, {lang: art.candidates[lang] for lang in langs}, checksum="sub")
+
+
+def brute_force_lareqa(corpus: QACorpus, q: dict, c: dict) -> dict:
+    """Average precision over full rankings, pool by pool, written independently of the evaluator: scores are plain
+    float64 dot products, relevance a 0/1 vector, AP from sklearn; a pool holding no copy of the id is skipped.
+    Returns {(qid, qlang, pool): AP} with pool a language or 'multi'."""
+    from sklearn.metrics import average_precision_score
+
+    langs = corpus.languages
+    answer = {(qq.qid, lang): qq.answer for lang in langs for qq in corpus.questions[lang]}
+    out = {}
+    for x in langs:
+        for i, qq in enumerate(corpus.questions[x]):
+            v = q[x][i].astype(np.float64)
+            parts = []
+            for y in langs:
+                scores = c[y].astype(np.float64) @ v
+                truth = np.zeros(len(scores), dtype=int)
+                if (qq.qid, y) in answer:
+                    truth[answer[qq.qid, y]] = 1
+                    out[qq.qid, x, y] = average_precision_score(truth, scores)
+                parts.append((scores, truth))
+            scores, truth = (np.concatenate(z) for z in zip(*parts))
+            out[qq.qid, x, "multi"] = average_precision_score(truth, scores)
+    return out
+
+
+def test_protocol_on_a_real_subset_equals_brute_force_average_precision(xquad):
+    """20 real XQuAD-R question ids x 3 languages (3 ids missing in es) with random embeddings: every (query, pool)
+    AP, every cell of the pair matrix and the Mono / Cross / Multi macros equal a brute-force evaluation over full
+    rankings (sklearn's average_precision_score) to 1e-9; Multi nDCG@10 / R@10 equal ranx's."""
+    from ranx import Qrels, Run, evaluate
+
+    corpus = real_subset(xquad)
+    langs = corpus.languages
+    rng = np.random.default_rng(11)
+    q = {lang: random_unit(rng, len(corpus.questions[lang]), 8) for lang in langs}
+    c = {lang: random_unit(rng, len(corpus.candidates[lang]), 8) for lang in langs}
+    r = evaluate_lareqa_embeddings(corpus, q, c, backend="numpy")
+    ref = brute_force_lareqa(corpus, q, c)
+    pq = load_like(r.per_query)
+    names = [*langs, "multi"]
+    got = {(str(pq["qid_str"][k]), langs[pq["qlang"][k]], names[pq["pool"][k]]): float(pq["ap"][k])
+           for k in range(len(pq["ap"]))}
+    assert set(got) == set(ref) and len(ref) == (20 + 20 + 17) * 4 - 6  # 3 ids x (de, en) have no copy in es
+    for key, ap in ref.items():
+        assert got[key] == pytest.approx(ap, abs=1e-9), key
+    assert r.counts["left_out"] == {"mono": 0, "cross": 6, "multi": 0} and r.counts["n_queries"] == 57
+    cell = {(x, y): np.mean([v for (_, qx, py), v in ref.items() if (qx, py) == (x, y)]) for x in langs
+            for y in [*langs, "multi"]}
+    for i, x in enumerate(langs):
+        for j, y in enumerate(langs):
+            assert r.pairs["map"][i, j] == pytest.approx(cell[x, y], abs=1e-9)
+        assert r.pairs["multi_map"][i] == pytest.approx(cell[x, "multi"], abs=1e-9)
+    assert r.summary["mono"]["map"] == pytest.approx(np.mean([cell[x, x] for x in langs]), abs=1e-9)
+    assert r.summary["cross"]["map"] == pytest.approx(np.mean([cell[x, y] for x in langs for y in langs if x != y]),
+                                                      abs=1e-9)
+    assert r.summary["multi"]["map"] == pytest.approx(np.mean([cell[x, "multi"] for x in langs]), abs=1e-9)
+    # Multi nDCG@10 and R@10 per query language against ranx on the full multilingual ranking
+    answer = {(qq.qid, lang): qq.answer for lang in langs for qq in corpus.questions[lang]}
+    pool = np.concatenate([c[y] for y in langs]).astype(np.float64)
+    start = dict(zip(langs, np.cumsum([0] + [len(c[y]) for y in langs[:-1]])))
+    for i, x in enumerate(langs):
+        qrels, run = {}, {}
+        for k, qq in enumerate(corpus.questions[x]):
+            qrels[qq.qid] = {f"d{start[y] + answer[qq.qid, y]}": 1 for y in langs if (qq.qid, y) in answer}
+            scores = pool @ q[x][k].astype(np.float64)
+            run[qq.qid] = {f"d{d}": float(s_) for d, s_ in enumerate(scores)}
+        want = evaluate(Qrels(qrels), Run(run), ["ndcg@10", "recall@10"])
+        sel = (pq["qlang"] == i) & (pq["pool"] == len(langs))
+        assert np.mean(pq["ndcg10"][sel]) == pytest.approx(want["ndcg@10"], abs=1e-9), x
+        assert np.mean(pq["r10"][sel]) == pytest.approx(want["recall@10"], abs=1e-9), x
+
+
 def load_like(per_query: dict) -> dict:
     langs = list(per_query["langs"])
     d = dict(per_query)
