@@ -136,14 +136,15 @@ def synthetic(n_ids: int, L: int = 7) -> dict[str, object]:
 
 
 def test_memory_per_row_is_numpy_sized():
-    """~200k rows: the index holds 19 bytes per row (source 1, id 4, two languages 1 + 1, group 4, hard-negative
-    group 4, the row table 4) plus 4 bytes per id, read off the arrays' nbytes; a hybrid sampler adds per-language
-    arrays of the ids (X-X and X-Y options of one query language share them), nothing per row and option."""
+    """~200k rows: the index holds 18 bytes per row (id 4, two languages 1 + 1, group 4, hard-negative group 4, the
+    row table 4; one source costs nothing per row) plus 4 bytes per id, read off the arrays' nbytes; a hybrid
+    sampler adds per-language arrays of the ids (X-X and X-Y options of one query language share them), nothing per
+    row and option."""
     n_ids, L = 4096, 7
     ix = PairIndex.from_columns(**synthetic(n_ids, L))
     n = n_ids * L * L
     assert n == 200_704
-    assert ix.nbytes() == 19 * n + 4 * n_ids + 4 * L * L  # + the (x, y) -> table column map
+    assert ix.nbytes() == 18 * n + 4 * n_ids + 4 * L * L  # + the (x, y) -> table column map
     assert ix.index[0].table.shape == (n_ids, L * L) and ix.index[0].table.dtype == np.int32
     s = make_sampler("hybrid", synthetic(n_ids, L), 32, seed=0, alpha=0.5)
     opts = s.options["xx"] + s.options["xy"]
@@ -151,7 +152,7 @@ def test_memory_per_row_is_numpy_sized():
     shared = {id(o.items) for o in opts} | {id(o.item_groups) for o in opts}
     assert len(shared) == 2 * L  # one ids array and one groups array per query language
     option_bytes = sum(a.nbytes for a in {id(x): x for o in opts for x in (o.items, o.item_groups)}.values())
-    assert option_bytes == L * n_ids * (8 + 8)  # int64 id positions and group keys
+    assert option_bytes == L * n_ids * (4 + 4)  # int32 id positions and group keys
     for g in range(3 * L):
         s.plan(g)
     stacks = [q.pending for q in s._epoch_state[0].queues.values()]

@@ -1,8 +1,9 @@
 """The samplers' metadata columns as integer codes, read without Python objects per row.
 
 A `datasets.Dataset` is read as the Arrow columns of its (memory-mapped) table, a mapping as numpy / Arrow arrays;
-every column becomes int32 codes through Arrow's hash-based `dictionary_encode` (codes in order of first appearance,
-one memo across chunks), so a 100M-row column costs 4 B per row, not a Python string per row. A dataset with an
+every column becomes integer codes: Arrow's hash-based `unique` (values in order of first appearance) and
+`index_in` a slice of rows at a time into one preallocated array, so a 100M-row column costs its 4 B (languages 1 B)
+codes per row and a slice of temporaries, not a Python string per row. A dataset with an
 indices mapping (after `.shuffle` / `.select`) is encoded in table order and the codes gathered through the mapping.
 """
 
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 
 from hybridbatch.errors import UsageError
 
-CHUNK = 1 << 22  # rows per step of the chunked numpy passes (bounds their temporaries to ~32 MiB)
+CHUNK = 1 << 20  # rows per step of the chunked passes (bounds their temporaries to ~40 MiB)
 
 
 def code_dtype(n: int) -> type:
@@ -56,7 +57,8 @@ def _chunked(values: Any) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(list(values))])
 
 
-def encode(col: pa.ChunkedArray, name: str, ordered: bool = True) -> tuple[np.ndarray, pa.Array]:
+def encode(col: pa.ChunkedArray, name: str, ordered: bool = True,
+           dtype: type | None = None) -> tuple[np.ndarray, pa.Array]:
     """(codes, values): `values[codes[r]]` is row r's value; codes follow first appearance when `ordered` (a
     pre-encoded dictionary column is renumbered only then). Missing values are a usage error."""
     if col.null_count:
@@ -69,22 +71,28 @@ def encode(col: pa.ChunkedArray, name: str, ordered: bool = True) -> tuple[np.nd
             codes, old = first_seen(codes, len(values))
             values = values.take(pa.array(old))
         return codes, values
-    enc = col.dictionary_encode()
-    values = enc.chunk(0).dictionary if enc.num_chunks else pa.array([], col.type)
-    chunks = [c.indices for c in enc.chunks]
-    del enc
-    return _gather_indices(chunks, len(col)), values
+    values = pc.unique(col)  # hash-based, in order of first appearance
+    return lookup(col, values, dtype), values
+
+
+def lookup(col: pa.ChunkedArray, values: pa.Array, dtype: type | None = None) -> np.ndarray:
+    """Each row's position in `values` (-1: null or absent), written a slice of rows at a time into one array, so
+    the only full-length array is the result (int32 unless `dtype`)."""
+    out = np.empty(len(col), dtype or code_dtype(len(values)))
+    step = max(CHUNK, 4 * len(values))  # each call hashes `values` once
+    for a in range(0, len(col), step):
+        part = col.slice(a, step)
+        out[a:a + len(part)] = pc.index_in(part, value_set=values).fill_null(-1).to_numpy()
+    return out
 
 
 def _gather_indices(chunks: list[pa.Array], n: int) -> np.ndarray:
-    """Concatenated dictionary indices as int32 (a single chunk without a copy); each chunk is dropped once copied,
-    so the peak is one copy of the codes, not two."""
+    """Concatenated dictionary indices in their own integer type (a single chunk without a copy)."""
     if len(chunks) == 1 and chunks[0].null_count == 0:
-        return chunks[0].to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    out = np.empty(n, np.int32)
+        return chunks[0].to_numpy(zero_copy_only=False)
+    out = np.empty(n, chunks[0].type.to_pandas_dtype() if chunks else np.int32)
     pos = 0
-    while chunks:
-        c = chunks.pop(0)
+    for c in chunks:
         out[pos:pos + len(c)] = c.fill_null(-1).to_numpy(zero_copy_only=False)
         pos += len(c)
     return out
@@ -119,12 +127,8 @@ def joint_codes(a: pa.ChunkedArray, b: pa.ChunkedArray | None, name: str) -> tup
         a, b = pc.cast(a, pa.string()), pc.cast(b, pa.string())
     if pa.types.is_string(b.type) or pa.types.is_large_string(b.type):
         b = pc.if_else(pc.equal(b, ""), pa.scalar(None, b.type), b)
-    both = pa.chunked_array(list(a.chunks) + list(b.chunks), a.type)
-    enc = both.dictionary_encode()
-    chunks = [c.indices for c in enc.chunks]
-    del enc, both
-    codes = _gather_indices(chunks, len(a) + len(b))
-    return codes[:len(a)], codes[len(a):]
+    values = pc.drop_null(pc.unique(pa.chunked_array(list(a.chunks) + list(b.chunks), a.type)))
+    return lookup(a, values), lookup(b, values)
 
 
 def filled_groups(group: pa.ChunkedArray | None, ids: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -150,8 +154,8 @@ def as_str(values: pa.Array) -> list[str]:
 def language_codes(ql: pa.ChunkedArray, pl: pa.ChunkedArray, indices: np.ndarray | None,
                    names: tuple[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Sorted language names and each row's query / passage language code (int8)."""
-    q_t, qvals = encode(ql, names[0], ordered=False)
-    p_t, pvals = encode(pl, names[1], ordered=False)
+    q_t, qvals = encode(ql, names[0], ordered=False, dtype=np.int16)
+    p_t, pvals = encode(pl, names[1], ordered=False, dtype=np.int16)
     qnames, pnames = as_str(qvals), as_str(pvals)
     languages = sorted(set(qnames) | set(pnames))
     pos = {lang: i for i, lang in enumerate(languages)}

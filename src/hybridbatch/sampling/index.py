@@ -148,12 +148,15 @@ class PairIndex:
         query language x (one shared copy, not one per passage language)."""
         if ("lang", s, x) not in self._cache:
             ids = np.nonzero(self.has(s)[:, x])[0]
-            self._cache["lang", s, x] = (ids, self.keys[self.index[s][ids, x, x], 1])
+            groups = self.keys[self.index[s][ids, x, x], 1]
+            dt = code_dtype(max(len(self.index[s]), int(groups.max(initial=0)) + 1))
+            self._cache["lang", s, x] = (ids.astype(dt), groups.astype(dt))
         return self._cache["lang", s, x]
 
     def nbytes(self) -> int:
         """Bytes held by the index's arrays (the ids' Arrow array included)."""
-        rows = sum(a.nbytes for a in (self.row_source, self.row_id, self.row_qlang, self.row_plang))
+        rows = sum(a.nbytes if a.strides != (0,) else 0  # a broadcast (one source) holds no bytes per row
+                   for a in (self.row_source, self.row_id, self.row_qlang, self.row_plang))
         return (rows + self.keys.nbytes + sum(t.nbytes for t in self.index)
                 + sum(lab.values.nbytes for lab in self.ids))
 
@@ -168,7 +171,8 @@ def _ids(cols: dict[str, pa.ChunkedArray], src_t: np.ndarray | None, indices: np
     """(row_source, sources, row_id, id_offset, ids): sources and each source's ids by first appearance."""
     if src_t is None:
         svals: pa.Array = pa.array([""])
-        row_source = np.zeros(len(cols[c.id]) if indices is None else len(indices), np.int8)
+        n = len(cols[c.id]) if indices is None else len(indices)
+        row_source = np.broadcast_to(np.int8(0), (n,))  # one source: no bytes per row
     else:
         svals = encode(cols[c.source], c.source, ordered=False)[1]
         row_source, old = first_seen(take(src_t, indices), len(svals))

@@ -143,13 +143,14 @@ class RowKeys(_Views):
         return np.stack([self.column(c, rows) for c in range(3)[cols]], axis=-1)
 
     def _make_views(self) -> Any:
-        return (_mv(self.row_source), _mv(self.row_id), self.id_offset.tolist(), _mv(self.group), _mv(self.negative),
+        src = None if len(self.id_offset) == 2 else _mv(self.row_source)  # one source: its ids start at 0
+        return (src, _mv(self.row_id), self.id_offset.tolist(), _mv(self.group), _mv(self.negative),
                 int(self.id_offset[-1]))
 
     def row(self, r: int) -> tuple[int, ...]:
         """The keys of row r that exist (the per-batch check: about a microsecond)."""
         src, rid, offset, group, negative, n_id = self._views()
-        k = offset[src[r]] + rid[r]
+        k = rid[r] if src is None else offset[src[r]] + rid[r]
         g = n_id + (k if group is None else group[r])
         if negative is None or negative[r] < 0:
             return (k, g)
@@ -171,7 +172,8 @@ class ItemStack(_Views):
     pushed back on top, so a queue of 10M items is an array, not 10M Python ints."""
 
     def __init__(self, items: np.ndarray | None = None) -> None:
-        self.base = np.ascontiguousarray(np.zeros(0, np.int64) if items is None else items)
+        items = np.zeros(0, np.int32) if items is None else items
+        self.base = np.ascontiguousarray(items, np.int32 if len(items) < 2**31 else np.int64)  # positions
         self.top = len(self.base)
         self.extra: list[int] = []
 
