@@ -181,3 +181,12 @@ def group_codes(group: pa.ChunkedArray | None, neg: pa.ChunkedArray | None, src_
         g, n = joint_codes(pa.chunked_array([pa.array(gs)]),
                            None if ns is None else pa.chunked_array([pa.array(ns, mask=ns < 0)]), name)
     return take(g, indices), None if n is None else take(n, indices)
+
+
+def n_distinct(values: np.ndarray) -> int:
+    """`len(np.unique(values))` by one sort: numpy 2's `unique` is ~20x slower on 10^5+ integers, and the samplers
+    count the answer groups of every option (49 options of 2M ids at 100M rows)."""
+    if len(values) == 0:
+        return 0
+    s = np.sort(values)
+    return int(np.count_nonzero(s[1:] != s[:-1])) + 1

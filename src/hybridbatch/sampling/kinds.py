@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hybridbatch.sampling.columns import n_distinct
 from hybridbatch.sampling.index import PairIndex
 
 PER_PAIR = "*"
@@ -58,7 +59,7 @@ class BatchKind:
         both = np.nonzero(index.index[s][:, x, y] >= 0)[0]  # the (x, y) row exists (not so without cross rows)
         rows = index.index[s][both, x, y]
         ids, item_groups = index.lang_items(s, x) if len(both) else (both, both)  # shared by the options of (s, x)
-        return Option(self.name, s, x, y, ids, len(np.unique(index.keys[rows, 1])) if len(rows) else 0, ("ids", s, x),
+        return Option(self.name, s, x, y, ids, n_distinct(index.keys[rows, 1]), ("ids", s, x),
                       item_groups, rows)
 
 
@@ -98,7 +99,7 @@ class _PerPairBatch(BatchKind):
             idx = index.index[s]
             example = np.array([next(int(idx[i, x, y]) for y in np.nonzero(has[i])[0] if y != x)
                                 for i, x in zip(ids.tolist(), langs.tolist(), strict=True)], dtype=np.int64)
-        return [Option(self.name, s, -1, -1, ids * L + langs, len(np.unique(index.keys[rows, 1])), (self.name, s),
+        return [Option(self.name, s, -1, -1, ids * L + langs, n_distinct(index.keys[rows, 1]), (self.name, s),
                        index.keys[rows, 1], example)]
 
     def passage_lang(self, x: int, langs: np.ndarray, rng: np.random.Generator) -> int:

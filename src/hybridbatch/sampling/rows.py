@@ -125,13 +125,15 @@ class RowKeys(_Views):
 
     def column(self, c: int, rows: Any) -> np.ndarray:
         n_id = int(self.id_offset[-1])
-        ids = self.id_offset[self.row_source[rows]] + self.row_id[rows]
-        if c == 0:
-            return ids
+        if c == 0 or (c == 1 and self.group is None):
+            ids = self.row_id[rows].astype(np.int64)
+            if len(self.id_offset) > 2:  # several sources: each source's ids after the previous ones'
+                ids += self.id_offset[self.row_source[rows]]
+            return ids if c == 0 else n_id + ids
         if c == 1:
-            return n_id + (ids if self.group is None else self.group[rows].astype(np.int64))
+            return n_id + self.group[rows].astype(np.int64)
         if self.negative is None:
-            return np.full(np.shape(ids), -1, np.int64)
+            return np.full(np.shape(self.row_id[rows]), -1, np.int64)
         neg = self.negative[rows].astype(np.int64)
         return np.where(neg >= 0, n_id + neg, -1)
 
