@@ -125,28 +125,37 @@ def test_eight_simulated_ranks_partition_the_plan(xq_small):
 
 
 def synthetic(n_ids: int, L: int = 7) -> dict[str, object]:
-    """n_ids ids in all L languages, every (query, passage) pair, with groups and hard-negative groups (int32)."""
+    """n_ids ids in all L languages, every (query, passage) pair, with answer groups (two ids per group, the same in
+    every language) and hard-negative groups (one per id and passage language), int32."""
     r = np.arange(n_ids * L * L)
     rid, pair = r // (L * L), r % (L * L)
     names = pa.array([f"l{i}" for i in range(L)])
     return {"id": (rid * 7 + 3).astype(np.int32), "group": (rid // 2).astype(np.int32),
-            "negative_group": ((rid // 2 + 1 + pair % 5) % (n_ids // 2)).astype(np.int32),
+            "negative_group": ((rid // 2 + 1 + pair % L) % (n_ids // 2)).astype(np.int32),
             "query_lang": pa.DictionaryArray.from_arrays(pa.array((pair // L).astype(np.int8)), names),
             "passage_lang": pa.DictionaryArray.from_arrays(pa.array((pair % L).astype(np.int8)), names)}
 
 
 def test_memory_per_row_is_numpy_sized():
-    """~200k rows: the index holds 18 bytes per row (id 4, two languages 1 + 1, group 4, hard-negative group 4, the
-    row table 4; one source costs nothing per row) plus 4 bytes per id, read off the arrays' nbytes; a hybrid
-    sampler adds per-language arrays of the ids (X-X and X-Y options of one query language share them), nothing per
-    row and option."""
+    """~200k rows: the index holds 10 bytes per row (id 4, two languages 1 + 1, the row table 4; one source costs
+    nothing per row) and per id 4 for its value, 4 for its answer group and 4 x L for its hard negatives (one per
+    passage language), read off the arrays' nbytes; a hybrid sampler adds per-language arrays of the ids (X-X and
+    X-Y options of one query language share them), nothing per row and option."""
     n_ids, L = 4096, 7
-    ix = PairIndex.from_columns(**synthetic(n_ids, L))
+    cols = synthetic(n_ids, L)
+    ix = PairIndex.from_columns(**cols)
     n = n_ids * L * L
     assert n == 200_704
-    assert ix.nbytes() == 18 * n + 4 * n_ids + 4 * L * L  # + the (x, y) -> table column map
+    assert (ix.keys.group_by, ix.keys.negative_by) == ("id", "lang")
+    assert ix.nbytes() == 10 * n + (4 + 4 + 4 * L) * n_ids + 4 * L * L  # + the (x, y) -> table column map
     assert ix.index[0].table.shape == (n_ids, L * L) and ix.index[0].table.dtype == np.int32
-    s = make_sampler("hybrid", synthetic(n_ids, L), 32, seed=0, alpha=0.5)
+    # a hard negative that differs per query language too stays per row, with the same keys as from a dataset
+    per_row = {**cols, "negative_group": ((np.arange(n) // (L * L) + 1 + np.arange(n) % (L * L)) % n_ids)}
+    a = PairIndex.from_columns(**per_row)
+    assert a.keys.negative_by == "row" and a.nbytes() == ix.nbytes() - 4 * L * n_ids + 4 * n
+    assert_same_index(a, PairIndex.from_dataset(Dataset.from_dict({k: np.asarray(v) if isinstance(v, np.ndarray)
+                                                                   else v.to_pylist() for k, v in per_row.items()})))
+    s = make_sampler("hybrid", cols, 32, seed=0, alpha=0.5)
     opts = s.options["xx"] + s.options["xy"]
     assert len(opts) == L * L and all(o.rows is None for o in opts)
     shared = {id(o.items) for o in opts} | {id(o.item_groups) for o in opts}

@@ -119,7 +119,8 @@ class PairIndex:
         group = filled_groups(cols.get(c.group), cols[c.id]) if c.group in cols or c.negative_group in cols else None
         group, negative = group_codes(group, cols.get(c.negative_group), src_t, len(sources), indices, c.group)
         del src_t
-        keys = RowKeys(row_source, row_id, id_offset, group, negative)
+        keys = RowKeys(row_source, row_id, id_offset, group, negative, row_p, len(languages)).compacted()
+        del group, negative  # the per-row codes, unless a column varies within an id and passage language
         tables = _tables(row_source, row_id, row_q, row_p, np.diff(id_offset), len(languages))
         for s, t in enumerate(tables):
             if isinstance(t, int):

@@ -5,13 +5,13 @@ per-row reads of the batch path go through memoryviews."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from hybridbatch.sampling.columns import as_str
+from hybridbatch.sampling.columns import CHUNK, as_str
 
 
 class Labels(Sequence):
@@ -108,13 +108,18 @@ class SourceRows(_Views):
 class RowKeys(_Views):
     """`keys[rows]` -> [k, 3] int64: each row's id key, answer-group key and hard-negative group key (-1: none),
     integers that are equal exactly when the keys are; `keys[rows, c]` one column. Computed on access from the
-    per-row codes (no [rows, 3] matrix): id keys 0..n_id-1 (source offset + id), group keys from n_id on."""
+    per-row codes (no [rows, 3] matrix): id keys 0..n_id-1 (source offset + id), group keys from n_id on. A group
+    column that is one per id (or per id and passage language) is stored so (`compacted`): 4 B per id, not per row."""
 
     row_source: np.ndarray
     row_id: np.ndarray
     id_offset: np.ndarray  # [sources]: the first id key of each source
-    group: np.ndarray | None  # group code per row (None: the id is the group)
-    negative: np.ndarray | None  # hard-negative group code per row, -1: none (None: no hard negatives)
+    group: np.ndarray | None  # group codes (None: the id is the group)
+    negative: np.ndarray | None  # hard-negative group codes, -1: none (None: no hard negatives)
+    row_plang: np.ndarray | None = None
+    n_lang: int = 0
+    group_by: str = "row"  # where a row's code sits: "row", "id" (its id key), "lang" (id key x L + passage lang)
+    negative_by: str = "row"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -131,11 +136,43 @@ class RowKeys(_Views):
                 ids += self.id_offset[self.row_source[rows]]
             return ids if c == 0 else n_id + ids
         if c == 1:
-            return n_id + self.group[rows].astype(np.int64)
+            return n_id + self.group[self._slot(self.group_by, rows)].astype(np.int64)
         if self.negative is None:
             return np.full(np.shape(self.row_id[rows]), -1, np.int64)
-        neg = self.negative[rows].astype(np.int64)
+        neg = self.negative[self._slot(self.negative_by, rows)].astype(np.int64)
         return np.where(neg >= 0, n_id + neg, -1)
+
+    def _slot(self, by: str, rows: Any) -> Any:
+        """Where the codes of `rows` sit in an array stored `by` row, id or (id, passage language)."""
+        if by == "row":
+            return rows
+        k = self.column(0, rows)
+        return k if by == "id" else k * self.n_lang + self.row_plang[rows]
+
+    def compacted(self) -> RowKeys:
+        """The same keys, each group column stored per id or per (id, passage language) where it is one: an answer
+        group is usually the same in all languages of an id, a hard negative the same per passage language."""
+        out = self
+        for name in ("group", "negative"):
+            codes = getattr(self, name)
+            for by in ("id", "lang") if codes is not None else ():
+                packed = self._pack(codes, by)
+                if packed is not None:
+                    out = replace(out, **{name: packed, f"{name}_by": by})
+                    break
+        return out
+
+    def _pack(self, codes: np.ndarray, by: str) -> np.ndarray | None:
+        """`codes` stored `by` id (or id and passage language), None when two rows of one slot differ."""
+        out = np.full(int(self.id_offset[-1]) * (self.n_lang if by == "lang" else 1), -2, codes.dtype)
+        for a in range(0, len(codes), CHUNK):
+            slot, v = self._slot(by, np.arange(a, min(a + CHUNK, len(codes)))), codes[a:a + CHUNK]
+            unset = out[slot] == -2
+            out[slot[unset]] = v[unset]
+            if not np.array_equal(out[slot], v):
+                return None
+        out[out == -2] = -1
+        return out
 
     def __getitem__(self, key: Any) -> np.ndarray:
         rows, cols = key if isinstance(key, tuple) else (key, slice(None))
@@ -147,16 +184,22 @@ class RowKeys(_Views):
     def _make_views(self) -> Any:
         src = None if len(self.id_offset) == 2 else _mv(self.row_source)  # one source: its ids start at 0
         return (src, _mv(self.row_id), self.id_offset.tolist(), _mv(self.group), _mv(self.negative),
-                int(self.id_offset[-1]))
+                int(self.id_offset[-1]), _mv(self.row_plang), self.n_lang)
 
     def row(self, r: int) -> tuple[int, ...]:
         """The keys of row r that exist (the per-batch check: about a microsecond)."""
-        src, rid, offset, group, negative, n_id = self._views()
+        src, rid, offset, group, negative, n_id, plang, L = self._views()
         k = rid[r] if src is None else offset[src[r]] + rid[r]
-        g = n_id + (k if group is None else group[r])
-        if negative is None or negative[r] < 0:
+        if group is None:
+            g = n_id + k
+        else:
+            by = self.group_by
+            g = n_id + group[r if by == "row" else (k if by == "id" else k * L + plang[r])]
+        if negative is None:
             return (k, g)
-        return (k, g, n_id + negative[r])
+        by = self.negative_by
+        neg = negative[r if by == "row" else (k if by == "id" else k * L + plang[r])]
+        return (k, g) if neg < 0 else (k, g, n_id + neg)
 
     def items(self, rows: np.ndarray, chunk: int = 4096) -> Iterator[tuple[list[int], int]]:
         """(keys as a list, row) for `rows` in order, read a chunk at a time."""
