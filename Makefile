@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench results-small results-samplers results-losses clean
+.PHONY: install demo test test-fast bench results-small results-samplers results-losses results-zero-shot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,18 @@ results-losses: results-samplers
 	$(REPORT) --name losses --reference hybrid-a0.5-symmetric,hybrid-a0.5-hardneg,hybrid-a0.5-hardneg-q,\
 	hybrid-a0.5-plain-t10,hybrid-a0.5-plain-t50 --against hybrid-a0.5-plain || exit 1
 	$(REPORT) --name best-loss --reference hybrid-a0.5-hardneg-q,xx-hardneg-q --against xx-hardneg-q,xy-hardneg-q,xx-plain
+
+# The paper's protocol (issue 20): train on sources disjoint from XQuAD-R only (XLingHealth + MKQA question ->
+# answer string), test on all 48 XQuAD-R articles plus the TyDi / Tatoeba pools; en, X-X, X-Y, hybrid, bilingual and
+# hybrid + hardneg-q, against the zero-shot base. Seed by seed and resumable like results-small (CPU: ~10 min a cell).
+ZS = $(BIN)/hybridbatch sweep --preset zero-shot --data-dir $(DATA) --out results/zero-shot
+results-zero-shot: $(STAMP)
+	for s in 0 1 2; do \
+	  $(ZS) --samplers hybrid,xx,xy,en,bilingual --alphas 0.5 --seeds $$s --base || exit 1; \
+	  $(ZS) --samplers hybrid --alphas 0.5 --losses hardneg-q --seeds $$s || exit 1; \
+	done
+	$(BIN)/hybridbatch experiment report --out results/zero-shot --reference hybrid-a0.5-plain,hybrid-a0.5-hardneg-q \
+	  --against base,xx-plain,xy-plain,en-plain,bilingual-a0.5-plain
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

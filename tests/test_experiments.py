@@ -245,3 +245,34 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
     assert {(c["run_a"], c["run_b"]) for c in dr["comparisons"]} >= {("base+lir-r1", "xx-plain"),
                                                                       ("base+lir-r1", "xx-plain+lir-r1")}
     assert "xx-plain+lsar-r2 vs xx-plain" in (tmp_path / "new" / "debias-report.md").read_text()
+
+
+def test_zero_shot_preset_trains_on_disjoint_sources_only():
+    """The paper's protocol: the zero-shot cells' training config names only sources disjoint from XQuAD-R, and
+    their test split is every article (None), while the in-domain presets keep the 36 / 12 article split."""
+    from hybridbatch.experiments.cells import _train_config
+
+    zs = PRESETS["zero-shot"]
+    assert zs.test_split is None and "xquad-r" not in zs.train_data and zs.shift
+    cfg = _train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
+    assert cfg.data == ["xlinghealth", "mkqa:answers"] and cfg.data_weights is None and cfg.hard_negatives
+    cfg.validate()
+    assert [PRESETS[p].test_split for p in ("demo", "small", "full")] == ["test"] * 3
+    assert _train_config(Cell("hybrid", 0.5), PRESETS["small"], None, Path("unused")).data == ["xquad-r"]
+
+
+@pytest.mark.slow
+def test_a_zero_shot_cell_trains_on_xlinghealth_and_mkqa_and_tests_on_all_articles(
+        tmp_path: Path, tiny_preset: Preset, shared_data: Path):
+    import dataclasses
+
+    preset = dataclasses.replace(tiny_preset, train_data=("xlinghealth", "mkqa:answers"), test_split=None)
+    record = run_cell(Cell("hybrid", 0.5, "hardneg-q"), preset, tmp_path, str(shared_data), log=lambda m: None)
+    cell = tmp_path / "cells" / "hybrid-a0.5-hardneg-q-seed0"
+    train = json.loads((cell / "model" / "train.json").read_text())
+    assert set(train["mix"]["sources"]) <= {"xlinghealth", "mkqa:answers"}, train["mix"]
+    ev = json.loads((cell / "xquad-r" / "eval.json").read_text())
+    # all 48 articles: nothing of XQuAD-R was trained on
+    assert (ev["counts"]["n_question_ids"], ev["counts"]["n_candidates"]) == (1190, 13014)
+    assert record["provenance"]["data"]["train"] == ["xlinghealth", "mkqa:answers"]
+    assert record["provenance"]["data"]["split"] is None

@@ -58,7 +58,9 @@ def sweep(
     = "plain",
     scales: Annotated[str, typer.Option(help="Comma-separated loss scales (1 / temperature).")] = "20",
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the preset's).")] = None,
-    preset: Annotated[str, typer.Option(help="Settings shared by all cells: demo, small (2-core CPU), full (GPU).")]
+    preset: Annotated[str, typer.Option(help="Settings shared by all cells: demo, small (2-core CPU, in domain: XQuAD-R train -> test "
+                                   "articles), zero-shot (small's budget on XLingHealth + MKQA -> all 48 XQuAD-R "
+                                   "articles + shift pools: the paper's protocol), full (GPU).")]
     = "small",
     model: Annotated[Optional[str], typer.Option(help="Base model (default: the preset's, 'embedded').")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Training steps per cell (default: the preset's).")] = None,

@@ -33,7 +33,8 @@ from hybridbatch.training.config import TrainConfig
 def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -> Any:
     alpha = cell.alpha if cell.alpha is not None else 0.5
     return TrainConfig(
-        model=preset.model, data=["xquad-r"], data_dir=data_dir, out=str(out), sampler=cell.sampler, alpha=alpha,
+        model=preset.model, data=list(preset.train_data), data_dir=data_dir,
+        data_weights=list(preset.train_weights) if preset.train_weights else None, out=str(out), sampler=cell.sampler, alpha=alpha,
         batch_size=preset.batch_size, max_steps=preset.max_steps, lr=preset.lr, max_seq_length=preset.max_seq_length,
         context=preset.context, hard_negatives=cell.loss.startswith("hardneg"), symmetric=cell.loss == "symmetric",
         hard_negative_lang="query" if cell.loss == "hardneg-q" else "passage",
@@ -74,8 +75,8 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
     model = load_model(model_name, max_seq_length=preset.max_seq_length if not preset.context else None,
                        device=preset.device)
     encoder = resolve_encoder(preset.encoder, model)
-    log(f"[{cell.key}] evaluating on XQuAD-R test articles ({encoder}) ...")
-    test = load_corpus("xquad-r", data_dir, split="test")
+    log(f"[{cell.key}] evaluating on {test_articles(preset)} ({encoder}) ...")
+    test = load_corpus("xquad-r", data_dir, split=preset.test_split)
     res = evaluate_lareqa(model, test, context=preset.context, batch_size=preset.eval_batch_size,
                           model_name=model_name, encoder=encoder)
     write_eval(res, d / "xquad-r")
@@ -97,7 +98,8 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
             drop_exports(res.model["weights_sha256"])  # the evaluation already hashed the weights
     record["wall_time_s"] = time.perf_counter() - t0
     record["provenance"] = provenance(model=preset.model, seed=cell.seed, data={"name": "xquad-r",
-                                      "checksum": res.checksum})
+                                      "checksum": res.checksum, "split": preset.test_split,
+                                      "train": list(preset.train_data)})
     write_json(d / "cell.json", record)
     return record
 
@@ -146,6 +148,11 @@ def _check_same_settings(done: Path, record: dict[str, Any], preset: Preset) -> 
     if diff:
         raise UsageError(f"{done} was made with other settings ({'; '.join(diff)}); give another --out, or delete "
                          "that cell's folder to recompute it")
+
+
+def test_articles(preset: Preset) -> str:
+    """The XQuAD-R articles a preset's cells are tested on, in words."""
+    return "XQuAD-R test articles" if preset.test_split == "test" else "all XQuAD-R articles (zero-shot)"
 
 
 def first_questions(corpus: Any, n: int | None) -> Any:

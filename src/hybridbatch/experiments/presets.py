@@ -77,6 +77,12 @@ class Preset:
     device: str = "auto"  # hybridbatch.device: auto | cpu | cuda | mps (training and evaluation)
     precision: str = "auto"  # training precision: auto | fp32 | bf16 | fp16
     encoder: str = DEFAULT_ENCODER  # evaluation runtime (evaluation.runtimes): auto = the measured fastest one here
+    # What the cells train on and which XQuAD-R articles they are tested on. In domain (the default): XQuAD-R's
+    # first 36 articles -> its last 12 (`QACorpus.split`). Zero-shot, the paper's protocol: sources disjoint from
+    # XQuAD-R -> all 48 articles (test_split None), so nothing of the test set is ever trained on.
+    train_data: tuple[str, ...] = ("xquad-r",)
+    train_weights: tuple[float, ...] | None = None  # one per train_data entry (None: in proportion to their size)
+    test_split: str | None = "test"
 
 
 PRESETS: dict[str, Preset] = {
@@ -87,6 +93,12 @@ PRESETS: dict[str, Preset] = {
                     seeds=(0, 1, 2),
                     note="2-core CPU preset: short sequences, frozen word embeddings, 100 steps of batch 32; "
                          "TyDi GoldP on 100 dev questions per language, first seed only."),
+    "zero-shot": Preset("zero-shot", max_steps=100, batch_size=32, max_seq_length=48, eval_steps=25, tydi=True,
+                        tydi_limit=100, encoder="auto", seeds=(0, 1, 2), shift=True,
+                        train_data=("xlinghealth", "mkqa:answers"), test_split=None,
+                        note="the paper's protocol on CPU: the small preset's budget, trained on XLingHealth (medical "
+                             "QA, en es zh hi, hard negatives) + MKQA (question -> answer string, 12 languages), "
+                             "both disjoint from XQuAD-R; tested on all 48 XQuAD-R articles and the shift pools."),
     "full": Preset("full", max_steps=2000, batch_size=100, max_seq_length=128, freeze_embeddings=False,
                    eval_batch_size=256, tydi=True, seeds=(0, 1, 2),
                    note="GPU preset: the paper's batch 100, full sequences, all weights trained."),
@@ -94,7 +106,8 @@ PRESETS: dict[str, Preset] = {
 
 # The preset fields that change a cell's numbers: a finished cell made with other values must not be reused.
 RESULT_FIELDS = ("model", "max_steps", "batch_size", "max_seq_length", "lr", "freeze_embeddings", "eval_steps",
-                 "context", "tydi_limit", "tydi_max_seq_length", "precision", "encoder")
+                 "context", "tydi_limit", "tydi_max_seq_length", "precision", "encoder", "train_data", "train_weights",
+                 "test_split")
 
 
 def make_preset(name: str, *, model: str | None = None, max_steps: int | None = None,
