@@ -2,8 +2,8 @@
 
 No registry and no fingerprint: `.map`, `.select`, `.shuffle`, an eval dataset or a second trainer all work, because
 the index is rebuilt from whatever dataset the sampler is given. It is built from integer codes of the columns
-(columns.py), so its memory grows as numpy arrays: about 20 B per row with groups and hard negatives
-(docs/TRAINING.md, "Scale"), not a Python object per row.
+(columns.py), so its memory grows as numpy arrays: about 11 B per row on parallel data with answer groups and hard
+negatives (docs/TRAINING.md, "Scale: the sampling path at 100M rows"), not a Python object per row.
 """
 
 from __future__ import annotations
