@@ -242,7 +242,25 @@ def perturbed(model_dir: Path, scale: float = 0.5):
     return model
 
 
-def check_result(res: al.AlignResult, limit: int) -> None:
+def reference_measures(model, s: parallel.ParallelSet, prefix: str) -> dict[str, float]:
+    """The measures of one parallel set, written apart from analysis.alignment: the full n x n cosine matrix
+    (sklearn), kernel-form CKA with the centring matrix H, P@1 by argmax over distinct texts."""
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    X = np.asarray(model.encode([prefix + t for t in s.texts_a], prompt="", convert_to_numpy=True), np.float64)
+    Y = np.asarray(model.encode([prefix + t for t in s.texts_b], prompt="", convert_to_numpy=True), np.float64)
+    n = len(X)
+    S = cosine_similarity(X, Y)
+    off = ~np.eye(n, dtype=bool)
+    H = np.eye(n) - np.ones((n, n)) / n
+    K, L = H @ X @ X.T @ H, H @ Y @ Y.T @ H
+    return {"parallel_cosine": float(np.diag(S).mean()), "clsim": float(np.diag(S).mean() - S[off].mean()),
+            "cka": float(np.trace(K @ L) / np.sqrt(np.trace(K @ K) * np.trace(L @ L))),
+            "p_at_1_ab": float(np.mean(S.argmax(axis=1) == np.arange(n))),
+            "p_at_1_ba": float(np.mean(S.argmax(axis=0) == np.arange(n)))}
+
+
+def check_result(res: al.AlignResult, limit: int, model, data) -> None:
     assert set(res.pairs) == set(parallel.SOURCES)
     for src in ("xquad-r-questions", "xquad-r-answers"):
         got = {(p.a, p.b) for p in res.pairs[src]}
@@ -253,11 +271,16 @@ def check_result(res: al.AlignResult, limit: int) -> None:
             assert 1 <= p.n <= limit
             if src != "xquad-r-answers":  # answers may be fewer: repeated answer sentences are dropped
                 assert p.n == limit
-            assert -1 - 1e-9 <= p.parallel_cosine <= 1 + 1e-9
-            assert -2 <= p.clsim <= 2
-            assert 0 <= p.cka <= 1 + 1e-9
-            assert math.isnan(p.cka_debiased) or -1.5 <= p.cka_debiased <= 1.5
-            assert 0 <= p.p_at_1_ab <= 1 and 0 <= p.p_at_1_ba <= 1
+    # every pair of the sources without repeated texts, against the brute force written apart (float32 encodings)
+    for src in ("xquad-r-questions", "tatoeba"):
+        sets = {(s.a, s.b): s for s in data[src][0]}
+        for p in res.pairs[src]:
+            s = sets[(p.a, p.b)]
+            if len(set(s.texts_a)) < len(s.texts_a) or len(set(s.texts_b)) < len(s.texts_b):
+                continue
+            ref = reference_measures(model, s, "query: ")
+            for measure, value in ref.items():
+                assert getattr(p, measure) == pytest.approx(value, abs=2e-5), (src, p.a, p.b, measure)
     for src in res.pairs:
         macro = res.macro(src)
         assert set(macro) == set(al.MEASURES)
@@ -279,8 +302,10 @@ def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, ta
         done = [d for s, d, _ in ticks if s == stage]
         total = {n for s, _, n in ticks if s == stage}
         assert done[0] == 0 and done == sorted(done) and len(total) == 1 and done[-1] == total.pop()
-    check_result(res_a, limit)
-    check_result(res_b, limit)
+    from sentence_transformers import SentenceTransformer
+
+    check_result(res_a, limit, SentenceTransformer(str(tiny_model), device="cpu"), data)
+    check_result(res_b, limit, perturbed(tiny_model), data)
     # parallel questions are the same ids: the en-de pair holds exactly the first 6 questions of each
     en_de = next(s for s in data["xquad-r-questions"][0] if (s.a, s.b) == ("de", "en"))
     assert en_de.texts_b == [q.text for q in xquad.questions["en"][:limit]]
