@@ -113,8 +113,11 @@ def assert_resumed_like_reference(full: Path, cut: Path, resumed_from: int, logs
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [["--hard-negatives"], ["--sampler", "curriculum"]], ids=["hardneg", "curriculum"])
+@pytest.mark.parametrize("extra", [["--hard-negatives"], ["--sampler", "curriculum"],
+                                   ["--data", "xlinghealth", "--data", "mkqa", "--data-dir", "{data}"]],
+                         ids=["hardneg", "curriculum", "multi-source"])
 def test_sigkill_during_checkpoint_staging_then_resume(tiny_model, shared_data, tmp_path, extra):
+    extra = [a.replace("{data}", str(shared_data)) for a in extra]  # multi-source: xquad-r + XLingHealth + MKQA
     full, cut = tmp_path / "full", tmp_path / "cut"
     run(cli(*train_args(tiny_model, shared_data, full, *extra)))
     proc = subprocess.Popen(cli(*train_args(tiny_model, shared_data, cut, *extra)), env=ENV, start_new_session=True,
@@ -127,6 +130,8 @@ def test_sigkill_during_checkpoint_staging_then_resume(tiny_model, shared_data, 
     assert not (cut / "train.json").exists()
     run(cli(*train_args(tiny_model, shared_data, cut, *extra, "--resume")))
     assert_resumed_like_reference(full, cut, resumed_from=4)
+    sources = json.loads((cut / "train.json").read_text())["mix"]["sources"]
+    assert len(sources) == 1 + extra.count("--data"), sources  # the multi-source run drew from every source
 
 
 # ---- two processes (gloo on the CPU) ---------------------------------------------------------------------------------
