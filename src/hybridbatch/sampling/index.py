@@ -263,7 +263,9 @@ def describe_batch(sources: list[str], ids: list[str], qlangs: list[str], plangs
     mono = [q == p for q, p in zip(qlangs, plangs, strict=True)]
     ql, pl, src = set(qlangs), set(plangs), set(sources)
     plang = pl.copy().pop() if len(pl) == 1 else "*"
-    if len(ql) == 1 and len(pl) == 1:
+    if len(set(zip(sources, ids, strict=True))) < len(ids):  # an id repeated: k translations of its answer
+        kind = "translations"
+    elif len(ql) == 1 and len(pl) == 1:
         kind = "xx" if all(mono) else "xy"
     elif len(ql) == 1 and len(pl) == 2 and ql <= pl:  # one query language, its own and one other passage language
         kind, plang = "bilingual", (pl - ql).pop()
