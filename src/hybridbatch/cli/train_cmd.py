@@ -65,6 +65,31 @@ def _settings(config: Path | None, out_dir: Path | None, data: list[str] | None,
     return cfg.replace(_source="command line", out=out_dir, data=data or None, **switches, **flags)
 
 
+# options of the samplers, the loss and the adversary, at module level so that train_cmd stays short
+Alpha = Annotated[Optional[float], typer.Option(help="hybrid / translations (and the other samplers that mix "
+                  "kinds): share of X-X batches (default 0.5).")]
+K = Annotated[Optional[int], typer.Option("--k", help="translations: rows per answer in a batch, i.e. k "
+              "translations of one answer side by side (default 2; the batch size a multiple of k).")]
+Queries = Annotated[Optional[str], typer.Option(help="translations: 'one' (default): one query language X per "
+                    "batch, each slot X -> k passage languages; 'parallel': each slot k X-X rows in k languages "
+                    "(the queries are translations too).")]
+Own = Annotated[Optional[bool], typer.Option("--own/--no-own", help="translations, --queries one: each slot "
+                "holds the query's own-language answer and k-1 translations (default), or only translations "
+                "(X-Y).")]
+Loss = Annotated[Optional[str], typer.Option("--loss", help="'infonce' (default; InfoNCE with in-batch "
+                 "negatives) or 'multi-positive': every translation of a query's answer in the batch is a "
+                 "positive, not a false negative (needs --sampler translations).")]
+MultiPositiveForm = Annotated[Optional[str], typer.Option("--multi-positive-form", help="'mean' (default): "
+                              "each translation's log-probability raised on its own, all copies pulled to one "
+                              "score; 'sum': the translations together take the softmax mass.")]
+AdversarialWeight = Annotated[Optional[float], typer.Option("--adversarial-weight", help="Weight of a "
+                              "language classifier on the embeddings behind gradient reversal: the encoder "
+                              "learns embeddings whose language cannot be told (default 0: off; e.g. 0.1). The "
+                              "saved model has no classifier.")]
+AdversarialHidden = Annotated[Optional[int], typer.Option("--adversarial-hidden", help="The classifier's "
+                              "hidden layer (default 256; 0: linear).")]
+
+
 @app.command("train")
 def train_cmd(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="'embedded' (default), a sentence-"
@@ -75,9 +100,12 @@ def train_cmd(
     data_dir: DataDir = None,
     sampler: Annotated[Optional[str], typer.Option(help=" | ".join(dict.fromkeys([DEFAULT_SAMPLER, *SAMPLERS])))
                        ] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="hybrid: share of X-X batches (default 0.5).")] = None,
+    alpha: Alpha = None,
     per_pair: Annotated[Optional[bool], typer.Option("--per-pair/--per-batch", help="xy / hybrid: draw (X, Y) "
                         "per pair instead of per batch.")] = None,
+    k: K = None,
+    queries: Queries = None,
+    own: Own = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Pairs per batch and process (default 32).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (default: --epochs passes).")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Passes over the (qid, lang) items (default 1).")] = None,
@@ -97,6 +125,10 @@ def train_cmd(
     cached_loss: Annotated[Optional[bool], typer.Option("--cached-loss/--no-cached-loss", help="GradCache loss: "
                            "memory of --mini-batch-size, whatever the batch size.")] = None,
     mini_batch_size: Annotated[Optional[int], typer.Option(help="GradCache mini-batch (default 32).")] = None,
+    loss: Loss = None,
+    multi_positive_form: MultiPositiveForm = None,
+    adversarial_weight: AdversarialWeight = None,
+    adversarial_hidden: AdversarialHidden = None,
     freeze_embeddings: Annotated[Optional[bool], typer.Option("--freeze-embeddings/--train-embeddings",
                                  help="Freeze word embeddings (faster on CPU).")] = None,
     grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
@@ -128,6 +160,9 @@ def train_cmd(
                                      "weights lack tensors its config asks for (initialised at random).")] = False,
 ) -> None:
     """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json.
+
+    Aimed at the language bias: --sampler translations --loss multi-positive (k translations of an answer in a
+    batch, all positives); --adversarial-weight (a language classifier behind gradient reversal, any sampler).
 
     A thin layer over the library path (docs/LIBRARY.md): the data become a pair dataset, the sampler is passed to
     SentenceTransformerTrainer as batch_sampler=functools.partial(<Sampler>, ...), and checkpoints are chosen by

@@ -3,7 +3,9 @@
 Each class declares what it takes and needs (`PairBatchSampler.takes`, `needs_cross`, `same_batches_as`), so callers
 (training, experiments, reports) ask the registry instead of switching on sampler names: `sampler_class(name)`,
 `sampler_options(name, **settings)` (validates alpha, keeps what the class takes), `takes_alpha(name)`,
-`same_run(name, alpha)` (the sampler whose batches it draws exactly there) and `alpha_of(name)`.
+`same_run(name, alpha)` (the sampler whose batches it draws exactly there), `alpha_of(name)` and
+`repeats_answers(name)` (its batches hold several translations of one answer: a loss must take them as positives).
+The translation sampler lives in translations.py; it is registered here like the others.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hybridbatch.sampling.kinds import (
     XYBatch,
     XYPerPairBatch,
 )
+from hybridbatch.sampling.translations import TranslationSampler
 
 
 class XXSampler(PairBatchSampler):
@@ -184,7 +187,7 @@ class CurriculumSampler(HybridSampler):
 SAMPLERS: dict[str, type[PairBatchSampler]] = {
     c.name: c
     for c in (XXSampler, XYSampler, HybridSampler, EnglishSampler, MixedSampler, RandomSampler, HybridMultiSampler,
-              BilingualSampler, CurriculumSampler)
+              BilingualSampler, CurriculumSampler, TranslationSampler)
 }
 DEFAULT_SAMPLER = HybridSampler.name  # the paper's method: the default of a run and the curve of an alpha sweep
 VALIDATION_SAMPLER = RandomSampler  # draws the fixed validation batches of the loss rule, whatever the run's sampler
@@ -200,17 +203,29 @@ def sampler_class(name: str) -> type[PairBatchSampler]:
 
 def sampler_options(name: str, **settings: Any) -> dict[str, Any]:
     """Of one settings dict, the options sampler `name` takes (alpha for 'xx' is dropped, so callers can pass one
-    dict); alpha is checked whenever given. The base options (world_size, lang_weighting, ...) pass through."""
+    dict); alpha is checked whenever given, and the options a class checks itself (`check_options`, e.g. k of the
+    translation sampler) are checked here too, so a bad value fails before any data is read. The base options
+    (world_size, lang_weighting, ...) pass through."""
     cls = sampler_class(name)
     if settings.get("alpha") is not None:
         check_alpha(settings["alpha"])
     own = {o for c in SAMPLERS.values() for o in c.takes}
-    return {k: v for k, v in settings.items() if k in cls.takes or k not in own}
+    kept = {k: v for k, v in settings.items() if k in cls.takes or k not in own}
+    check = getattr(cls, "check_options", None)
+    if check is not None:
+        check(**{k: v for k, v in kept.items() if k in cls.takes and k != "alpha"})
+    return kept
 
 
 def takes_alpha(name: str) -> bool:
     """Whether sampler `name` mixes batch kinds by alpha (a sweep varies it; other samplers get one cell)."""
     return "alpha" in sampler_class(name).takes
+
+
+def repeats_answers(name: str) -> bool:
+    """Whether sampler `name` puts several rows of one answer group in a batch (translations of one answer), which
+    InfoNCE would take for negatives: such batches need a multi-positive loss, and that loss needs such batches."""
+    return bool(getattr(sampler_class(name), "repeats_answers", False))
 
 
 def same_run(name: str, alpha: float | None) -> str | None:

@@ -109,6 +109,12 @@ class TranslationSampler(PairBatchSampler):
     takes: ClassVar[tuple[str, ...]] = ("alpha", "k", "queries", "own")
     needs_cross = True
     same_batches_as: ClassVar[dict[float, str]] = {1.0: "xx"}
+    repeats_answers: ClassVar[bool] = True  # k rows of one answer group per slot: positives, not negatives
+
+    @classmethod
+    def check_options(cls, k: int = 2, queries: str = "one", own: bool = True) -> None:
+        """The checks of k and queries, without a dataset (the registry's sampler_options calls it)."""
+        TranslationBatch(k, queries, own)
 
     def __init__(self, dataset: Any, batch_size: int, *args: Any, k: int = 2, queries: str = "one",
                  own: bool = True, alpha: float = 0.0, **kwargs: Any) -> None:

@@ -12,9 +12,11 @@ from typing import Any
 
 from hybridbatch.device import check_device, check_precision
 from hybridbatch.errors import UsageError
-from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, sampler_options
+from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS, repeats_answers, sampler_options
+from hybridbatch.training.multi_positive_loss import FORMS
 
 LOSS_SCALE = 20.0  # temperature 0.05, the common choice (the paper does not report one)
+LOSSES = ("infonce", "multi-positive")  # training/losses.py make_loss
 
 
 @dataclass
@@ -31,6 +33,9 @@ class TrainConfig:
     alpha: float = 0.5
     per_pair: bool = False  # xy / hybrid: draw (X, Y) per pair instead of per batch
     lang_weighting: str = "uniform"  # or "size": languages in proportion to the ids they have
+    k: int = 2  # translations: rows of one answer per slot (k translations of it); batch size a multiple of k
+    queries: str = "one"  # translations: "one" query language per batch, or "parallel" (k X-X rows per answer)
+    own: bool = True  # translations, queries "one": a slot holds the query's own-language answer (else only others)
     batch_size: int = 32
     max_steps: int | None = None  # default: `epochs` passes over the (qid, lang) items
     epochs: float = 1.0
@@ -47,6 +52,10 @@ class TrainConfig:
     scale: float = LOSS_SCALE
     cached_loss: bool = False
     mini_batch_size: int = 32
+    loss: str = "infonce"  # or "multi-positive": every translation of the answer in the batch is a positive
+    multi_positive_form: str = "mean"  # "mean" (SupCon's L_out) or "sum" (L_in): training/multi_positive_loss.py
+    adversarial_weight: float = 0.0  # > 0: a language classifier behind gradient reversal (training/adversarial.py)
+    adversarial_hidden: int = 256  # the classifier's hidden layer (0: linear)
     freeze_embeddings: bool = False
     seed: int = 42
     val_fraction: float = 0.05
@@ -126,7 +135,8 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             if (bad := _type_problem(f.type, getattr(self, f.name), none_ok=True)) is not None:
                 raise UsageError(f"setting {f.name}: {bad}")
-        sampler_options(self.sampler, alpha=self.alpha)  # the sampler's name and alpha, checked in sampling
+        # the sampler's name, alpha and own options (k, queries, own), checked in sampling
+        sampler_options(self.sampler, alpha=self.alpha, k=self.k, queries=self.queries, own=self.own)
         checks = [
             (self.batch_size >= 2, f"batch size must be at least 2 (in-batch negatives), got {self.batch_size}"),
             (self.max_steps is None or self.max_steps >= 1, f"max steps must be at least 1, got {self.max_steps}"),
@@ -160,12 +170,42 @@ class TrainConfig:
             (self.hard_negative_lang in ("passage", "query"),
              f"hard negative lang must be 'passage' or 'query', got {self.hard_negative_lang!r}"),
             (not (self.resume and self.overwrite), "--resume and --overwrite exclude each other"),
+            *self._loss_checks(),
         ]
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
         check_device(self.device)
         check_precision(self.precision)
+
+    def _loss_checks(self) -> list[tuple[bool, str]]:
+        """The loss settings, and which samplers they go with: a multi-positive loss over batches that never hold
+        two rows of one answer is InfoNCE exactly, and InfoNCE over translation batches pushes translations apart."""
+        repeating = [n for n in SAMPLERS if repeats_answers(n)]
+        multi = self.loss == "multi-positive"
+        return [
+            (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
+            (self.multi_positive_form in FORMS,
+             f"multi positive form must be one of {', '.join(FORMS)}, got {self.multi_positive_form!r}"),
+            (not multi or repeats_answers(self.sampler),
+             f"loss 'multi-positive' needs batches holding translations of one answer (sampler "
+             f"{' or '.join(map(repr, repeating))}); sampler {self.sampler!r} puts each answer in a batch once, "
+             "where it is InfoNCE exactly"),
+            (multi or not repeats_answers(self.sampler) or self.loss not in LOSSES,
+             f"sampler {self.sampler!r} puts k translations of one answer in a batch: InfoNCE would take them for "
+             "negatives; use loss 'multi-positive'"),
+            (_finite(self.adversarial_weight) and self.adversarial_weight >= 0,
+             f"adversarial weight must be >= 0 and finite (0: off), got {self.adversarial_weight}"),
+            (self.adversarial_hidden >= 0, f"adversarial hidden must be >= 0 (0: linear), got "
+                                           f"{self.adversarial_hidden}"),
+            (not self.cached_loss or (self.loss == "infonce" and not self.adversarial_weight),
+             "cached loss (GradCache) is InfoNCE only: not with loss 'multi-positive' or an adversarial weight"),
+        ]
+
+    @property
+    def row_labels(self) -> bool:
+        """Whether the loss reads the rows' labels (answer group, languages): the pair datasets get them."""
+        return self.loss == "multi-positive" or self.adversarial_weight > 0
 
     def trained_settings(self) -> dict[str, Any]:
         return {k: v for k, v in self.to_dict().items() if k not in self.RUN_ONLY}
@@ -216,4 +256,4 @@ def _show(value: Any) -> str:
     return f"{kind} ({text[:40]}{'...' if len(text) > 40 else ''})"
 
 
-__all__ = ["LOSS_SCALE", "TrainConfig"]
+__all__ = ["LOSSES", "LOSS_SCALE", "TrainConfig"]

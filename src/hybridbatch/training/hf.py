@@ -1,15 +1,19 @@
 """The trainer classes of a hybridbatch run: importable, at module level.
 
-`HybridTrainer` is the plain `SentenceTransformerTrainer` plus three things: a batch log (what each rank trained at
+`HybridTrainer` is the plain `SentenceTransformerTrainer` plus four things: a batch log (what each rank trained at
 each step, read from the rows' metadata that `PairCollator(keep_metadata=True)` passes along), an optional batch
 sampler of its own for the eval dataset (the fixed validation batches of the loss rule, whatever the training
-sampler), and atomic checkpoints. `ProgressCallback` turns its steps into the library's `progress(stage, done, total)`
-calls; the bars themselves are the caller's (the CLI's).
+sampler), atomic checkpoints, and a loss with parameters of its own (the language-adversarial loss's classifier,
+`head_state_dict`): saved beside each checkpoint (`adversary.pt`, written before the checkpoint is renamed into
+place), restored on resume, its gradients averaged across processes (DDP averages the model's only), and its
+latest batch's language cross-entropy / accuracy logged. `ProgressCallback` turns its steps into the library's
+`progress(stage, done, total)` calls; the bars themselves are the caller's (the CLI's).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -22,6 +26,8 @@ from transformers.trainer_utils import rotate_checkpoints
 from hybridbatch.sampling.collator import META
 from hybridbatch.sampling.index import describe_batch
 
+HEAD_FILE = "adversary.pt"  # the loss's own weights in a checkpoint folder (never in the model folder)
+
 
 class HybridTrainer(SentenceTransformerTrainer):
     """SentenceTransformerTrainer with a batch log, a fixed eval batch sampler and atomic checkpoints."""
@@ -33,6 +39,8 @@ class HybridTrainer(SentenceTransformerTrainer):
         self.eval_batch_sampler = eval_batch_sampler
         self.source_name = source_name
         self.train_batch_sampler: Any = None
+        if hasattr(self.loss, "head_state_dict"):
+            self.add_callback(HeadGradientSync(self.loss))
 
     def get_batch_sampler(self, dataset: Any, batch_size: int, drop_last: bool,
                           valid_label_columns: list[str] | None = None, generator: Any = None,
@@ -58,9 +66,37 @@ class HybridTrainer(SentenceTransformerTrainer):
         return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                     num_items_in_batch=num_items_in_batch)
 
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        last = getattr(self.loss, "last", None)
+        if last and "loss" in logs:  # a training log: the classifier's latest batch beside the loss
+            logs = {**logs, **last}
+        super().log(logs, *args, **kwargs)
+
+    def _load_from_checkpoint(self, checkpoint_path: str, *args: Any) -> None:
+        """The model's weights (sentence-transformers), then the loss's head from `adversary.pt` when it has one."""
+        super()._load_from_checkpoint(checkpoint_path, *args)
+        if not hasattr(self.loss, "load_head_state_dict"):
+            return
+        path = os.path.join(checkpoint_path, HEAD_FILE)
+        if not os.path.exists(path):
+            logging.getLogger(__name__).warning("%s: no %s; the language classifier starts afresh",
+                                                checkpoint_path, HEAD_FILE)
+            return
+        import torch
+
+        self.loss.load_head_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    def _save_head(self, folder: str) -> None:
+        if self.args.should_save and hasattr(self.loss, "head_state_dict"):
+            import torch
+
+            torch.save({k: v.detach().cpu() for k, v in self.loss.head_state_dict().items()},
+                       os.path.join(folder, HEAD_FILE))
+
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        """Write the checkpoint into `<run>/.staging` and rename it into place once complete (every rank has
-        written its RNG state), so a kill never leaves a checkpoint that looks complete but is not."""
+        """Write the checkpoint (and the loss's head) into `<run>/.staging` and rename it into place once complete
+        (every rank has written its RNG state), so a kill never leaves a checkpoint that looks complete but is
+        not."""
         run_dir = self.args.output_dir
         staging = os.path.join(run_dir, ".staging")
         name = f"checkpoint-{self.state.global_step}"
@@ -73,6 +109,7 @@ class HybridTrainer(SentenceTransformerTrainer):
             super()._save_checkpoint(model, trial)
         finally:
             self.args.output_dir = run_dir
+        self._save_head(os.path.join(staging, name))
         if self.state.best_model_checkpoint == os.path.join(staging, name):
             self.state.best_model_checkpoint = final
             if self.args.should_save:
@@ -85,6 +122,26 @@ class HybridTrainer(SentenceTransformerTrainer):
             rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
         self.accelerator.wait_for_everyone()
+
+
+class HeadGradientSync(TrainerCallback):
+    """Averages the gradients of a loss's own parameters (those not in its model) across processes before each
+    optimizer step: DDP wraps the model only, so without this every rank's classifier would learn its own batches
+    and the ranks' classifiers would drift apart."""
+
+    def __init__(self, loss: Any) -> None:
+        model = {id(p) for p in loss.model.parameters()} if hasattr(loss, "model") else set()
+        self.params = [p for p in loss.parameters() if id(p) not in model]
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return
+        for p in self.params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= dist.get_world_size()
 
 
 class ProgressCallback(TrainerCallback):

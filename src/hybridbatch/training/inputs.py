@@ -4,7 +4,7 @@ and the pair datasets (sampling/dataset.py) built from them with the model's pre
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from hybridbatch.data.lookup import load_pairs
 from hybridbatch.data.records import PairSet
 from hybridbatch.sampling.dataset import pair_dataset
 from hybridbatch.sampling.samplers import sampler_class
+from hybridbatch.sampling.translations import with_row_labels
 from hybridbatch.training.config import TrainConfig
 
 
@@ -37,13 +38,15 @@ def split_validation(pairsets: list[PairSet], fraction: float, seed: int) -> tup
 
 @dataclass
 class RunData:
-    """What `prepare_data` gives the later steps: the PairSets (train / held-out validation ids) and the pair
-    datasets built from them with the model's prefixes."""
+    """What `prepare_data` gives the later steps: the PairSets (train / held-out validation ids), the pair
+    datasets built from them with the model's prefixes, and the language codes of their `label` column (when the
+    loss reads labels)."""
 
     train_sets: list[PairSet]
     val_sets: list[PairSet]
     train_dataset: Any = None
     val_dataset: Any = None
+    languages: list[str] = field(default_factory=list)
 
     @property
     def val_ids(self) -> int:
@@ -60,7 +63,7 @@ def prepare_data(config: TrainConfig) -> RunData:
 
 def build_datasets(config: TrainConfig, data: RunData, query_prefix: str, passage_prefix: str) -> None:
     """The pair datasets: training rows (cross-lingual ones when the sampler needs them), and validation rows for the
-    loss rule."""
+    loss rule; with the `label` column when the loss reads it (`add_row_labels`)."""
     cross = sampler_class(config.sampler).needs_cross_rows(config.alpha)
     data.train_dataset = pair_dataset(data.train_sets, query_prefix, passage_prefix,
                                       hard_negatives=config.hard_negatives, cross=cross,
@@ -69,6 +72,20 @@ def build_datasets(config: TrainConfig, data: RunData, query_prefix: str, passag
         data.val_dataset = pair_dataset(data.val_sets, query_prefix, passage_prefix,
                                         hard_negatives=config.hard_negatives, cross=True,
                                         negative_lang=config.hard_negative_lang)
+    if config.row_labels:
+        add_row_labels(data)
+
+
+def add_row_labels(data: RunData) -> None:
+    """The `label` column (answer group, query language, passage language) of the training and validation rows,
+    added before any shuffle or select (on an index-mapped dataset it rewrites the table). The validation rows get
+    the training codes, and a language only they have comes after them (the classifier never trains on it: in eval
+    mode the adversarial loss is the base loss)."""
+    data.train_dataset, data.languages = with_row_labels(data.train_dataset)
+    if data.val_dataset is not None:
+        langs = data.val_dataset.unique("query_lang") + data.val_dataset.unique("passage_lang")
+        vocab = data.languages + sorted(set(langs) - set(data.languages))
+        data.val_dataset, _ = with_row_labels(data.val_dataset, languages=vocab)
 
 
 def plan_steps(config: TrainConfig, data: RunData, world: int) -> int:

@@ -37,11 +37,15 @@ def realised_coverage(sampler: Any, micro_batches: int) -> list[dict[str, Any]]:
 
 
 def loss_curve(history: list[dict[str, Any]], metric: str | None) -> dict[str, list[dict[str, Any]]]:
-    """The training loss and the checkpoint rule's metric over the steps, from the trainer's log history."""
-    return {
+    """The training loss and the checkpoint rule's metric over the steps, from the trainer's log history; with a
+    language-adversarial loss also its classifier's cross-entropy and accuracy (on the latest batch at each log)."""
+    curves = {
         "train": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
         "val": [{"step": h["step"], "metric": metric, "value": h[metric]} for h in history if metric and metric in h],
     }
+    language = [{"step": h["step"], "language_ce": h["language_ce"], "language_acc": h["language_acc"]}
+                for h in history if "language_ce" in h]
+    return {**curves, "language": language} if language else curves
 
 
 def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: Selection, loss: Any,

@@ -6,8 +6,10 @@ sampling/dataset.py), `build_selection` (one sampler-independent checkpoint rule
 held-out ids, or the loss on fixed validation batches; training/selection.py), `training_arguments` (with
 `batch_sampler=functools.partial(<sampler>, ...)`, exactly as a user of sentence-transformers would pass it),
 `build_trainer` (training/hf.py) and `write_results` (training/results.py). The loss is InfoNCE with in-batch
-negatives (training/losses.py). Training knows no evaluation protocol: `hybridbatch.train` (experiments/training.py)
-passes the LAReQA evaluator of the held-out ids. Progress is reported only through the `callbacks` given.
+negatives, or the multi-positive form over translation batches, optionally with the language-adversarial term
+(training/losses.py; those two read the rows' `label` column, which `build_datasets` then adds). Training knows no
+evaluation protocol: `hybridbatch.train` (experiments/training.py) passes the LAReQA evaluator of the held-out ids.
+Progress is reported only through the `callbacks` given.
 
 Output folder (`config.out`, training/run_dir.py): a standard sentence-transformers model folder, plus
 - `train.json`: settings, provenance (git commit, data checksums, seed, wall time), realised batch mix and epoch
@@ -16,9 +18,9 @@ Output folder (`config.out`, training/run_dir.py): a standard sentence-transform
 - `batches.jsonl` (rank 0; `batches.rank<r>.jsonl` for other ranks): one line per trained micro-batch (step, kind,
   source, languages, a hash of its (qid, qlang, plang) rows, its qids) - what the model actually saw;
 - `mix.json`: the realised batch mix;
-- `checkpoints/checkpoint-<step>`: written to `checkpoints/.staging` and renamed, so a killed run never leaves a
-  half-written checkpoint behind (the transformers Trainer writes in place); removed after a successful run unless
-  `keep_checkpoints`.
+- `checkpoints/checkpoint-<step>` (with `adversary.pt`, the language classifier, when the loss has one): written to
+  `checkpoints/.staging` and renamed, so a killed run never leaves a half-written checkpoint behind (the
+  transformers Trainer writes in place); removed after a successful run unless `keep_checkpoints`.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def sampler_factory(config: TrainConfig, world: int) -> Any:
     passes dataset, batch size, seed...). One epoch is one pass over the (id, language) items."""
     run = config.max_steps * config.grad_accum if config.max_steps else None  # a ramp spans the run, not one epoch
     kw = sampler_options(config.sampler, world_size=world, lang_weighting=config.lang_weighting, alpha=config.alpha,
-                         per_pair=config.per_pair, ramp_batches=run)
+                         per_pair=config.per_pair, ramp_batches=run, k=config.k, queries=config.queries,
+                         own=config.own)
     if len(config.data) > 1 or config.data_weights:  # several sources: each its own sampler and kinds, weighted
         return functools.partial(MultiSourceSampler, sampler=config.sampler, weights=config.data_weights, **kw)
     return functools.partial(sampler_class(config.sampler), **kw)
@@ -146,7 +149,7 @@ def train(config: TrainConfig, *, evaluator: HeldOutEvaluator | None = None,
     check_sampler(config, data, world)  # fail on bad settings before anything is written
     selection = build_selection(config, data, world, evaluator)
     max_steps = plan_steps(config, data, world)
-    loss = make_loss(model, config, world)
+    loss = make_loss(model, config, world, data.languages)
     args = training_arguments(config, Path(config.out), max_steps, world, selection, place)  # initialises distributed
     out, resume_ckpt, resumed_step = prepare_out_dir(config, mode, my_rank)
     log = open_batch_log(config, out, my_rank, resumed_step)
