@@ -243,3 +243,51 @@ def test_adversarial_run_and_a_resume_that_restores_the_classifier(monkeypatch, 
     a, b = tensors(full / "checkpoints" / "checkpoint-4"), tensors(cut / "checkpoints" / "checkpoint-4")
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
+
+
+DUMP_HEAD = '''
+import os, sys
+from pathlib import Path
+import torch
+from hybridbatch.training import hf
+
+dump = Path(sys.argv[1])
+sys.argv = ["hybridbatch", *sys.argv[2:]]
+train = hf.HybridTrainer.train
+
+def train_and_dump(self, *args, **kwargs):
+    result = train(self, *args, **kwargs)
+    dump.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu().clone() for k, v in self.loss.head_state_dict().items()},
+               dump / f"rank{os.environ['RANK']}.pt")
+    return result
+
+hf.HybridTrainer.train = train_and_dump
+from hybridbatch.cli import main
+main()
+'''
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_classifier(tiny_model, shared_data, tmp_path):
+    """Under torchrun (gloo) each rank trains on its own batch, yet the ranks' classifiers end bit-identical: their
+    gradients are averaged before every optimizer step (DDP averages the model's only)."""
+    import os
+    import subprocess
+
+    script = tmp_path / "dump_head.py"
+    script.write_text(DUMP_HEAD)
+    out, dump = tmp_path / "ddp", tmp_path / "dump"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29591",
+           str(script), str(dump), "train", "--model", str(tiny_model), "--data", str(shared_data / "xquad-r"),
+           "--out", str(out), "--batch-size", "8", "--max-steps", "3", "--val-fraction", "0", "--lr", "1e-3",
+           "--adversarial-weight", "0.5", "--adversarial-hidden", "16", "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    h0, h1 = (torch.load(dump / f"rank{k}.pt", weights_only=True) for k in (0, 1))
+    assert set(h0) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+    for k in h0:
+        assert torch.equal(h0[k], h1[k]), k
+    j = json.loads((out / "train.json").read_text())
+    assert j["world_size"] == 2 and j["loss"]["gather_across_devices"] is True
+    assert j["loss"]["type"] == "LanguageAdversarialLoss"

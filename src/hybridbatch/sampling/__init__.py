@@ -51,3 +51,4 @@ from hybridbatch.sampling.samplers import (  # noqa: F401
     sampler_options,
     takes_alpha,
 )
+from hybridbatch.sampling.translations import TranslationSampler, with_row_labels  # noqa: F401
