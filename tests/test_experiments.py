@@ -77,6 +77,7 @@ def test_a_finished_cell_made_with_other_settings_is_not_reused(tmp_path: Path):
     d.mkdir(parents=True)
     record = {"key": cell.key, "preset": {**dataclasses.asdict(preset), "seeds": [0]}}
     (d / "cell.json").write_text(json.dumps(record))
+    record = json.loads(json.dumps(record))  # tuples (train_data) read back as lists
     assert run_cell(cell, preset, tmp_path, None, log=lambda m: None) == record  # seeds do not matter
     (d / "cell.json").write_text(json.dumps({**record, "preset": {**record["preset"], "max_steps": 50}}))
     with pytest.raises(UsageError, match=r"cell.json was made with other settings \(max_steps = 50 there, 100 now"):

@@ -143,8 +143,9 @@ def _shift_cell(cell: Cell, preset: Preset, d: Path, data_dir: str | None, model
 
 def _check_same_settings(done: Path, record: dict[str, Any], preset: Preset) -> None:
     old = record.get("preset", {})
+    # compared as JSON holds them: a tuple field reads back from cell.json as a list
     diff = [f"{f} = {old[f]!r} there, {getattr(preset, f)!r} now" for f in RESULT_FIELDS
-            if f in old and old[f] != getattr(preset, f)]
+            if f in old and old[f] != json.loads(json.dumps(getattr(preset, f)))]
     if diff:
         raise UsageError(f"{done} was made with other settings ({'; '.join(diff)}); give another --out, or delete "
                          "that cell's folder to recompute it")
