@@ -148,3 +148,61 @@ def test_full_xquad_r_pool_shape_is_cheap_and_reads_language_direction(xquad):
     print(f"full pool: {seconds:.1f} s, peak {peak / 1e6:.0f} MB, blind preference {ratio:.3f}")
     leaning = P.topk_language_counts_from_embeddings(embed(query, 3.0), embed(cand, 3.0), cand, len(vocab), k=10)
     assert np.nanmean(P.language_preference(P.own_language_share(leaning, query), pool)) > 3.0
+
+
+def test_lareqa_preference_columns_match_a_brute_force_sort(xquad):
+    """The Multi rows' own_top10 / own_first / own_gap as evaluate_lareqa_embeddings writes them, against a full
+    argsort of every query's scores over the union pool (written apart from preference.py and retrieval.py), on two
+    real XQuAD-R articles with embeddings that lean towards their language."""
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings, relevant_matrix
+
+    corpus = xquad.subset(xquad.articles[:2])
+    langs = corpus.languages
+    rng = np.random.default_rng(3)
+    dim = 32
+    axes = rng.standard_normal((len(langs), dim))
+    topic = {q.qid: rng.standard_normal(dim) for q in corpus.questions[langs[0]]}
+
+    def norm(x):
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    q_emb = {lang: norm(np.stack([topic[q.qid] + 0.8 * axes[i] + 0.7 * rng.standard_normal(dim)
+                                  for q in corpus.questions[lang]])) for i, lang in enumerate(langs)}
+    c_emb = {lang: norm(rng.standard_normal((len(corpus.candidates[lang]), dim)) + 0.8 * axes[i])
+             for i, lang in enumerate(langs)}
+    for i, lang in enumerate(langs):  # each question's answer sentence carries its topic
+        for q in corpus.questions[lang]:
+            c_emb[lang][q.answer] = norm((topic[q.qid] + 0.8 * axes[i] + 0.3 * rng.standard_normal(dim))[None])[0]
+    res = evaluate_lareqa_embeddings(corpus, q_emb, c_emb)
+    pq = res.per_query
+    multi = pq["pool"] == len(langs)
+    got = {(str(pq["qid_names"][pq["qid"][j]]), int(pq["qlang"][j])): j for j in np.flatnonzero(multi)}
+
+    union = np.concatenate([c_emb[lang] for lang in langs])
+    cand_lang = np.concatenate([np.full(len(c_emb[lang]), i) for i, lang in enumerate(langs)])
+    bounds = dict(zip(langs, np.cumsum([0] + [len(c_emb[lang]) for lang in langs[:-1]])))
+    per_lang_top = []
+    for li, lang in enumerate(langs):
+        rel = relevant_matrix(corpus, lang, bounds)
+        tops = []
+        for i, q in enumerate(corpus.questions[lang]):
+            order = np.argsort(-(union @ q_emb[lang][i]), kind="stable")
+            rank = np.empty(len(order), dtype=int)
+            rank[order] = np.arange(1, len(order) + 1)
+            own_top = float(np.mean(cand_lang[order[:10]] == li))
+            copies = [(rank[g], p) for p, g in enumerate(rel[i]) if g >= 0]
+            first_lang = min(copies)[1]
+            ndcg = {p: (1 / math.log2(1 + r) if r <= 10 else 0.0) for r, p in copies}
+            others = [v for p, v in ndcg.items() if p != li]
+            j = got[(q.qid, li)]
+            assert pq["own_top10"][j] == pytest.approx(own_top)
+            assert pq["own_first"][j] == float(first_lang == li)
+            assert pq["own_gap"][j] == pytest.approx(ndcg[li] - np.mean(others))
+            tops.append(own_top)
+        per_lang_top.append(np.mean(tops))
+    assert np.isnan(pq["own_top10"][~multi]).all()
+    m = res.summary["multi"]
+    assert m["own_top10"] == pytest.approx(np.mean(per_lang_top))
+    assert m["own_top10"] > m["own_top10_expected"] + 0.1  # the lean is there and read the right way
+    assert m["own_top10_expected"] == pytest.approx(np.mean([len(c_emb[x]) / len(union) for x in langs]))
+    assert m["own_first_expected"] == pytest.approx(1 / len(langs))

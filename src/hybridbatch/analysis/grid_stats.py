@@ -12,6 +12,8 @@ import numpy as np
 
 # the paper's four numbers: (setting, metric) of a cell's XQuAD-R summary
 SUMMARY_KEYS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "bias"))
+# language preference in the XQuAD-R Multi pool (evaluation.preference), for cells evaluated since it was measured
+PREFERENCE_KEYS = (("multi", "own_top10"), ("multi", "own_first"), ("multi", "own_gap"), ("multi", "ndcg_spread"))
 # the domain-shift columns (evaluation.shift): the multilingual pool, the per-language pools and where the relevant
 # item lands (gap = candidates of other segments ranked above it: the pool's language bias)
 SHIFT_KEYS = ("tydi_multi_map", "tydi_multi_ndcg10", "tydi_own_map", "tydi_gap_mean", "tydi_miss1_other_lang",
@@ -38,6 +40,8 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"group": g, **{k: rs[0]["cell"][k] for k in ("sampler", "alpha", "loss", "scale")},
                                "seeds": [r["cell"]["seed"] for r in rs]}
         for setting, metric in SUMMARY_KEYS:
+            _mean_std(row, f"{setting}_{metric}", np.array([_get(r["xquad-r"], setting, metric) for r in rs]))
+        for setting, metric in PREFERENCE_KEYS if all(metric in r["xquad-r"].get(setting, {}) for r in rs) else ():
             _mean_std(row, f"{setting}_{metric}", np.array([_get(r["xquad-r"], setting, metric) for r in rs]))
         if any("tydiqa-goldp" in r for r in rs):  # the first seed of each run command (small preset)
             vals = np.array([float(r["tydiqa-goldp"].get("ndcg10", float("nan"))) for r in rs if "tydiqa-goldp" in r])

@@ -39,7 +39,13 @@ COMPARE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Multi R@10", "multi", "r10"),
     ("Multi nDCG@10", "multi", "ndcg10"),
     ("Bias", "multi", "rank_distance"),
+    # language preference in the Multi pool (evaluation.preference); rows skipped for runs evaluated before them
+    ("Own-lang top-10 share", "multi", "own_top10"),
+    ("Own copy first", "multi", "own_first"),
+    ("Own-lang nDCG gap", "multi", "own_gap"),
 )
+# lower is better: the rank distance, and every lean towards the query's own language
+LOWER_IS_BETTER = ("rank_distance", "own_top10", "own_first", "own_gap")
 
 
 def _cell_means(vals: np.ndarray, mask: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -264,12 +270,14 @@ def compare(run_a: Run | Path | str, run_b: Run | Path | str, *, n_boot: int = 2
     check_same(ra, rb)
     rows = []
     for name, setting, metric in COMPARE_ROWS:
+        if metric not in ra.per_query or metric not in rb.per_query:
+            continue
         a, b = aligned(ra, rb, metric, setting)
         diff, lo, hi, _ = paired_bootstrap(a, b, n_boot=n_boot, confidence=confidence, seed=seed)
         p = paired_permutation(a, b, n_perm=n_perm, seed=seed)
         rows.append({"name": name, "setting": setting, "metric": metric, "a": macro(a), "b": macro(b), "diff": diff,
                      "ci_low": lo, "ci_high": hi, "p_value": p,
-                     "lower_is_better": metric == "rank_distance"})
+                     "lower_is_better": metric in LOWER_IS_BETTER})
     return {
         "kind": "compare", "run_a": str(ra.path), "run_b": str(rb.path), "dataset": ra.body.get("dataset"),
         "checksum": ra.body.get("checksum"), "n_question_ids": int(len(ra.per_query["qid_names"])),
@@ -288,8 +296,9 @@ def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
 
 # ---- several seeds per side ---------------------------------------------------------------------------------------
 
-SEED_CI_METRICS = ("ap", "rank_distance")  # the rows of the paper's table (mAP and bias) that get the seed-aware CI
-PER_QUERY_METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance")
+# the rows that get the seed-aware CI: the paper's table (mAP and bias) and the language-preference rows
+SEED_CI_METRICS = ("ap", "rank_distance", "own_top10", "own_first", "own_gap")
+PER_QUERY_METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance", "own_top10", "own_first", "own_gap")
 
 
 def seed_averaged_run(runs: Sequence[Run]) -> Run:

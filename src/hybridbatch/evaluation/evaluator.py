@@ -20,6 +20,8 @@ _METRICS = {
     "mono_map": ("mono", "map"), "cross_map": ("cross", "map"), "multi_map": ("multi", "map"),
     "mono_r1": ("mono", "r1"), "cross_r1": ("cross", "r1"), "multi_r10": ("multi", "r10"),
     "multi_bias": ("multi", "bias"),
+    # language preference in the Multi pool (evaluation.preference): lower = less lean to the query's own language
+    "multi_own_top10": ("multi", "own_top10"), "multi_own_first": ("multi", "own_first"),
 }
 
 
@@ -28,7 +30,8 @@ class LAReQAEvaluator(SentenceEvaluator):
 
     Build it from a `QACorpus` (the project's readers), from plain lists (`from_lists`) or from training pairs
     (`from_pairs`: the held-out ids' answers in every language are the pool). `primary_metric` (default
-    'multi_map') is what `load_best_model_at_end` compares; 'multi_bias' is lower-is-better."""
+    'multi_map') is what `load_best_model_at_end` compares; 'multi_bias' and the own-language ones are
+    lower-is-better."""
 
     def __init__(self, corpus: QACorpus, *, name: str = "lareqa", primary_metric: str = "multi_map",
                  context: bool = False, batch_size: int = 64, backend: str = "auto", write_csv: bool = True) -> None:
@@ -40,7 +43,7 @@ class LAReQAEvaluator(SentenceEvaluator):
         self.corpus = corpus
         self.name = name
         self.primary_metric = primary_metric
-        self.greater_is_better = primary_metric != "multi_bias"
+        self.greater_is_better = primary_metric not in ("multi_bias", "multi_own_top10", "multi_own_first")
         self.context = context
         self.batch_size = batch_size
         self.backend = backend

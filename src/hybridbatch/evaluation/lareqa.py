@@ -18,8 +18,17 @@ import numpy as np
 from hybridbatch.data.records import QACorpus
 from hybridbatch.evaluation.corpus_embeddings import Embeddings, Progress, evaluate_model
 from hybridbatch.evaluation.embedding_checks import check_and_normalise, score_spread
-from hybridbatch.evaluation.metrics import TIE_RULES, nanmean, tie_metrics
+from hybridbatch.evaluation.metrics import TIE_RULES, nanmean, ranks_from_counts, tie_metrics
 from hybridbatch.evaluation.options import EvalOptions
+from hybridbatch.evaluation.preference import (
+    PREFERENCE_METRICS,
+    language_spread,
+    multi_pool_preference,
+    ndcg_by_language,
+    own_copy_share,
+    own_language_share,
+    topk_language_counts_from_embeddings,
+)
 from hybridbatch.evaluation.results import METRICS, PER_QUERY_FIELDS, EvalResult
 from hybridbatch.evaluation.retrieval import block_queries, choose_backend, segment_counts
 from hybridbatch.provenance import Timer
@@ -66,11 +75,14 @@ class _Rows:
     tie_counts: dict[str, dict[str, int]] = field(default_factory=lambda: {s: {
         "relevant_items_tied": 0, "tied_candidates": 0, "queries_with_ties": 0} for s in SETTINGS})
     n_rel_multi: list[np.ndarray] = field(default_factory=list)
+    strat: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (query language, stratified nDCG@10 rows)
+    own_copy: list[np.ndarray] = field(default_factory=list)  # own_first's no-preference rate, per Multi row
 
     def add_language(self, li: int, qids: list[str], n_l: int, valid: np.ndarray, counts: np.ndarray,
-                     rel_scores: np.ndarray, tied: np.ndarray) -> None:
+                     rel_scores: np.ndarray, tied: np.ndarray, own_top: np.ndarray) -> None:
         """Query language `li`: one relevant item per single-language pool (non-relevant above / tied with it in
-        that pool), then every copy in the Multi pool (counts summed over the pools)."""
+        that pool), then every copy in the Multi pool (counts summed over the pools), with its language-preference
+        columns (`own_top`: each query's own-language share of its Multi top 10)."""
         ids = np.array([self.qid_index.setdefault(q, len(self.qid_index)) for q in qids], dtype=np.int32)
         for pj in range(n_l):
             ok = valid[:, pj]
@@ -84,10 +96,15 @@ class _Rows:
         ok = valid.any(axis=1)
         self.left_out["multi"] += int((~ok).sum())
         self.n_rel_multi.append(valid.sum(axis=1)[ok])
-        self._add("multi", ids[ok], li, n_l, nonrel[ok], nt[ok], rel_scores[ok], valid[ok])
+        ranks = ranks_from_counts(nonrel[ok], rel_scores[ok], valid[ok])  # strict rule: ties do not favour a language
+        pref, strat = multi_pool_preference(ranks, li, own_top[ok])
+        self.strat.append((li, strat))
+        copy_lang = np.broadcast_to(np.arange(n_l), ranks.shape)
+        self.own_copy.append(own_copy_share(ranks, copy_lang, np.full(len(ranks), li)))
+        self._add("multi", ids[ok], li, n_l, nonrel[ok], nt[ok], rel_scores[ok], valid[ok], pref)
 
     def _add(self, setting: str, ids: np.ndarray, qlang: int, pool: int, above: np.ndarray, tied: np.ndarray,
-             rel_scores: np.ndarray, valid: np.ndarray) -> None:
+             rel_scores: np.ndarray, valid: np.ndarray, preference: dict[str, np.ndarray] | None = None) -> None:
         acc, t = self.tie_counts[setting], np.where(valid, tied, 0)
         acc["relevant_items_tied"] += int((t > 0).sum())
         acc["tied_candidates"] += int(t.sum())
@@ -102,6 +119,20 @@ class _Rows:
         rows["first_rank"].append(first.astype(np.int32))
         for k in METRICS:
             rows[k].append(m[k].astype(np.float64))
+        for k in PREFERENCE_METRICS:  # Multi rows only; NaN elsewhere
+            rows[k].append(preference[k] if preference else np.full(n, np.nan))
+
+    def preference_summary(self, n_l: int, own_top_expected: float) -> tuple[dict[str, float], np.ndarray]:
+        """The Multi summary's no-preference expectations and stratified-nDCG spread, and the (query language x
+        candidate language) mean stratified nDCG@10."""
+        if self.strat:
+            q = np.concatenate([np.full(len(s), li) for li, s in self.strat])
+            matrix = ndcg_by_language(np.concatenate([s for _, s in self.strat]), q, n_l)
+            first = nanmean(np.concatenate(self.own_copy))
+        else:
+            matrix, first = np.full((n_l, n_l), np.nan), float("nan")
+        return {"own_top10_expected": own_top_expected, "own_first_expected": first,
+                "ndcg_spread": nanmean(language_spread(matrix))}, matrix
 
     def per_query(self, langs: list[str]) -> dict[str, np.ndarray]:
         out = {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.rows.items()}
@@ -133,6 +164,7 @@ def evaluate_lareqa_embeddings(corpus: QACorpus, q_emb: Embeddings, c_emb: Embed
     union = np.concatenate([np.asarray(c_emb[lang], dtype=np.float32) for lang in langs]) if langs else np.zeros(
         (0, 1), np.float32)
     backend = choose_backend(options.backend, len(union))
+    cand_lang = np.repeat(np.arange(len(langs)), sizes)
     acc = _Rows(options.ties)
     for li, lang in enumerate(langs):
         qs = corpus.questions[lang]
@@ -143,13 +175,21 @@ def evaluate_lareqa_embeddings(corpus: QACorpus, q_emb: Embeddings, c_emb: Embed
             counts, rel_scores, tied = segment_counts(q_emb[lang], union, rel, list(starts), backend=backend,
                                                       chunk_size=options.chunk_size, block_mib=options.block_mib,
                                                       return_ties=True)
+            top = topk_language_counts_from_embeddings(q_emb[lang], union, cand_lang, len(langs),
+                                                       k=min(10, len(union)))
         with timer("metric"):
-            acc.add_language(li, [q.qid for q in qs], len(langs), rel >= 0, counts, rel_scores, tied)
+            acc.add_language(li, [q.qid for q in qs], len(langs), rel >= 0, counts, rel_scores, tied,
+                             own_language_share(top, np.full(len(qs), li)))
         if progress:
             progress("score", li + 1, len(langs))
     with timer("metric"):
         per_query = acc.per_query(langs)
         summary, pairs, per_language, n_cells = summarise(per_query, langs)
+        # a language-blind top 10 holds query language X as often as the pool does: macro over query languages
+        pool_share = nanmean(np.array([sizes[i] / len(union) for i, lang in enumerate(langs)
+                                       if corpus.questions[lang]]))
+        extra, pairs["strat_ndcg10"] = acc.preference_summary(len(langs), pool_share)
+        summary["multi"] |= extra
     spread = score_spread(np.concatenate([q_emb[lang] for lang in langs]) if langs else np.zeros((0, 1)), union)
     if spread["near_collapse"]:
         log.warning("near-collapsed model: median per-query score spread %.2e < %.0e (every score almost the "
@@ -246,6 +286,12 @@ def summarise(per_query: dict[str, np.ndarray], langs: list[str]):
             "multi_r10": float(cells_by_metric["r10"][i, n]),
             "bias": float(cells_by_metric["rank_distance"][i, n]),
         }
+    for metric in PREFERENCE_METRICS:  # Multi rows only (older per_query files have none)
+        if metric in per_query:
+            cells = cell_means(per_query, n, metric)
+            summary["multi"][metric] = macro_from_cells(cells)["multi"]
+            for i, lang in enumerate(langs):
+                per_language[lang][metric] = float(cells[i, n])
     sq = ~np.isnan(ap[:, :n])
     n_cells = {"mono": int(np.diag(sq).sum()), "cross": int((sq & ~np.eye(n, dtype=bool)).sum()),
                "multi": int((~np.isnan(ap[:, n])).sum())}

@@ -214,3 +214,24 @@ def own_language_gap(strat: np.ndarray, query_lang: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         mean_others = np.where(n > 0, np.where(ok, others, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan)
     return own - mean_others
+
+
+# Per-query preference columns of the Multi pool rows in per_query.npz (NaN on Mono / Cross rows), so macro averages,
+# pair files and the paired / seed-aware bootstraps treat them like every other per-query metric.
+PREFERENCE_METRICS = ("own_top10", "own_first", "own_gap")
+
+
+def multi_pool_preference(ranks: np.ndarray, query_lang: int, own_top: np.ndarray, k: int = 10
+                          ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The preference columns of one query language's Multi rows, and their stratified nDCG@k `(queries, L)`.
+
+    `ranks (queries, L)`: rank of the copy in language column j in the merged pool (0: no copy), so copy languages
+    are the column indices; `own_top (queries,)`: own-language share of each query's top 10 (`own_language_share`).
+    own_first = `own_language_first`, own_gap = `own_language_gap` of `stratified_ndcg`."""
+    r = np.asarray(ranks, dtype=np.int64)
+    n, n_lang = r.shape
+    rel_lang = np.broadcast_to(np.arange(n_lang), r.shape)
+    q = np.full(n, query_lang, dtype=np.int64)
+    strat = stratified_ndcg(r, rel_lang, n_lang, k=k)
+    return {"own_top10": np.asarray(own_top, dtype=np.float64), "own_first": own_language_first(r, rel_lang, q),
+            "own_gap": own_language_gap(strat, q)}, strat

@@ -18,6 +18,7 @@ import numpy as np
 
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.metrics import TIE_RULES
+from hybridbatch.evaluation.preference import PREFERENCE_METRICS
 from hybridbatch.provenance import (
     atomic_file,
     check_out_dir,
@@ -112,11 +113,18 @@ PROTOCOL_NOTES = {
     "r10": "share of the query's relevant items found in the top 10",
     "bias": "rank distance in the Multi pool (max - min rank of the relevant copies; queries with >= 2 copies); "
             "mean per query language, macro over query languages; lower is better",
+    "own_top10": "Multi pool: share of a query's top 10 in its own language (ties at the cut shared); "
+                 "own_top10_expected is the share a language-blind top 10 has (the pool's share of that language)",
+    "own_first": "Multi pool: 1 when the best-ranked relevant copy is the query's own-language one; own_first_expected "
+                 "is its rate when the copies' order ignores language (1 / copies)",
+    "own_gap": "Multi pool: language-stratified nDCG@10 of the own-language copy minus the mean over the other "
+               "languages' copies (0: no lean); ndcg_spread: per query language, max - min over candidate languages "
+               "of the mean stratified nDCG@10 (pairs.strat_ndcg10), averaged",
     "partial_parallelism": "a query with no relevant copy in a pool is left out of that pool's averages "
                            "(counts.left_out)",
 }
 
-PER_QUERY_FIELDS = ("qid", "qlang", "pool", "n_relevant", "first_rank", *METRICS)
+PER_QUERY_FIELDS = ("qid", "qlang", "pool", "n_relevant", "first_rank", *METRICS, *PREFERENCE_METRICS)
 
 
 def load_per_query(path: Path | str) -> dict[str, np.ndarray]:

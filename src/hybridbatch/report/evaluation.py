@@ -48,6 +48,13 @@ def lareqa_markdown(body: dict[str, Any]) -> str:
     parts.append(markdown_table(["setting", *(n for _, n in metrics)],
                                 [[st.capitalize(), *(_f(s[st].get(k)) for k, _ in metrics)] for st in s]))
     parts.append(f"\nLanguage bias (Multi rank distance, lower is better): {_f(s['multi'].get('bias'), 1)}\n")
+    m = s["multi"]
+    if "own_top10" in m:  # evaluation.preference; runs evaluated before it have none
+        parts.append(
+            f"\nLanguage preference (Multi pool): own-language share of the top 10 {_f(m['own_top10'])} (a "
+            f"language-blind ranking: {_f(m['own_top10_expected'])}); own copy ranked first {_f(m['own_first'])} "
+            f"(no preference: {_f(m['own_first_expected'])}); own-language minus other-language stratified nDCG@10 "
+            f"{_f(m['own_gap'])}; spread of stratified nDCG@10 over candidate languages {_f(m['ndcg_spread'])}.\n")
     c = body["counts"]
     parts.append(
         f"\nCounts: {c['n_queries']} queries, {c['n_candidates']} candidates, {c['n_languages']} languages, "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hybridbatch.analysis.grid_stats import SHIFT_KEYS, SUMMARY_KEYS
+from hybridbatch.analysis.grid_stats import PREFERENCE_KEYS, SHIFT_KEYS, SUMMARY_KEYS
 from hybridbatch.analysis.significance import SEED_CI_METRICS
 from hybridbatch.report.format import finite, fmt
 
@@ -16,6 +16,8 @@ from hybridbatch.report.format import finite, fmt
 SHIFT_TITLES = ("TyDi multi-pool mAP", "TyDi multi-pool nDCG@10", "TyDi per-language pools mAP", "TyDi gap",
                 "TyDi top-1 foreign", "Tatoeba multi-pool P@1", "Tatoeba gap", "Tatoeba X->en P@1",
                 "Tatoeba top-1 own language")
+PREFERENCE_TITLES = ("own-language share of top 10", "own copy ranked first", "own-language nDCG@10 gap",
+                     "stratified nDCG@10 spread")
 
 
 def _mean_sd(r: Mapping[str, Any], k: str, digits: int = 3) -> str:
@@ -46,6 +48,10 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
         lines += [f"| {r['group']} | " + " | ".join(_mean_sd(r, f"shift_{k}", 1 if k.endswith("_gap_mean") else 3)
                                                     for k in SHIFT_KEYS) + " |"
                   for r in rows if "shift_tydi_multi_map" in r]
+    keys = [f"{s}_{m}" for s, m in PREFERENCE_KEYS]
+    if any(keys[0] in r for r in rows):  # language preference in the XQuAD-R Multi pool (evaluation.preference)
+        lines += ["", "| cell | " + " | ".join(PREFERENCE_TITLES) + " |", "|---|" + "---|" * len(keys)]
+        lines += [f"| {r['group']} | " + " | ".join(_mean_sd(r, k) for k in keys) + " |" for r in rows if keys[0] in r]
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +85,8 @@ def compact_markdown(cmps: Sequence[dict[str, Any]]) -> str:
     """One line per comparison: B - A on the paper's four numbers with the seed-aware 95% interval (the questions-only
     one, marked q, where the two sides share one seed); * where the interval excludes zero."""
     names = ("Mono mAP", "Cross mAP", "Multi mAP", "Bias")
+    if any(r["name"] == "Own-lang top-10 share" for c in cmps for r in c["rows"]):
+        names += ("Own-lang top-10 share", "Own copy first")
     lines = ["| B vs A | seeds | " + " | ".join(f"{n} B - A [95% CI]" for n in names) + " |",
              "|---|---|" + "---|" * len(names)]
     for c in cmps:
