@@ -262,6 +262,29 @@ def test_zero_shot_preset_trains_on_disjoint_sources_only():
     assert _train_config(Cell("hybrid", 0.5), PRESETS["small"], None, Path("unused")).data == ["xquad-r"]
 
 
+def test_the_bias_targeted_cells_reach_the_training_config():
+    """Issue 21's cells: multipos = the multi-positive loss over translation slots of MULTIPOS_K languages (the
+    translations sampler's option), adv = InfoNCE plus the language adversary at ADVERSARIAL_WEIGHT; the other
+    variants keep InfoNCE without an adversary. A multipos cell over a sampler without translation slots is
+    refused by the training config, as the CLI refuses it."""
+    from hybridbatch.experiments.cells import _train_config
+    from hybridbatch.experiments.presets import ADVERSARIAL_WEIGHT, MULTIPOS_K
+
+    zs = PRESETS["zero-shot"]
+    mp = _train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))
+    assert (mp.sampler, mp.loss, mp.k, mp.adversarial_weight) == ("translations", "multi-positive", MULTIPOS_K, 0.0)
+    mp.validate()
+    adv = _train_config(Cell("xy", None, "adv"), zs, None, Path("unused"))
+    assert (adv.loss, adv.adversarial_weight) == ("infonce", ADVERSARIAL_WEIGHT) and ADVERSARIAL_WEIGHT > 0
+    adv.validate()
+    plain = _train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
+    assert (plain.loss, plain.adversarial_weight) == ("infonce", 0.0)
+    with pytest.raises(UsageError, match="multi-positive"):
+        _train_config(Cell("hybrid", 0.5, "multipos"), zs, None, Path("unused")).validate()
+    assert [c.key for c in expand_grid(["translations"], [0.0, 0.5], ["multipos"], [20.0], [1])] == [
+        "translations-a0-multipos-seed1", "translations-a0.5-multipos-seed1"]
+
+
 @pytest.mark.slow
 def test_a_zero_shot_cell_trains_on_xlinghealth_and_mkqa_and_tests_on_all_articles(
         tmp_path: Path, tiny_preset: Preset, shared_data: Path):
@@ -277,3 +300,11 @@ def test_a_zero_shot_cell_trains_on_xlinghealth_and_mkqa_and_tests_on_all_articl
     assert (ev["counts"]["n_question_ids"], ev["counts"]["n_candidates"]) == (1190, 13014)
     assert record["provenance"]["data"]["train"] == ["xlinghealth", "mkqa:answers"]
     assert record["provenance"]["data"]["split"] is None
+    assert "own_top10" in record["xquad-r"]["multi"]  # the language-preference metrics reach cell.json
+    # the bias-targeted methods train on the same sources: translation slots of 4 languages, the adversary
+    run_cell(Cell("translations", 0.0, "multipos"), preset, tmp_path, str(shared_data), log=lambda m: None)
+    mix = json.loads((tmp_path / "cells" / "translations-a0-multipos-seed0" / "model" / "train.json").read_text())
+    assert mix["loss"]["type"] == "MultiPositiveRankingLoss" and set(mix["mix"]["kinds"]) == {"translations"}, mix
+    run_cell(Cell("xy", None, "adv"), preset, tmp_path, str(shared_data), log=lambda m: None)
+    adv = json.loads((tmp_path / "cells" / "xy-adv-seed0" / "model" / "train.json").read_text())
+    assert "language" in adv["loss_curve"], adv["loss_curve"].keys()

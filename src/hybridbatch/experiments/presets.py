@@ -17,8 +17,13 @@ from hybridbatch.sampling.samplers import same_run, sampler_class, takes_alpha
 from hybridbatch.device import check_device, check_precision
 
 # plain InfoNCE; symmetric (+ passage -> query); one hard negative in the passage's language (hardneg) or in the
-# query's own language (hardneg-q: the X-Y pairs meet a wrong answer in X, the comparison behind language bias)
-LOSSES = ("plain", "symmetric", "hardneg", "hardneg-q")
+# query's own language (hardneg-q: the X-Y pairs meet a wrong answer in X, the comparison behind language bias).
+# The bias-targeted methods (issue 21): multipos, every translation of the answer in the batch a positive
+# (MultiPositiveRankingLoss; with the translations sampler, MULTIPOS_K translations per slot); adv, plain InfoNCE plus
+# a language classifier behind gradient reversal at ADVERSARIAL_WEIGHT (LanguageAdversarialLoss; any sampler).
+LOSSES = ("plain", "symmetric", "hardneg", "hardneg-q", "multipos", "adv")
+MULTIPOS_K = 4  # XLingHealth has 4 languages: a slot holds every one of them
+ADVERSARIAL_WEIGHT = 0.5  # one untuned value (the GRL term against InfoNCE at scale 20); see docs/RESULTS.md
 BASE = "base"  # the zero-shot cell: no training
 
 
