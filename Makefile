@@ -8,7 +8,8 @@ TORCH ?= torch==2.13.0
 DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench results-small results-samplers results-losses results-zero-shot clean
+.PHONY: install demo test test-fast bench results-small results-samplers results-losses results-zero-shot \
+	report-zero-shot results-bias clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -67,15 +68,33 @@ results-losses: results-samplers
 
 # The paper's protocol (issue 20): train on sources disjoint from XQuAD-R only (XLingHealth + MKQA question ->
 # answer string), test on all 48 XQuAD-R articles plus the TyDi / Tatoeba pools; en, X-X, X-Y, hybrid, bilingual and
-# hybrid + hardneg-q, against the zero-shot base. Seed by seed and resumable like results-small (CPU: ~10 min a cell).
+# hybrid + hardneg-q, against the zero-shot base; then the bias-targeted methods of issue 21 (multipos over translation
+# slots at alpha 0 / 0.5, the language adversary with hybrid and X-Y batches). Seed by seed and resumable like
+# results-small (CPU: ~10 min a cell); `make report-zero-shot` tabulates whatever has finished.
 ZS = $(BIN)/hybridbatch sweep --preset zero-shot --data-dir $(DATA) --out results/zero-shot
+BIAS_CELLS = --samplers translations --alphas 0,0.5 --losses multipos
+ADV_CELLS = --samplers hybrid,xy --alphas 0.5 --losses adv
 results-zero-shot: $(STAMP)
 	for s in 0 1 2; do \
 	  $(ZS) --samplers hybrid,xx,xy,en,bilingual --alphas 0.5 --seeds $$s --base || exit 1; \
 	  $(ZS) --samplers hybrid --alphas 0.5 --losses hardneg-q --seeds $$s || exit 1; \
+	  $(ZS) $(BIAS_CELLS) --seeds $$s || exit 1; \
+	  $(ZS) $(ADV_CELLS) --seeds $$s || exit 1; \
 	done
+	$(MAKE) report-zero-shot
+
+ZS_BASELINES = base,xx-plain,xy-plain,en-plain,bilingual-a0.5-plain
+BIAS_GROUPS = translations-a0.5-multipos,translations-a0-multipos,hybrid-a0.5-adv,xy-adv
+report-zero-shot: $(STAMP)
 	$(BIN)/hybridbatch experiment report --out results/zero-shot --reference hybrid-a0.5-plain,hybrid-a0.5-hardneg-q \
-	  --against base,xx-plain,xy-plain,en-plain,bilingual-a0.5-plain
+	  --against $(ZS_BASELINES)
+	$(BIN)/hybridbatch experiment report --out results/zero-shot --name bias --reference $(BIAS_GROUPS) \
+	  --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg-q
+
+# The bias-targeted methods in domain (issue 21): the same cells on the small preset, beside results-small's.
+results-bias: $(STAMP)
+	for s in 0 1 2; do $(SWEEP) $(BIAS_CELLS) --seeds $$s || exit 1; $(SWEEP) $(ADV_CELLS) --seeds $$s || exit 1; done
+	$(REPORT) --name bias --reference $(BIAS_GROUPS) --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg-q
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
