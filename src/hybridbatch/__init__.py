@@ -35,9 +35,13 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("pairs_from_long", "pair_dataset"), "hybridbatch.sampling.dataset"),
     "PairCollator": "hybridbatch.sampling.collator",
     "ProportionalGroupSampler": "hybridbatch.sampling.multi",
+    **dict.fromkeys(("TranslationSampler", "with_row_labels"), "hybridbatch.sampling.translations"),
+    "MultiSourceSampler": "hybridbatch.sampling.sources",
     # training
     "TrainConfig": "hybridbatch.training.config",
     "make_loss": "hybridbatch.training.losses",
+    "MultiPositiveRankingLoss": "hybridbatch.training.multi_positive_loss",
+    "LanguageAdversarialLoss": "hybridbatch.training.adversarial",
     "train": "hybridbatch.experiments.training",  # training with the LAReQA checkpoint rule composed in
     **dict.fromkeys(("placement", "resolve_device", "resolve_precision"), "hybridbatch.device"),
     # evaluation
@@ -50,6 +54,8 @@ _LAZY: dict[str, str] = {
     "encode_texts": "hybridbatch.evaluation.embeddings",
     **dict.fromkeys(("average_precision", "recall_at", "ndcg_at", "mrr_at", "rank_distance", "relevant_ranks",
                      "all_metrics"), "hybridbatch.evaluation.metrics"),
+    **dict.fromkeys(("own_language_share", "own_language_first", "stratified_ndcg", "language_preference"),
+                    "hybridbatch.evaluation.preference"),
     # analysis
     "align": "hybridbatch.analysis.alignment_run",
     "run_align": "hybridbatch.experiments.alignment",
@@ -97,6 +103,12 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         relevant_ranks,
     )
     from hybridbatch.evaluation.options import EvalOptions  # noqa: F401
+    from hybridbatch.evaluation.preference import (  # noqa: F401
+        language_preference,
+        own_language_first,
+        own_language_share,
+        stratified_ndcg,
+    )
     from hybridbatch.evaluation.results import BeirResult, EvalResult  # noqa: F401
     from hybridbatch.experiments.alignment import run_align  # noqa: F401
     from hybridbatch.models.embedded import build_embedded_model  # noqa: F401
@@ -106,6 +118,8 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
     from hybridbatch.sampling.collator import PairCollator  # noqa: F401
     from hybridbatch.sampling.dataset import pair_dataset, pairs_from_long  # noqa: F401
     from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
+    from hybridbatch.sampling.sources import MultiSourceSampler  # noqa: F401
+    from hybridbatch.sampling.translations import TranslationSampler, with_row_labels  # noqa: F401
     from hybridbatch.sampling.samplers import (  # noqa: F401
         SAMPLERS,
         BilingualSampler,
@@ -123,4 +137,6 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
     from hybridbatch.device import placement, resolve_device, resolve_precision  # noqa: F401
     from hybridbatch.experiments.training import train  # noqa: F401
     from hybridbatch.training.config import TrainConfig  # noqa: F401
+    from hybridbatch.training.adversarial import LanguageAdversarialLoss  # noqa: F401
     from hybridbatch.training.losses import make_loss  # noqa: F401
+    from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss  # noqa: F401
