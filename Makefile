@@ -9,7 +9,7 @@ DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast bench results-small results-samplers results-losses results-zero-shot \
-	report-zero-shot results-bias clean
+	report-zero-shot results-zero-shot-lsar results-bias clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -90,6 +90,20 @@ report-zero-shot: $(STAMP)
 	  --against $(ZS_BASELINES)
 	$(BIN)/hybridbatch experiment report --out results/zero-shot --name bias --reference $(BIAS_GROUPS) \
 	  --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg-q
+
+# Base + LSAR zero-shot (issue 20 item 5): the language subspace from Tatoeba sentences (disjoint from XQuAD-R; one
+# file per XQuAD-R language, English from the deu-eng pairs), rank 10, evaluated on all 48 articles like the cells.
+LSAR_TEXTS = runs/lsar-texts
+results-zero-shot-lsar: $(STAMP)
+	mkdir -p $(LSAR_TEXTS)
+	for l in ara cmn deu ell hin rus spa tha tur vie; do cp $(DATA)/tatoeba-laser/tatoeba.$$l-eng.$$l $(LSAR_TEXTS)/$$l.txt; done
+	cp $(DATA)/tatoeba-laser/tatoeba.deu-eng.eng $(LSAR_TEXTS)/eng.txt
+	$(BIN)/hybridbatch debias -m embedded --rank 10 $(patsubst %,--texts $(LSAR_TEXTS)/%.txt,ara cmn deu ell hin rus spa \
+	  tha tur vie eng) --max-seq-length 48 --no-progress -o runs/e5-lsar-tatoeba
+	for m in embedded:base runs/e5-lsar-tatoeba:base-lsar; do \
+	  $(BIN)/hybridbatch eval -m $${m%%:*} --split all --max-seq-length 48 --encoder openvino-bf16 --data-dir $(DATA) \
+	    --no-progress --overwrite -o results/zero-shot/lsar/$${m##*:} || exit 1; done
+	$(BIN)/hybridbatch compare results/zero-shot/lsar/base results/zero-shot/lsar/base-lsar --out results/zero-shot/lsar
 
 # The bias-targeted methods in domain (issue 21): the same cells on the small preset, beside results-small's.
 results-bias: $(STAMP)
