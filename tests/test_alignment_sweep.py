@@ -109,6 +109,7 @@ def test_missing_models_and_bad_folders_are_named(tmp_path: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # a whole sweep + alignment-vs-alpha on a tiny model; the parts are tested apart above
 def test_tiny_sweep_end_to_end(tmp_path: Path, tiny_model: Path, shared_data: Path):
     from hybridbatch.analysis.alignment_run import align
     from hybridbatch.experiments.grid import run_grid

@@ -81,6 +81,7 @@ def _sweep_cmd(tiny_model: Path, data: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # CI keeps the killed-training resume (test_training) and the grid's cell reuse (test_experiments)
 def test_sweep_killed_mid_way_resumes_to_the_same_table(tiny_model, shared_data, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     full, cut = tmp_path / "full", tmp_path / "cut"

@@ -113,9 +113,10 @@ def assert_resumed_like_reference(full: Path, cut: Path, resumed_from: int, logs
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [["--hard-negatives"], ["--sampler", "curriculum"],
-                                   ["--data", "xlinghealth", "--data", "mkqa", "--data-dir", "{data}"]],
-                         ids=["hardneg", "curriculum", "multi-source"])
+@pytest.mark.parametrize("extra", [
+    pytest.param(["--hard-negatives"], marks=pytest.mark.heavy),  # CI runs the multi-source drill (all three
+    pytest.param(["--sampler", "curriculum"], marks=pytest.mark.heavy),  # share one code path); test-all these
+    ["--data", "xlinghealth", "--data", "mkqa", "--data-dir", "{data}"]], ids=["hardneg", "curriculum", "multi-source"])
 def test_sigkill_during_checkpoint_staging_then_resume(tiny_model, shared_data, tmp_path, extra):
     extra = [a.replace("{data}", str(shared_data)) for a in extra]  # multi-source: xquad-r + XLingHealth + MKQA
     full, cut = tmp_path / "full", tmp_path / "cut"
