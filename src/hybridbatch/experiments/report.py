@@ -122,6 +122,8 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
     rows = aggregate(records)
     md = [grid_markdown(rows, title or f"{out_root.name}: finished cells"), ""]
     body: dict[str, Any] = {"kind": "grid-report", "rows": rows, "seeds": seeds_of, "comparisons": {}}
+    splits = {((r.get("provenance") or {}).get("data") or {}).get("split", "test") for r in records}
+    tested_on = "XQuAD-R test articles" if splits <= {"test"} else "all XQuAD-R articles (zero-shot)"
     for ref in [*references, *(against or ())]:
         if ref not in seeds_of:
             raise UsageError(f"{out_root}: no finished cell of {ref!r}; groups: {', '.join(seeds_of)}")
@@ -137,7 +139,7 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
         sh = (shift_significance(out_root, ref, [g for g in shifted if g != ref], seeds_of, n_boot=n_boot)
               if ref in shifted else [])
         body["comparisons"][ref] = {"xquad-r": xq, "shift": sh}
-        md += [f"### {ref} (B) vs each other cell (A), XQuAD-R test articles", "", compact_markdown(xq), "",
+        md += [f"### {ref} (B) vs each other cell (A), {tested_on}", "", compact_markdown(xq), "",
                significance_markdown(xq)]
         if sh:
             md += [f"### {ref} (B) vs each other cell (A), domain-shift pools", "", shift_significance_markdown(sh)]
