@@ -96,7 +96,7 @@ class _Rows:
         ok = valid.any(axis=1)
         self.left_out["multi"] += int((~ok).sum())
         self.n_rel_multi.append(valid.sum(axis=1)[ok])
-        ranks = ranks_from_counts(nonrel[ok], rel_scores[ok], valid[ok])  # strict rule: ties do not favour a language
+        ranks = ranks_from_counts(nonrel[ok], rel_scores[ok], valid[ok])  # strict rule (docs/EVALUATION.md)
         pref, strat = multi_pool_preference(ranks, li, own_top[ok])
         self.strat.append((li, strat))
         copy_lang = np.broadcast_to(np.arange(n_l), ranks.shape)
