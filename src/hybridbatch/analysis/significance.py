@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.errors import ResultsError
+from hybridbatch.evaluation.preference import PREFERENCE_METRICS
 from hybridbatch.evaluation.results import load_per_query
 from hybridbatch.provenance import check_out_dir, provenance, sha256_files, write_json
 
@@ -45,7 +46,7 @@ COMPARE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Own-lang nDCG gap", "multi", "own_gap"),
 )
 # lower is better: the rank distance, and every lean towards the query's own language
-LOWER_IS_BETTER = ("rank_distance", "own_top10", "own_first", "own_gap")
+LOWER_IS_BETTER = ("rank_distance", *PREFERENCE_METRICS)
 
 
 def _cell_means(vals: np.ndarray, mask: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -297,8 +298,8 @@ def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
 # ---- several seeds per side ---------------------------------------------------------------------------------------
 
 # the rows that get the seed-aware CI: the paper's table (mAP and bias) and the language-preference rows
-SEED_CI_METRICS = ("ap", "rank_distance", "own_top10", "own_first", "own_gap")
-PER_QUERY_METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance", "own_top10", "own_first", "own_gap")
+SEED_CI_METRICS = ("ap", "rank_distance", *PREFERENCE_METRICS)
+PER_QUERY_METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance", *PREFERENCE_METRICS)
 
 
 def seed_averaged_run(runs: Sequence[Run]) -> Run:

@@ -14,6 +14,7 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 from hybridbatch.data.records import Candidate, PairSet, QACorpus, Question
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
+from hybridbatch.evaluation.preference import PREFERENCE_METRICS
 
 #: metric name -> (setting, key in EvalResult.summary)
 _METRICS = {
@@ -43,7 +44,7 @@ class LAReQAEvaluator(SentenceEvaluator):
         self.corpus = corpus
         self.name = name
         self.primary_metric = primary_metric
-        self.greater_is_better = primary_metric not in ("multi_bias", "multi_own_top10", "multi_own_first")
+        self.greater_is_better = _METRICS[primary_metric][1] not in ("bias", *PREFERENCE_METRICS)
         self.context = context
         self.batch_size = batch_size
         self.backend = backend

@@ -25,7 +25,6 @@ from hybridbatch.evaluation.preference import (
     language_spread,
     multi_pool_preference,
     ndcg_by_language,
-    own_copy_share,
     own_language_share,
     topk_language_counts_from_embeddings,
 )
@@ -97,10 +96,9 @@ class _Rows:
         self.left_out["multi"] += int((~ok).sum())
         self.n_rel_multi.append(valid.sum(axis=1)[ok])
         ranks = ranks_from_counts(nonrel[ok], rel_scores[ok], valid[ok])  # strict rule (docs/EVALUATION.md)
-        pref, strat = multi_pool_preference(ranks, li, own_top[ok])
+        pref, strat, own_copy = multi_pool_preference(ranks, li, own_top[ok])
         self.strat.append((li, strat))
-        copy_lang = np.broadcast_to(np.arange(n_l), ranks.shape)
-        self.own_copy.append(own_copy_share(ranks, copy_lang, np.full(len(ranks), li)))
+        self.own_copy.append(own_copy)
         self._add("multi", ids[ok], li, n_l, nonrel[ok], nt[ok], rel_scores[ok], valid[ok], pref)
 
     def _add(self, setting: str, ids: np.ndarray, qlang: int, pool: int, above: np.ndarray, tied: np.ndarray,

@@ -222,8 +222,9 @@ PREFERENCE_METRICS = ("own_top10", "own_first", "own_gap")
 
 
 def multi_pool_preference(ranks: np.ndarray, query_lang: int, own_top: np.ndarray, k: int = 10
-                          ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The preference columns of one query language's Multi rows, and their stratified nDCG@k `(queries, L)`.
+                          ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The preference columns of one query language's Multi rows, their stratified nDCG@k `(queries, L)` and
+    `own_copy_share` (own_first's no-preference rate) per row.
 
     `ranks (queries, L)`: rank of the copy in language column j in the merged pool (0: no copy), so copy languages
     are the column indices; `own_top (queries,)`: own-language share of each query's top 10 (`own_language_share`).
@@ -233,5 +234,5 @@ def multi_pool_preference(ranks: np.ndarray, query_lang: int, own_top: np.ndarra
     rel_lang = np.broadcast_to(np.arange(n_lang), r.shape)
     q = np.full(n, query_lang, dtype=np.int64)
     strat = stratified_ndcg(r, rel_lang, n_lang, k=k)
-    return {"own_top10": np.asarray(own_top, dtype=np.float64), "own_first": own_language_first(r, rel_lang, q),
-            "own_gap": own_language_gap(strat, q)}, strat
+    return ({"own_top10": np.asarray(own_top, dtype=np.float64), "own_first": own_language_first(r, rel_lang, q),
+             "own_gap": own_language_gap(strat, q)}, strat, own_copy_share(r, rel_lang, q))

@@ -78,7 +78,7 @@ def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, 
     model = load_model(model_name, max_seq_length=preset.max_seq_length if not preset.context else None,
                        device=preset.device)
     encoder = resolve_encoder(preset.encoder, model)
-    log(f"[{cell.key}] evaluating on {test_articles(preset)} ({encoder}) ...")
+    log(f"[{cell.key}] evaluating on {test_articles(preset.test_split)} ({encoder}) ...")
     test = load_corpus("xquad-r", data_dir, split=preset.test_split)
     res = evaluate_lareqa(model, test, context=preset.context, batch_size=preset.eval_batch_size,
                           model_name=model_name, encoder=encoder)
@@ -154,9 +154,9 @@ def _check_same_settings(done: Path, record: dict[str, Any], preset: Preset) -> 
                          "that cell's folder to recompute it")
 
 
-def test_articles(preset: Preset) -> str:
-    """The XQuAD-R articles a preset's cells are tested on, in words."""
-    return "XQuAD-R test articles" if preset.test_split == "test" else "all XQuAD-R articles (zero-shot)"
+def test_articles(split: str | None) -> str:
+    """The XQuAD-R articles cells of a preset's `test_split` are tested on, in words."""
+    return "XQuAD-R test articles" if split == "test" else "all XQuAD-R articles (zero-shot)"
 
 
 def first_questions(corpus: Any, n: int | None) -> Any:

@@ -17,6 +17,7 @@ import numpy as np
 from hybridbatch.analysis.grid_stats import aggregate, moved
 from hybridbatch.analysis.significance import seed_bootstrap
 from hybridbatch.errors import UsageError
+from hybridbatch.experiments.cells import test_articles
 from hybridbatch.experiments.grid import significance
 from hybridbatch.experiments.presets import BASE, check_stem
 from hybridbatch.provenance import provenance, write_json, write_text
@@ -123,7 +124,7 @@ def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] 
     md = [grid_markdown(rows, title or f"{out_root.name}: finished cells"), ""]
     body: dict[str, Any] = {"kind": "grid-report", "rows": rows, "seeds": seeds_of, "comparisons": {}}
     splits = {((r.get("provenance") or {}).get("data") or {}).get("split", "test") for r in records}
-    tested_on = "XQuAD-R test articles" if splits <= {"test"} else "all XQuAD-R articles (zero-shot)"
+    tested_on = test_articles("test" if splits <= {"test"} else None)
     for ref in [*references, *(against or ())]:
         if ref not in seeds_of:
             raise UsageError(f"{out_root}: no finished cell of {ref!r}; groups: {', '.join(seeds_of)}")
