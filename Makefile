@@ -106,8 +106,8 @@ zero-shot-seed-%: zero-shot-base
 ZS_BASELINES = base,xx-plain,xy-plain,en-plain,bilingual-a0.5-plain
 BIAS_GROUPS = translations-a0.5-multipos,translations-a0-multipos,hybrid-a0.5-adv,xy-adv
 report-zero-shot: $(STAMP)
-	$(BIN)/hybridbatch experiment report --out results/zero-shot --reference hybrid-a0.5-plain,hybrid-a0.5-hardneg-q \
-	  --against $(ZS_BASELINES)
+	$(BIN)/hybridbatch experiment report --out results/zero-shot --reference hybrid-a0.5-plain,hybrid-a0.5-hardneg-q,\
+	bilingual-a0.5-plain --against $(ZS_BASELINES),hybrid-a0.5-plain
 	$(BIN)/hybridbatch experiment report --out results/zero-shot --name bias --reference $(BIAS_GROUPS) \
 	  --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg-q
 
