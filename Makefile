@@ -86,9 +86,17 @@ ADV_CELLS = --samplers hybrid,xy --alphas 0.5 --losses adv
 # keep two threads only half busy. `make results-zero-shot JOBS=2`.
 JOBS ?= 1
 CORES ?= $(shell nproc)
+JOB_THREADS = $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
+# Every cell of one seed, through the sweep command $(1): hybrid, X-X, X-Y, hybrid + hardneg-q, then issue 21's.
+define seed_cells
+	$(1) --name seed$(2) --samplers hybrid,xx,xy --alphas 0.5 --seeds $(2)
+	$(1) --name seed$(2) --samplers hybrid --alphas 0.5 --losses hardneg-q --seeds $(2)
+	$(1) --name seed$(2) $(BIAS_CELLS) --seeds $(2)
+	$(1) --name seed$(2) $(ADV_CELLS) --seeds $(2)
+endef
 results-zero-shot: $(STAMP)
 	$(MAKE) -j$(JOBS) zero-shot-seed-0 zero-shot-seed-1 zero-shot-seed-2 \
-	  OMP_NUM_THREADS=$$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 ))
+	  OMP_NUM_THREADS=$(JOB_THREADS)
 	$(MAKE) report-zero-shot
 
 # The base model and the first cell, once, before the seeds run side by side (two seeds must not evaluate the
@@ -98,10 +106,8 @@ zero-shot-base: $(STAMP)
 
 # One seed of every zero-shot group (its own table name, so concurrent seeds never write one file).
 zero-shot-seed-%: zero-shot-base
-	$(ZS) --name seed$* --samplers hybrid,xx,xy,en,bilingual --alphas 0.5 --seeds $*
-	$(ZS) --name seed$* --samplers hybrid --alphas 0.5 --losses hardneg-q --seeds $*
-	$(ZS) --name seed$* $(BIAS_CELLS) --seeds $*
-	$(ZS) --name seed$* $(ADV_CELLS) --seeds $*
+	$(ZS) --name seed$* --samplers en,bilingual --alphas 0.5 --seeds $*
+	$(call seed_cells,$(ZS),$*)
 
 ZS_BASELINES = base,xx-plain,xy-plain,en-plain,bilingual-a0.5-plain
 BIAS_GROUPS = translations-a0.5-multipos,translations-a0-multipos,hybrid-a0.5-adv,xy-adv
@@ -109,7 +115,7 @@ report-zero-shot: $(STAMP)
 	$(BIN)/hybridbatch experiment report --out results/zero-shot --reference hybrid-a0.5-plain,hybrid-a0.5-hardneg-q,\
 	bilingual-a0.5-plain --against $(ZS_BASELINES),hybrid-a0.5-plain
 	$(BIN)/hybridbatch experiment report --out results/zero-shot --name bias --reference $(BIAS_GROUPS) \
-	  --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg-q
+	  --against hybrid-a0.5-plain,xy-plain,xx-plain,bilingual-a0.5-plain,hybrid-a0.5-hardneg-q
 
 # Base + LSAR zero-shot (issue 20 item 5): the language subspace from Tatoeba sentences (disjoint from XQuAD-R; one
 # file per XQuAD-R language, English from the deu-eng pairs), rank 10, evaluated on all 48 articles; both with the
@@ -133,15 +139,12 @@ results-zero-shot-lsar: $(STAMP)
 BIAS = $(BIN)/hybridbatch sweep --preset small --shift --data-dir $(DATA) --out results/bias-in-domain
 results-bias: $(STAMP)
 	$(MAKE) -j$(JOBS) bias-seed-0 bias-seed-1 bias-seed-2 \
-	  OMP_NUM_THREADS=$$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 ))
+	  OMP_NUM_THREADS=$(JOB_THREADS)
 	$(BIN)/hybridbatch experiment report --out results/bias-in-domain --name bias --reference $(BIAS_GROUPS) \
-	  --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg-q
+	  --against hybrid-a0.5-plain,xy-plain,xx-plain,bilingual-a0.5-plain,hybrid-a0.5-hardneg-q
 
 bias-seed-%: $(STAMP)
-	$(BIAS) --name seed$* --samplers hybrid,xx,xy --alphas 0.5 --seeds $*
-	$(BIAS) --name seed$* --samplers hybrid --alphas 0.5 --losses hardneg-q --seeds $*
-	$(BIAS) --name seed$* $(BIAS_CELLS) --seeds $*
-	$(BIAS) --name seed$* $(ADV_CELLS) --seeds $*
+	$(call seed_cells,$(BIAS),$*)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
