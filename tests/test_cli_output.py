@@ -81,3 +81,19 @@ def test_eval_json_prints_eval_json_and_files(tiny_model: Path, shared_data: Pat
     assert body["files"]["per_query"] == str(out / "per_query.npz")
     assert body["settings"]["device"] == "cpu" and body["languages"] == ["de", "en"]
     assert 0.0 <= body["summary"]["multi"]["map"] <= 1.0
+
+
+def test_sweep_help_names_every_loss_and_sampler() -> None:
+    """`--help` is where users learn the grid's vocabulary: a loss added to the presets but missing from the help
+    (multipos and adv were) cannot be found without reading the source."""
+    from hybridbatch.experiments.presets import LOSSES
+    from hybridbatch.sampling.samplers import SAMPLERS
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "400"}  # one line an option: no name is split
+    done = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "sweep", "--help"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    losses_line = next(line for line in done.stdout.splitlines() if "--losses" in line)
+    samplers_line = next(line for line in done.stdout.splitlines() if "--samplers" in line)
+    assert [loss for loss in LOSSES if loss not in losses_line] == []
+    assert [name for name in SAMPLERS if name not in samplers_line] == []

@@ -54,7 +54,10 @@ def sweep(
     alphas: Annotated[str, typer.Option(help="Comma-separated alpha values (for hybrid samplers).")]
     = "0,0.25,0.5,0.75,1",
     losses: Annotated[str, typer.Option(help="Comma-separated loss variants: plain, symmetric, hardneg (one hard "
-                                        "negative in the passage language), hardneg-q (in the query language).")]
+                                        "negative in the passage language), hardneg-q (in the query language), "
+                                        "multipos (every translation of the answer in the batch is a positive; "
+                                        "pair it with --samplers translations), adv (plain plus a language "
+                                        "classifier behind gradient reversal).")]
     = "plain",
     scales: Annotated[str, typer.Option(help="Comma-separated loss scales (1 / temperature).")] = "20",
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the preset's).")] = None,
