@@ -75,7 +75,7 @@ results-losses: results-samplers
 # answer string), test on all 48 XQuAD-R articles plus the TyDi / Tatoeba pools; en, X-X, X-Y, hybrid, bilingual and
 # hybrid + hardneg-q, against the zero-shot base; then the bias-targeted methods of issue 21 (multipos over translation
 # slots at alpha 0 / 0.5, the language adversary with hybrid and X-Y batches). Seed by seed and resumable like
-# results-small (CPU: ~10 min a cell); `make report-zero-shot` tabulates them once every group has a
+# results-small (CPU: 17-21 min a cell, two side by side); `make report-zero-shot` tabulates them once every group has a
 # finished cell (the report refuses a group without one; section 9 of docs/RESULTS.md names the groups it used).
 ZS = $(BIN)/hybridbatch sweep --preset zero-shot --data-dir $(DATA) --out results/zero-shot
 BIAS_CELLS = --samplers translations --alphas 0,0.5 --losses multipos
