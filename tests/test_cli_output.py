@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cli(*args: str, stdout=subprocess.PIPE, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "80"}  # a narrow log, as CI gives
+def _cli(*args: str, stdout=subprocess.PIPE, cwd: Path | None = None, columns: int = 80) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": str(columns)}  # 80: a narrow log, as CI gives
     env.pop("FORCE_COLOR", None)
     return subprocess.run([sys.executable, "-m", "hybridbatch.cli", *args], stdout=stdout, stderr=subprocess.PIPE,
                           text=True, env=env, cwd=cwd, timeout=300)
@@ -89,9 +89,7 @@ def test_sweep_help_names_every_loss_and_sampler() -> None:
     from hybridbatch.experiments.presets import LOSSES
     from hybridbatch.sampling.samplers import SAMPLERS
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "400"}  # one line an option: no name is split
-    done = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "sweep", "--help"], capture_output=True,
-                          text=True, env=env, timeout=300)
+    done = _cli("sweep", "--help", columns=400)  # one line an option: no name is split by the wrap
     assert done.returncode == 0, done.stderr
     losses_line = next(line for line in done.stdout.splitlines() if "--losses" in line)
     samplers_line = next(line for line in done.stdout.splitlines() if "--samplers" in line)
