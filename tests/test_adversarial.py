@@ -149,3 +149,32 @@ def test_training_steps_leave_a_plain_model_folder(tiny_model, xquad, tmp_path):
     assert not head_shapes & {tuple(v.shape) for v in saved.values()}
     emb = reloaded.encode(["query: a cat"], convert_to_tensor=True)
     assert emb.shape == (1, model.get_embedding_dimension())
+
+
+def test_adversarial_lr_puts_exactly_the_classifier_on_its_own_rate(tiny_model, xquad, tmp_path):
+    """At the encoder's 3e-5 the head stayed at chance in every adv cell (docs/RESULTS.md section 9); `adversarial_lr`
+    must reach the real trainer's optimizer as one group holding the classifier's tensors and nothing of the
+    encoder's, and no mapping at all when unset (the old runs' optimizer)."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from hybridbatch.training.config import TrainConfig
+    from hybridbatch.training.trainer import head_learning_rate
+
+    pairs = xquad.split()[0].pairs(context=False)
+    small = PairSet("small", {q: pairs.items[q] for q in sorted(pairs.items)[:16]}, "small")
+    ds, languages = with_row_labels(pair_dataset(small, "query: ", "passage: "))
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    loss = LanguageAdversarialLoss(model, MultipleNegativesRankingLoss(model), languages, weight=0.5)
+    head = {id(p) for p in loss.classifier.parameters()}
+
+    def groups(config: TrainConfig) -> list[tuple[float, set[int]]]:
+        args = SentenceTransformerTrainingArguments(output_dir=str(tmp_path / "ckpt"), learning_rate=3e-5,
+                                                    report_to="none", use_cpu=True, **head_learning_rate(config))
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds, loss=loss)
+        return [(g["lr"], {id(p) for p in g["params"]}) for g in trainer.create_optimizer().param_groups
+                if g["params"]]
+
+    fast = [ids for lr, ids in groups(TrainConfig(adversarial_weight=0.5, adversarial_lr=1e-3)) if lr == 1e-3]
+    assert fast and set().union(*fast) == head
+    assert {lr for lr, _ in groups(TrainConfig(adversarial_weight=0.5))} == {3e-5}
+    assert head_learning_rate(TrainConfig(adversarial_lr=1e-3)) == {}  # no adversary, nothing to map

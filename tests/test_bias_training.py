@@ -66,6 +66,8 @@ TRANSLATIONS = {"sampler": "translations", "loss": "multi-positive"}
     ({"adversarial_weight": float("inf")}, "adversarial weight must be >= 0 and finite"),
     ({"adversarial_weight": float("nan")}, "adversarial weight must be >= 0 and finite"),
     ({"adversarial_weight": 0.1, "adversarial_hidden": -1}, "adversarial hidden must be >= 0"),
+    ({"adversarial_weight": 0.1, "adversarial_lr": 0.0}, r"adversarial lr must be > 0 and finite \(unset: the "),
+    ({"adversarial_weight": 0.1, "adversarial_lr": float("nan")}, "adversarial lr must be > 0 and finite"),
     ({"adversarial_weight": 0.1, "cached_loss": True}, r"cached loss \(GradCache\) is InfoNCE only"),
     ({**TRANSLATIONS, "cached_loss": True}, r"cached loss \(GradCache\) is InfoNCE only"),
     ({"adversarial_weight": "0.1"}, r"adversarial_weight: expected a number, got a string \('0.1'\)"),
@@ -102,6 +104,8 @@ def test_refused_before_anything_is_written(monkeypatch, capsys, tiny_model, sha
     assert code == 2 and "needs batches holding translations of one answer" in err
     code, err = run_cli(monkeypatch, capsys, *base, "--adversarial-weight", "-1")
     assert code == 2 and "adversarial weight must be >= 0" in err
+    code, err = run_cli(monkeypatch, capsys, *base, "--adversarial-weight", "0.5", "--adversarial-lr", "0")
+    assert code == 2 and "adversarial lr must be > 0 and finite" in err  # the flag reaches the config
     code, err = run_cli(monkeypatch, capsys, *base, "--sampler", "translations", "--loss", "multi-positive",
                         "--k", "12", "--batch-size", "24")
     assert code == 2 and "at least 12 languages" in err  # XQuAD-R has 11

@@ -88,6 +88,9 @@ AdversarialWeight = Annotated[Optional[float], typer.Option("--adversarial-weigh
                               "saved model has no classifier.")]
 AdversarialHidden = Annotated[Optional[int], typer.Option("--adversarial-hidden", help="The classifier's "
                               "hidden layer (default 256; 0: linear).")]
+AdversarialLr = Annotated[Optional[float], typer.Option("--adversarial-lr", help="The classifier's own "
+                          "learning rate (default: the encoder's --lr). A fresh head at a fine-tuning rate such as "
+                          "3e-5 can stay at chance, and then the reversal does nothing; e.g. 1e-3.")]
 
 
 @app.command("train")
@@ -129,6 +132,7 @@ def train_cmd(
     multi_positive_form: MultiPositiveForm = None,
     adversarial_weight: AdversarialWeight = None,
     adversarial_hidden: AdversarialHidden = None,
+    adversarial_lr: AdversarialLr = None,
     freeze_embeddings: Annotated[Optional[bool], typer.Option("--freeze-embeddings/--train-embeddings",
                                  help="Freeze word embeddings (faster on CPU).")] = None,
     grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,

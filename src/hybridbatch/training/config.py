@@ -56,6 +56,9 @@ class TrainConfig:
     multi_positive_form: str = "mean"  # "mean" (SupCon's L_out) or "sum" (L_in): training/multi_positive_loss.py
     adversarial_weight: float = 0.0  # > 0: a language classifier behind gradient reversal (training/adversarial.py)
     adversarial_hidden: int = 256  # the classifier's hidden layer (0: linear)
+    # the classifier's own learning rate (None: the encoder's). At the encoder's 3e-5 a fresh head stayed at chance for
+    # 100 steps, so the reversal carried no language signal (docs/RESULTS.md section 9, bias-targeted training)
+    adversarial_lr: float | None = None
     freeze_embeddings: bool = False
     seed: int = 42
     val_fraction: float = 0.05
@@ -198,6 +201,8 @@ class TrainConfig:
              f"adversarial weight must be >= 0 and finite (0: off), got {self.adversarial_weight}"),
             (self.adversarial_hidden >= 0, f"adversarial hidden must be >= 0 (0: linear), got "
                                            f"{self.adversarial_hidden}"),
+            (self.adversarial_lr is None or (_finite(self.adversarial_lr) and self.adversarial_lr > 0),
+             f"adversarial lr must be > 0 and finite (unset: the encoder's), got {self.adversarial_lr}"),
             (not self.cached_loss or (self.loss == "infonce" and not self.adversarial_weight),
              "cached loss (GradCache) is InfoNCE only: not with loss 'multi-positive' or an adversarial weight"),
         ]

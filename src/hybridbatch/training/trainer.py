@@ -72,6 +72,19 @@ def check_sampler(config: TrainConfig, data: RunData, world: int) -> None:
                                    seed=config.seed)
 
 
+# LanguageAdversarialLoss.classifier as the trainer names it: the optimizer's parameters are the loss's named_parameters()
+HEAD_PARAMETERS = r"^classifier\."
+
+
+def head_learning_rate(config: TrainConfig) -> dict[str, Any]:
+    """The adversary's classifier on a learning rate of its own (`adversarial_lr`), through sentence-transformers'
+    `learning_rate_mapping`: a fresh head at the encoder's small rate never leaves chance, and then the reversed
+    gradient carries nothing."""
+    if config.adversarial_weight > 0 and config.adversarial_lr is not None:
+        return {"learning_rate_mapping": {HEAD_PARAMETERS: config.adversarial_lr}}
+    return {}
+
+
 def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: int, selection: Selection,
                        place: Placement) -> Any:
     """The `SentenceTransformerTrainingArguments` of a run (the one place device / precision settings belong)."""
@@ -87,6 +100,7 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: in
         per_device_eval_batch_size=selection.eval_batch_size or config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr,
+        **head_learning_rate(config),
         weight_decay=config.weight_decay,
         warmup_steps=int(round(config.warmup_ratio * max_steps)),
         max_grad_norm=config.max_grad_norm,
