@@ -92,6 +92,11 @@ AdversarialLr = Annotated[Optional[float], typer.Option("--adversarial-lr", help
                           "learning rate (default: the encoder's --lr). A fresh head at a fine-tuning rate such as "
                           "3e-5 can stay at chance, and then the reversal does nothing; e.g. 1e-3.")]
 
+# checkpoint-selection options, at module level for the same reason
+ValFraction = Annotated[Optional[float], typer.Option(help="Share of train ids held out to choose the checkpoint "
+                        "(default 0.05; 0 disables: the last step is kept).")]
+EvalBatches = Annotated[Optional[int], typer.Option(help="--select loss: validation batch groups (default 4).")]
+
 
 @app.command("train")
 def train_cmd(
@@ -136,14 +141,12 @@ def train_cmd(
     freeze_embeddings: Annotated[Optional[bool], typer.Option("--freeze-embeddings/--train-embeddings",
                                  help="Freeze word embeddings (faster on CPU).")] = None,
     grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
-    val_fraction: Annotated[Optional[float], typer.Option(help="Share of train ids held out to choose the "
-                            "checkpoint (default 0.05; 0 disables: the last step is kept).")] = None,
+    val_fraction: ValFraction = None,
     select: Annotated[Optional[str], typer.Option("--select", help="Checkpoint rule, the same for every sampler: "
                       "'lareqa' (Multi mAP of the held-out ids, default) or 'loss' (loss on fixed validation "
                       "batches of the random sampler).")] = None,
     eval_steps: Annotated[Optional[int], typer.Option(help="Validate every N steps (default max_steps/10).")] = None,
-    eval_batches: Annotated[Optional[int], typer.Option(help="--select loss: validation batch groups (default "
-                            "4).")] = None,
+    eval_batches: EvalBatches = None,
     patience: Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
                         "(default 3; 0 never).")] = None,
     save_steps: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps (default: eval steps).")] = None,
