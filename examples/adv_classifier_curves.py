@@ -19,7 +19,7 @@ def main(roots: list[str]) -> None:
            "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "cells": {}}
     for root in roots:
-        for path in sorted(glob.glob(f"{root}/cells/*-adv-seed*/model/train.json")):
+        for path in sorted(glob.glob(f"{root}/cells/*-adv*-seed*/model/train.json")):
             train = json.loads(Path(path).read_text(encoding="utf-8"))
             lang = train["loss_curve"]["language"]
             out["cells"][path.split("/model/")[0]] = {

@@ -267,19 +267,24 @@ def test_zero_shot_preset_trains_on_disjoint_sources_only():
 
 def test_the_bias_targeted_cells_reach_the_training_config():
     """Issue 21's cells: multipos = the multi-positive loss over translation slots of MULTIPOS_K languages (the
-    translations sampler's option), adv = InfoNCE plus the language adversary at ADVERSARIAL_WEIGHT; the other
-    variants keep InfoNCE without an adversary. A multipos cell over a sampler without translation slots is
-    refused by the training config, as the CLI refuses it."""
+    translations sampler's option), adv = InfoNCE plus the language adversary at ADVERSARIAL_WEIGHT (adv-head: its
+    classifier on ADVERSARIAL_HEAD_LR); the other variants keep InfoNCE without an adversary. A multipos cell over a
+    sampler without translation slots is refused by the training config, as the CLI refuses it."""
     from hybridbatch.experiments.cells import _train_config
-    from hybridbatch.experiments.presets import ADVERSARIAL_WEIGHT, MULTIPOS_K
+    from hybridbatch.experiments.presets import ADVERSARIAL_HEAD_LR, ADVERSARIAL_WEIGHT, MULTIPOS_K
 
     zs = PRESETS["zero-shot"]
     mp = _train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))
     assert (mp.sampler, mp.loss, mp.k, mp.adversarial_weight) == ("translations", "multi-positive", MULTIPOS_K, 0.0)
     mp.validate()
     adv = _train_config(Cell("xy", None, "adv"), zs, None, Path("unused"))
-    assert (adv.loss, adv.adversarial_weight) == ("infonce", ADVERSARIAL_WEIGHT) and ADVERSARIAL_WEIGHT > 0
+    assert (adv.loss, adv.adversarial_weight, adv.adversarial_lr) == ("infonce", ADVERSARIAL_WEIGHT, None)
+    assert ADVERSARIAL_WEIGHT > 0
     adv.validate()
+    head = _train_config(Cell("hybrid", 0.5, "adv-head"), zs, None, Path("unused"))
+    assert (head.adversarial_weight, head.adversarial_lr) == (ADVERSARIAL_WEIGHT, ADVERSARIAL_HEAD_LR)
+    assert ADVERSARIAL_HEAD_LR > zs.lr  # the point of the variant: the classifier learns faster than the encoder
+    head.validate()
     plain = _train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
     assert (plain.loss, plain.adversarial_weight) == ("infonce", 0.0)
     with pytest.raises(UsageError, match="multi-positive"):

@@ -21,7 +21,8 @@ from hybridbatch.evaluation.beir import evaluate_beir
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, drop_exports, resolve_encoder
 from hybridbatch.evaluation.shift import run_shift, summary_row
-from hybridbatch.experiments.presets import ADVERSARIAL_WEIGHT, BASE, MULTIPOS_K, RESULT_FIELDS, Cell, Preset
+from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_WEIGHT, BASE, MULTIPOS_K, RESULT_FIELDS,
+                                            Cell, Preset)
 from hybridbatch.experiments.training import train
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import provenance, write_json
@@ -44,7 +45,8 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
         resume=(out / "train_config.json").exists(), progress=True, device=preset.device,
         precision=preset.precision, loss="multi-positive" if cell.loss == "multipos" else "infonce",
         k=MULTIPOS_K if cell.loss == "multipos" else 2,
-        adversarial_weight=ADVERSARIAL_WEIGHT if cell.loss == "adv" else 0.0,
+        adversarial_weight=ADVERSARIAL_WEIGHT if cell.loss.startswith("adv") else 0.0,
+        adversarial_lr=ADVERSARIAL_HEAD_LR if cell.loss == "adv-head" else None,
     )
 
 
