@@ -80,6 +80,8 @@ results-losses: results-samplers
 ZS = $(BIN)/hybridbatch sweep --preset zero-shot --data-dir $(DATA) --out results/zero-shot
 BIAS_CELLS = --samplers translations --alphas 0,0.5 --losses multipos
 ADV_CELLS = --samplers hybrid,xy --alphas 0.5 --losses adv
+# The adversary whose classifier learns (its own learning rate: presets.ADVERSARIAL_HEAD_LR), zero-shot only so far.
+ADV_HEAD_CELLS = --samplers hybrid,xy --alphas 0.5 --losses adv-head
 # JOBS seeds at once, each process on CORES / JOBS torch threads. On the 2-core machine two one-thread cells ran
 # side by side in 21 min each (hybrid seed 2: 1275 s), where one two-thread cell alone took 17 min (hybrid + hardneg-q
 # seed 0: 998 s, a slightly heavier cell): about 1.6x the cells per hour, as batch-32, 48-token steps of a small model
@@ -108,14 +110,18 @@ zero-shot-base: $(STAMP)
 zero-shot-seed-%: zero-shot-base
 	$(ZS) --name seed$* --samplers en,bilingual --alphas 0.5 --seeds $*
 	$(call seed_cells,$(ZS),$*)
+	$(ZS) --name seed$* $(ADV_HEAD_CELLS) --seeds $*
 
 ZS_BASELINES = base,xx-plain,xy-plain,en-plain,bilingual-a0.5-plain
 BIAS_GROUPS = translations-a0.5-multipos,translations-a0-multipos,hybrid-a0.5-adv,xy-adv
+ADV_HEAD_GROUPS = hybrid-a0.5-adv-head,xy-adv-head
 report-zero-shot: $(STAMP)
 	$(BIN)/hybridbatch experiment report --out results/zero-shot --reference hybrid-a0.5-plain,hybrid-a0.5-hardneg-q,\
 	bilingual-a0.5-plain --against $(ZS_BASELINES),hybrid-a0.5-plain
 	$(BIN)/hybridbatch experiment report --out results/zero-shot --name bias --reference $(BIAS_GROUPS) \
 	  --against hybrid-a0.5-plain,xy-plain,xx-plain,bilingual-a0.5-plain,hybrid-a0.5-hardneg-q
+	$(BIN)/hybridbatch experiment report --out results/zero-shot --name adv-head --reference $(ADV_HEAD_GROUPS) \
+	  --against hybrid-a0.5-adv,xy-adv,hybrid-a0.5-plain,xy-plain,xx-plain
 
 # Base + LSAR zero-shot (issue 20 item 5): the language subspace from Tatoeba sentences (disjoint from XQuAD-R; one
 # file per XQuAD-R language, English from the deu-eng pairs), rank 10, evaluated on all 48 articles; both with the
