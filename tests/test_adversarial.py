@@ -53,6 +53,7 @@ def test_encoder_gets_the_opposite_of_the_classifiers_gradient_on_a_tiny_example
     wrapper = LanguageAdversarialLoss.__new__(LanguageAdversarialLoss)  # only the term, no model needed
     nn.Module.__init__(wrapper)
     wrapper.classifier, wrapper.weight, wrapper.reversal, wrapper.label_columns = clf, 0.3, 1.0, (1,)
+    wrapper.memory = 0
     adv_e = e.clone().requires_grad_(True)
     wrapper.adversarial_term([adv_e], torch.stack([y, y], dim=1)).backward()
     adv_clf = [p.grad.clone() for p in clf.parameters()]
@@ -63,6 +64,72 @@ def test_encoder_gets_the_opposite_of_the_classifiers_gradient_on_a_tiny_example
     torch.testing.assert_close(adv_e.grad, -plain_e.grad)  # the encoder ascends the cross-entropy
     for a, p in zip(adv_clf, clf.parameters(), strict=True):
         torch.testing.assert_close(a, p.grad)  # the classifier descends it, unchanged
+
+
+def test_the_memory_trains_the_classifier_alone_on_the_last_embeddings():
+    """With `memory`, the classifier descends its cross-entropy over the batch and the remembered (detached)
+    embeddings of earlier batches, every row weighing the same; the encoder's gradient is exactly the memory-less
+    one, and the memory keeps exactly the last rows."""
+    torch.manual_seed(0)
+    clf = language_classifier(4, 3, hidden=5, dropout=0.0)
+    wrapper = LanguageAdversarialLoss.__new__(LanguageAdversarialLoss)
+    nn.Module.__init__(wrapper)
+    wrapper.classifier, wrapper.weight, wrapper.reversal, wrapper.label_columns = clf, 0.3, 1.0, (1,)
+    wrapper.memory, wrapper._memory = 5, None
+    first, second = torch.randn(4, 4), torch.randn(3, 4)
+    y1, y2 = torch.tensor([0, 0, 1, 1]), torch.tensor([2, 2, 2])
+    wrapper.adversarial_term([first.clone().requires_grad_(True)], torch.stack([y1, y1], dim=1))
+    assert "memory_ce" not in wrapper.last  # nothing remembered before the first batch
+    remembered_x, remembered_y = first[-5:], y1[-5:]
+    clf.zero_grad()
+    e = second.clone().requires_grad_(True)
+    wrapper.adversarial_term([e], torch.stack([y2, y2], dim=1)).backward()
+    clf_grads = [p.grad.clone() for p in clf.parameters()]
+    clf.zero_grad()
+    plain_e = second.clone().requires_grad_(True)
+    (0.3 * F.cross_entropy(clf(plain_e), y2)).backward()
+    torch.testing.assert_close(e.grad, -plain_e.grad)  # the encoder's gradient: the memory-less one
+    clf.zero_grad()
+    (0.3 * F.cross_entropy(clf(torch.cat([second, remembered_x])), torch.cat([y2, remembered_y]))).backward()
+    for a, p in zip(clf_grads, clf.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad)  # the classifier's: every row, batch and memory, weighing the same
+    assert wrapper.last["memory_ce"] == pytest.approx(F.cross_entropy(clf(remembered_x), remembered_y).item())
+    # 4 + 3 rows seen, 5 kept: the last two of the first batch, then the second batch
+    assert torch.equal(wrapper._memory[0], torch.cat([first, second])[-5:])
+    assert torch.equal(wrapper._memory[1], torch.tensor([1, 1, 2, 2, 2]))
+    assert not wrapper._memory[0].requires_grad
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("embedded-model")  # one worker loads the 0.5 GB model, not both
+def test_on_one_language_batches_only_the_memory_lets_the_classifier_learn_the_languages(embedded_model, xquad):
+    """X-X batches hold one language: a classifier trained on the latest batch alone learns that language as a
+    prior and misses the others (what the adv cells' logs showed: accuracy 0 on most batches); with the memory it
+    learns to tell them apart. The embedded model's embeddings of real XQuAD-R questions in all 11 languages,
+    batches of one language in random order, the adv-head rate 1e-2; scored on held-out questions of every
+    language (chance: 1/11)."""
+    model = SentenceTransformer(str(embedded_model), device="cpu")
+    langs = xquad.languages
+    emb = {lang: torch.tensor(model.encode([q.text for q in xquad.questions[lang]][:120], normalize_embeddings=True))
+           for lang in langs}
+    held_x = torch.cat([emb[lang][96:] for lang in langs])
+    held_y = torch.cat([torch.full((len(emb[lang]) - 96,), i) for i, lang in enumerate(langs)])
+    accuracy = {}
+    for memory in (0, 2048):
+        torch.manual_seed(0)
+        order = torch.randint(len(langs), (160,), generator=torch.Generator().manual_seed(0))
+        loss = LanguageAdversarialLoss(model, MultipleNegativesRankingLoss(model), langs, weight=1.0,
+                                       memory=memory, label_columns=(1,))
+        opt = torch.optim.Adam(loss.classifier.parameters(), lr=1e-2)
+        for i in order.tolist():
+            rows = emb[langs[i]][torch.randperm(96)[:32]]
+            opt.zero_grad()
+            loss.adversarial_term([rows.clone().requires_grad_(True)], torch.full((len(rows), 2), i)).backward()
+            opt.step()
+        loss.classifier.eval()
+        with torch.no_grad():
+            accuracy[memory] = (loss.classifier(held_x).argmax(1) == held_y).float().mean().item()
+    assert accuracy[0] < 0.2 and accuracy[2048] > 0.8, accuracy  # chance 0.09
 
 
 def test_encoder_parameters_get_the_reversed_gradient(tiny_model):

@@ -19,7 +19,7 @@ from hybridbatch.data.records import PairSet
 from hybridbatch.errors import UsageError
 from hybridbatch.experiments.training import train
 from hybridbatch.sampling.dataset import pair_dataset
-from hybridbatch.training.adversarial import LanguageAdversarialLoss
+from hybridbatch.training.adversarial import MEMORY_KEYS, LanguageAdversarialLoss
 from hybridbatch.training.config import TrainConfig
 from hybridbatch.training.hf import HEAD_FILE
 from hybridbatch.training.inputs import RunData, add_row_labels
@@ -68,6 +68,8 @@ TRANSLATIONS = {"sampler": "translations", "loss": "multi-positive"}
     ({"adversarial_weight": 0.1, "adversarial_hidden": -1}, "adversarial hidden must be >= 0"),
     ({"adversarial_weight": 0.1, "adversarial_lr": 0.0}, r"adversarial lr must be > 0 and finite \(unset: the "),
     ({"adversarial_weight": 0.1, "adversarial_lr": float("nan")}, "adversarial lr must be > 0 and finite"),
+    ({"adversarial_weight": 0.1, "adversarial_memory": -1}, r"adversarial memory must be >= 0 \(0: off\), got -1"),
+    ({"adversarial_memory": 1.5}, r"adversarial_memory: expected an integer, got a number \(1.5\)"),
     ({"adversarial_weight": 0.1, "cached_loss": True}, r"cached loss \(GradCache\) is InfoNCE only"),
     ({**TRANSLATIONS, "cached_loss": True}, r"cached loss \(GradCache\) is InfoNCE only"),
     ({"adversarial_weight": "0.1"}, r"adversarial_weight: expected a number, got a string \('0.1'\)"),
@@ -106,6 +108,8 @@ def test_refused_before_anything_is_written(monkeypatch, capsys, tiny_model, sha
     assert code == 2 and "adversarial weight must be >= 0" in err
     code, err = run_cli(monkeypatch, capsys, *base, "--adversarial-weight", "0.5", "--adversarial-lr", "0")
     assert code == 2 and "adversarial lr must be > 0 and finite" in err  # the flag reaches the config
+    code, err = run_cli(monkeypatch, capsys, *base, "--adversarial-weight", "0.5", "--adversarial-memory", "-5")
+    assert code == 2 and "adversarial memory must be >= 0" in err
     code, err = run_cli(monkeypatch, capsys, *base, "--sampler", "translations", "--loss", "multi-positive",
                         "--k", "12", "--batch-size", "24")
     assert code == 2 and "at least 12 languages" in err  # XQuAD-R has 11
@@ -202,26 +206,35 @@ def test_translation_batches_with_the_multi_positive_loss(monkeypatch, capsys, t
 
 
 @pytest.mark.slow
-def test_adversarial_run_and_a_resume_that_restores_the_classifier(monkeypatch, tiny_model, shared_data, tmp_path):
+@pytest.mark.parametrize("memory", [0, 40])
+def test_adversarial_run_and_a_resume_that_restores_the_classifier(monkeypatch, tiny_model, shared_data, tmp_path,
+                                                                   memory):
     """adversarial_weight > 0 trains the classifier jointly; it goes beside each checkpoint (adversary.pt), never
-    into the model; resuming from checkpoint-2 loads exactly the head saved there, and the resumed run reaches the
-    uninterrupted run's checkpoint-4 (model and head)."""
+    into the model, with its memory when it has one; resuming from checkpoint-2 loads exactly the head saved there,
+    and the resumed run reaches the uninterrupted run's checkpoint-4 (model and head)."""
     full = tmp_path / "full"
     cfg = small_config(tiny_model, shared_data, full, adversarial_weight=0.5, adversarial_hidden=16,
-                       keep_checkpoints=True, save_steps=2, hard_negatives=True, val_fraction=0.0)
+                       keep_checkpoints=True, save_steps=2, hard_negatives=True, val_fraction=0.0,
+                       adversarial_memory=memory)
     train(cfg)
     j = json.loads((full / "train.json").read_text())
     assert j["loss"]["type"] == "LanguageAdversarialLoss" and j["loss"]["config"]["languages"] == XQ_LANGS
     assert j["loss"]["config"]["weight"] == 0.5 and j["loss"]["config"]["loss"] == "MultipleNegativesRankingLoss"
     lang = j["loss_curve"]["language"]
     assert lang and all(v["language_ce"] > 0 and 0 <= v["language_acc"] <= 1 for v in lang)
+    assert all(("memory_ce" in v) == bool(memory) for v in lang[1:])  # from the second batch on, with a memory
+    assert j["loss"]["config"]["memory"] == memory
     assert set(j["mix"]["kinds"]) <= {"xx", "xy"}
     saved = tensors(full)
     assert saved and set(saved) == set(tensors(tiny_model))  # the model's tensors, no classifier
     heads = {s: torch.load(full / "checkpoints" / f"checkpoint-{s}" / HEAD_FILE, weights_only=True) for s in (2, 4)}
-    assert set(heads[2]) == {"1.weight", "1.bias", "3.weight", "3.bias"}  # dropout, linear, relu, linear
+    assert set(heads[2]) - set(MEMORY_KEYS) == {"1.weight", "1.bias", "3.weight", "3.bias"}  # dropout, linear, ...
+    if memory:  # the last `memory` embeddings and their languages, capped
+        assert heads[4][MEMORY_KEYS[0]].shape == (memory, 32) and heads[4][MEMORY_KEYS[1]].shape == (memory,)
+    else:
+        assert not set(MEMORY_KEYS) & set(heads[2])
     assert heads[2]["3.weight"].shape == (len(XQ_LANGS), 16)
-    assert not any(torch.equal(heads[2][k], heads[4][k]) for k in heads[2])  # trained between the checkpoints
+    assert not any(torch.equal(heads[2][k], heads[4][k]) for k in heads[2] if k not in MEMORY_KEYS)  # trained
     for s in (2, 4):
         assert not {tuple(v.shape) for v in heads[s].values()} & {tuple(v.shape) for v in tensors(
             full / "checkpoints" / f"checkpoint-{s}").values()}

@@ -268,10 +268,12 @@ def test_zero_shot_preset_trains_on_disjoint_sources_only():
 def test_the_bias_targeted_cells_reach_the_training_config():
     """Issue 21's cells: multipos = the multi-positive loss over translation slots of MULTIPOS_K languages (the
     translations sampler's option), adv = InfoNCE plus the language adversary at ADVERSARIAL_WEIGHT (adv-head: its
-    classifier on ADVERSARIAL_HEAD_LR); the other variants keep InfoNCE without an adversary. A multipos cell over a
-    sampler without translation slots is refused by the training config, as the CLI refuses it."""
+    classifier on ADVERSARIAL_HEAD_LR; adv-mem: also a memory of earlier batches); the other variants keep InfoNCE
+    without an adversary. A multipos cell over a sampler without translation slots is refused by the training
+    config, as the CLI refuses it."""
     from hybridbatch.experiments.cells import _train_config
-    from hybridbatch.experiments.presets import ADVERSARIAL_HEAD_LR, ADVERSARIAL_WEIGHT, MULTIPOS_K
+    from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT,
+                                                MULTIPOS_K)
 
     zs = PRESETS["zero-shot"]
     mp = _train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))
@@ -284,7 +286,12 @@ def test_the_bias_targeted_cells_reach_the_training_config():
     head = _train_config(Cell("hybrid", 0.5, "adv-head"), zs, None, Path("unused"))
     assert (head.adversarial_weight, head.adversarial_lr) == (ADVERSARIAL_WEIGHT, ADVERSARIAL_HEAD_LR)
     assert ADVERSARIAL_HEAD_LR > zs.lr  # the point of the variant: the classifier learns faster than the encoder
+    assert head.adversarial_memory == 0 == adv.adversarial_memory
     head.validate()
+    mem = _train_config(Cell("xy", None, "adv-mem"), zs, None, Path("unused"))
+    assert (mem.adversarial_weight, mem.adversarial_lr, mem.adversarial_memory) == (
+        ADVERSARIAL_WEIGHT, ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY) and ADVERSARIAL_MEMORY > 0
+    mem.validate()
     plain = _train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
     assert (plain.loss, plain.adversarial_weight) == ("infonce", 0.0)
     with pytest.raises(UsageError, match="multi-positive"):

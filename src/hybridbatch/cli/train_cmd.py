@@ -90,7 +90,11 @@ AdversarialHidden = Annotated[Optional[int], typer.Option("--adversarial-hidden"
                               "hidden layer (default 256; 0: linear).")]
 AdversarialLr = Annotated[Optional[float], typer.Option("--adversarial-lr", help="The classifier's own "
                           "learning rate (default: the encoder's --lr). A fresh head at a fine-tuning rate such as "
-                          "3e-5 can stay at chance, and then the reversal does nothing; e.g. 1e-3.")]
+                          "3e-5 can stay at chance, and then the reversal does nothing; e.g. 1e-2.")]
+AdversarialMemory = Annotated[Optional[int], typer.Option("--adversarial-memory", help="Embeddings of earlier "
+                              "batches the classifier also learns from (default 0: none). X-X and X-Y batches "
+                              "hold one or two languages, so without it the classifier learns only the latest "
+                              "batch's language; e.g. 4096.")]
 
 # checkpoint-selection options, at module level for the same reason
 ValFraction = Annotated[Optional[float], typer.Option(help="Share of train ids held out to choose the checkpoint "
@@ -138,6 +142,7 @@ def train_cmd(
     adversarial_weight: AdversarialWeight = None,
     adversarial_hidden: AdversarialHidden = None,
     adversarial_lr: AdversarialLr = None,
+    adversarial_memory: AdversarialMemory = None,
     freeze_embeddings: Annotated[Optional[bool], typer.Option("--freeze-embeddings/--train-embeddings",
                                  help="Freeze word embeddings (faster on CPU).")] = None,
     grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,

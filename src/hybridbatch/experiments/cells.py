@@ -21,8 +21,8 @@ from hybridbatch.evaluation.beir import evaluate_beir
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, drop_exports, resolve_encoder
 from hybridbatch.evaluation.shift import run_shift, summary_row
-from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_WEIGHT, BASE, MULTIPOS_K, RESULT_FIELDS,
-                                            Cell, Preset)
+from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT, BASE,
+                                            MULTIPOS_K, RESULT_FIELDS, Cell, Preset)
 from hybridbatch.experiments.training import train
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import provenance, write_json
@@ -46,7 +46,8 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
         precision=preset.precision, loss="multi-positive" if cell.loss == "multipos" else "infonce",
         k=MULTIPOS_K if cell.loss == "multipos" else 2,
         adversarial_weight=ADVERSARIAL_WEIGHT if cell.loss.startswith("adv") else 0.0,
-        adversarial_lr=ADVERSARIAL_HEAD_LR if cell.loss == "adv-head" else None,
+        adversarial_lr=ADVERSARIAL_HEAD_LR if cell.loss in ("adv-head", "adv-mem") else None,
+        adversarial_memory=ADVERSARIAL_MEMORY if cell.loss == "adv-mem" else 0,
     )
 
 

@@ -21,14 +21,19 @@ from hybridbatch.device import check_device, check_precision
 # The bias-targeted methods (issue 21): multipos, every translation of the answer in the batch a positive
 # (MultiPositiveRankingLoss; with the translations sampler, MULTIPOS_K translations per slot); adv, plain InfoNCE plus
 # a language classifier behind gradient reversal at ADVERSARIAL_WEIGHT (LanguageAdversarialLoss; any sampler), its
-# classifier on the encoder's learning rate; adv-head, the same with the classifier on ADVERSARIAL_HEAD_LR.
-LOSSES = ("plain", "symmetric", "hardneg", "hardneg-q", "multipos", "adv", "adv-head")
+# classifier on the encoder's learning rate; adv-head, the same with the classifier on ADVERSARIAL_HEAD_LR; adv-mem,
+# adv-head whose classifier also learns from the last ADVERSARIAL_MEMORY embeddings of earlier batches.
+LOSSES = ("plain", "symmetric", "hardneg", "hardneg-q", "multipos", "adv", "adv-head", "adv-mem")
 MULTIPOS_K = 4  # XLingHealth has 4 languages: a slot holds every one of them
 ADVERSARIAL_WEIGHT = 0.5  # one untuned value (the GRL term against InfoNCE at scale 20); see docs/RESULTS.md
 # At the encoder's 3e-5 the classifier stays at chance for all 100 steps (results/adv-classifier.json): the adv cells
 # trained against no adversary. On the base model's frozen embeddings a fresh head needs ~1e-2 to learn the language
 # within 100 linearly decayed steps (examples/adv_head_probe.py -> results/adv-head-probe.json).
 ADVERSARIAL_HEAD_LR = 1e-2
+# In training the adv-head classifier still sat at chance: each batch holds one (X-X) or two (X-Y) languages, so it
+# learned the latest batch's language and missed the next (results/adv-classifier.json). A memory of ~40 batches
+# (96 embeddings each) holds every training language.
+ADVERSARIAL_MEMORY = 4096
 BASE = "base"  # the zero-shot cell: no training
 
 

@@ -59,6 +59,9 @@ class TrainConfig:
     # the classifier's own learning rate (None: the encoder's). At the encoder's 3e-5 a fresh head stayed at chance for
     # 100 steps, so the reversal carried no language signal (docs/RESULTS.md section 9, bias-targeted training)
     adversarial_lr: float | None = None
+    # embeddings of earlier batches the classifier also learns from (0: none). X-X and X-Y batches hold one or two
+    # languages, so without it the classifier only learns the latest batch's language (training/adversarial.py)
+    adversarial_memory: int = 0
     freeze_embeddings: bool = False
     seed: int = 42
     val_fraction: float = 0.05
@@ -203,6 +206,7 @@ class TrainConfig:
                                            f"{self.adversarial_hidden}"),
             (self.adversarial_lr is None or (_finite(self.adversarial_lr) and self.adversarial_lr > 0),
              f"adversarial lr must be > 0 and finite (unset: the encoder's), got {self.adversarial_lr}"),
+            (self.adversarial_memory >= 0, f"adversarial memory must be >= 0 (0: off), got {self.adversarial_memory}"),
             (not self.cached_loss or (self.loss == "infonce" and not self.adversarial_weight),
              "cached loss (GradCache) is InfoNCE only: not with loss 'multi-positive' or an adversarial weight"),
         ]

@@ -50,7 +50,7 @@ def make_loss(model: Any, config: TrainConfig, world_size: int = 1, languages: S
                          f"{list(languages)}")
     negative = QUERY_LANG_LABEL if config.hard_negative_lang == "query" else PASSAGE_LANG_LABEL
     return LanguageAdversarialLoss(model, loss, list(languages), weight=config.adversarial_weight,
-                                   hidden=config.adversarial_hidden,
+                                   hidden=config.adversarial_hidden, memory=config.adversarial_memory,
                                    label_columns=(QUERY_LANG_LABEL, PASSAGE_LANG_LABEL, negative))
 
 

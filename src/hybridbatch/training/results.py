@@ -38,13 +38,14 @@ def realised_coverage(sampler: Any, micro_batches: int) -> list[dict[str, Any]]:
 
 def loss_curve(history: list[dict[str, Any]], metric: str | None) -> dict[str, list[dict[str, Any]]]:
     """The training loss and the checkpoint rule's metric over the steps, from the trainer's log history; with a
-    language-adversarial loss also its classifier's cross-entropy and accuracy (on the latest batch at each log)."""
+    language-adversarial loss also its classifier's cross-entropy and accuracy (on the latest batch at each log, and
+    with its memory on, on the earlier batches it remembers: `memory_ce`, `memory_acc`)."""
     curves = {
         "train": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
         "val": [{"step": h["step"], "metric": metric, "value": h[metric]} for h in history if metric and metric in h],
     }
-    language = [{"step": h["step"], "language_ce": h["language_ce"], "language_acc": h["language_acc"]}
-                for h in history if "language_ce" in h]
+    keys = ("language_ce", "language_acc", "memory_ce", "memory_acc")
+    language = [{"step": h["step"], **{k: h[k] for k in keys if k in h}} for h in history if "language_ce" in h]
     return {**curves, "language": language} if language else curves
 
 
