@@ -22,15 +22,18 @@ def main(roots: list[str]) -> None:
         for path in sorted(glob.glob(f"{root}/cells/*-adv*-seed*/model/train.json")):
             train = json.loads(Path(path).read_text(encoding="utf-8"))
             lang = train["loss_curve"]["language"]
+            # language_*: the latest batch, scored before the step; memory_*: the earlier batches the classifier
+            # remembers (adv-mem only), i.e. does it know every language, not just the current one?
             out["cells"][path.split("/model/")[0]] = {
                 "seed": train.get("seed"), "loss": train.get("loss"), "steps": [h["step"] for h in lang],
-                "language_ce": [round(h["language_ce"], 4) for h in lang],
-                "language_acc": [round(h["language_acc"], 4) for h in lang]}
+                **{k: [round(h[k], 4) if k in h else None for h in lang]
+                   for k in ("language_ce", "language_acc", "memory_ce", "memory_acc") if any(k in h for h in lang)}}
     OUT.write_text(json.dumps(out, indent=1), encoding="utf-8")
     for key, cell in out["cells"].items():
         acc = cell["language_acc"]
+        mem = [a for a in cell.get("memory_acc", []) if a is not None]
         print(f"{key}: ce first {cell['language_ce'][0]:.3f} last {cell['language_ce'][-1]:.3f}; "
-              f"mean acc {sum(acc) / len(acc):.3f}")
+              f"mean acc {sum(acc) / len(acc):.3f}" + (f"; memory acc last {mem[-1]:.3f}" if mem else ""))
 
 
 if __name__ == "__main__":
