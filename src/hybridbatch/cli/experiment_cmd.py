@@ -56,10 +56,9 @@ def sweep(
     losses: Annotated[str, typer.Option(help="Comma-separated loss variants: plain, symmetric, hardneg (one hard "
                                         "negative in the passage language), hardneg-q (in the query language), "
                                         "multipos (every translation of the answer in the batch is a positive; "
-                                        "pair it with --samplers translations), adv (plain plus a language "
-                                        "classifier behind gradient reversal, on the encoder's learning rate), "
-                                        "adv-head (the same, the classifier on its own learning rate, 1e-2), "
-                                        "adv-mem (adv-head, the classifier also learning from earlier batches).")]
+                                        "with --samplers translations), adv (plain + a language classifier "
+                                        "behind gradient reversal), adv-head (its classifier at lr 1e-2), adv-mem "
+                                        "(adv-head + a memory of earlier batches).")]
     = "plain",
     scales: Annotated[str, typer.Option(help="Comma-separated loss scales (1 / temperature).")] = "20",
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the preset's).")] = None,
