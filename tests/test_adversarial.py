@@ -37,6 +37,15 @@ def batch(model: SentenceTransformer):
     return [model.preprocess(list(t)) for t in texts], labels
 
 
+def term_only(clf: nn.Module, memory: int = 0) -> LanguageAdversarialLoss:
+    """The adversarial term alone around `clf` (weight 0.3, column 1 classified): no model needed."""
+    wrapper = LanguageAdversarialLoss.__new__(LanguageAdversarialLoss)
+    nn.Module.__init__(wrapper)
+    wrapper.classifier, wrapper.weight, wrapper.reversal, wrapper.label_columns = clf, 0.3, 1.0, (1,)
+    wrapper.memory, wrapper._memory = memory, None
+    return wrapper
+
+
 def test_gradient_reversal_layer():
     x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
     y = reverse_gradient(x, 0.5)
@@ -50,10 +59,7 @@ def test_encoder_gets_the_opposite_of_the_classifiers_gradient_on_a_tiny_example
     e = torch.randn(6, 4)
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     clf = language_classifier(4, 3, hidden=5, dropout=0.0)
-    wrapper = LanguageAdversarialLoss.__new__(LanguageAdversarialLoss)  # only the term, no model needed
-    nn.Module.__init__(wrapper)
-    wrapper.classifier, wrapper.weight, wrapper.reversal, wrapper.label_columns = clf, 0.3, 1.0, (1,)
-    wrapper.memory = 0
+    wrapper = term_only(clf)
     adv_e = e.clone().requires_grad_(True)
     wrapper.adversarial_term([adv_e], torch.stack([y, y], dim=1)).backward()
     adv_clf = [p.grad.clone() for p in clf.parameters()]
@@ -72,10 +78,7 @@ def test_the_memory_trains_the_classifier_alone_on_the_last_embeddings():
     one, and the memory keeps exactly the last rows."""
     torch.manual_seed(0)
     clf = language_classifier(4, 3, hidden=5, dropout=0.0)
-    wrapper = LanguageAdversarialLoss.__new__(LanguageAdversarialLoss)
-    nn.Module.__init__(wrapper)
-    wrapper.classifier, wrapper.weight, wrapper.reversal, wrapper.label_columns = clf, 0.3, 1.0, (1,)
-    wrapper.memory, wrapper._memory = 5, None
+    wrapper = term_only(clf, memory=5)
     first, second = torch.randn(4, 4), torch.randn(3, 4)
     y1, y2 = torch.tensor([0, 0, 1, 1]), torch.tensor([2, 2, 2])
     wrapper.adversarial_term([first.clone().requires_grad_(True)], torch.stack([y1, y1], dim=1))
