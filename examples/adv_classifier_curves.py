@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import glob
 import json
-import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
+
+from hybridbatch.provenance import provenance, write_json
 
 OUT = Path("results/adv-classifier.json")
 
 
 def main(roots: list[str]) -> None:
-    out = {"what": "language classifier cross-entropy / accuracy (latest batch at each logged step) of the adv cells",
-           "command": f"python examples/adv_classifier_curves.py {' '.join(roots)}",
-           "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
-           "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "cells": {}}
+    out = provenance(what="language classifier cross-entropy / accuracy (latest batch at each logged step) of the "
+                          "adv cells", command=f"python examples/adv_classifier_curves.py {' '.join(roots)}", cells={})
     for root in roots:
         for path in sorted(glob.glob(f"{root}/cells/*-adv*-seed*/model/train.json")):
             train = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -28,7 +26,7 @@ def main(roots: list[str]) -> None:
                 "seed": train.get("seed"), "loss": train.get("loss"), "steps": [h["step"] for h in lang],
                 **{k: [round(h[k], 4) if k in h else None for h in lang]
                    for k in ("language_ce", "language_acc", "memory_ce", "memory_acc") if any(k in h for h in lang)}}
-    OUT.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    write_json(OUT, out)
     for key, cell in out["cells"].items():
         acc = cell["language_acc"]
         mem = [a for a in cell.get("memory_acc", []) if a is not None]

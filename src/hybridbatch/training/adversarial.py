@@ -59,9 +59,11 @@ def reverse_gradient(x: Tensor, coeff: float = 1.0) -> Tensor:
     return GradientReversal.apply(x, coeff)
 
 
-def _scores(name: str, logits: Tensor, y: Tensor, ce: Tensor) -> dict[str, float]:
+def _scores(name: str, logits: Tensor, y: Tensor) -> dict[str, float]:
     """`<name>_ce` and `<name>_acc` of a classification, for the training log."""
-    return {f"{name}_ce": float(ce.detach()), f"{name}_acc": float((logits.argmax(dim=1) == y).float().mean())}
+    with torch.no_grad():
+        return {f"{name}_ce": float(F.cross_entropy(logits, y)),
+                f"{name}_acc": float((logits.argmax(dim=1) == y).float().mean())}
 
 
 def language_classifier(dim: int, n_languages: int, hidden: int = 256, dropout: float = 0.1) -> nn.Module:
@@ -124,28 +126,19 @@ class LanguageAdversarialLoss(nn.Module):
         cols = list(zip(embeddings, self.label_columns, strict=False))
         x = torch.cat([e for e, _ in cols])
         y = torch.cat([labels[:, c] for _, c in cols]).to(x.device).long()
-        if not self.memory or self._memory is None:
-            logits = self.classifier(reverse_gradient(x, self.reversal))
-            ce = F.cross_entropy(logits, y)
-            self.last = _scores("language", logits, y, ce)
-        else:
-            ce = self._with_memory(x, y)
+        # every row, batch and memory, weighs the same in the classifier's cross-entropy (so the latest batch's
+        # languages do not dominate); the reversal is scaled by (batch + memory) / batch so that the encoder's
+        # gradient is exactly the memory-less one. Without a memory this is the plain term.
+        mem_x, mem_y = self._memory if self.memory and self._memory is not None else (x[:0].detach(), y[:0])
+        n = len(x)
+        logits = self.classifier(torch.cat([reverse_gradient(x, self.reversal * ((n + len(mem_x)) / n)), mem_x]))
+        ce = F.cross_entropy(logits, torch.cat([y, mem_y]))
+        self.last = _scores("language", logits[:n], y)
+        if len(mem_x):
+            self.last.update(_scores("memory", logits[n:], mem_y))
         if self.memory:
             self._remember(x.detach(), y)
         return self.weight * ce
-
-    def _with_memory(self, x: Tensor, y: Tensor) -> Tensor:
-        """The classifier's cross-entropy over the batch and the remembered rows together, every row weighing the
-        same (so the latest batch's languages do not dominate); the reversal is scaled by (batch + memory) / batch so
-        that the encoder's gradient is exactly the memory-less one."""
-        mem_x, mem_y = self._memory
-        n = len(x)
-        logits = self.classifier(torch.cat([reverse_gradient(x, self.reversal * (n + len(mem_x)) / n), mem_x]))
-        ce = F.cross_entropy(logits, torch.cat([y, mem_y]))
-        with torch.no_grad():
-            self.last = {**_scores("language", logits[:n], y, F.cross_entropy(logits[:n], y)),
-                         **_scores("memory", logits[n:], mem_y, F.cross_entropy(logits[n:], mem_y))}
-        return ce
 
     def _remember(self, x: Tensor, y: Tensor) -> None:
         """Keep the last `memory` embeddings and their languages (oldest dropped first)."""
