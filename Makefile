@@ -9,7 +9,7 @@ DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-all test-fast bench results-small results-samplers results-losses results-zero-shot \
-	report-zero-shot results-zero-shot-lsar results-bias zero-shot-base clean
+	report-zero-shot results-zero-shot-lsar results-bias results-adv-weights zero-shot-base clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -82,7 +82,7 @@ BIAS_CELLS = --samplers translations --alphas 0,0.5 --losses multipos
 ADV_CELLS = --samplers hybrid,xy --alphas 0.5 --losses adv
 # The adversary with its classifier on its own learning rate (presets.ADVERSARIAL_HEAD_LR; seed 0 only: its classifier
 # still sat at chance, chasing each batch's one or two languages) and with a memory of earlier batches as well
-# (adv-mem, presets.ADVERSARIAL_MEMORY), zero-shot only so far.
+# (adv-mem, presets.ADVERSARIAL_MEMORY); adv-mem runs in domain too (bias-seed-%).
 ADV_HEAD_CELLS = --samplers hybrid,xy --alphas 0.5 --losses adv-mem
 # JOBS seeds at once, each process on CORES / JOBS torch threads. On the 2-core machine two one-thread cells ran
 # side by side in 21 min each (hybrid seed 2: 1275 s), where one two-thread cell alone took 17 min (hybrid + hardneg-q
@@ -125,6 +125,21 @@ report-zero-shot: $(STAMP)
 	$(BIN)/hybridbatch experiment report --out results/zero-shot --name adv-head --reference $(ADV_HEAD_GROUPS) \
 	  --against hybrid-a0.5-adv,xy-adv,hybrid-a0.5-plain,xy-plain,xx-plain
 
+# The adversary's weight (issue 21): adv-mem at the default 0.5 cut the language preference and cost 0.015 Mono
+# zero-shot; does a smaller weight keep the first at less of the second? Zero-shot, hybrid and X-Y batches, three
+# seeds (cells named ...-adv-mem-w<weight>-seed<n>), then a report against adv-mem at 0.5 and the baselines.
+ADV_WEIGHTS ?= 0.1,0.25
+comma := ,
+ADV_WEIGHT_GROUPS = $(subst $(eval) ,$(comma),$(foreach w,$(subst $(comma), ,$(ADV_WEIGHTS)),hybrid-a0.5-adv-mem-w$(w) \
+  xy-adv-mem-w$(w)))
+results-adv-weights: zero-shot-base
+	$(MAKE) -j$(JOBS) adv-weights-seed-0 adv-weights-seed-1 adv-weights-seed-2 OMP_NUM_THREADS=$(JOB_THREADS)
+	$(BIN)/hybridbatch experiment report --out results/zero-shot --name adv-weights --reference $(ADV_WEIGHT_GROUPS) \
+	  --against hybrid-a0.5-adv-mem,xy-adv-mem,hybrid-a0.5-plain,xy-plain,xx-plain
+
+adv-weights-seed-%: zero-shot-base
+	$(ZS) --name adv-weights-seed$* $(ADV_HEAD_CELLS) --adv-weights $(ADV_WEIGHTS) --seeds $*
+
 # Base + LSAR zero-shot (issue 20 item 5): the language subspace from Tatoeba sentences (disjoint from XQuAD-R; one
 # file per XQuAD-R language, English from the deu-eng pairs), rank 10, evaluated on all 48 articles; both with the
 # torch encoder (the exported runtimes take Transformer + Pooling [+ Normalize] only; the cells use openvino-bf16).
@@ -148,11 +163,12 @@ BIAS = $(BIN)/hybridbatch sweep --preset small --shift --data-dir $(DATA) --out 
 results-bias: $(STAMP)
 	$(MAKE) -j$(JOBS) bias-seed-0 bias-seed-1 bias-seed-2 \
 	  OMP_NUM_THREADS=$(JOB_THREADS)
-	$(BIN)/hybridbatch experiment report --out results/bias-in-domain --name bias --reference $(BIAS_GROUPS) \
-	  --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg-q
+	$(BIN)/hybridbatch experiment report --out results/bias-in-domain --name bias \
+	  --reference $(BIAS_GROUPS),hybrid-a0.5-adv-mem,xy-adv-mem --against hybrid-a0.5-plain,xy-plain,xx-plain,hybrid-a0.5-hardneg-q
 
 bias-seed-%: $(STAMP)
 	$(call seed_cells,$(BIAS),$*)
+	$(BIAS) --name seed$* $(ADV_HEAD_CELLS) --seeds $*
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

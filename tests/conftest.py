@@ -3,8 +3,11 @@ random BERT with the real multilingual-e5 tokenizer, for tests that need a model
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -17,6 +20,31 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "xquad-r" / "en.json").exists():
         pytest.fail(f"test data not found at {SHARED_DATA}; set HYBRIDBATCH_TEST_DATA")
     return SHARED_DATA
+
+
+@pytest.fixture
+def main_cli(monkeypatch, capsys) -> Callable[..., tuple[int, str]]:
+    """`hybridbatch ARGS` through `cli.main` in this process: returns (exit code, stderr)."""
+    from hybridbatch.cli import base as cli
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["hybridbatch", *args])
+        with pytest.raises(SystemExit) as e:
+            cli.main()
+        return int(e.value.code or 0), capsys.readouterr().err
+    return run
+
+
+@pytest.fixture(scope="module")
+def xquad_cut(tmp_path_factory, shared_data) -> Path:
+    """A real XQuAD-R cut: 3 languages, the first 2 paragraphs of the first article."""
+    out = tmp_path_factory.mktemp("xquad-cut")
+    for lang in ("de", "en", "zh"):
+        obj = json.loads((shared_data / "xquad-r" / f"{lang}.json").read_text(encoding="utf-8"))
+        art = obj["data"][0]
+        obj["data"] = [{**art, "paragraphs": art["paragraphs"][:2]}]
+        (out / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -36,14 +36,6 @@ def small_config(tiny_model: Path, data: Path, out: Path, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    from hybridbatch.cli import base as cli
-
-    monkeypatch.setattr(sys, "argv", ["hybridbatch", *args])
-    with pytest.raises(SystemExit) as e:
-        cli.main()
-    return int(e.value.code or 0), capsys.readouterr().err
-
 
 def tensors(folder: Path) -> dict[str, torch.Tensor]:
     return {k: v for f in sorted(folder.rglob("*.safetensors")) for k, v in load_file(str(f)).items()}
@@ -95,22 +87,22 @@ def test_good_settings_pass_and_files_are_type_checked(tmp_path):
         TrainConfig.from_file(tmp_path / "bad.yaml")
 
 
-def test_refused_before_anything_is_written(monkeypatch, capsys, tiny_model, shared_data, tmp_path):
+def test_refused_before_anything_is_written(main_cli, tiny_model, shared_data, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(UsageError, match="batch size 9 must be a multiple of k = 2"):
         train(small_config(tiny_model, shared_data, out, **TRANSLATIONS, batch_size=9))
     assert not out.exists()
     base = ["train", "--model", str(tiny_model), "--data", str(shared_data / "xquad-r"), "--out", str(out),
             "--max-steps", "2", "--no-progress"]
-    code, err = run_cli(monkeypatch, capsys, *base, "--loss", "multi-positive")
+    code, err = main_cli(*base, "--loss", "multi-positive")
     assert code == 2 and "needs batches holding translations of one answer" in err
-    code, err = run_cli(monkeypatch, capsys, *base, "--adversarial-weight", "-1")
+    code, err = main_cli(*base, "--adversarial-weight", "-1")
     assert code == 2 and "adversarial weight must be >= 0" in err
-    code, err = run_cli(monkeypatch, capsys, *base, "--adversarial-weight", "0.5", "--adversarial-lr", "0")
+    code, err = main_cli(*base, "--adversarial-weight", "0.5", "--adversarial-lr", "0")
     assert code == 2 and "adversarial lr must be > 0 and finite" in err  # the flag reaches the config
-    code, err = run_cli(monkeypatch, capsys, *base, "--adversarial-weight", "0.5", "--adversarial-memory", "-5")
+    code, err = main_cli(*base, "--adversarial-weight", "0.5", "--adversarial-memory", "-5")
     assert code == 2 and "adversarial memory must be >= 0" in err
-    code, err = run_cli(monkeypatch, capsys, *base, "--sampler", "translations", "--loss", "multi-positive",
+    code, err = main_cli(*base, "--sampler", "translations", "--loss", "multi-positive",
                         "--k", "12", "--batch-size", "24")
     assert code == 2 and "at least 12 languages" in err  # XQuAD-R has 11
     assert not out.exists()
@@ -178,13 +170,13 @@ def test_row_labels_of_train_and_validation_rows(xquad):
 # ---- runs ----------------------------------------------------------------------------------------------------------
 
 
-def test_translation_batches_with_the_multi_positive_loss(monkeypatch, capsys, tiny_model, shared_data, tmp_path):
+def test_translation_batches_with_the_multi_positive_loss(main_cli, tiny_model, shared_data, tmp_path):
     """Through the CLI flags: every logged batch is k = 2 translations of 4 answers, the folder is a plain
     sentence-transformers model, train.json records the loss and the sampler's k."""
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "run"
-    code, err = run_cli(monkeypatch, capsys, "train", "--model", str(tiny_model), "--data",
+    code, err = main_cli("train", "--model", str(tiny_model), "--data",
                         str(shared_data / "xquad-r"), "--out", str(out), "--batch-size", "8", "--max-steps", "3",
                         "--eval-steps", "3", "--eval-batches", "1", "--select", "loss", "--seed", "3",
                         "--sampler", "translations", "--loss", "multi-positive", "--k", "2", "--alpha", "0",

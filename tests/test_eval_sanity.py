@@ -18,18 +18,6 @@ from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
 
 
-@pytest.fixture(scope="module")
-def small_xquad(tmp_path_factory, shared_data) -> Path:
-    """A real XQuAD-R cut: 3 languages, the first 2 paragraphs of the first article."""
-    out = tmp_path_factory.mktemp("sanity-xquad")
-    for lang in ("de", "en", "zh"):
-        obj = json.loads((shared_data / "xquad-r" / f"{lang}.json").read_text(encoding="utf-8"))
-        art = obj["data"][0]
-        obj["data"] = [{**art, "paragraphs": art["paragraphs"][:2]}]
-        (out / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    return out
-
-
 def broken_copy(tiny_model: Path, out: Path, how: str) -> Path:
     """The tiny model with its last layer's output LayerNorm changed: `nan` (NaN weights), `zero` (all-zero hidden
     states -> zero embeddings) or `collapse` (every token the same dyadic vector -> every embedding exactly equal)."""
@@ -68,25 +56,25 @@ def run_eval(model: Path, data: Path, out: Path, *extra: str) -> subprocess.Comp
 
 
 @pytest.mark.parametrize("how, needle", [("nan", "NaN or infinite"), ("zero", "zero-norm")])
-def test_cli_refuses_nan_and_zero_models_naming_the_text(tiny_model, small_xquad, tmp_path, how, needle):
+def test_cli_refuses_nan_and_zero_models_naming_the_text(tiny_model, xquad_cut, tmp_path, how, needle):
     model = broken_copy(tiny_model, tmp_path / f"model-{how}", how)
     out = tmp_path / "out"
-    p = run_eval(model, small_xquad, out)
+    p = run_eval(model, xquad_cut, out)
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr and str(model) in p.stderr and "Traceback" not in p.stderr
-    corpus = read_lareqa(lareqa_files(small_xquad), "x")
+    corpus = read_lareqa(lareqa_files(xquad_cut), "x")
     texts = [c.text for lang in corpus.languages for c in corpus.candidates[lang]]
     assert any(t[:60] in p.stderr for t in texts)  # the offending text itself is quoted
     assert not (out / "eval.json").exists() and not (out / "per_query.npz").exists()
 
 
-def test_cli_collapsed_model_gets_chance_level_and_a_warning(tiny_model, small_xquad, tmp_path):
+def test_cli_collapsed_model_gets_chance_level_and_a_warning(tiny_model, xquad_cut, tmp_path):
     model = broken_copy(tiny_model, tmp_path / "model-collapse", "collapse")
-    p = run_eval(model, small_xquad, tmp_path / "exp")
+    p = run_eval(model, xquad_cut, tmp_path / "exp")
     assert p.returncode == 0, p.stderr
     assert "near-collapsed" in p.stderr
     body = json.loads((tmp_path / "exp" / "eval.json").read_text())
-    corpus = read_lareqa(lareqa_files(small_xquad), "x")
+    corpus = read_lareqa(lareqa_files(xquad_cut), "x")
     sizes = {lang: len(corpus.candidates[lang]) for lang in corpus.languages}
     n_all, r_all = sum(sizes.values()), len(sizes)
     assert body["health"]["near_collapse"] is True and body["health"]["score_spread"] < 1e-12
@@ -98,13 +86,13 @@ def test_cli_collapsed_model_gets_chance_level_and_a_warning(tiny_model, small_x
     assert body["counts"]["ties"]["mono"]["relevant_items_tied"] == body["counts"]["n_queries"]
     assert "near-collapsed" in (tmp_path / "exp" / "eval.md").read_text()
     # the optimistic rule is what used to be reported: a perfect score
-    p = run_eval(model, small_xquad, tmp_path / "opt", "--ties", "optimistic")
+    p = run_eval(model, xquad_cut, tmp_path / "opt", "--ties", "optimistic")
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "opt" / "eval.json").read_text())["summary"]["mono"]["map"] == 1.0
 
 
-def test_embeddings_are_checked_against_the_corpus(small_xquad):
-    corpus = read_lareqa(lareqa_files(small_xquad), "x")
+def test_embeddings_are_checked_against_the_corpus(xquad_cut):
+    corpus = read_lareqa(lareqa_files(xquad_cut), "x")
     rng = np.random.default_rng(0)
 
     def unit(n):

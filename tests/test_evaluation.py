@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -476,25 +475,13 @@ def test_embedding_cache_hit_corrupt_and_stale(tmp_path):
     assert len(m.calls) == n + 4
 
 
-@pytest.fixture(scope="module")
-def small_lareqa(tmp_path_factory, shared_data) -> Path:
-    """A real XQuAD-R cut: 3 languages, the first 2 paragraphs of the first article."""
-    out = tmp_path_factory.mktemp("small-xquad")
-    for lang in ("de", "en", "zh"):
-        obj = json.loads((shared_data / "xquad-r" / f"{lang}.json").read_text(encoding="utf-8"))
-        art = obj["data"][0]
-        obj["data"] = [{**art, "paragraphs": art["paragraphs"][:2]}]
-        (out / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    return out
-
-
-def test_evaluate_with_tiny_model_cache_and_outputs(tiny_model, small_lareqa, tmp_path):
+def test_evaluate_with_tiny_model_cache_and_outputs(tiny_model, xquad_cut, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     from hybridbatch.data.lookup import load_corpus
 
     model = SentenceTransformer(str(tiny_model), device="cpu")
-    corpus = load_corpus(small_lareqa)
+    corpus = load_corpus(xquad_cut)
     r1 = evaluate_lareqa(model, corpus, context=True, cache_dir=tmp_path / "cache", model_name=str(tiny_model))
     r2 = evaluate_lareqa(model, corpus, context=True, cache_dir=tmp_path / "cache", model_name=str(tiny_model))
     assert r1.settings["cache_misses"] == 6 and r2.settings["cache_hits"] == 6
@@ -514,7 +501,7 @@ def test_evaluate_with_tiny_model_cache_and_outputs(tiny_model, small_lareqa, tm
     assert len(pq["ap"]) == body["counts"]["rows_per_query_file"] == corpus_queries(corpus) * 4
 
 
-def test_evaluation_is_deterministic_runs_cache_backends(tiny_model, small_lareqa, tmp_path):
+def test_evaluation_is_deterministic_runs_cache_backends(tiny_model, xquad_cut, tmp_path):
     """Same model + data: identical metrics on a second run, with a cold and a warm cache, on FAISS, and with
     1-query blocks (the embeddings a cache hit returns are the very bytes computed, and ties are settled exactly)."""
     from sentence_transformers import SentenceTransformer
@@ -522,7 +509,7 @@ def test_evaluation_is_deterministic_runs_cache_backends(tiny_model, small_lareq
     from hybridbatch.data.lookup import load_corpus
 
     model = SentenceTransformer(str(tiny_model), device="cpu")
-    corpus = load_corpus(small_lareqa)
+    corpus = load_corpus(xquad_cut)
     kw = dict(model_name=str(tiny_model), backend="numpy")
     base = evaluate_lareqa(model, corpus, **kw)
     assert base.settings["cache"] is None
@@ -629,14 +616,14 @@ def run_cli(*args: str):
 
 
 @pytest.mark.slow
-def test_cli_eval_and_compare(tiny_model, small_lareqa, tmp_path):
+def test_cli_eval_and_compare(tiny_model, xquad_cut, tmp_path):
     out_a = tmp_path / "a"
-    res = run_cli("eval", "--model", str(tiny_model), "--data", str(small_lareqa), "--split", "all",
+    res = run_cli("eval", "--model", str(tiny_model), "--data", str(xquad_cut), "--split", "all",
                   "--no-progress", "--out", str(out_a))
     assert res.exit_code == 0, res.output
     assert "Mono" in res.output and "Bias" in res.output and (out_a / "eval.json").exists() and (out_a / "per_query.npz").exists()
     out_b = tmp_path / "b"
-    res = run_cli("eval", "--model", str(tiny_model), "--data", str(small_lareqa), "--split", "all", "--context",
+    res = run_cli("eval", "--model", str(tiny_model), "--data", str(xquad_cut), "--split", "all", "--context",
                   "--no-progress", "--backend", "faiss", "--out", str(out_b))
     assert res.exit_code == 0, res.output
     res = run_cli("compare", str(out_a), str(out_b / "eval.json"), "--n-boot", "200", "--n-perm", "200")
@@ -658,7 +645,7 @@ def test_cli_eval_and_compare(tiny_model, small_lareqa, tmp_path):
     assert p.returncode == 2 and "different datasets" in p.stderr, p.stderr
 
 
-def test_cli_eval_bad_inputs(tmp_path, small_lareqa):
+def test_cli_eval_bad_inputs(tmp_path, xquad_cut):
     import subprocess
     import sys
 
@@ -668,7 +655,7 @@ def test_cli_eval_bad_inputs(tmp_path, small_lareqa):
     empty = tmp_path / "empty-data"
     empty.mkdir()
     for args, needle in (
-        (["--model", str(not_model), "--data", str(small_lareqa), "--split", "all"], "not-a-model"),
+        (["--model", str(not_model), "--data", str(xquad_cut), "--split", "all"], "not-a-model"),
         (["--model", str(not_model), "--data", str(empty)], "empty-data"),
     ):
         p = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "eval", *args, "--out", str(tmp_path / "o")],

@@ -36,6 +36,7 @@ def test_expand_grid_varies_alpha_only_for_mixing_samplers():
     ({"losses": ["focal"]}, "unknown loss variant"),
     ({"seeds": []}, "the grid is empty"),
     ({"scales": [0.0]}, "loss scale must be positive"),
+    ({"losses": ["adv-mem"], "adv_weights": [0.25, -1.0]}, "adversary weights must be positive"),
 ])
 def test_expand_grid_rejects_bad_settings(kwargs, message):
     args = {"samplers": ["hybrid"], "alphas": [0.5], "losses": ["plain"], "scales": [20.0], "seeds": [0]} | kwargs
@@ -298,6 +299,21 @@ def test_the_bias_targeted_cells_reach_the_training_config():
         _train_config(Cell("hybrid", 0.5, "multipos"), zs, None, Path("unused")).validate()
     assert [c.key for c in expand_grid(["translations"], [0.0, 0.5], ["multipos"], [20.0], [1])] == [
         "translations-a0-multipos-seed1", "translations-a0.5-multipos-seed1"]
+
+
+def test_an_adversary_weight_sweep_names_its_cells_and_reaches_the_config():
+    """--adv-weights varies the reversal weight of the adv losses only; the default weight keeps the old names, so
+    a weight sweep joins the cells already run instead of redoing them."""
+    from hybridbatch.experiments.cells import _train_config
+    from hybridbatch.experiments.presets import ADVERSARIAL_WEIGHT
+
+    cells = expand_grid(["xy"], [0.5], ["plain", "adv-mem"], [20.0], [0], adv_weights=[None, 0.1, 0.25, ADVERSARIAL_WEIGHT])
+    assert [c.key for c in cells] == ["xy-plain-seed0", "xy-adv-mem-seed0", "xy-adv-mem-w0.1-seed0",
+                                      "xy-adv-mem-w0.25-seed0"]
+    assert cells[2].group == "xy-adv-mem-w0.1"
+    zs = PRESETS["zero-shot"]
+    weights = [_train_config(c, zs, None, Path("unused")).adversarial_weight for c in cells]
+    assert weights == [0.0, ADVERSARIAL_WEIGHT, 0.1, 0.25]
 
 
 @pytest.mark.slow

@@ -30,14 +30,6 @@ def small_config(tiny_model: Path, data: Path, out: Path, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """`hybridbatch ...` in-process: (exit code, stderr)."""
-    from hybridbatch.cli import base as cli
-    monkeypatch.setattr(sys, "argv", ["hybridbatch", *args])
-    with pytest.raises(SystemExit) as e:
-        cli.main()
-    return int(e.value.code or 0), capsys.readouterr().err
-
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
@@ -123,35 +115,35 @@ def test_cached_loss_matches_plain_loss_and_gradients(tiny_model):
 # ---- bad input: exit 2, nothing written -----------------------------------------------------------------------------
 
 
-def test_cli_bad_input_exits_2_and_writes_nothing(monkeypatch, capsys, tmp_path, tiny_model, shared_data):
+def test_cli_bad_input_exits_2_and_writes_nothing(main_cli, tmp_path, tiny_model, shared_data):
     data = str(shared_data / "xquad-r")
     out = tmp_path / "run"
     base = ["train", "--model", str(tiny_model), "--data", data, "--out", str(out), "--max-steps", "2",
             "--no-progress"]
-    code, err = run_cli(monkeypatch, capsys, *base, "--alpha", "1.5")
+    code, err = main_cli(*base, "--alpha", "1.5")
     assert code == 2 and "alpha must be in [0, 1]" in err
-    code, err = run_cli(monkeypatch, capsys, *base, "--batch-size", "5000")
+    code, err = main_cli(*base, "--batch-size", "5000")
     assert code == 2 and "lower --batch-size" in err
     en = tmp_path / "en.jsonl"
     en.write_text("".join(json.dumps({"id": f"q{i}", "lang": "en", "query": f"question {i}",
                                       "positive": f"answer {i}"}) + "\n" for i in range(40)))
-    code, err = run_cli(monkeypatch, capsys, "train", "--model", str(tiny_model), "--data", str(en), "--out",
+    code, err = main_cli("train", "--model", str(tiny_model), "--data", str(en), "--out",
                         str(out), "--sampler", "xy", "--batch-size", "4", "--no-progress")
     assert code == 2 and "at least two languages" in err
     assert not out.exists(), "a rejected run must not create its output folder"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    code, err = run_cli(monkeypatch, capsys, *base)
+    code, err = main_cli(*base)
     assert code == 2 and "not empty" in err and "--resume" in err
-    code, err = run_cli(monkeypatch, capsys, *base, "--overwrite")
+    code, err = main_cli(*base, "--overwrite")
     assert code == 2 and "refusing to delete" in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
-def test_unknown_model_offline_is_a_model_error(monkeypatch, capsys, tmp_path, shared_data):
+def test_unknown_model_offline_is_a_model_error(main_cli, monkeypatch, tmp_path, shared_data):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "run"
-    code, err = run_cli(monkeypatch, capsys, "train", "--model", "no-such-org/no-such-model-xyz", "--data",
+    code, err = main_cli("train", "--model", "no-such-org/no-such-model-xyz", "--data",
                         str(shared_data / "xquad-r"), "--out", str(out), "--no-progress")
     assert code == 2 and "no-such-org/no-such-model-xyz" in err
     assert not out.exists()

@@ -38,6 +38,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for g, rs in groups.items():
         row: dict[str, Any] = {"group": g, **{k: rs[0]["cell"][k] for k in ("sampler", "alpha", "loss", "scale")},
+                               "adv_weight": rs[0]["cell"].get("adv_weight"),
                                "seeds": [r["cell"]["seed"] for r in rs]}
         for setting, metric in SUMMARY_KEYS:
             _mean_std(row, f"{setting}_{metric}", np.array([_get(r["xquad-r"], setting, metric) for r in rs]))

@@ -61,6 +61,10 @@ def sweep(
                                         "(adv-head + a memory of earlier batches).")]
     = "plain",
     scales: Annotated[str, typer.Option(help="Comma-separated loss scales (1 / temperature).")] = "20",
+    adv_weights: Annotated[Optional[str], typer.Option(help="Comma-separated weights of the language adversary's "
+                                                       "reversed gradient, for the adv losses only (default 0.5); "
+                                                       "a weight other than the default adds -w<weight> to the "
+                                                       "cell's name.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds (default: the preset's).")] = None,
     preset: Annotated[str, typer.Option(help="Settings shared by all cells: demo, small (2-core CPU, in domain: XQuAD-R train -> test "
                                    "articles), zero-shot (small's budget on XLingHealth + MKQA -> all 48 XQuAD-R "
@@ -87,7 +91,8 @@ def sweep(
     p = make_preset(preset, model=model, max_steps=steps, seeds=_seeds(seeds), device=device, precision=precision,
                     shift=shift)
     cells = expand_grid(_names(samplers), _floats(alphas, "--alphas"), _names(losses), _floats(scales, "--scales"),
-                        list(p.seeds), include_base=base)
+                        list(p.seeds), include_base=base,
+                        adv_weights=_floats(adv_weights, "--adv-weights") if adv_weights else [None])
     console.print(f"[bold]sweep[/]: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
     body = run_grid(cells, p, out_dir, str(data_dir) if data_dir else None, title=f"sweep ({p.name})",
                     log=console.print, name=name)

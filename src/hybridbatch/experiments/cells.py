@@ -45,7 +45,8 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
         resume=(out / "train_config.json").exists(), progress=True, device=preset.device,
         precision=preset.precision, loss="multi-positive" if cell.loss == "multipos" else "infonce",
         k=MULTIPOS_K if cell.loss == "multipos" else 2,
-        adversarial_weight=ADVERSARIAL_WEIGHT if cell.loss.startswith("adv") else 0.0,
+        adversarial_weight=(ADVERSARIAL_WEIGHT if cell.adv_weight is None else cell.adv_weight)
+        if cell.loss.startswith("adv") else 0.0,
         adversarial_lr=ADVERSARIAL_HEAD_LR if cell.loss in ("adv-head", "adv-mem") else None,
         adversarial_memory=ADVERSARIAL_MEMORY if cell.loss == "adv-mem" else 0,
     )

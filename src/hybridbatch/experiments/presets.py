@@ -46,6 +46,7 @@ class Cell:
     loss: str = "plain"
     scale: float = 20.0
     seed: int = 0
+    adv_weight: float | None = None  # the adversary's reversal weight (adv losses); None is ADVERSARIAL_WEIGHT
 
     @property
     def key(self) -> str:
@@ -53,7 +54,8 @@ class Cell:
             return BASE
         a = "" if self.alpha is None else f"-a{self.alpha:g}"
         s = "" if self.scale == 20.0 else f"-t{self.scale:g}"
-        return f"{self.sampler}{a}-{self.loss}{s}-seed{self.seed}"
+        w = "" if self.adv_weight is None else f"-w{self.adv_weight:g}"
+        return f"{self.sampler}{a}-{self.loss}{s}{w}-seed{self.seed}"
 
     @property
     def group(self) -> str:
@@ -149,8 +151,10 @@ def make_preset(name: str, *, model: str | None = None, max_steps: int | None = 
 
 
 def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequence[str], scales: Sequence[float],
-                seeds: Sequence[int], include_base: bool = False) -> list[Cell]:
-    """Every combination; alpha varies only for samplers that mix batch types, the others get one cell."""
+                seeds: Sequence[int], include_base: bool = False,
+                adv_weights: Sequence[float | None] = (None,)) -> list[Cell]:
+    """Every combination; alpha varies only for samplers that mix batch types and the adversary's weight only for
+    the adv losses, the others get one cell."""
     for sampler in samplers:
         sampler_class(sampler)  # an unknown name is a UsageError naming the registered ones
     if not samplers or not seeds or not losses or not scales:
@@ -158,6 +162,8 @@ def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequen
     for scale in scales:
         if not scale > 0:
             raise UsageError(f"loss scale must be positive, got {scale}")
+    if not adv_weights or any(w is not None and not w > 0 for w in adv_weights):
+        raise UsageError(f"adversary weights must be positive, got {list(adv_weights)}")
     for loss in losses:
         if loss not in LOSSES:
             raise UsageError(f"unknown loss variant {loss!r}; choose from {', '.join(LOSSES)}")
@@ -166,7 +172,9 @@ def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequen
     cells = [Cell(BASE)] if include_base else []
     for sampler, loss, scale, seed in itertools.product(samplers, losses, scales, seeds):
         for alpha in (alphas if takes_alpha(sampler) else [None]):
-            cells.append(Cell(sampler, alpha, loss, scale, seed))
+            for w in (adv_weights if loss.startswith("adv") else [None]):
+                w = None if w == ADVERSARIAL_WEIGHT else w  # the default keeps its name: the same run
+                cells.append(Cell(sampler, alpha, loss, scale, seed, w))
     return list(dict.fromkeys(cells))
 
 
