@@ -1,5 +1,6 @@
-"""Shared fixtures: the real data in ../shared/data (or $HYBRIDBATCH_TEST_DATA), the XQuAD-R corpus, and a tiny
-random BERT with the real multilingual-e5 tokenizer, for tests that need a model but not a good one."""
+"""Shared fixtures: the real data in ../shared/data (or $HYBRIDBATCH_TEST_DATA), the XQuAD-R corpus and a small cut
+of it, the CLI run in-process, and a tiny random BERT with the real multilingual-e5 tokenizer, for tests that need a
+model but not a good one."""
 
 from __future__ import annotations
 
