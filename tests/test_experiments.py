@@ -60,10 +60,10 @@ def test_cell_canonical_maps_the_end_points_onto_xx_and_xy():
 
 
 def test_loss_variants_reach_the_training_config(tmp_path: Path):
-    from hybridbatch.experiments.cells import _train_config
+    from hybridbatch.experiments.cells import train_config
 
     p = PRESETS["small"]
-    cfgs = {loss: _train_config(Cell("hybrid", 0.5, loss), p, None, tmp_path / loss) for loss in
+    cfgs = {loss: train_config(Cell("hybrid", 0.5, loss), p, None, tmp_path / loss) for loss in
             ("plain", "symmetric", "hardneg", "hardneg-q")}
     assert [(c.hard_negatives, c.hard_negative_lang, c.symmetric) for c in cfgs.values()] == [
         (False, "passage", False), (False, "passage", True), (True, "passage", False), (True, "query", False)]
@@ -255,15 +255,15 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
 def test_zero_shot_preset_trains_on_disjoint_sources_only():
     """The paper's protocol: the zero-shot cells' training config names only sources disjoint from XQuAD-R, and
     their test split is every article (None), while the in-domain presets keep the 36 / 12 article split."""
-    from hybridbatch.experiments.cells import _train_config
+    from hybridbatch.experiments.cells import train_config
 
     zs = PRESETS["zero-shot"]
     assert zs.test_split is None and "xquad-r" not in zs.train_data and zs.shift
-    cfg = _train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
+    cfg = train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
     assert cfg.data == ["xlinghealth", "mkqa:answers"] and cfg.data_weights is None and cfg.hard_negatives
     cfg.validate()
     assert [PRESETS[p].test_split for p in ("demo", "small", "full")] == ["test"] * 3
-    assert _train_config(Cell("hybrid", 0.5), PRESETS["small"], None, Path("unused")).data == ["xquad-r"]
+    assert train_config(Cell("hybrid", 0.5), PRESETS["small"], None, Path("unused")).data == ["xquad-r"]
 
 
 def test_the_bias_targeted_cells_reach_the_training_config():
@@ -272,31 +272,31 @@ def test_the_bias_targeted_cells_reach_the_training_config():
     classifier on ADVERSARIAL_HEAD_LR; adv-mem: also a memory of earlier batches); the other variants keep InfoNCE
     without an adversary. A multipos cell over a sampler without translation slots is refused by the training
     config, as the CLI refuses it."""
-    from hybridbatch.experiments.cells import _train_config
+    from hybridbatch.experiments.cells import train_config
     from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT,
                                                 MULTIPOS_K)
 
     zs = PRESETS["zero-shot"]
-    mp = _train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))
+    mp = train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))
     assert (mp.sampler, mp.loss, mp.k, mp.adversarial_weight) == ("translations", "multi-positive", MULTIPOS_K, 0.0)
     mp.validate()
-    adv = _train_config(Cell("xy", None, "adv"), zs, None, Path("unused"))
+    adv = train_config(Cell("xy", None, "adv"), zs, None, Path("unused"))
     assert (adv.loss, adv.adversarial_weight, adv.adversarial_lr) == ("infonce", ADVERSARIAL_WEIGHT, None)
     assert ADVERSARIAL_WEIGHT > 0
     adv.validate()
-    head = _train_config(Cell("hybrid", 0.5, "adv-head"), zs, None, Path("unused"))
+    head = train_config(Cell("hybrid", 0.5, "adv-head"), zs, None, Path("unused"))
     assert (head.adversarial_weight, head.adversarial_lr) == (ADVERSARIAL_WEIGHT, ADVERSARIAL_HEAD_LR)
     assert ADVERSARIAL_HEAD_LR > zs.lr  # the point of the variant: the classifier learns faster than the encoder
     assert head.adversarial_memory == 0 == adv.adversarial_memory
     head.validate()
-    mem = _train_config(Cell("xy", None, "adv-mem"), zs, None, Path("unused"))
+    mem = train_config(Cell("xy", None, "adv-mem"), zs, None, Path("unused"))
     assert (mem.adversarial_weight, mem.adversarial_lr, mem.adversarial_memory) == (
         ADVERSARIAL_WEIGHT, ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY) and ADVERSARIAL_MEMORY > 0
     mem.validate()
-    plain = _train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
+    plain = train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
     assert (plain.loss, plain.adversarial_weight) == ("infonce", 0.0)
     with pytest.raises(UsageError, match="multi-positive"):
-        _train_config(Cell("hybrid", 0.5, "multipos"), zs, None, Path("unused")).validate()
+        train_config(Cell("hybrid", 0.5, "multipos"), zs, None, Path("unused")).validate()
     assert [c.key for c in expand_grid(["translations"], [0.0, 0.5], ["multipos"], [20.0], [1])] == [
         "translations-a0-multipos-seed1", "translations-a0.5-multipos-seed1"]
 
@@ -304,7 +304,7 @@ def test_the_bias_targeted_cells_reach_the_training_config():
 def test_an_adversary_weight_sweep_names_its_cells_and_reaches_the_config():
     """--adv-weights varies the reversal weight of the adv losses only; the default weight keeps the old names, so
     a weight sweep joins the cells already run instead of redoing them."""
-    from hybridbatch.experiments.cells import _train_config
+    from hybridbatch.experiments.cells import train_config
     from hybridbatch.experiments.presets import ADVERSARIAL_WEIGHT
 
     cells = expand_grid(["xy"], [0.5], ["plain", "adv-mem"], [20.0], [0], adv_weights=[None, 0.1, 0.25, ADVERSARIAL_WEIGHT])
@@ -312,7 +312,7 @@ def test_an_adversary_weight_sweep_names_its_cells_and_reaches_the_config():
                                       "xy-adv-mem-w0.25-seed0"]
     assert cells[2].group == "xy-adv-mem-w0.1"
     zs = PRESETS["zero-shot"]
-    weights = [_train_config(c, zs, None, Path("unused")).adversarial_weight for c in cells]
+    weights = [train_config(c, zs, None, Path("unused")).adversarial_weight for c in cells]
     assert weights == [0.0, ADVERSARIAL_WEIGHT, 0.1, 0.25]
 
 

@@ -19,7 +19,7 @@ from hybridbatch.experiments.grid import demo as run_demo
 from hybridbatch.experiments.grid import PAPER_SAMPLERS, paper, run_grid
 from hybridbatch.experiments.presets import PRESETS, expand_grid, make_preset
 from hybridbatch.experiments.report import report
-from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS
+from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS, takes_alpha
 
 experiment_app = typer.Typer(help="Preset experiments (the paper's comparison).", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
@@ -126,6 +126,39 @@ def experiment_paper(
     paper(p, out_dir, str(data_dir) if data_dir else None, samplers=names, log=console.print)
     typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
     typer.echo((out_dir / "significance.md").read_text(encoding="utf-8"), nl=False)
+
+
+@experiment_app.command("pilot")
+def experiment_pilot(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results folder (the grid's): runs go to OUT/pilot/<key>/, "
+                                          "the report to OUT/pilot.{json,md,png}.")],
+    preset: Annotated[str, typer.Option(help="The preset whose budget is being fixed (its data, cap, checks, "
+                                        "patience).")] = "converged",
+    lrs: Annotated[str, typer.Option(help="Comma-separated learning rates to try (the paper's: 3e-5).")] = "3e-5,1e-4",
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes to try (the paper's: 100).")] = "32",
+    sampler: Annotated[str, typer.Option(help="The sampler the pilot trains (alpha 0.5 where it takes one).")]
+    = DEFAULT_SAMPLER,
+    seed: Annotated[Optional[int], typer.Option(help="The seed (default: the preset's first).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Base model (default: the preset's).")] = None,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+) -> None:
+    """Fix a preset's learning rate and batch size from the held-out metric alone (never the test set): train one
+    seed of one sampler per candidate until its held-out metric stops improving, then choose the best (ties within
+    0.002 go to the fewer steps). Resumable; run candidates side by side as separate processes (one --lrs each),
+    then once more with all of them to write the report."""
+    from hybridbatch.experiments.pilot import candidates, run_pilot
+
+    p = make_preset(preset, model=model, device=device, precision=precision)
+    cands = candidates(_floats(lrs, "--lrs"), [int(b) for b in _floats(batch_sizes, "--batch-sizes")])
+    console.print(f"[bold]experiment pilot[/]: {sampler}, preset {p.name}, candidates "
+                  f"{', '.join(c.key for c in cands)} -> {out_dir}/pilot", highlight=False)
+    body = run_pilot(p, out_dir, str(data_dir) if data_dir else None, cands, sampler=sampler,
+                     alpha=0.5 if takes_alpha(sampler) else None, seed=seed, log=console.print)
+    typer.echo((out_dir / "pilot.md").read_text(encoding="utf-8"), nl=False)
+    if body["chosen"]:
+        console.print(f"chosen: {body['chosen']['key']}; plot: {out_dir / 'pilot.png'}", highlight=False)
 
 
 @app.command()

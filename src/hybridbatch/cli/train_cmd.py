@@ -66,6 +66,10 @@ def _settings(config: Path | None, out_dir: Path | None, data: list[str] | None,
 
 
 # options of the samplers, the loss and the adversary, at module level so that train_cmd stays short
+Patience = Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
+                     "(default 3; 0 never); --max-steps stays the cap. train.json records why it stopped.")]
+MinImprovement = Annotated[Optional[float], typer.Option(help="A held-out gain of at most this much does not count "
+                           "as an improvement for --patience (default 0).")]
 Alpha = Annotated[Optional[float], typer.Option(help="hybrid / translations (and the other samplers that mix "
                   "kinds): share of X-X batches (default 0.5).")]
 K = Annotated[Optional[int], typer.Option("--k", help="translations: rows per answer in a batch, i.e. k "
@@ -152,8 +156,8 @@ def train_cmd(
                       "batches of the random sampler).")] = None,
     eval_steps: Annotated[Optional[int], typer.Option(help="Validate every N steps (default max_steps/10).")] = None,
     eval_batches: EvalBatches = None,
-    patience: Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
-                        "(default 3; 0 never).")] = None,
+    patience: Patience = None,
+    min_improvement: MinImprovement = None,
     save_steps: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps (default: eval steps).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (default 42).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default runs/train).")] = None,

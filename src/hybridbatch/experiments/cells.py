@@ -31,7 +31,9 @@ from hybridbatch.report.shift import shift_documents
 from hybridbatch.training.config import TrainConfig
 
 
-def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -> Any:
+def train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -> TrainConfig:
+    """The TrainConfig of a cell: the preset's shared settings and the cell's sampler / loss / seed; resumes when
+    `out` holds a started run."""
     alpha = cell.alpha if cell.alpha is not None else 0.5
     return TrainConfig(
         model=preset.model, data=list(preset.train_data), data_dir=data_dir,
@@ -42,6 +44,8 @@ def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -
         hard_negative_lang="query" if cell.loss == "hardneg-q" else "passage",
         scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
         eval_steps=min(preset.eval_steps, max(1, preset.max_steps // 3)) if preset.eval_steps else None,
+        patience=preset.patience, min_improvement=preset.min_improvement, warmup_ratio=preset.warmup_ratio,
+        snapshot_steps=list(preset.snapshot_steps) if preset.snapshot_steps and cell.seed == preset.seeds[0] else None,
         resume=(out / "train_config.json").exists(), progress=True, device=preset.device,
         precision=preset.precision, loss="multi-positive" if cell.loss == "multipos" else "infonce",
         k=MULTIPOS_K if cell.loss == "multipos" else 2,
@@ -56,8 +60,8 @@ def train_summary(model_dir: Path) -> dict[str, Any]:
     """What a cell keeps of its train.json: steps, early stopping, the checkpoint rule and its best value, speed,
     the realised mix and epoch coverage (`best_val_loss` in runs made before the one-rule selection)."""
     tj = json.loads((model_dir / "train.json").read_text(encoding="utf-8"))
-    return {k: tj[k] for k in ("steps", "stopped_early", "best_step", "best_val_loss", "selection", "wall_seconds",
-                               "pairs_per_second", "mix", "coverage") if k in tj}
+    return {k: tj[k] for k in ("steps", "stopped_early", "stop", "best_step", "best_val_loss", "selection",
+                               "wall_seconds", "pairs_per_second", "mix", "coverage", "learning_curve") if k in tj}
 
 
 def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
@@ -131,7 +135,7 @@ def _trained(cell: Cell, preset: Preset, model_dir: Path, data_dir: str | None, 
         if model_dir.exists() and not (model_dir / "train_config.json").exists():
             shutil.rmtree(model_dir)  # killed before training wrote anything resumable
         log(f"[{cell.key}] training {preset.max_steps} steps ...")
-        train(_train_config(cell, preset, data_dir, model_dir))
+        train(train_config(cell, preset, data_dir, model_dir))
     return str(model_dir)
 
 

@@ -20,7 +20,8 @@ Output folder (`config.out`, training/run_dir.py): a standard sentence-transform
 - `mix.json`: the realised batch mix;
 - `checkpoints/checkpoint-<step>` (with `adversary.pt`, the language classifier, when the loss has one): written to
   `checkpoints/.staging` and renamed, so a killed run never leaves a half-written checkpoint behind (the
-  transformers Trainer writes in place); removed after a successful run unless `keep_checkpoints`.
+  transformers Trainer writes in place); removed after a successful run unless `keep_checkpoints`;
+- `snapshots/step-<n>/`: the model at each of `snapshot_steps` (kept: test-set learning curves).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from hybridbatch.sampling.collator import PairCollator
 from hybridbatch.sampling.samplers import sampler_class, sampler_options
 from hybridbatch.sampling.sources import MultiSourceSampler
 from hybridbatch.training.config import TrainConfig
-from hybridbatch.training.hf import HybridTrainer
+from hybridbatch.training.hf import HybridTrainer, Snapshots
 from hybridbatch.training.inputs import RunData, build_datasets, plan_steps, prepare_data
 from hybridbatch.training.losses import make_loss
 from hybridbatch.training.model import load_model
@@ -130,8 +131,11 @@ def build_trainer(config: TrainConfig, model: Any, args: Any, data: RunData, sel
                   log: Any, callbacks: Sequence[TrainerCallback] = ()) -> Any:
     """The HybridTrainer of a run, with early stopping and the caller's callbacks (its progress display)."""
     extra: list[Any] = []
+    if config.snapshot_steps:
+        extra.append(Snapshots(Path(config.out) / "snapshots", config.snapshot_steps))
     if selection.rule != "none" and config.patience > 0:
-        extra.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+        extra.append(EarlyStoppingCallback(early_stopping_patience=config.patience,
+                                           early_stopping_threshold=config.min_improvement))
     trainer = HybridTrainer(
         model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.val_dataset, loss=loss,
         evaluator=selection.evaluator, data_collator=PairCollator(preprocess_fn=model.preprocess, keep_metadata=True),
