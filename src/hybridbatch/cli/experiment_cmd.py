@@ -161,6 +161,25 @@ def experiment_pilot(
         console.print(f"chosen: {body['chosen']['key']}; plot: {out_dir / 'pilot.png'}", highlight=False)
 
 
+@experiment_app.command("curves")
+def experiment_curves(
+    out_dir: Annotated[Path, typer.Option("--out", help="The grid's results folder; writes curves.{json,md,png}.")],
+    preset: Annotated[str, typer.Option(help="The grid's preset (its evaluation settings).")] = "converged",
+    groups: Annotated[str, typer.Option(help="Comma-separated cell groups.")] = "xx-plain,xy-plain,hybrid-a0.5-plain",
+    seed: Annotated[int, typer.Option(help="The seed whose cells kept snapshots (the preset's first).")] = 0,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+) -> None:
+    """Test-set learning curves: each cell's weight snapshots (kept at the preset's snapshot steps) evaluated on
+    XQuAD-R like the cell's final model, one line per cell in a panel per metric. Never chooses anything."""
+    from hybridbatch.experiments.convergence import test_curves
+
+    p = make_preset(preset, device=device)
+    test_curves(out_dir, p, str(data_dir) if data_dir else None, _names(groups), seed, log=console.print)
+    typer.echo((out_dir / "curves.md").read_text(encoding="utf-8"), nl=False)
+    console.print(f"plot: {out_dir / 'curves.png'}", highlight=False)
+
+
 @app.command()
 def demo(
     data_dir: DataDir = None,

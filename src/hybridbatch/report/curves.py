@@ -43,6 +43,26 @@ def plot_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], path: Path | 
     return save_figure(fig, path)
 
 
+def plot_panels(curves: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Sequence[tuple[str, str]],
+                path: Path | str, *, title: str) -> Path:
+    """One panel per (key, name) metric, one line per run (`curves[label]` rows with `step`, the metric keys and
+    `chosen`, the kept checkpoint, circled)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False)
+    for ax, (key, name) in zip(axes[0], metrics):
+        for i, (label, rows) in enumerate(curves.items()):
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker=".", color=f"C{i}", label=label)
+            ax.plot([r["step"] for r in rows if r.get("chosen")], [r[key] for r in rows if r.get("chosen")], "o",
+                    ms=10, mfc="none", color=f"C{i}")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_train_json(train_json: Path | str, path: Path | str | None = None) -> Path | None:
     """`learning_curve.png` beside a run's train.json: the held-out metric and the training loss (second axis),
     the chosen checkpoint circled, why it stopped in the title. None when the run had no held-out evaluation."""
@@ -78,4 +98,4 @@ def plot_train_json(train_json: Path | str, path: Path | str | None = None) -> P
     return save_figure(fig, path or train_json.with_name("learning_curve.png"))
 
 
-__all__ = ["metric_label", "plot_curves", "plot_train_json"]
+__all__ = ["metric_label", "plot_curves", "plot_panels", "plot_train_json"]
