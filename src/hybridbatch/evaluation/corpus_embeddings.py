@@ -16,9 +16,8 @@ from hybridbatch.evaluation.embeddings import encode_cached, prefix_for
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.runtimes import make_encoder, resolve_encoder
-from hybridbatch.provenance import Timer
+from hybridbatch.provenance import Progress, Timer
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Embeddings = dict[str, np.ndarray]  # language -> (rows, dim)
 R = TypeVar("R")
 CALIBRATION_STEP = 50  # static int8 calibrates on every 50th question and candidate of every language

@@ -32,7 +32,7 @@ from hybridbatch.evaluation.results import METRICS, PER_QUERY_FIELDS, EvalResult
 from hybridbatch.evaluation.retrieval import block_queries, choose_backend, segment_counts
 from hybridbatch.provenance import Timer
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 SETTINGS = ("mono", "cross", "multi")
 
@@ -190,7 +190,7 @@ def evaluate_lareqa_embeddings(corpus: QACorpus, q_emb: Embeddings, c_emb: Embed
         summary["multi"] |= extra
     spread = score_spread(np.concatenate([q_emb[lang] for lang in langs]) if langs else np.zeros((0, 1)), union)
     if spread["near_collapse"]:
-        log.warning("near-collapsed model: median per-query score spread %.2e < %.0e (every score almost the "
+        _log.warning("near-collapsed model: median per-query score spread %.2e < %.0e (every score almost the "
                     "same); its figures are close to chance", spread["score_spread"], spread["collapse_threshold"])
     return EvalResult(
         dataset=corpus.name, checksum=corpus.checksum, languages=langs, summary=summary, pairs=pairs,

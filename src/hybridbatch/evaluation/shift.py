@@ -244,7 +244,7 @@ def evaluate_shift(model: Any, tasks: dict[str, ShiftTask], *, batch_size: int =
 # ---- output --------------------------------------------------------------------------------------------------------
 
 
-def write_shift(results: dict[str, ShiftResult], out_dir: Path | str, model: str, *,
+def write_shift_numbers(results: dict[str, ShiftResult], out_dir: Path | str, model: str, *,
                 extra: dict[str, Any] | None = None, documents: ShiftDocuments | None = None) -> dict[str, Path]:
     """per_query_<task>.npz (ranks and top-1 segment per query, for resampling later) and shift.json (every number
     + provenance; the commit record, written last); `documents` (the report stage's shift.md / shift.png:
@@ -306,6 +306,6 @@ def run_shift(model_name: str, *, data_dir: Path | str | None, out_dir: Path | s
     encoder = resolve_encoder(encoder, model)
     results = evaluate_shift(model, loaded, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
                              model_name=model_name, progress=progress, encoder=encoder)
-    paths = write_shift(results, out_dir, model_name, extra={"limit": limit, "tasks": list(loaded)},
-                        documents=documents)
+    paths = write_shift_numbers(results, out_dir, model_name, extra={"limit": limit, "tasks": list(loaded)},
+                                documents=documents)
     return results, paths

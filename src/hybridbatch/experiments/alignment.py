@@ -11,7 +11,7 @@ from typing import Any
 from hybridbatch.analysis.alignment import AlignResult
 from hybridbatch.analysis.alignment_run import Progress, align_models, write_align_json
 from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES, measure_sweep
-from hybridbatch.analysis.parallel import SOURCES
+from hybridbatch.analysis.parallel import ALIGN_SOURCES
 from hybridbatch.provenance import write_text
 from hybridbatch.report.alignment import alignment_vs_alpha_markdown, plot_alignment_vs_alpha, write_align_report
 
@@ -23,7 +23,7 @@ def write_align(results: Sequence[AlignResult], out_dir: Path | str, annotate: b
 
 
 def run_align(models: Sequence[str], *, data_dir: Path | str | None, out_dir: Path | str,
-              sources: Sequence[str] = SOURCES, limit: int | None = None, batch_size: int = 32,
+              sources: Sequence[str] = ALIGN_SOURCES, limit: int | None = None, batch_size: int = 32,
               progress: Progress | None = None, log: Callable[[str], None] | None = None, split: str = "all",
               device: str | None = "auto") -> dict[str, Path]:
     """What `hybridbatch align` does: read the data once, align each model (one or two), write the report."""

@@ -23,7 +23,7 @@ from hybridbatch.device import check_device, check_precision
 # a language classifier behind gradient reversal at ADVERSARIAL_WEIGHT (LanguageAdversarialLoss; any sampler), its
 # classifier on the encoder's learning rate; adv-head, the same with the classifier on ADVERSARIAL_HEAD_LR; adv-mem,
 # adv-head whose classifier also learns from the last ADVERSARIAL_MEMORY embeddings of earlier batches.
-LOSSES = ("plain", "symmetric", "hardneg", "hardneg-q", "multipos", "adv", "adv-head", "adv-mem")
+RECIPES = ("plain", "symmetric", "hardneg", "hardneg-q", "multipos", "adv", "adv-head", "adv-mem")
 MULTIPOS_K = 4  # XLingHealth has 4 languages: a slot holds every one of them
 ADVERSARIAL_WEIGHT = 0.5  # one untuned value (the GRL term against InfoNCE at scale 20); see docs/RESULTS.md
 # At the encoder's 3e-5 the classifier stays at chance for all 100 steps (results/adv-classifier.json): the adv cells
@@ -165,8 +165,8 @@ def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequen
     if not adv_weights or any(w is not None and not w > 0 for w in adv_weights):
         raise UsageError(f"adversary weights must be positive, got {list(adv_weights)}")
     for loss in losses:
-        if loss not in LOSSES:
-            raise UsageError(f"unknown loss variant {loss!r}; choose from {', '.join(LOSSES)}")
+        if loss not in RECIPES:
+            raise UsageError(f"unknown loss variant {loss!r}; choose from {', '.join(RECIPES)}")
     for a in alphas:
         check_alpha(a)
     cells = [Cell(BASE)] if include_base else []

@@ -12,7 +12,7 @@ from hybridbatch.data.records import PairSet
 from hybridbatch.evaluation.evaluator import LAReQAEvaluator
 from hybridbatch.training.config import TrainConfig
 from hybridbatch.training.selection import HeldOutEvaluator
-from hybridbatch.training.trainer import train as train_run
+from hybridbatch.training.trainer import train_model
 
 
 def lareqa_evaluator(held_out: Sequence[PairSet]) -> LAReQAEvaluator:
@@ -28,4 +28,4 @@ LAREQA_RULE = HeldOutEvaluator(lareqa_evaluator, "lareqa", note="LAReQA Multi mA
 def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Path:
     """Train a model as `config` says, choosing checkpoints by the LAReQA rule (`select='lareqa'`, the default) or
     the validation loss; `callbacks` (transformers TrainerCallbacks) follow the run. Returns the output folder."""
-    return train_run(config, evaluator=LAREQA_RULE, callbacks=callbacks)
+    return train_model(config, evaluator=LAREQA_RULE, callbacks=callbacks)

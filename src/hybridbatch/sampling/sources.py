@@ -30,14 +30,14 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridbatch.errors import UsageError
 from hybridbatch.sampling.base import BatchPlan, PairBatchSampler, world_size_from_env
-from hybridbatch.sampling.index import PairColumns, PairIndex, _concat
+from hybridbatch.sampling.index import PairColumns, PairIndex, concat_sources
 from hybridbatch.sampling.kinds import BatchKind
 from hybridbatch.sampling.mix import summarise_plans
 from hybridbatch.sampling.multi import ProportionalGroupSampler
 from hybridbatch.sampling.samplers import sampler_class, sampler_options
 
 ALIGNMENT_KINDS = frozenset({"xy", "xy-per-pair"})  # the kinds that never pair a row's text with itself
-PAIRINGS = ("passages", "alignment", "monolingual")
+SOURCE_PAIRINGS = ("passages", "alignment", "monolingual")
 _CHECK_ROWS = 200  # X-X rows per source looked at to tell alignment pairs from question-passage pairs
 
 
@@ -159,7 +159,7 @@ class MultiSourceSampler(DefaultBatchSampler):
                  sampler: str = "hybrid", weights: Mapping[str, float] | Sequence[float] | None = None,
                  pairings: Mapping[str, str] | None = None, world_size: int | None = None,
                  num_batches: int | None = None, source_column: str = "source", **options: Any) -> None:
-        self.dataset = _concat(dataset, source_column)
+        self.dataset = concat_sources(dataset, source_column)
         super().__init__(self.dataset, batch_size=batch_size, drop_last=True, valid_label_columns=valid_label_columns,
                          generator=generator, seed=int(seed or 0))
         columns = {k: v for k, v in options.items() if k.endswith("_column")}
@@ -169,8 +169,9 @@ class MultiSourceSampler(DefaultBatchSampler):
         w = _weights(names, weights)
         found = source_pairings(self.dataset, self.index)
         for n, p in (pairings or {}).items():
-            if n not in found or p not in PAIRINGS:
-                raise UsageError(f"pairings: {n!r} -> {p!r}; the sources are {names}, pairings {', '.join(PAIRINGS)}")
+            if n not in found or p not in SOURCE_PAIRINGS:
+                raise UsageError(f"pairings: {n!r} -> {p!r}; the sources are {names}, "
+                                 f"pairings {', '.join(SOURCE_PAIRINGS)}")
             found[n] = p
         self.world_size = int(world_size or world_size_from_env())
         self.base_sampler = sampler
