@@ -15,7 +15,7 @@ from hybridbatch.evaluation.embedding_checks import check_embeddings
 from hybridbatch.evaluation.embeddings import encode_cached, prefix_for
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.evaluation.options import EvalOptions
-from hybridbatch.evaluation.runtimes import make_encoder, resolve_encoder
+from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, make_encoder, resolve_encoder
 from hybridbatch.provenance import Progress, Timer
 
 Embeddings = dict[str, np.ndarray]  # language -> (rows, dim)
@@ -24,7 +24,7 @@ CALIBRATION_STEP = 50  # static int8 calibrates on every 50th question and candi
 
 
 def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: int, cache: EmbeddingCache | None,
-                  identity: dict[str, Any], progress: Progress | None = None, encoder: str = "torch",
+                  identity: dict[str, Any], progress: Progress | None = None, encoder: str = DEFAULT_ENCODER,
                   cache_dir: Path | str | None = None, precision: str = "fp32", devices: list[str] | None = None
                   ) -> tuple[Embeddings, Embeddings]:
     """Query and passage embeddings per language (passages first: they are what `context` changes). NaN, inf or

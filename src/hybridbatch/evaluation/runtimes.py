@@ -28,7 +28,7 @@ ENCODE_PRECISIONS = ("fp32", "fp16", "bf16")
 # installed, and for models on the CPU; elsewhere torch. See `default_encoder` and benchmarks/results/encode.json.
 # openvino-bf16 met it: 4.1x ST fp32 on the sample, max |delta mAP| 0.0005 on full XQuAD-R (results/encode.json)
 FAST_DEFAULT = "openvino-bf16"
-DEFAULT_ENCODER = "torch"
+DEFAULT_ENCODER = "torch"  # the library's one default (EvalOptions, the evaluator, training); the CLI asks for auto
 AUTO = "auto"  # resolved per model by `resolve_encoder`
 
 
@@ -133,7 +133,7 @@ def resolve_encoder(encoder: str, model: Any = None) -> str:
     return default_encoder(model) if check_encoder(encoder) == AUTO else encoder
 
 
-def make_encoder(model: Any, encoder: str = "torch", *, identity: dict[str, Any] | None = None,
+def make_encoder(model: Any, encoder: str = DEFAULT_ENCODER, *, identity: dict[str, Any] | None = None,
                  cache_dir: Path | str | None = None, precision: str = "fp32",
                  devices: Sequence[str] | None = None) -> EncoderRuntime:
     """The runtime named `encoder` (`auto`: `default_encoder(model)`); exported runtimes export once per weights,

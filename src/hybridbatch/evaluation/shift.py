@@ -31,7 +31,7 @@ from hybridbatch.evaluation.corpus_embeddings import Progress
 from hybridbatch.evaluation.embeddings import encode_cached, prefix_for
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.evaluation.retrieval import DEFAULT_CHUNK, check_backend, search, segment_counts
-from hybridbatch.evaluation.runtimes import make_encoder, resolve_encoder
+from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, make_encoder, resolve_encoder
 from hybridbatch.evaluation.shift_tasks import TASKS, ShiftTask, load_tasks
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import atomic_file, check_out_dir, jsonable, provenance, sha256_files, write_json
@@ -217,7 +217,7 @@ def encode_task(model: Any, task: ShiftTask, *, batch_size: int = 64, cache: Emb
 
 def evaluate_shift(model: Any, tasks: dict[str, ShiftTask], *, batch_size: int = 64,
                    cache_dir: Path | str | None = None, backend: str = "auto", model_name: str | None = None,
-                   progress: Progress | None = None, encoder: str = "torch") -> dict[str, ShiftResult]:
+                   progress: Progress | None = None, encoder: str = DEFAULT_ENCODER) -> dict[str, ShiftResult]:
     """Every task for one model: encode (cached) and score. `encoder`: the runtime (`runtimes.ENCODERS`)."""
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
@@ -292,7 +292,7 @@ def summary_row(results: dict[str, ShiftResult]) -> dict[str, float]:
 def run_shift(model_name: str, *, data_dir: Path | str | None, out_dir: Path | str, tasks: Sequence[str] = TASKS,
               limit: int | None = None, batch_size: int = 64, max_seq_length: int | None = 128,
               cache_dir: Path | str | None = None, backend: str = "auto", progress: Progress | None = None,
-              model: Any = None, encoder: str = "torch", documents: ShiftDocuments | None = None
+              model: Any = None, encoder: str = DEFAULT_ENCODER, documents: ShiftDocuments | None = None
               ) -> tuple[dict[str, ShiftResult], dict[str, Path]]:
     """What `hybridbatch shift` does: read the data, load the model (unless given), evaluate, write the results
     (with `documents`: the report too, as `report.shift.shift_documents` does)."""
