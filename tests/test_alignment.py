@@ -17,7 +17,7 @@ import pytest
 from hybridbatch import data as corpus
 from hybridbatch.analysis import alignment as al
 from hybridbatch.analysis import alignment_run as run
-from hybridbatch.analysis import parallel
+from hybridbatch.data import parallel
 from hybridbatch.errors import UsageError
 from hybridbatch.experiments import alignment as exp
 from hybridbatch.report import alignment as ar

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hybridbatch.errors import UsageError
 from hybridbatch.analysis.grid_stats import aggregate
 from hybridbatch.analysis.significance import SEED_CI_METRICS
+from hybridbatch.errors import UsageError
 from hybridbatch.experiments.cells import run_cell
 from hybridbatch.experiments.grid import paper, run_grid
 from hybridbatch.experiments.presets import BASE, PRESETS, Cell, Preset, expand_grid
@@ -183,7 +183,7 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
     """The report reads only finished cells: hybrid has seed 0, xx seeds 0 and 1, so hybrid vs xx uses seed 0. Its
     shift differences must equal the differences of the shift summaries the evaluation wrote (another code path),
     and the table of what moved the differences of two grids' rows."""
-    from hybridbatch.experiments.report import report
+    from hybridbatch.experiments.grid_report import report
 
     preset = dataclasses.replace(tiny_preset, shift=True, shift_limit=15)
     cells = [Cell(BASE), Cell("xx", None, "plain", 20.0, 0), Cell("xx", None, "plain", 20.0, 1),
@@ -273,8 +273,7 @@ def test_the_bias_targeted_cells_reach_the_training_config():
     without an adversary. A multipos cell over a sampler without translation slots is refused by the training
     config, as the CLI refuses it."""
     from hybridbatch.experiments.cells import _train_config
-    from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT,
-                                                MULTIPOS_K)
+    from hybridbatch.experiments.presets import ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT, MULTIPOS_K
 
     zs = PRESETS["zero-shot"]
     mp = _train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))

@@ -206,7 +206,7 @@ def test_train_writes_model_and_provenance(tiny_model, shared_data, tmp_path):
 def test_training_alone_takes_its_evaluator_and_reports_through_callbacks(tiny_model, shared_data, tmp_path):
     """training/ knows no evaluation protocol: without the caller's evaluator the LAReQA rule is refused before
     anything is written; progress reaches the library's progress(stage, done, total) callback through the callbacks."""
-    from hybridbatch.training.hf import ProgressCallback
+    from hybridbatch.training.hybrid_trainer import ProgressCallback
     from hybridbatch.training.trainer import train_model as train_alone
 
     out = tmp_path / "run"

@@ -4,7 +4,7 @@ what a user or a later stage needs; the helpers stay in the module named beside 
 
 from hybridbatch.analysis.alignment import MEASURES, AlignResult, PairResult, measure_pair
 from hybridbatch.analysis.alignment_run import align, align_models, write_align_json
-from hybridbatch.analysis.alignment_sweep import measure_sweep
+from hybridbatch.analysis.alignment_vs_alpha import measure_sweep
 from hybridbatch.analysis.debias import (
     DebiasResult,
     LanguageSubspace,
@@ -13,9 +13,8 @@ from hybridbatch.analysis.debias import (
     estimate_lsar,
     remove_subspace,
 )
-from hybridbatch.analysis.debias_sweep import sweep
+from hybridbatch.analysis.debias_ranks import sweep
 from hybridbatch.analysis.grid_stats import aggregate, moved
-from hybridbatch.analysis.parallel import ALIGN_SOURCES, ParallelSet, load_sources
 from hybridbatch.analysis.significance import (
     Run,
     compare,
@@ -25,6 +24,7 @@ from hybridbatch.analysis.significance import (
     paired_permutation,
     write_compare,
 )
+from hybridbatch.data.parallel import ALIGN_SOURCES, ParallelSet, load_sources
 
 __all__ = [
     "MEASURES", "AlignResult", "PairResult", "measure_pair", "align", "align_models", "write_align_json",

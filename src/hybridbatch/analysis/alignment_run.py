@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hybridbatch.analysis.alignment import AlignResult, PairResult, difference, measure_pair
-from hybridbatch.analysis.parallel import ALIGN_SOURCES, ParallelSet, load_sources
+from hybridbatch.data.parallel import ALIGN_SOURCES, ParallelSet, load_sources
 from hybridbatch.errors import UsageError
 from hybridbatch.models.loading import load_model, prefixes
 from hybridbatch.provenance import Progress, Timer, jsonable, provenance, write_json
@@ -20,7 +20,7 @@ from hybridbatch.provenance import Progress, Timer, jsonable, provenance, write_
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-Loaded = Mapping[str, tuple[list[ParallelSet], str, list[str]]]  # what `analysis.parallel.load_sources` returns
+Loaded = Mapping[str, tuple[list[ParallelSet], str, list[str]]]  # what `data.parallel.load_sources` returns
 
 
 class _Encoder:

@@ -32,7 +32,7 @@ from hybridbatch.data.languages import lang_from_path, unknown_lang
 from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import DataError, Problem, UsageError
 from hybridbatch.evaluation.cache import EmbeddingCache
-from hybridbatch.evaluation.embeddings import encode_cached
+from hybridbatch.evaluation.encode import encode_cached
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import Timer, atomic_file, check_out_dir, provenance, sha256_files, write_json

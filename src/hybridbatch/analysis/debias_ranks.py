@@ -31,10 +31,10 @@ from hybridbatch.analysis.significance import compare_seeded, load_run
 from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.cache import EmbeddingCache
-from hybridbatch.evaluation.corpus_embeddings import Embeddings, encode_corpus
-from hybridbatch.evaluation.embeddings import encode_texts
+from hybridbatch.evaluation.encode import Embeddings, encode_corpus, encode_texts
 from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
 from hybridbatch.evaluation.model_info import model_identity
+from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.results import Documents, write_eval_numbers
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER
 from hybridbatch.models.loading import load_model
@@ -187,8 +187,8 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
         emb = encode_sentences(model, src, kind=kind, batch_size=batch_size, cache=cache, identity=identity,
                                progress=progress)
     with timer("encode_test"):
-        q_emb, c_emb = encode_corpus(model, test, context=False, batch_size=batch_size, cache=cache,
-                                     identity=identity, progress=progress, encoder=encoder, cache_dir=cache_dir)
+        options = EvalOptions(batch_size=batch_size, encoder=encoder, cache_dir=cache_dir)
+        q_emb, c_emb = encode_corpus(model, test, options, cache=cache, identity=identity, progress=progress)
     with timer("estimate"):
         sub = estimate_lsar(emb)
         lir = estimate_lir(emb, max(lir_ranks)) if lir_ranks else {}

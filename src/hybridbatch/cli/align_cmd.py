@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.analysis.parallel import ALIGN_SOURCES
 from hybridbatch.cli.base import DataDir, Device, app, console, out, progress_bars
+from hybridbatch.data.parallel import ALIGN_SOURCES
 from hybridbatch.experiments.alignment import run_align
 from hybridbatch.models.embedded import DEFAULT_MODEL
 from hybridbatch.provenance import check_out_dir

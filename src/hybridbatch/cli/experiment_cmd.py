@@ -8,17 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES
-from hybridbatch.analysis.debias_sweep import parse_ranks
+from hybridbatch.analysis.alignment_vs_alpha import DEFAULT_SOURCES
+from hybridbatch.analysis.debias_ranks import parse_ranks
 from hybridbatch.cli.base import DataDir, Device, Precision, app, console, progress_bars
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.runtimes import ENCODERS
 from hybridbatch.experiments.alignment import alignment_vs_alpha
 from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
-from hybridbatch.experiments.grid import demo as run_demo
 from hybridbatch.experiments.grid import PAPER_SAMPLERS, paper, run_grid
+from hybridbatch.experiments.grid import demo as run_demo
+from hybridbatch.experiments.grid_report import report
 from hybridbatch.experiments.presets import PRESETS, expand_grid, make_preset
-from hybridbatch.experiments.report import report
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 experiment_app = typer.Typer(help="Preset experiments (the paper's comparison).", no_args_is_help=True)

@@ -4,8 +4,8 @@ module named beside it, the helpers stay there."""
 
 from hybridbatch.evaluation.beir import evaluate_beir
 from hybridbatch.evaluation.cache import EmbeddingCache
-from hybridbatch.evaluation.corpus_embeddings import evaluate_model
-from hybridbatch.evaluation.embeddings import encode_texts
+from hybridbatch.evaluation.encode import encode_texts
+from hybridbatch.evaluation.evaluate import evaluate_model
 from hybridbatch.evaluation.lareqa import evaluate_lareqa, evaluate_lareqa_embeddings
 from hybridbatch.evaluation.metrics import (
     TIE_RULES,

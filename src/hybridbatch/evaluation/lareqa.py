@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.data.records import QACorpus
-from hybridbatch.evaluation.corpus_embeddings import Embeddings, Progress, evaluate_model
 from hybridbatch.evaluation.embedding_checks import check_and_normalise, score_spread
+from hybridbatch.evaluation.encode import Embeddings
+from hybridbatch.evaluation.evaluate import evaluate_model
 from hybridbatch.evaluation.metrics import TIE_RULES, nanmean, ranks_from_counts, tie_metrics
 from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.preference import (
@@ -30,7 +31,7 @@ from hybridbatch.evaluation.preference import (
 )
 from hybridbatch.evaluation.results import METRICS, PER_QUERY_FIELDS, EvalResult
 from hybridbatch.evaluation.retrieval import block_queries, choose_backend, segment_counts
-from hybridbatch.provenance import Timer
+from hybridbatch.provenance import Progress, Timer
 
 _log = logging.getLogger(__name__)
 

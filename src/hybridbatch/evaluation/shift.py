@@ -27,14 +27,13 @@ import numpy as np
 
 import hybridbatch.evaluation.metrics as M
 from hybridbatch.evaluation.cache import EmbeddingCache
-from hybridbatch.evaluation.corpus_embeddings import Progress
-from hybridbatch.evaluation.embeddings import encode_cached, prefix_for
+from hybridbatch.evaluation.encode import encode_cached, prefix_for
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.evaluation.retrieval import DEFAULT_CHUNK, check_backend, search, segment_counts
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, make_encoder, resolve_encoder
 from hybridbatch.evaluation.shift_tasks import TASKS, ShiftTask, load_tasks
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import atomic_file, check_out_dir, jsonable, provenance, sha256_files, write_json
+from hybridbatch.provenance import Progress, atomic_file, check_out_dir, jsonable, provenance, sha256_files, write_json
 
 SHIFT_FILES = ("shift.json", "shift.md", "shift.png")
 

@@ -6,8 +6,8 @@ from hybridbatch.experiments.alignment import alignment_vs_alpha, run_align, wri
 from hybridbatch.experiments.cells import run_cell
 from hybridbatch.experiments.debias_cells import debias_report, debias_sweep, run_debias_cells, write_versus
 from hybridbatch.experiments.grid import demo, paper, run_grid, significance
+from hybridbatch.experiments.grid_report import report
 from hybridbatch.experiments.presets import PRESETS, RECIPES, Cell, Preset, expand_grid, make_preset
-from hybridbatch.experiments.report import report
 from hybridbatch.experiments.training import train
 
 __all__ = [

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.evaluation.results import BeirResult, EvalResult, write_bytes, write_eval_numbers
-from hybridbatch.report.format import fmt
-from hybridbatch.report.tables import markdown_table, pyplot, save_figure
+from hybridbatch.report.format import fmt, markdown_table
+from hybridbatch.report.plots import pyplot, save_figure
 
 _MISSING = "–"  # eval.md's glyph for an undefined number
 

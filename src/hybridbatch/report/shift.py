@@ -12,7 +12,7 @@ import numpy as np
 from hybridbatch.evaluation.shift import ShiftResult, write_shift_numbers
 from hybridbatch.provenance import write_text
 from hybridbatch.report.format import fmt
-from hybridbatch.report.tables import pyplot, save_figure
+from hybridbatch.report.plots import pyplot, save_figure
 
 _MISSING = "-"  # shift.md's glyph for an undefined number
 TITLES = {"tydi": "TyDi GoldP dev, multilingual pool", "tatoeba": "Tatoeba, multilingual pool of translations"}

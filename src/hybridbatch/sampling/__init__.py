@@ -7,7 +7,6 @@ from hybridbatch.sampling.collator import PairCollator
 from hybridbatch.sampling.dataset import long_dataset, pair_dataset, pairs_from_long
 from hybridbatch.sampling.index import PairIndex, batch_info
 from hybridbatch.sampling.mix import save_mix
-from hybridbatch.sampling.multi import ProportionalGroupSampler
 from hybridbatch.sampling.samplers import (
     DEFAULT_SAMPLER,
     SAMPLERS,
@@ -23,7 +22,7 @@ from hybridbatch.sampling.samplers import (
     make_sampler,
     sampler_class,
 )
-from hybridbatch.sampling.sources import MultiSourceSampler, WeightedGroupSampler
+from hybridbatch.sampling.sources import MultiSourceSampler, ProportionalGroupSampler, WeightedGroupSampler
 from hybridbatch.sampling.translations import TranslationSampler, with_row_labels
 
 __all__ = [

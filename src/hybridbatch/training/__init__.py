@@ -4,7 +4,7 @@ in. `__all__` names what a user or a later stage needs."""
 
 from hybridbatch.training.adversarial import LanguageAdversarialLoss
 from hybridbatch.training.config import LOSSES, TrainConfig
-from hybridbatch.training.hf import HybridTrainer, ProgressCallback
+from hybridbatch.training.hybrid_trainer import HybridTrainer, ProgressCallback
 from hybridbatch.training.inputs import RunData, prepare_data
 from hybridbatch.training.losses import make_loss
 from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss

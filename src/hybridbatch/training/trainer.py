@@ -5,7 +5,7 @@ selection; training/inputs.py), `load_for_training` (training/model.py), `build_
 sampling/dataset.py), `build_selection` (one sampler-independent checkpoint rule: the caller's evaluator of the
 held-out ids, or the loss on fixed validation batches; training/selection.py), `training_arguments` (with
 `batch_sampler=functools.partial(<sampler>, ...)`, exactly as a user of sentence-transformers would pass it),
-`build_trainer` (training/hf.py) and `write_results` (training/results.py). The loss is InfoNCE with in-batch
+`build_trainer` (training/hybrid_trainer.py) and `write_results` (training/results.py). The loss is InfoNCE with in-batch
 negatives, or the multi-positive form over translation batches, optionally with the language-adversarial term
 (training/losses.py; those two read the rows' `label` column, which `build_datasets` then adds). Training knows no
 evaluation protocol: `hybridbatch.train` (experiments/training.py) passes the LAReQA evaluator of the held-out ids.
@@ -44,7 +44,7 @@ from hybridbatch.sampling.collator import PairCollator
 from hybridbatch.sampling.samplers import sampler_class, sampler_options
 from hybridbatch.sampling.sources import MultiSourceSampler
 from hybridbatch.training.config import TrainConfig
-from hybridbatch.training.hf import HybridTrainer
+from hybridbatch.training.hybrid_trainer import HybridTrainer
 from hybridbatch.training.inputs import RunData, build_datasets, plan_steps, prepare_data
 from hybridbatch.training.losses import make_loss
 from hybridbatch.training.model import load_for_training
