@@ -9,6 +9,7 @@ from hybridbatch.data.lookup import (
     DATASETS,
     PAIR_DATASETS,
     data_root,
+    data_roots,
     dataset_dir,
     load_corpus,
     load_pairs,
@@ -24,7 +25,7 @@ from hybridbatch.data.xlinghealth import read_xlinghealth
 __all__ = [
     "DATASETS", "PAIR_DATASETS", "SOURCES",
     "Candidate", "PairSet", "QACorpus", "Question", "TrainItem",
-    "check_paths", "corpus_stats", "dataset_stats", "data_root", "dataset_dir", "download",
+    "check_paths", "corpus_stats", "dataset_stats", "data_root", "data_roots", "dataset_dir", "download",
     "lang_from_path", "normalize_lang", "load_corpus", "load_pairs", "pair_source",
     "mkqa_pairs", "read_mkqa", "read_pairs_jsonl", "read_tatoeba", "tatoeba_pairs", "read_lareqa", "read_squad",
     "read_xlinghealth", "split_sentences",
