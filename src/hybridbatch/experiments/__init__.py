@@ -7,11 +7,12 @@ from hybridbatch.experiments.cells import run_cell
 from hybridbatch.experiments.debias_cells import debias_report, debias_sweep, run_debias_cells, write_versus
 from hybridbatch.experiments.grid import demo, paper, run_grid, significance
 from hybridbatch.experiments.grid_report import report
-from hybridbatch.experiments.presets import PRESETS, RECIPES, Cell, Preset, expand_grid, make_preset
+from hybridbatch.experiments.presets import PRESETS, Cell, Preset, expand_grid, make_preset
+from hybridbatch.experiments.recipes import RECIPES, recipe_settings
 from hybridbatch.experiments.training import train
 
 __all__ = [
     "alignment_vs_alpha", "run_align", "write_align", "run_cell", "debias_report", "debias_sweep",
     "run_debias_cells", "write_versus", "demo", "paper", "run_grid", "significance",
-    "PRESETS", "RECIPES", "Cell", "Preset", "expand_grid", "make_preset", "report", "train",
+    "PRESETS", "RECIPES", "recipe_settings", "Cell", "Preset", "expand_grid", "make_preset", "report", "train",
 ]
