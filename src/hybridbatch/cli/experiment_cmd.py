@@ -54,7 +54,7 @@ def sweep(
     = DEFAULT_SAMPLER,
     alphas: Annotated[str, typer.Option(help="Comma-separated alpha values (for hybrid samplers).")]
     = "0,0.25,0.5,0.75,1",
-    losses: Annotated[str, typer.Option(help=f"Comma-separated loss variants (recipes): {recipes_help()}.")]
+    losses: Annotated[str, typer.Option(help=f"Comma-separated loss variants: {recipes_help()}.")]
     = "plain",
     scales: Annotated[str, typer.Option(help="Comma-separated loss scales (1 / temperature).")] = "20",
     adv_weights: Annotated[Optional[str], typer.Option(help="Comma-separated weights of the language adversary's "

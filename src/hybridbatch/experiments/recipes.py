@@ -57,7 +57,7 @@ RECIPES: dict[str, Recipe] = {
                        help="every translation of the answer in the batch is a positive; with --samplers translations"),
     "adv": Recipe(adversarial=True, help="plain + a language classifier behind gradient reversal"),
     "adv-head": Recipe({"adversarial_lr": ADVERSARIAL_HEAD_LR}, adversarial=True,
-                       help=f"its classifier at lr {ADVERSARIAL_HEAD_LR:g}"),
+                       help=f"its classifier at lr {ADVERSARIAL_HEAD_LR:.0e}".replace("e-0", "e-")),
     "adv-mem": Recipe({"adversarial_lr": ADVERSARIAL_HEAD_LR, "adversarial_memory": ADVERSARIAL_MEMORY},
                       adversarial=True, help="adv-head + a memory of earlier batches"),
 }
