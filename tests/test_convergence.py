@@ -13,7 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from hybridbatch.experiments.cells import train_config
-from hybridbatch.experiments.pilot import Candidate, candidates, choose
+from hybridbatch.experiments.pilot import PilotCandidate, candidates, choose
 from hybridbatch.experiments.presets import PRESETS, Cell
 from hybridbatch.experiments.training import train
 from hybridbatch.errors import UsageError
@@ -143,7 +143,7 @@ def test_converged_preset_trains_until_the_held_out_metric_stops():
     pilot = train_config(Cell("hybrid", 0.5, seed=0), dataclasses.replace(p, lr=1e-4, batch_size=16), None,
                          Path("unused"))
     assert dataclasses.replace(pilot, lr=p.lr, batch_size=p.batch_size) == cfg
-    assert Candidate(1e-4, 16).key == "lr0.0001-bs16"
+    assert PilotCandidate(1e-4, 16).key == "lr0.0001-bs16"
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hybridbatch.errors import UsageError
 from hybridbatch.analysis.grid_stats import aggregate
 from hybridbatch.analysis.significance import SEED_CI_METRICS
+from hybridbatch.errors import UsageError
 from hybridbatch.experiments.cells import run_cell
 from hybridbatch.experiments.grid import paper, run_grid
 from hybridbatch.experiments.presets import BASE, PRESETS, Cell, Preset, expand_grid
@@ -183,7 +183,7 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
     """The report reads only finished cells: hybrid has seed 0, xx seeds 0 and 1, so hybrid vs xx uses seed 0. Its
     shift differences must equal the differences of the shift summaries the evaluation wrote (another code path),
     and the table of what moved the differences of two grids' rows."""
-    from hybridbatch.experiments.report import report
+    from hybridbatch.experiments.grid_report import report
 
     preset = dataclasses.replace(tiny_preset, shift=True, shift_limit=15)
     cells = [Cell(BASE), Cell("xx", None, "plain", 20.0, 0), Cell("xx", None, "plain", 20.0, 1),
@@ -273,8 +273,7 @@ def test_the_bias_targeted_cells_reach_the_training_config():
     without an adversary. A multipos cell over a sampler without translation slots is refused by the training
     config, as the CLI refuses it."""
     from hybridbatch.experiments.cells import train_config
-    from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT,
-                                                MULTIPOS_K)
+    from hybridbatch.experiments.recipes import ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT, MULTIPOS_K
 
     zs = PRESETS["zero-shot"]
     mp = train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))
@@ -305,7 +304,7 @@ def test_an_adversary_weight_sweep_names_its_cells_and_reaches_the_config():
     """--adv-weights varies the reversal weight of the adv losses only; the default weight keeps the old names, so
     a weight sweep joins the cells already run instead of redoing them."""
     from hybridbatch.experiments.cells import train_config
-    from hybridbatch.experiments.presets import ADVERSARIAL_WEIGHT
+    from hybridbatch.experiments.recipes import ADVERSARIAL_WEIGHT
 
     cells = expand_grid(["xy"], [0.5], ["plain", "adv-mem"], [20.0], [0], adv_weights=[None, 0.1, 0.25, ADVERSARIAL_WEIGHT])
     assert [c.key for c in cells] == ["xy-plain-seed0", "xy-adv-mem-seed0", "xy-adv-mem-w0.1-seed0",
@@ -340,3 +339,55 @@ def test_a_zero_shot_cell_trains_on_xlinghealth_and_mkqa_and_tests_on_all_articl
     run_cell(Cell("xy", None, "adv"), preset, tmp_path, str(shared_data), log=lambda m: None)
     adv = json.loads((tmp_path / "cells" / "xy-adv-seed0" / "model" / "train.json").read_text())
     assert "language" in adv["loss_curve"], adv["loss_curve"].keys()
+
+
+def _name_switches(names: set[str], skip: tuple[str, ...]) -> list[str]:
+    """Where the package's source compares a value with one of `names` (==, in, a tuple of them) or asks
+    `.startswith` of a prefix of one, outside the files in `skip`."""
+    import ast
+
+    src = Path(__file__).resolve().parents[1] / "src" / "hybridbatch"
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src).as_posix()
+        if rel.startswith(skip):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                parts = [node.left, *node.comparators]
+                consts = [c for x in parts for c in ([x] if isinstance(x, ast.Constant) else getattr(x, "elts", []))]
+                hits = [c.value for c in consts if isinstance(c, ast.Constant) and c.value in names]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "startswith":
+                consts = [c for a in node.args for c in ([a] if isinstance(a, ast.Constant) else getattr(a, "elts", []))]
+                hits = [c.value for c in consts if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value
+                        and any(n.startswith(c.value) for n in names)]
+            else:
+                continue
+            found += [f"{rel}:{node.lineno} {hits}"] if hits else []
+    return found
+
+
+def test_recipes_and_samplers_are_switched_on_only_where_they_are_defined():
+    """Grid recipes are data: the cells read `experiments.recipes.RECIPES`, and no other code decides anything by a
+    recipe's name; nothing outside sampling/ decides by a sampler's name (the registry says what each takes)."""
+    from hybridbatch.experiments.recipes import RECIPES
+    from hybridbatch.sampling.samplers import SAMPLERS
+
+    assert _name_switches(set(RECIPES), ("experiments/recipes.py",)) == []
+    assert _name_switches(set(SAMPLERS), ("sampling/",)) == []
+
+
+def test_every_recipe_sets_training_fields_and_unknown_ones_are_refused():
+    """Each recipe's settings are `TrainConfig` fields (a typo would be a TypeError in the middle of a grid), every
+    recipe sets the same fields (none is left to another recipe's value), and an unknown name names the recipes."""
+    from hybridbatch.experiments.recipes import RECIPES, recipe_settings
+    from hybridbatch.training.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    keys = {name: set(recipe_settings(name)) for name in RECIPES}
+    assert all(k <= fields for k in keys.values()), keys
+    assert len({frozenset(k) for k in keys.values()}) == 1
+    assert [name for name, r in RECIPES.items() if r.adversarial] == [
+        name for name in RECIPES if recipe_settings(name)["adversarial_weight"] > 0]
+    with pytest.raises(UsageError, match="plain, symmetric"):
+        recipe_settings("nope")

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,7 +24,11 @@ import numpy as np
 
 from hybridbatch.errors import UsageError
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
+
+# The library's progress callback, (stage, done, total): how a caller (the CLI's bars) follows long work; the
+# library itself draws nothing.
+Progress = Callable[[str, int, int], None]
 
 
 def git_commit(start: Path | None = None) -> str:
@@ -181,7 +185,7 @@ def sweep_temps(folder: Path | str, names: Iterable[str] | None = None) -> int:
             p.unlink()
             removed += 1
     if removed:
-        log.info("removed %d temp file(s) left in %s by interrupted writers", removed, folder)
+        _log.info("removed %d temp file(s) left in %s by interrupted writers", removed, folder)
     return removed
 
 

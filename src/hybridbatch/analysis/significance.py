@@ -290,7 +290,7 @@ def compare(run_a: Run | Path | str, run_b: Run | Path | str, *, n_boot: int = 2
 
 
 def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
-    """compare.json (the comparison and its provenance); `report.tables.write_compare_markdown` writes compare.md."""
+    """compare.json (the comparison and its provenance); `report.compare.write_compare_markdown` writes compare.md."""
     out = check_out_dir(out_dir)
     return {"json": write_json(out / "compare.json", {**cmp, "provenance": provenance()})}
 

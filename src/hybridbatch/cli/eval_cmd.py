@@ -21,8 +21,8 @@ from hybridbatch.evaluation.results import BeirResult, EvalResult, check_eval_ou
 from hybridbatch.evaluation.runtimes import AUTO
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import check_writable_dir
+from hybridbatch.report.compare import write_compare_markdown
 from hybridbatch.report.evaluation import lareqa_row, write_eval
-from hybridbatch.report.tables import write_compare_markdown
 
 SPLITS = ("test", "train", "all")
 PROTOCOLS = ("auto", "lareqa", "beir")

@@ -8,17 +8,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES
-from hybridbatch.analysis.debias_sweep import parse_ranks
+from hybridbatch.analysis.alignment_vs_alpha import DEFAULT_SOURCES
+from hybridbatch.analysis.debias_ranks import parse_ranks
 from hybridbatch.cli.base import DataDir, Device, Precision, app, console, progress_bars
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.runtimes import ENCODERS
 from hybridbatch.experiments.alignment import alignment_vs_alpha
 from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
-from hybridbatch.experiments.grid import demo as run_demo
 from hybridbatch.experiments.grid import PAPER_SAMPLERS, paper, run_grid
+from hybridbatch.experiments.grid import demo as run_demo
+from hybridbatch.experiments.grid_report import report
 from hybridbatch.experiments.presets import PRESETS, expand_grid, make_preset
-from hybridbatch.experiments.report import report
+from hybridbatch.experiments.recipes import recipes_help
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS, takes_alpha
 
 experiment_app = typer.Typer(help="Preset experiments (the paper's comparison).", no_args_is_help=True)
@@ -53,12 +54,7 @@ def sweep(
     = DEFAULT_SAMPLER,
     alphas: Annotated[str, typer.Option(help="Comma-separated alpha values (for hybrid samplers).")]
     = "0,0.25,0.5,0.75,1",
-    losses: Annotated[str, typer.Option(help="Comma-separated loss variants: plain, symmetric, hardneg (one hard "
-                                        "negative in the passage language), hardneg-q (in the query language), "
-                                        "multipos (every translation of the answer in the batch is a positive; "
-                                        "with --samplers translations), adv (plain + a language classifier "
-                                        "behind gradient reversal), adv-head (its classifier at lr 1e-2), adv-mem "
-                                        "(adv-head + a memory of earlier batches).")]
+    losses: Annotated[str, typer.Option(help=f"Comma-separated loss variants: {recipes_help()}.")]
     = "plain",
     scales: Annotated[str, typer.Option(help="Comma-separated loss scales (1 / temperature).")] = "20",
     adv_weights: Annotated[Optional[str], typer.Option(help="Comma-separated weights of the language adversary's "

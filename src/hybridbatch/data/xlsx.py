@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from hybridbatch.data.validation import WHOLE_FILE, _Report
+from hybridbatch.data.validation import WHOLE_FILE, ValidationReport
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -22,7 +22,7 @@ _REF = re.compile(r"^([A-Z]{1,3})([0-9]+)$")
 
 
 @dataclass(frozen=True)
-class Cell:
+class XlsxCell:
     """One cell: its text (a number as written in the file) and its kind: 'text', 'number', 'bool' or 'error'."""
 
     value: str
@@ -36,14 +36,14 @@ class Sheet:
 
     file: Path
     name: str
-    rows: list[tuple[int, dict[str, Cell]]] = field(default_factory=list)
+    rows: list[tuple[int, dict[str, XlsxCell]]] = field(default_factory=list)
 
     def where(self, row: int, column: str, header: str = "") -> str:
         """The location of a cell in a problem message."""
         return f"sheet {self.name}, row {row}, column {column}" + (f" ({header})" if header else "")
 
 
-def _xml(rep: _Report, path: Path, zf: zipfile.ZipFile, part: str) -> ET.Element | None:
+def _xml(rep: ValidationReport, path: Path, zf: zipfile.ZipFile, part: str) -> ET.Element | None:
     try:
         return ET.fromstring(zf.read(part))
     except KeyError:
@@ -55,7 +55,7 @@ def _xml(rep: _Report, path: Path, zf: zipfile.ZipFile, part: str) -> ET.Element
     return None
 
 
-def _shared_strings(rep: _Report, path: Path, zf: zipfile.ZipFile) -> list[str] | None:
+def _shared_strings(rep: ValidationReport, path: Path, zf: zipfile.ZipFile) -> list[str] | None:
     if "xl/sharedStrings.xml" not in zf.namelist():
         return []  # a workbook with no text cells has no table
     root = _xml(rep, path, zf, "xl/sharedStrings.xml")
@@ -66,7 +66,7 @@ def _shared_strings(rep: _Report, path: Path, zf: zipfile.ZipFile) -> list[str] 
             for si in root.findall(f"{_MAIN}si")]
 
 
-def _first_sheet_part(rep: _Report, path: Path, zf: zipfile.ZipFile) -> tuple[str, str] | None:
+def _first_sheet_part(rep: ValidationReport, path: Path, zf: zipfile.ZipFile) -> tuple[str, str] | None:
     """(sheet name, zip part of its XML) of the workbook's first sheet."""
     book = _xml(rep, path, zf, "xl/workbook.xml")
     if book is None:
@@ -88,25 +88,26 @@ def _first_sheet_part(rep: _Report, path: Path, zf: zipfile.ZipFile) -> tuple[st
     return name, part
 
 
-def _cell(rep: _Report, sheet: Sheet, c: ET.Element, row: int, col: str, strings: list[str]) -> Cell | None:
+def _cell(rep: ValidationReport, sheet: Sheet, c: ET.Element, row: int, col: str,
+          strings: list[str]) -> XlsxCell | None:
     kind, v = c.get("t", "n"), c.find(f"{_MAIN}v")
     if kind == "inlineStr":
-        return Cell("".join(t.text or "" for t in c.iter(f"{_MAIN}t")), "text")
+        return XlsxCell("".join(t.text or "" for t in c.iter(f"{_MAIN}t")), "text")
     if v is None or v.text is None:
         return None  # a styled but empty cell
     if kind == "s":
         try:
-            return Cell(strings[int(v.text)], "text")
+            return XlsxCell(strings[int(v.text)], "text")
         except (ValueError, IndexError):
             rep.error(sheet.file, sheet.where(row, col), f"points at shared string {v.text!r}, but the workbook has "
                                                          f"{len(strings)} (a corrupt file)")
             return None
     if kind in ("str", "e"):
-        return Cell(v.text, "text" if kind == "str" else "error")
-    return Cell(v.text, "bool" if kind == "b" else "number")
+        return XlsxCell(v.text, "text" if kind == "str" else "error")
+    return XlsxCell(v.text, "bool" if kind == "b" else "number")
 
 
-def read_first_sheet(rep: _Report, path: Path) -> Sheet | None:
+def read_first_sheet(rep: ValidationReport, path: Path) -> Sheet | None:
     """The first sheet of workbook `path`, or None after recording why it cannot be read (not a zip, a part
     missing or malformed, a cell pointing outside the shared strings, a cell without a valid reference)."""
     try:
@@ -127,7 +128,7 @@ def read_first_sheet(rep: _Report, path: Path) -> Sheet | None:
             return None
     sheet = Sheet(path, name)
     for r_el in root.iter(f"{_MAIN}row"):
-        cells: dict[str, Cell] = {}
+        cells: dict[str, XlsxCell] = {}
         row = int(r_el.get("r", "0") or 0) if (r_el.get("r") or "").isdigit() else len(sheet.rows) + 1
         for c in r_el.findall(f"{_MAIN}c"):
             m = _REF.match(c.get("r", ""))

@@ -1,8 +1,9 @@
 """What an evaluation produces and how it is stored: the result types (`EvalResult` for the LAReQA protocol,
-`BeirResult` for single-language retrieval), their JSON, and the files of one run (`write_results`, `load_per_query`).
+`BeirResult` for single-language retrieval), their JSON, and the files of one run (`write_eval_numbers`,
+`load_per_query`).
 
 The Markdown and plot of a run are the report stage's (`report.evaluation.write_eval` writes every file, calling
-`write_results` with its documents): evaluation itself writes only numbers.
+`write_eval_numbers` with its documents): evaluation itself writes only numbers.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def load_per_query(path: Path | str) -> dict[str, np.ndarray]:
     return d
 
 
-def write_results(result: EvalResult | BeirResult, out_dir: Path | str, *, documents: Documents | None = None
+def write_eval_numbers(result: EvalResult | BeirResult, out_dir: Path | str, *, documents: Documents | None = None
                   ) -> dict[str, Path]:
     """per_query.npz (for `hybridbatch compare`) and eval.json (every number + provenance), each written atomically
     (`provenance.atomic_file`); `documents` (the report stage's eval.md / pairs.png) are written between the two.
@@ -178,7 +179,7 @@ def check_eval_out(out_dir: Path | str, *, model: str, dataset: str, checksum: s
                    ) -> Path:
     """Before any work: `out_dir` must be a writable folder, and an evaluation already in it must be of this model
     on this data (a re-run) unless `overwrite`; another model's or dataset's results are never replaced silently.
-    Removes nothing (`write_results` removes the old run's files once the new one is written)."""
+    Removes nothing (`write_eval_numbers` removes the old run's files once the new one is written)."""
     out = check_writable_dir(out_dir)
     old = out / "eval.json"
     if overwrite or not old.is_file():

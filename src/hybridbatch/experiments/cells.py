@@ -21,8 +21,8 @@ from hybridbatch.evaluation.beir import evaluate_beir
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, drop_exports, resolve_encoder
 from hybridbatch.evaluation.shift import run_shift, summary_row
-from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT, BASE,
-                                            MULTIPOS_K, RESULT_FIELDS, Cell, Preset)
+from hybridbatch.experiments.presets import BASE, RESULT_FIELDS, Cell, Preset
+from hybridbatch.experiments.recipes import recipe_settings
 from hybridbatch.experiments.training import train
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import provenance, write_json
@@ -40,19 +40,12 @@ def train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) ->
         data_weights=list(preset.train_weights) if preset.train_weights else None, out=str(out), sampler=cell.sampler,
         alpha=alpha,
         batch_size=preset.batch_size, max_steps=preset.max_steps, lr=preset.lr, max_seq_length=preset.max_seq_length,
-        context=preset.context, hard_negatives=cell.loss.startswith("hardneg"), symmetric=cell.loss == "symmetric",
-        hard_negative_lang="query" if cell.loss == "hardneg-q" else "passage",
-        scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
+        context=preset.context, scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
         eval_steps=min(preset.eval_steps, max(1, preset.max_steps // 3)) if preset.eval_steps else None,
         patience=preset.patience, min_improvement=preset.min_improvement, warmup_ratio=preset.warmup_ratio,
         snapshot_steps=list(preset.snapshot_steps) if preset.snapshot_steps and cell.seed == preset.seeds[0] else None,
         resume=(out / "train_config.json").exists(), progress=True, device=preset.device,
-        precision=preset.precision, loss="multi-positive" if cell.loss == "multipos" else "infonce",
-        k=MULTIPOS_K if cell.loss == "multipos" else 2,
-        adversarial_weight=(ADVERSARIAL_WEIGHT if cell.adv_weight is None else cell.adv_weight)
-        if cell.loss.startswith("adv") else 0.0,
-        adversarial_lr=ADVERSARIAL_HEAD_LR if cell.loss in ("adv-head", "adv-mem") else None,
-        adversarial_memory=ADVERSARIAL_MEMORY if cell.loss == "adv-mem" else 0,
+        precision=preset.precision, **recipe_settings(cell.loss, cell.adv_weight),
     )
 
 

@@ -22,14 +22,14 @@ from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import provenance, write_json, write_text
 from hybridbatch.report.curves import plot_panels
 from hybridbatch.report.evaluation import write_eval
-from hybridbatch.report.tables import markdown_table
+from hybridbatch.report.format import markdown_table
 
 # (summary path, column name): what each curve shows; the rank distance is the mean worst-minus-best rank
 CURVE_METRICS = (("mono.map", "Mono mAP"), ("cross.map", "Cross mAP"), ("multi.map", "Multi mAP"),
                  ("multi.bias", "rank distance"))
 
 
-def summary_row(step: int, summary: dict[str, Any], chosen: bool = False) -> dict[str, Any]:
+def curve_row(step: int, summary: dict[str, Any], chosen: bool = False) -> dict[str, Any]:
     row: dict[str, Any] = {"step": step, "chosen": chosen}
     for path, _ in CURVE_METRICS:
         part, metric = path.split(".")
@@ -50,10 +50,10 @@ def snapshot_rows(cell_dir: Path, preset: Preset, test: Any, log: Callable[[str]
                                   encoder=resolve_encoder(record.get("encoder", preset.encoder), model))
             write_eval(res, res_dir)
         summary = json.loads((res_dir / "eval.json").read_text(encoding="utf-8"))["summary"]
-        rows.append(summary_row(int(snap.name[5:]), summary))
+        rows.append(curve_row(int(snap.name[5:]), summary))
     best = (record.get("train") or {}).get("best_step")
     if best is not None:
-        rows = [r for r in rows if r["step"] != best] + [summary_row(best, record["xquad-r"], chosen=True)]
+        rows = [r for r in rows if r["step"] != best] + [curve_row(best, record["xquad-r"], chosen=True)]
     return sorted(rows, key=lambda r: r["step"])
 
 

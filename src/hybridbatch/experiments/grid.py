@@ -19,8 +19,9 @@ from hybridbatch.experiments.cells import run_cell
 from hybridbatch.experiments.presets import BASE, Cell, Preset, check_stem, expand_grid, make_preset
 from hybridbatch.models.embedded import build_embedded_model
 from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
+from hybridbatch.report.compare import write_compare_markdown
 from hybridbatch.report.grid import grid_markdown, same_run_lines, significance_markdown
-from hybridbatch.report.tables import plot_alpha, plot_side_by_side, write_compare_markdown
+from hybridbatch.report.plots import plot_alpha, plot_side_by_side
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, takes_alpha
 
 

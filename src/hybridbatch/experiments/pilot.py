@@ -23,14 +23,14 @@ from hybridbatch.experiments.presets import Cell, Preset
 from hybridbatch.experiments.training import train
 from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
 from hybridbatch.report.curves import metric_label, plot_curves
-from hybridbatch.report.tables import markdown_table
+from hybridbatch.report.format import markdown_table
 
 # Two held-out values closer than this are a tie, broken by the fewer steps to the best checkpoint (cheaper cells).
 TIE = 0.002
 
 
 @dataclass(frozen=True)
-class Candidate:
+class PilotCandidate:
     """One pilot run's learning rate and batch size."""
 
     lr: float
@@ -41,7 +41,7 @@ class Candidate:
         return f"lr{self.lr:g}-bs{self.batch_size}"
 
 
-def candidates(lrs: Sequence[float], batch_sizes: Sequence[int]) -> list[Candidate]:
+def candidates(lrs: Sequence[float], batch_sizes: Sequence[int]) -> list[PilotCandidate]:
     """Every (lr, batch size) pair, checked before any training."""
     if not lrs or not batch_sizes:
         raise UsageError("the pilot needs at least one learning rate and one batch size")
@@ -51,10 +51,10 @@ def candidates(lrs: Sequence[float], batch_sizes: Sequence[int]) -> list[Candida
     for bs in batch_sizes:
         if bs < 2:
             raise UsageError(f"--batch-sizes: a batch needs at least 2 pairs (in-batch negatives), got {bs}")
-    return [Candidate(float(lr), int(bs)) for lr in lrs for bs in batch_sizes]
+    return [PilotCandidate(float(lr), int(bs)) for lr in lrs for bs in batch_sizes]
 
 
-def summarise(key: str, train_json: Path) -> dict[str, Any]:
+def pilot_summary(key: str, train_json: Path) -> dict[str, Any]:
     """What the pilot compares of one finished run."""
     tj = json.loads(train_json.read_text(encoding="utf-8"))
     sel = tj.get("selection") or {}
@@ -89,7 +89,7 @@ def pilot_markdown(runs: Sequence[dict[str, Any]], chosen: dict[str, Any] | None
                                   "minutes", ""], rows)
 
 
-def run_pilot(preset: Preset, out_root: Path, data_dir: str | None, cands: Sequence[Candidate], *,
+def run_pilot(preset: Preset, out_root: Path, data_dir: str | None, cands: Sequence[PilotCandidate], *,
               sampler: str = "hybrid", alpha: float | None = 0.5, seed: int | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train each candidate (resuming a killed one, skipping a finished one), then report every finished
@@ -104,7 +104,7 @@ def run_pilot(preset: Preset, out_root: Path, data_dir: str | None, cands: Seque
             log(f"[pilot {c.key}] training until the held-out metric stops improving (cap {preset.max_steps}) ...")
             run_preset = dataclasses.replace(preset, lr=c.lr, batch_size=c.batch_size)
             train(train_config(cell, run_preset, data_dir, d))
-    runs = sorted((summarise(p.parent.name, p) for p in root.glob("*/train.json")),
+    runs = sorted((pilot_summary(p.parent.name, p) for p in root.glob("*/train.json")),
                   key=lambda r: (r["lr"], r["batch_size"]))
     chosen = choose(runs)
     body = {"kind": "pilot", "preset": dataclasses.asdict(preset), "sampler": sampler, "alpha": alpha, "seed": seed,
@@ -119,4 +119,4 @@ def run_pilot(preset: Preset, out_root: Path, data_dir: str | None, cands: Seque
     return body
 
 
-__all__ = ["Candidate", "candidates", "choose", "run_pilot"]
+__all__ = ["PilotCandidate", "candidates", "choose", "run_pilot"]

@@ -14,9 +14,9 @@ from hybridbatch.errors import ModelError, UsageError
 from hybridbatch.models.embedded import (
     DEFAULT_MODEL,
     EMBEDDED_ALIASES,
-    _read_marker,
     build_embedded_model,
     embedded_model_dir,
+    read_marker,
 )
 
 if TYPE_CHECKING:  # importing sentence-transformers pulls in torch: only when a model is really needed
@@ -250,5 +250,5 @@ def describe_model(model: SentenceTransformer, name: str) -> dict[str, Any]:
         "vocab_size": getattr(config, "vocab_size", None),
         "prompts": dict(model.prompts or {}),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "embedded_build": _read_marker(Path(target)) if Path(target).is_dir() else None,
+        "embedded_build": read_marker(Path(target)) if Path(target).is_dir() else None,
     }

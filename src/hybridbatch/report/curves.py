@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hybridbatch.report.tables import pyplot, save_figure
+from hybridbatch.report.plots import pyplot, save_figure
 
 METRIC_NAMES = {"eval_lareqa_multi_map": "held-out LAReQA Multi mAP", "eval_loss": "held-out loss"}
 
