@@ -57,5 +57,5 @@ def model_info(
         ("parameters", f"{info['parameters']:,} ({info['parameters'] / 1e6:.1f}M)"),
     ]
     for key, value in rows:
-        table.add_row(f"[bold]{key}[/]", value)
+        table.add_row(Text(key, style="bold"), value)
     out.print(table)

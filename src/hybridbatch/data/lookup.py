@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from hybridbatch.data.download import SOURCES
+from hybridbatch.data.hub import hub_source
 from hybridbatch.data.languages import _unknown_lang, lang_from_path, normalize_lang
 from hybridbatch.data.mkqa import PAIRINGS, read_mkqa
 from hybridbatch.data.pairs import _TATOEBA, _check_pairs_jsonl, read_pairs_jsonl, read_tatoeba, tatoeba_pairs
@@ -189,7 +190,11 @@ def is_mkqa_file(path: Path) -> bool:
 def pair_source(spec: str, data_dir: Path | str | None = None) -> PairSet | None:
     """The PairSet of a training source that is not a QA corpus, or None for anything else: 'xlinghealth' (or an
     .xlsx file, or a folder holding .xlsx workbooks), 'mkqa' / 'mkqa:answers' (or an mkqa*.jsonl file, optionally
-    with ':answers' / ':questions' after it), 'tatoeba-laser' (alignment pairs with English)."""
+    with ':answers' / ':questions' after it), 'tatoeba-laser' (alignment pairs with English), 'mmarco[:LANGS]' /
+    'miracl[:LANGS]' (streamed from the hub, or a local copy under a data root: data.hub.hub_source)."""
+    hub = hub_source(spec, data_dir)
+    if hub is not None:
+        return hub
     base, _, pairing = spec.rpartition(":") if spec.endswith(tuple(f":{p}" for p in PAIRINGS)) else (spec, "", "")
     path = dataset_dir(base, data_dir) if base in PAIR_DATASETS else Path(base)
     if base == "tatoeba-laser" or (base not in DATASETS and path.is_dir()

@@ -1,0 +1,167 @@
+"""Issue 33 (third round of bad input and faults) and issue 32 items 5 and 7 (docs/RELIABILITY.md, "Third round"):
+each case through the CLI (`cli.main` in a CliRunner isolation, or a real `python -m hybridbatch.cli` process) or
+the public API, on the real files in ../shared/data, the hub miniatures of tests/fixtures/hub and the tiny BERT
+of conftest.py; each asserts the message, the exit status and what is (not) left behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_cli_errors import assert_one_readable_error, run_cli, snapshot, work  # noqa: F401  (work: a fixture)
+
+from hybridbatch.data.hub import mmarco_pairs, stream_tsv
+from hybridbatch.errors import DataError, HybridBatchError, UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+HUB = Path(__file__).parent / "fixtures" / "hub"
+TINY_TRAIN = ("--batch-size", "2", "--max-steps", "1", "--val-fraction", "0", "--no-progress", "--device", "cpu")
+
+
+def cli_process(args: list[str], cwd: Path, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    """`python -m hybridbatch.cli ARGS` in a real process (what a user sees: the exit path, stderr, no capture)."""
+    full = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "COLUMNS": "400", **env}
+    for var in ("HYBRIDBATCH_DATA", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        full.pop(var, None)
+    return subprocess.run([sys.executable, "-m", "hybridbatch.cli", *args], cwd=cwd, env=full, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def hub_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding local copies of the hub miniatures (mmarco/, miracl/, miracl-corpus/), the corpus gzipped
+    to its on-hub names, as a user would lay out what `huggingface-cli download` fetched."""
+    root = tmp_path_factory.mktemp("hub-root")
+    shutil.copytree(HUB, root, dirs_exist_ok=True)
+    for p in root.glob("miracl-corpus/*/docs-*.jsonl"):
+        p.with_suffix(".jsonl.gz").write_bytes(gzip.compress(p.read_bytes()))
+        p.unlink()
+    return root
+
+
+# ---- issue 32 item 5 / issue 33 item 9: messages keep their values through rich ------------------------------------
+
+
+def test_a_message_with_brackets_and_a_nan_reaches_the_terminal_whole(tmp_path):
+    """A config file with `data_weights = [nan]` (TOML's nan): the message quotes `[nan]`, which rich read as a
+    markup tag and dropped ("got " and nothing)."""
+    (tmp_path / "c.toml").write_text('data = ["xquad-r"]\ndata_weights = [nan]\n', encoding="utf-8")
+    r = cli_process(["train", "--config", "c.toml", "--out", "run"], tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "error: data weights must be one number >= 0 per data source (1), not all 0; got [nan]"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
+
+
+def test_markup_like_values_are_printed_as_they_are(work):
+    """A data file named like a rich tag (`[embedded].json`, `[bold]x`): `data check` and the error line print the
+    names whole."""
+    (work / "[bold]x").mkdir()
+    (work / "[bold]x" / "[embedded].json").write_text("{}", encoding="utf-8")
+    code, text = run_cli(["data", "check", str(work / "[bold]x" / "[embedded].json")])
+    assert code == 2 and "Traceback" not in text, text
+    assert "[bold]x/[embedded].json" in text and "unknown language code '[embedded]'" in text, text
+
+
+# ---- issue 32 item 7 / issue 33 item 5: mMARCO and MIRACL from `train --data`, offline, bad revisions ---------------
+
+
+def hub_failure(url: str, reason: str) -> str:
+    return (f"error: cannot read {url} from the Hugging Face hub ({reason}). mMARCO and MIRACL are streamed from the "
+            "hub at pinned revisions; offline, download the files on a machine with network (`huggingface-cli "
+            "download <repo> --repo-type dataset --revision <sha> --include <paths>`, docs/DATA.md) and use the local "
+            "folder: base=FOLDER in the library, or on the command line put it at DIR/mmarco (DIR/miracl and "
+            "DIR/miracl-corpus) and pass --data-dir DIR.")
+
+
+MMARCO_TRIPLES = ("hf://datasets/unicamp-dl/mmarco@714e2341460cf550592cd5e5d8dc164f020fe445/data/"
+                  "triples.train.ids.small.tsv")
+MIRACL_TOPICS = ("hf://datasets/miracl/miracl@33075b837ae3ee130037274357829bcd0f0692de/miracl-v1.0-sw/topics/"
+                 "topics.miracl-v1.0-sw-train.tsv")
+
+
+@pytest.mark.parametrize(("source", "url", "how"), [("mmarco", MMARCO_TRIPLES, "unreachable"),
+                                                     ("miracl", MIRACL_TOPICS, "offline")])
+def test_train_on_a_hub_source_without_the_hub(tmp_path, tiny_model, source, url, how):
+    """`train --data mmarco|miracl` with HF_HUB_OFFLINE=1, or with the hub unreachable (a proxy that refuses every
+    connection): one line naming the hub and the local-folder alternative, exit 2, no httpx traceback, no --out."""
+    env = {"HF_HUB_OFFLINE": "1"} if how == "offline" else {
+        "HF_HUB_OFFLINE": "0", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "", "HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "5"}
+    r = cli_process(["train", "--model", str(tiny_model), "--data", source, "--out", "run", *TINY_TRAIN], tmp_path,
+                    timeout=300, **env)
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    head, _, rest = lines[0].partition(" from the Hugging Face hub (")
+    assert head == f"error: cannot read {url}", lines[0]
+    reason = rest.split("). mMARCO and MIRACL", 1)[0]
+    assert lines[0] == hub_failure(url, reason)
+    assert ("OfflineMode" in reason) if how == "offline" else ("Connect" in reason or "Proxy" in reason), reason
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_on_local_copies_of_the_hub_sources(tmp_path, tiny_model, hub_copy):
+    """The local-folder alternative the message names: `--data-dir DIR` holding DIR/mmarco, DIR/miracl and
+    DIR/miracl-corpus (no network: HF_HUB_OFFLINE=1), with the languages chosen after the name."""
+    r = cli_process(["train", "--model", str(tiny_model), "--data", "mmarco:en,es,de", "--data", "miracl:sw,fi",
+                     "--data-dir", str(hub_copy), "--out", "run", *TINY_TRAIN], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    body = json.loads((tmp_path / "run" / "train.json").read_text(encoding="utf-8"))
+    assert body["steps"] == 1
+    text = json.dumps(body)
+    assert "mmarco" in text and "miracl:train" in text, text[:2000]
+
+
+def test_a_revision_of_the_wrong_form_is_refused_before_any_download():
+    for base in ("hf://datasets/unicamp-dl/mmarco@not a sha", "hf://datasets/unicamp-dl/mmarco@-x",
+                 "hf://datasets/unicamp-dl/mmarco@a..b", "hf://datasets/mmarco@714e2341"):
+        with pytest.raises(UsageError) as e:
+            mmarco_pairs(("en",), base=base)
+        assert str(e.value) == (
+            f"{base}/data/triples.train.ids.small.tsv: not a hub address of the form hf://datasets/<owner>/<name>@"
+            "<revision>/<path>, <revision> a commit sha (hex digits) or a branch or tag name; the pinned revisions "
+            "are in docs/DATA.md")
+
+
+def test_an_unknown_revision_of_the_right_form_is_the_hub_message():
+    """`base=` at a revision of the right form that the hub cannot give (offline here): the documented message,
+    a HybridBatchError (exit 2 on the CLI), not the client's exception."""
+    old = os.environ.get("HF_HUB_OFFLINE")
+    with pytest.raises(HybridBatchError) as e:
+        mmarco_pairs(("en",), base="hf://datasets/unicamp-dl/mmarco@0123456789abcdef0123456789abcdef01234567")
+    assert type(e.value) is HybridBatchError and e.value.exit_code == 2
+    assert str(e.value).startswith("cannot read hf://datasets/unicamp-dl/mmarco@0123456789abcdef0123456789abcdef"
+                                   "01234567/data/triples.train.ids.small.tsv from the Hugging Face hub (")
+    assert "--data-dir DIR" in str(e.value) and "base=FOLDER" in str(e.value)
+    assert os.environ.get("HF_HUB_OFFLINE") == old
+
+
+def test_tsv_reader_checks_only_the_lines_it_keeps(hub_copy, tmp_path):
+    """One malformed line in a collection, on a passage no chosen query needs: the load goes on; the same line on a
+    kept passage is the located error."""
+    folder = tmp_path / "mmarco"
+    shutil.copytree(hub_copy / "mmarco", folder)
+    coll = folder / "data" / "google" / "collections" / "english_collection.tsv"
+    good = mmarco_pairs(("en",), limit=None, base=str(folder))
+    coll.write_text(coll.read_text(encoding="utf-8") + "garbage line without a tab\n999999999\t\n", encoding="utf-8")
+    assert mmarco_pairs(("en",), limit=None, base=str(folder)).items == good.items
+    kept = sorted({json.dumps(v["en"].positive) for v in good.items.values()})
+    assert kept  # the bad line below breaks a passage that a query needs
+    lines = coll.read_text(encoding="utf-8").splitlines()
+    pid = next(ln.split("\t")[0] for ln in lines if "\t" in ln and json.dumps(ln.split("\t", 1)[1]) in kept)
+    n = next(i for i, ln in enumerate(lines, 1) if ln.startswith(pid + "\t"))
+    lines[n - 1] = pid + "\t   "
+    coll.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as e:
+        mmarco_pairs(("en",), limit=None, base=str(folder))
+    assert [(p.file, p.where) for p in e.value.problems] == [(str(coll), f"line {n}")]
+    assert list(stream_tsv(str(coll), 2, keep={"no-such-id"})) == []
