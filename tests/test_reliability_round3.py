@@ -165,3 +165,67 @@ def test_tsv_reader_checks_only_the_lines_it_keeps(hub_copy, tmp_path):
         mmarco_pairs(("en",), limit=None, base=str(folder))
     assert [(p.file, p.where) for p in e.value.problems] == [(str(coll), f"line {n}")]
     assert list(stream_tsv(str(coll), 2, keep={"no-such-id"})) == []
+
+
+# ---- issue 33 item 4: one writer per output folder -------------------------------------------------------------------
+
+
+def test_two_trains_into_one_out_folder(tmp_path, tiny_model, xquad_cut):
+    """Two real `train` processes into one --out: the second is refused before any work, naming the folder and the
+    first's process, and touches nothing; the first runs on. Killed (SIGKILL), the first leaves a stale lock file
+    that the next run takes over."""
+    import signal
+    import socket
+    import time
+
+    args = ["train", "--model", str(tiny_model), "--data", str(xquad_cut), "--out", "run", *TINY_TRAIN]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "hybridbatch.cli", *args, "--seed", "1", "--max-steps",
+                              "1000000"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "run" / "train_config.json").exists():
+            assert first.poll() is None, first.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the first run did not start training"
+            time.sleep(0.2)
+        lock = tmp_path / ".run.lock"
+        held = lock.read_bytes()
+        second = cli_process([*args, "--seed", "2", "--max-steps", "1"], tmp_path)
+        assert second.returncode == 2, second.stderr[-3000:]
+        (line,) = second.stderr.strip().splitlines()
+        info = json.loads(held)
+        assert info["pid"] == first.pid and info["host"] == socket.gethostname()
+        assert line == (f"error: --out run: another process is writing into this folder (pid {first.pid} on "
+                        f"{info['host']}, started {info['since']}: {info['command']}); wait for it to finish, or "
+                        "choose another --out")
+        assert "--seed 1" in info["command"] and first.poll() is None
+        assert lock.read_bytes() == held
+        assert json.loads((tmp_path / "run" / "train_config.json").read_text())["seed"] == 1
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert lock.exists()  # a crash leaves the lock file, whose lock the kernel released
+    again = cli_process([*args, "--seed", "2", "--max-steps", "1", "--overwrite"], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["seed"] == 2
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["steps"] == 1
+    assert not lock.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_the_lock_goes_with_the_command_and_leaves_nothing(work, tiny_model):
+    """In-process: a refused command (here an unknown model) takes and releases the lock, and removes the folders it
+    made to hold it; the library path (no `out_locks` scope) takes no lock."""
+    from hybridbatch.provenance import check_out_dir, out_locks
+
+    before = snapshot(work)
+    code, text = run_cli(["eval", "--model", str(work / "no-model"), "--data", "xquad-r", "--out", "a/b/ev"])
+    assert code == 2, text
+    assert snapshot(work) == before
+    check_out_dir(work / "x" / "run")
+    assert snapshot(work) == before
+    with out_locks():
+        check_out_dir(work / "x" / "run")
+        assert (work / "x" / ".run.lock").exists()
+        check_out_dir(work / "x" / "run")  # the same process again: re-entrant
+    assert snapshot(work) == before

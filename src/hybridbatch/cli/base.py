@@ -95,11 +95,12 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress]:
 
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); the project's own errors become one message and exit 2."""
-    from hybridbatch.provenance import process_commit
+    from hybridbatch.provenance import out_locks, process_commit
 
     process_commit()  # pin the code's commit now: long jobs must not record a HEAD that moved while they ran
     try:
-        app()
+        with out_locks():  # one writer per output folder, held from its check until the command ends
+            app()
     except HybridBatchError as e:
         console.print(Text.assemble(("error:", "bold red"), " ", str(e)), highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
