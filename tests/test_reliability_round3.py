@@ -229,3 +229,31 @@ def test_the_lock_goes_with_the_command_and_leaves_nothing(work, tiny_model):
         assert (work / "x" / ".run.lock").exists()
         check_out_dir(work / "x" / "run")  # the same process again: re-entrant
     assert snapshot(work) == before
+
+
+# ---- issue 33 item 1: a duplicated XLingHealth workbook --------------------------------------------------------------
+
+
+def test_a_second_copy_of_an_xlinghealth_workbook_is_refused(work, shared_data, tiny_model):
+    """The real workbooks plus `LiveQA (1).xlsx` (a second download): `data stats`, `data check` and `train` refuse
+    it naming both files (before: 1,177 English questions instead of 933, the 246 LiveQA questions twice)."""
+    folder = work / "xlh"
+    folder.mkdir()
+    for name in ("LiveQA.xlsx", "MedicationQA.xlsx"):
+        shutil.copy(shared_data / "xlinghealth" / name, folder / name)
+    shutil.copy(shared_data / "xlinghealth" / "LiveQA.xlsx", folder / "LiveQA (1).xlsx")
+    message = (f"{folder / 'LiveQA.xlsx'}: questions: 246 of its 246 questions are also questions of LiveQA (1).xlsx "
+               "(the same text; first: LiveQA:0): are LiveQA.xlsx and LiveQA (1).xlsx copies of one workbook? Their "
+               "questions would be read twice, under other ids, and meet their copies as false negatives; remove one "
+               "of the two files")
+    before = snapshot(work)
+    code, text = run_cli(["data", "stats", str(folder)])
+    assert_one_readable_error(code, text, message)
+    code, text = run_cli(["train", "--model", str(tiny_model), "--data", str(folder), "--out", "run", *TINY_TRAIN])
+    assert_one_readable_error(code, text, message)
+    code, text = run_cli(["data", "check", str(folder)])
+    assert code == 2 and message in text.splitlines(), text
+    assert snapshot(work) == before
+    (folder / "LiveQA (1).xlsx").unlink()
+    code, text = run_cli(["data", "stats", str(folder)])
+    assert code == 0 and "│ en       │       933 │" in text, text
