@@ -257,3 +257,58 @@ def test_a_second_copy_of_an_xlinghealth_workbook_is_refused(work, shared_data, 
     (folder / "LiveQA (1).xlsx").unlink()
     code, text = run_cli(["data", "stats", str(folder)])
     assert code == 0 and "│ en       │       933 │" in text, text
+
+
+# ---- issue 33 items 2 and 3: a copied language file where the data are used; --out at a dataset folder ------------
+
+
+@pytest.fixture
+def copied_de(tmp_path: Path, shared_data: Path) -> Path:
+    """A real XQuAD-R cut (first article, 2 paragraphs, en / de / es) whose de.json is a copy of en.json."""
+    folder = tmp_path / "xq"
+    folder.mkdir()
+    for lang in ("en", "es"):
+        obj = json.loads((shared_data / "xquad-r" / f"{lang}.json").read_text(encoding="utf-8"))
+        obj["data"] = [{**obj["data"][0], "paragraphs": obj["data"][0]["paragraphs"][:2]}]
+        (folder / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    shutil.copy(folder / "en.json", folder / "de.json")
+    return folder
+
+
+def copy_warning(folder: Path) -> str:
+    n = sum(len(p["qas"]) for p in json.loads((folder / "en.json").read_text(encoding="utf-8"))["data"][0]
+            ["paragraphs"])
+    return (f"warning: {folder / 'de.json'}: questions: {n} of the {n} questions it shares with en.json have the very "
+            "same text there: is one file a copy of the other language's?")
+
+
+def test_eval_and_train_warn_on_a_copied_language_file(tmp_path, tiny_model, copied_de):
+    """Before, only `data check` said it; `eval` scored Cross and Multi on it without a word."""
+    warning = copy_warning(copied_de)
+    r = cli_process(["eval", "--model", str(tiny_model), "--data", str(copied_de), "--split", "all", "--out", "ev",
+                     "--no-progress", "--device", "cpu", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.splitlines()[0] == warning, r.stderr[-3000:]
+    health = json.loads((tmp_path / "ev" / "eval.json").read_text(encoding="utf-8"))["health"]
+    assert health["data_warnings"] == [warning.removeprefix("warning: ")]
+    r = cli_process(["train", "--model", str(tiny_model), "--data", str(copied_de), "--out", "run", *TINY_TRAIN],
+                    tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.splitlines()[0] == warning, r.stderr[-3000:]
+
+
+def test_eval_and_compare_refuse_an_out_holding_other_files(work, tiny_model, copied_de):
+    """`eval --out DATASET_FOLDER` wrote eval.json & co. among the language files (then `data check` failed on
+    "unknown language code 'eval'"); now refused before any work, like `compare --out` there."""
+    before = snapshot(work.parent)
+    code, text = run_cli(["eval", "--model", str(tiny_model), "--data", str(copied_de), "--out", str(copied_de),
+                          "--overwrite"])
+    assert_one_readable_error(code, text, (
+        f"{copied_de}: holds files that are not an evaluation's (de.json, en.json, es.json); eval writes "
+        "per_query.npz, pairs.png, eval.md, eval.json into --out: choose a new or empty folder, or one holding an "
+        "evaluation"))
+    code, text = run_cli(["compare", str(copied_de), str(copied_de), "--out", str(copied_de)])
+    assert_one_readable_error(code, text, (
+        f"{copied_de}: holds files that are not an evaluation's (de.json, en.json, es.json); compare writes "
+        "compare.json, compare.md into --out"))
+    assert snapshot(work.parent) == before

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from hybridbatch.data.consistency import consistency_warnings
 from hybridbatch.data.download import SOURCES
 from hybridbatch.data.hub import hub_source
 from hybridbatch.data.languages import _unknown_lang, lang_from_path, normalize_lang
@@ -19,6 +21,8 @@ from hybridbatch.data.validation import FILE_NAME, _Report
 from hybridbatch.data.xlinghealth import read_xlinghealth
 from hybridbatch.errors import DataError, Problem, UsageError
 from hybridbatch.provenance import sha256_files
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Finding files and datasets.
@@ -138,10 +142,16 @@ def load_corpus(spec: str | Path, data_dir: Path | str | None = None, split: str
 
 
 def _load_auto(files: Mapping[str, Path], name: str) -> QACorpus:
-    """LAReQA or SQuAD (paragraph units), decided per file by whether paragraphs carry `sentences`."""
+    """LAReQA or SQuAD (paragraph units), decided per file by whether paragraphs carry `sentences`. The checks
+    across languages that `data check` runs (a language file that is a copy of another, rotated ids) run here too,
+    where the data are used: logged as warnings and kept in `corpus.warnings` (eval.json's health record)."""
     rep = _Report()
     corpus = _read_qa(rep, files, name, "auto", "paragraph")
     rep.raise_if_any()
+    found = consistency_warnings(corpus, files)
+    for w in found:
+        log.warning("warning: %s", w)
+    corpus.warnings.extend(found)
     return corpus
 
 
