@@ -312,3 +312,55 @@ def test_eval_and_compare_refuse_an_out_holding_other_files(work, tiny_model, co
         f"{copied_de}: holds files that are not an evaluation's (de.json, en.json, es.json); compare writes "
         "compare.json, compare.md into --out"))
     assert snapshot(work.parent) == before
+
+
+# ---- issue 33 item 8: a huge cell in a small xlsx -------------------------------------------------------------------
+
+
+def with_first_string(src: Path, dst: Path, text: bytes) -> Path:
+    """A copy of workbook `src` whose first shared string starts with `text` (compressed as the original)."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "xl/sharedStrings.xml":
+                data = re.sub(rb"(<si><t[^>]*>)", lambda m: m.group(1) + text, data, count=1)
+            zout.writestr(info, data)
+    return dst
+
+
+def test_a_huge_cell_in_a_small_workbook_is_refused_without_reading_it(work, shared_data):
+    """A 300 MB cell in a <1 MB xlsx (before: read whole, 2.3 GB peak, "ok"): refused naming the file and the part,
+    with the memory of the bound (32 MiB) rather than of the part; a 2 M-character cell in a part under the bound
+    is refused naming the entry."""
+    import tracemalloc
+
+    from hybridbatch.data.xlinghealth import read_xlinghealth
+
+    bomb = with_first_string(shared_data / "xlinghealth" / "LiveQA.xlsx", work / "LiveQA.xlsx", b"a" * 300_000_000)
+    assert bomb.stat().st_size < 2_000_000
+    code, text = run_cli(["data", "check", str(bomb)])
+    size = 300_000_000 + 1_349_607
+    assert code == 2 and "Traceback" not in text, text
+    assert f"{bomb}: part xl/sharedStrings.xml: unpacks to {size:,} bytes or more; at most 33,554,432 are read (a " \
+           "corrupt or hostile file?)" in text.splitlines(), text
+    tracemalloc.start()
+    with pytest.raises(DataError, match="unpacks to"):
+        read_xlinghealth(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20, peak
+    big = with_first_string(shared_data / "xlinghealth" / "LiveQA.xlsx", work / "big.xlsx", b"b" * 2_000_000)
+    with pytest.raises(DataError) as e:
+        read_xlinghealth(big)
+    (p,) = e.value.problems
+    import zipfile
+    from xml.etree import ElementTree as ET
+
+    with zipfile.ZipFile(shared_data / "xlinghealth" / "LiveQA.xlsx") as z:
+        first = next(iter(ET.fromstring(z.read("xl/sharedStrings.xml")))).itertext()
+    n = 2_000_000 + len("".join(first))
+    assert (p.where, p.message) == ("part xl/sharedStrings.xml, entry 0",
+                                    f"a text of {n:,} characters; a cell holds at most 1,000,000")
