@@ -364,3 +364,43 @@ def test_a_huge_cell_in_a_small_workbook_is_refused_without_reading_it(work, sha
     n = 2_000_000 + len("".join(first))
     assert (p.where, p.message) == ("part xl/sharedStrings.xml, entry 0",
                                     f"a text of {n:,} characters; a cell holds at most 1,000,000")
+
+
+# ---- issue 33 item 6: an eval.json whose summary disagrees with its per_query.npz ----------------------------------
+
+
+def test_compare_refuses_a_summary_that_disagrees_with_the_per_query_file(work, tiny_model, xquad_cut):
+    """Hand-edited (Multi mAP raised) or mixed from two runs (another model's per_query.npz, with its checksum put
+    into eval.json): compare refuses naming the file (before: silent, its table showed other figures than
+    eval.json)."""
+    from conftest import build_tiny_model
+
+    other = build_tiny_model(work.parent / "other-model", seed=1)
+    for model, out in ((tiny_model, "a"), (other, "b")):
+        code, text = run_cli(["eval", "--model", str(model), "--data", str(xquad_cut), "--split", "all", "--out", out,
+                              "--no-progress", "--device", "cpu"])
+        assert code == 0, text
+    code, text = run_cli(["compare", "a", "b", "--out", "cmp", "--n-boot", "200", "--n-perm", "200"])
+    assert code == 0, text  # the control: two honest runs compare
+    edited = work / "edited"
+    shutil.copytree(work / "a", edited)
+    body = json.loads((edited / "eval.json").read_text(encoding="utf-8"))
+    real = body["summary"]["multi"]["map"]
+    body["summary"]["multi"]["map"] = real + 0.05
+    (edited / "eval.json").write_text(json.dumps(body), encoding="utf-8")
+    code, text = run_cli(["compare", "a", str(edited), "--out", "cmp2"])
+    assert_one_readable_error(code, text, (
+        f"{edited / 'eval.json'}: its summary disagrees with its per-query scores: multi map is {real + 0.05:.6f} "
+        f"there, {real:.6f} from per_query.npz (hand-edited, or files of two runs); re-run `hybridbatch eval` into "
+        "this folder"))
+    mixed = work / "mixed"
+    shutil.copytree(work / "a", mixed)
+    shutil.copy(work / "b" / "per_query.npz", mixed / "per_query.npz")
+    body = json.loads((mixed / "eval.json").read_text(encoding="utf-8"))
+    body["per_query_sha256"] = json.loads((work / "b" / "eval.json").read_text(encoding="utf-8"))["per_query_sha256"]
+    (mixed / "eval.json").write_text(json.dumps(body), encoding="utf-8")
+    before = snapshot(work)
+    code, text = run_cli(["compare", "a", str(mixed), "--out", "cmp3"])
+    assert "Traceback" not in text and code == 2, text
+    assert text.startswith(f"error: {mixed / 'eval.json'}: its summary disagrees with its per-query scores: "), text
+    assert snapshot(work) == before
