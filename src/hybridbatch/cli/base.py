@@ -81,8 +81,8 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress]:
         with progress_bars(show) as progress:
             run_align(..., progress=progress)
     """
-    with RichProgress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not enabled, transient=True) as bar:
+    with RichProgress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, disable=not enabled, transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def tick(stage: str, done: int, total: int) -> None:

@@ -14,6 +14,7 @@ from hybridbatch.cli.base import DataDir, Device, Precision, app, console, progr
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.runtimes import ENCODERS
 from hybridbatch.experiments.alignment import alignment_vs_alpha
+from hybridbatch.experiments.cells import check_cells
 from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
 from hybridbatch.experiments.grid import demo as run_demo
 from hybridbatch.experiments.grid import PAPER_SAMPLERS, paper, run_grid
@@ -93,6 +94,7 @@ def sweep(
     cells = expand_grid(_names(samplers), _floats(alphas, "--alphas"), _names(losses), _floats(scales, "--scales"),
                         list(p.seeds), include_base=base,
                         adv_weights=_floats(adv_weights, "--adv-weights") if adv_weights else [None])
+    check_cells(cells, p, str(data_dir) if data_dir else None)  # every axis value, before the plan is printed
     console.print(f"sweep: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
     body = run_grid(cells, p, out_dir, str(data_dir) if data_dir else None, title=f"sweep ({p.name})",
                     log=console.print, name=name)
