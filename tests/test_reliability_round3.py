@@ -404,3 +404,43 @@ def test_compare_refuses_a_summary_that_disagrees_with_the_per_query_file(work, 
     assert "Traceback" not in text and code == 2, text
     assert text.startswith(f"error: {mixed / 'eval.json'}: its summary disagrees with its per-query scores: "), text
     assert snapshot(work) == before
+
+
+# ---- issue 33 item 9: messages that lost values ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "flags", "message"), [
+    ("lr: .inf\n", [], "c.yaml: learning rate must be positive and finite, got inf"),
+    ("lr: .inf\n", ["--lr", "0"], "learning rate must be positive and finite, got 0.0"),  # the flag's value: no file
+    ("lr: .inf\n", ["--lr", "1e-4"], None),  # the flag overrides the file's bad value: accepted (fails later: data)
+])
+def test_a_range_error_from_a_config_file_names_the_file(work, text, flags, message):
+    (work / "c.yaml").write_text(text, encoding="utf-8")
+    before = snapshot(work)
+    code, out = run_cli(["train", "--config", "c.yaml", *flags, "--data", str(work / "missing"), "--out", "run"])
+    if message is None:
+        assert_one_readable_error(code, out, f"{work / 'missing'}: no such file or folder")
+    else:
+        assert_one_readable_error(code, out, message)
+        assert out.strip() == f"error: {message}", out
+    assert snapshot(work) == before
+
+
+def test_sweep_checks_every_axis_value_before_its_plan(work):
+    """`sweep --adv-weights inf` printed a 15-cell plan, then refused inside the first cell."""
+    code, text = run_cli(["sweep", "--samplers", "hybrid", "--losses", "adv", "--adv-weights", "0.5,inf", "--out",
+                          "sw"])
+    assert_one_readable_error(code, text, "adversarial weight must be >= 0 and finite (0: off), got inf")
+    assert text.strip().splitlines() == [text.strip()] and text.startswith("error: cell hybrid-"), text
+    assert "-winf-" in text and not (work / "sw").exists()
+
+
+def test_a_truncated_weights_file_is_named(work, tiny_model):
+    folder = work / "model"
+    shutil.copytree(tiny_model, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    code, text = run_cli(["model", "info", str(folder)])
+    assert_one_readable_error(code, text, f"could not load the model folder {folder}: its weights file "
+                                          "model.safetensors cannot be read (")
+    assert text.rstrip().endswith("): truncated or corrupt? Copy or save the model again"), text
