@@ -444,3 +444,29 @@ def test_a_truncated_weights_file_is_named(work, tiny_model):
     assert_one_readable_error(code, text, f"could not load the model folder {folder}: its weights file "
                                           "model.safetensors cannot be read (")
     assert text.rstrip().endswith("): truncated or corrupt? Copy or save the model again"), text
+
+
+# ---- issue 33 item 7: the loss of a resumed run ---------------------------------------------------------------------
+
+
+def test_a_resumed_runs_loss_curve_says_which_steps_its_first_entry_covers(work, tiny_model, xquad_cut):
+    """Logging every 3 steps, resumed from the checkpoint at step 4: the step-6 entry is the mean over steps 5-6
+    only (the trainer's running sum is not in a checkpoint), where the uninterrupted run's covers 4-6; train.json
+    now says so (`from_step: 5`). The entries before the resume are the uninterrupted run's."""
+    (work / "c.toml").write_text("logging_steps = 3\n", encoding="utf-8")
+    args = ["train", "--config", "c.toml", "--model", str(tiny_model), "--data", str(xquad_cut), "--batch-size",
+            "2", "--max-steps", "6", "--save-steps", "4", "--val-fraction", "0", "--no-progress", "--device", "cpu",
+            "--keep-checkpoints"]
+    code, text = run_cli([*args, "--out", "full"])
+    assert code == 0, text
+    shutil.copytree(work / "full", work / "resumed", ignore=shutil.ignore_patterns("checkpoint-6"))
+    (work / "resumed" / "train.json").unlink()
+    assert sorted(p.name for p in (work / "resumed" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-4"]
+    code, text = run_cli([*args, "--out", "resumed", "--resume"])
+    assert code == 0, text
+    full, resumed = (json.loads((work / d / "train.json").read_text())["loss_curve"]["train"]
+                     for d in ("full", "resumed"))
+    assert [e["step"] for e in full] == [3, 6] and "from_step" not in full[1]
+    assert resumed[0] == full[0]
+    assert resumed[1]["step"] == 6 and resumed[1]["from_step"] == 5
+    assert json.loads((work / "resumed" / "train.json").read_text())["resumed_from_step"] == 4
