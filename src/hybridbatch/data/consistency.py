@@ -91,7 +91,8 @@ def misplaced_answers(corpus: QACorpus, files: Mapping[str, Path | str]) -> list
             continue
         qid = bad[0]
         there = Counter(docs[m][qid] for m in corpus.languages if m != lang and qid in docs[m]).most_common(1)[0]
-        at = next(orders[m][there[0]].index(qid) for m in corpus.languages if m != lang and docs[m].get(qid) == there[0])
+        at = next(orders[m][there[0]].index(qid) for m in corpus.languages
+                  if m != lang and docs[m].get(qid) == there[0])
         out.append(Problem(_file(files, lang), "question ids", (
             f"{len(bad)} of {len(sets[lang])} question ids have their answer in another paragraph, or at another "
             f"place in it, than in the other languages (first: {qid!r}, question "
