@@ -14,6 +14,7 @@ from hybridbatch.cli.base import DataDir, Device, Precision, app, console, progr
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.runtimes import ENCODERS
 from hybridbatch.experiments.alignment import alignment_vs_alpha
+from hybridbatch.experiments.cells import check_cells
 from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
 from hybridbatch.experiments.grid import PAPER_SAMPLERS, paper, run_grid
 from hybridbatch.experiments.grid import demo as run_demo
@@ -89,7 +90,8 @@ def sweep(
     cells = expand_grid(_names(samplers), _floats(alphas, "--alphas"), _names(losses), _floats(scales, "--scales"),
                         list(p.seeds), include_base=base,
                         adv_weights=_floats(adv_weights, "--adv-weights") if adv_weights else [None])
-    console.print(f"[bold]sweep[/]: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
+    check_cells(cells, p, str(data_dir) if data_dir else None)  # every axis value, before the plan is printed
+    console.print(f"sweep: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
     body = run_grid(cells, p, out_dir, str(data_dir) if data_dir else None, title=f"sweep ({p.name})",
                     log=console.print, name=name)
     typer.echo((out_dir / f"{name}.md").read_text(encoding="utf-8"), nl=False)
@@ -118,7 +120,7 @@ def experiment_paper(
     names = _names(samplers)
     if DEFAULT_SAMPLER not in names:
         names.append(DEFAULT_SAMPLER)
-    console.print(f"[bold]experiment paper[/]: preset {p.name} ({p.note}) -> {out_dir}")
+    console.print(f"experiment paper: preset {p.name} ({p.note}) -> {out_dir}")
     paper(p, out_dir, str(data_dir) if data_dir else None, samplers=names, log=console.print)
     typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
     typer.echo((out_dir / "significance.md").read_text(encoding="utf-8"), nl=False)
@@ -193,7 +195,7 @@ def demo(
     p = PRESETS["demo"]
     t0 = time.perf_counter()
     console.print(
-        f"[bold]hybridbatch demo[/]: expect about 15-20 minutes on 2 CPU cores. Steps: build the embedded model "
+        f"hybridbatch demo: expect about 15-20 minutes on 2 CPU cores. Steps: build the embedded model "
         f"(first run only), evaluate it zero-shot on the XQuAD-R test articles (12 articles x 11 languages), train "
         f"{p.max_steps} hybrid steps (batch {p.batch_size}, alpha 0.5) on the 36 train articles, evaluate again, "
         f"compare. Output: {out_dir}/")

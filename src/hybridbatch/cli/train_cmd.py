@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import TrainerCallback
 
 from hybridbatch.cli.base import DataDir, Device, PassagePrefix, Precision, QueryPrefix, app, console, out
+from hybridbatch.errors import UsageError
 from hybridbatch.experiments.training import train
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS
 from hybridbatch.training.config import TrainConfig
@@ -28,7 +29,7 @@ class TrainBar(TrainerCallback):
         if not state.is_world_process_zero:
             return
         self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                 TextColumn("{task.description}"), console=console)
+                                 TextColumn("{task.description}", markup=False), console=console)
         self.progress.start()
         self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
 
@@ -62,7 +63,25 @@ def _settings(config: Path | None, out_dir: Path | None, data: list[str] | None,
     field of its name, and an unset flag (None; False for the on-only switches) keeps the file's value."""
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
     switches = {k: flags.pop(k) or None for k in ("resume", "overwrite", "allow_missing_weights")}
-    return cfg.replace(_source="command line", out=out_dir, data=data or None, **switches, **flags)
+    given = {"out": out_dir, "data": data or None, **switches, **flags}
+    merged = cfg.replace(_source="command line", **given)
+    if config:
+        _name_the_file(config, merged, TrainConfig().replace(_source="command line", **given))
+    return merged
+
+
+def _name_the_file(config: Path, merged: TrainConfig, without_file: TrainConfig) -> None:
+    """A range error that comes from a value of the config file names the file (`c.yaml: learning rate must be
+    positive and finite, got inf`): the settings are refused with the file, and not without it."""
+    try:
+        merged.validate()
+    except UsageError as e:
+        try:
+            without_file.validate()
+        except UsageError as e2:
+            if str(e2) == str(e):
+                raise
+        raise UsageError(f"{config}: {e}") from None
 
 
 # options of the samplers, the loss and the adversary, at module level so that train_cmd stays short

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from hybridbatch.data.consistency import consistency_warnings
 from hybridbatch.data.download import SOURCES
+from hybridbatch.data.hub import hub_source
 from hybridbatch.data.languages import lang_from_path, normalize_lang, unknown_lang
 from hybridbatch.data.mkqa import MKQA_PAIRINGS, read_mkqa
 from hybridbatch.data.pairs import TATOEBA_FILE, check_pairs_jsonl, read_pairs_jsonl, read_tatoeba, tatoeba_pairs
@@ -18,6 +21,8 @@ from hybridbatch.data.validation import FILE_NAME, ValidationReport
 from hybridbatch.data.xlinghealth import read_xlinghealth
 from hybridbatch.errors import DataError, Problem, UsageError
 from hybridbatch.provenance import sha256_files
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Finding files and datasets.
@@ -137,10 +142,16 @@ def load_corpus(spec: str | Path, data_dir: Path | str | None = None, split: str
 
 
 def _load_auto(files: Mapping[str, Path], name: str) -> QACorpus:
-    """LAReQA or SQuAD (paragraph units), decided per file by whether paragraphs carry `sentences`."""
+    """LAReQA or SQuAD (paragraph units), decided per file by whether paragraphs carry `sentences`. The checks
+    across languages that `data check` runs (a language file that is a copy of another, rotated ids) run here too,
+    where the data are used: logged as warnings and kept in `corpus.warnings` (eval.json's health record)."""
     rep = ValidationReport()
     corpus = read_qa(rep, files, name, "auto", "paragraph")
     rep.raise_if_any()
+    found = consistency_warnings(corpus, files)
+    for w in found:
+        log.warning("warning: %s", w)
+    corpus.warnings.extend(found)
     return corpus
 
 
@@ -189,7 +200,11 @@ def is_mkqa_file(path: Path) -> bool:
 def pair_source(spec: str, data_dir: Path | str | None = None) -> PairSet | None:
     """The PairSet of a training source that is not a QA corpus, or None for anything else: 'xlinghealth' (or an
     .xlsx file, or a folder holding .xlsx workbooks), 'mkqa' / 'mkqa:answers' (or an mkqa*.jsonl file, optionally
-    with ':answers' / ':questions' after it), 'tatoeba-laser' (alignment pairs with English)."""
+    with ':answers' / ':questions' after it), 'tatoeba-laser' (alignment pairs with English), 'mmarco[:LANGS]' /
+    'miracl[:LANGS]' (streamed from the hub, or a local copy under a data root: data.hub.hub_source)."""
+    hub = hub_source(spec, data_dir)
+    if hub is not None:
+        return hub
     base, _, pairing = spec.rpartition(":") if spec.endswith(tuple(f":{p}" for p in MKQA_PAIRINGS)) else (spec, "", "")
     path = dataset_dir(base, data_dir) if base in PAIR_DATASETS else Path(base)
     if base == "tatoeba-laser" or (base not in DATASETS and path.is_dir()

@@ -171,12 +171,37 @@ def xlinghealth_files(rep: ValidationReport, spec: Path | Sequence[Path]) -> lis
 
 def check_xlinghealth(rep: ValidationReport, files: Sequence[Path]) -> dict[str, dict[str, TrainItem]]:
     items: dict[str, dict[str, TrainItem]] = {}
+    seen: list[tuple[Path, dict[str, dict[str, TrainItem]]]] = []
     for f in files:
         if f.suffix.lower() != ".xlsx":
             rep.error(f, WHOLE_FILE, "not an .xlsx workbook (XLingHealth is read from its xlsx source files)")
             continue
-        items.update(_check_sheet(rep, f))  # ids carry the file stem: two workbooks never share one
+        mine = _check_sheet(rep, f)
+        for other, theirs in seen:
+            _check_shared_questions(rep, f, mine, other, theirs)
+        seen.append((f, mine))
+        items.update(mine)  # ids carry the file stem: two workbooks never share one
     return items
+
+
+def _check_shared_questions(rep: ValidationReport, path: Path, mine: dict[str, dict[str, TrainItem]], other: Path,
+                            theirs: dict[str, dict[str, TrainItem]]) -> None:
+    """Questions of `path` whose text (in some language) is a question of `other` too: ids carry the file stem, so
+    a second copy of a workbook (`LiveQA (1).xlsx`) would be read twice under new ids, in separate answer groups,
+    and its questions would meet their copies as false negatives. Half or more shared: an error (a copied
+    workbook); fewer: a warning naming both files."""
+    texts = {(lang, item.query) for by_lang in theirs.values() for lang, item in by_lang.items()}
+    shared = [qid for qid, by_lang in mine.items() if any((lang, it.query) in texts for lang, it in by_lang.items())]
+    if not shared:
+        return
+    what = (f"{len(shared)} of its {len(mine)} questions are also questions of {other.name} (the same text; "
+            f"first: {shared[0]})")
+    if 2 * len(shared) >= min(len(mine), len(theirs)):
+        rep.error(path, "questions", f"{what}: are {path.name} and {other.name} copies of one workbook? Their "
+                                     "questions would be read twice, under other ids, and meet their copies as false "
+                                     "negatives; remove one of the two files")
+    else:
+        rep.warn(path, "questions", f"{what}: they are read twice, under other ids and answer groups")
 
 
 def read_xlinghealth(spec: Path | str | Sequence[Path]) -> PairSet:

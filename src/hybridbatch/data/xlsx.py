@@ -19,6 +19,10 @@ _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _REF = re.compile(r"^([A-Z]{1,3})([0-9]+)$")
+#: bounds on what one workbook part unpacks to, and on one cell's text: the real XLingHealth parts are at most 1.7 MB
+#: and its cells a few kB, while a zip bomb (a 300 MB cell in an 809 kB file) would be read and parsed whole
+MAX_PART_BYTES = 32 * 2**20
+MAX_CELL_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,14 @@ class Sheet:
 
 def _xml(rep: ValidationReport, path: Path, zf: zipfile.ZipFile, part: str) -> ET.Element | None:
     try:
-        return ET.fromstring(zf.read(part))
+        declared = zf.getinfo(part).file_size
+        with zf.open(part) as f:
+            data = f.read(MAX_PART_BYTES + 1) if declared <= MAX_PART_BYTES else b""
+        if declared > MAX_PART_BYTES or len(data) > MAX_PART_BYTES:
+            rep.error(path, f"part {part}", f"unpacks to {max(declared, len(data)):,} bytes or more; at most "
+                                            f"{MAX_PART_BYTES:,} are read (a corrupt or hostile file?)")
+            return None
+        return ET.fromstring(data)
     except KeyError:
         rep.error(path, WHOLE_FILE, f"not a complete xlsx workbook: it has no part {part!r}")
     except ET.ParseError as e:
@@ -62,8 +73,13 @@ def _shared_strings(rep: ValidationReport, path: Path, zf: zipfile.ZipFile) -> l
     if root is None:
         return None
     # the text of an entry is its own <t>, or the <t> of its rich-text runs <r>; phonetic hints (<rPh>) are not text
-    return ["".join(t.text or "" for t in [*si.findall(f"{_MAIN}t"), *si.findall(f"{_MAIN}r/{_MAIN}t")])
-            for si in root.findall(f"{_MAIN}si")]
+    out = ["".join(t.text or "" for t in [*si.findall(f"{_MAIN}t"), *si.findall(f"{_MAIN}r/{_MAIN}t")])
+           for si in root.findall(f"{_MAIN}si")]
+    long = [(i, len(t)) for i, t in enumerate(out) if len(t) > MAX_CELL_CHARS]
+    for i, n in long[:3]:
+        rep.error(path, f"part xl/sharedStrings.xml, entry {i}", f"a text of {n:,} characters; a cell holds at most "
+                                                                 f"{MAX_CELL_CHARS:,}")
+    return None if long else out
 
 
 def _first_sheet_part(rep: ValidationReport, path: Path, zf: zipfile.ZipFile) -> tuple[str, str] | None:
@@ -92,7 +108,7 @@ def _cell(rep: ValidationReport, sheet: Sheet, c: ET.Element, row: int, col: str
           strings: list[str]) -> XlsxCell | None:
     kind, v = c.get("t", "n"), c.find(f"{_MAIN}v")
     if kind == "inlineStr":
-        return XlsxCell("".join(t.text or "" for t in c.iter(f"{_MAIN}t")), "text")
+        return _bounded(rep, sheet, row, col, XlsxCell("".join(t.text or "" for t in c.iter(f"{_MAIN}t")), "text"))
     if v is None or v.text is None:
         return None  # a styled but empty cell
     if kind == "s":
@@ -103,8 +119,16 @@ def _cell(rep: ValidationReport, sheet: Sheet, c: ET.Element, row: int, col: str
                                                          f"{len(strings)} (a corrupt file)")
             return None
     if kind in ("str", "e"):
-        return XlsxCell(v.text, "text" if kind == "str" else "error")
-    return XlsxCell(v.text, "bool" if kind == "b" else "number")
+        return _bounded(rep, sheet, row, col, XlsxCell(v.text, "text" if kind == "str" else "error"))
+    return _bounded(rep, sheet, row, col, XlsxCell(v.text, "bool" if kind == "b" else "number"))
+
+
+def _bounded(rep: ValidationReport, sheet: Sheet, row: int, col: str, cell: XlsxCell) -> XlsxCell | None:
+    if len(cell.value) <= MAX_CELL_CHARS:
+        return cell
+    rep.error(sheet.file, sheet.where(row, col), f"a text of {len(cell.value):,} characters; a cell holds at most "
+                                                 f"{MAX_CELL_CHARS:,}")
+    return None
 
 
 def read_first_sheet(rep: ValidationReport, path: Path) -> Sheet | None:

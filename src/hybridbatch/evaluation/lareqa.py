@@ -199,7 +199,7 @@ def evaluate_lareqa_embeddings(corpus: QACorpus, q_emb: Embeddings, c_emb: Embed
                   "queries_per_block": block_queries(len(union), backend, options.chunk_size, options.block_mib),
                   "ties": options.ties},
         timings={"score_s": timer.seconds.get("score", 0.0), "metric_s": timer.seconds.get("metric", 0.0)},
-        tie_rule=TIE_RULES[options.ties], health=spread,
+        tie_rule=TIE_RULES[options.ties], health={**spread, "data_warnings": [str(w) for w in corpus.warnings]},
     )
 
 

@@ -68,6 +68,18 @@ def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *
     return {**record, "cell": dataclasses.asdict(cell), "key": cell.key, "group": cell.group, "same_run_as": run.key}
 
 
+def check_cells(cells: list[Cell] | tuple[Cell, ...], preset: Preset, data_dir: str | None) -> None:
+    """Every training cell's settings checked (`TrainConfig.validate`) before a grid prints its plan or trains
+    anything: a bad axis value (`--adv-weights inf`) is refused at once, naming the cell, not inside it."""
+    for cell in cells:
+        if cell.sampler == BASE:
+            continue
+        try:
+            train_config(cell, preset, data_dir, Path("cells") / cell.key / "model").validate()
+        except UsageError as e:
+            raise UsageError(f"cell {cell.key}: {e}") from None
+
+
 def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
               log: Callable[[str], None]) -> dict[str, Any]:
     d = out_root / "cells" / cell.key

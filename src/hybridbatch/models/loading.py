@@ -64,6 +64,21 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
 
 
+def _bad_weights_file(folder: Path) -> str | None:
+    """The first `*.safetensors` file of a model folder whose header or tensors cannot be read (a truncated copy),
+    relative to the folder; None when every one reads."""
+    from safetensors import safe_open
+
+    for p in sorted(folder.rglob("*.safetensors")):
+        try:
+            with safe_open(str(p), "np") as f:
+                for key in f.keys():
+                    f.get_slice(key)
+        except Exception:  # noqa: BLE001  (SafetensorError, OSError: the file is what we name)
+            return str(p.relative_to(folder))
+    return None
+
+
 def _check_model_folder(path: Path) -> None:
     if not path.is_dir():
         raise ModelError(f"{path} is not a model folder: it is a file; pass the folder that holds modules.json "
@@ -166,6 +181,10 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
     except Exception as e:  # hub/transformers raise many types (OSError, ValueError, HTTP errors): all mean "cannot"
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         if local:
+            bad = _bad_weights_file(Path(target))
+            if bad is not None:
+                raise ModelError(f"could not load the model folder {target}: its weights file {bad} cannot be read "
+                                 f"({reason}): truncated or corrupt? Copy or save the model again") from e
             raise ModelError(f"could not load the model folder {target}: {reason}") from e
         where = ("the Hugging Face Hub is not reachable and it is not in the local Hugging Face cache" if not online
                  else f"fetching it from the Hugging Face Hub failed ({reason})")

@@ -39,12 +39,23 @@ def realised_coverage(sampler: Any, micro_batches: int) -> list[dict[str, Any]]:
     return out
 
 
-def loss_curve(history: list[dict[str, Any]], metric: str | None) -> dict[str, list[dict[str, Any]]]:
+def loss_curve(history: list[dict[str, Any]], metric: str | None, resumed_step: int = 0
+               ) -> dict[str, list[dict[str, Any]]]:
     """The training loss and the checkpoint rule's metric over the steps, from the trainer's log history; with a
     language-adversarial loss also its classifier's cross-entropy and accuracy (on the latest batch at each log, and
-    with its memory on, on the earlier batches it remembers: `memory_ce`, `memory_acc`)."""
+    with its memory on, on the earlier batches it remembers: `memory_ce`, `memory_acc`).
+
+    Each train entry is the mean loss since the previous log. A resume between two logs restarts the trainer's
+    running sum (it is not in the checkpoint), so the first entry after it covers only the steps since the resume:
+    that entry says so (`from_step`), where an uninterrupted run's would cover more steps."""
+    train = [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h]
+    if resumed_step:
+        before = [e["step"] for e in train if e["step"] <= resumed_step]
+        after = next((e for e in train if e["step"] > resumed_step), None)
+        if after is not None and (before[-1] if before else 0) < resumed_step:
+            after["from_step"] = resumed_step + 1
     curves = {
-        "train": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
+        "train": train,
         "val": [{"step": h["step"], "metric": metric, "value": h[metric]} for h in history if metric and metric in h],
     }
     keys = ("language_ce", "language_acc", "memory_ce", "memory_acc")
@@ -127,7 +138,7 @@ def write_results(config: TrainConfig, trainer: Any, data: RunData, selection: S
         pairs_per_second=round(micro * config.batch_size * world / max(timer.seconds.get("train", 1e-9), 1e-9), 2),
         mix=mix,
         coverage=realised_coverage(sampler, micro),
-        loss_curve=loss_curve(trainer.state.log_history, selection.metric),
+        loss_curve=loss_curve(trainer.state.log_history, selection.metric, resumed_step),
         learning_curve=learning_curve(trainer.state.log_history, selection.metric),
         git_commit=process_commit(),
     ))
