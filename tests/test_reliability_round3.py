@@ -57,7 +57,7 @@ def test_a_message_with_brackets_and_a_nan_reaches_the_terminal_whole(tmp_path):
     r = cli_process(["train", "--config", "c.toml", "--out", "run"], tmp_path)
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
-        "error: data weights must be one number >= 0 per data source (1), not all 0; got [nan]"]
+        "error: c.toml: data weights must be one number >= 0 per data source (1), not all 0; got [nan]"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
 
 
