@@ -20,7 +20,7 @@ from hybridbatch.data.records import PairSet, TrainItem
 from hybridbatch.errors import UsageError
 from hybridbatch.sampling.dataset import pair_dataset
 from hybridbatch.sampling.index import batch_info
-from hybridbatch.sampling.samplers import XYSampler
+from hybridbatch.sampling.samplers import EnglishSampler, HybridSampler, MixedSampler, XYSampler
 from hybridbatch.sampling.sources import MultiSourceSampler, WeightedGroupSampler, source_pairings
 from hybridbatch.training.config import TrainConfig
 from hybridbatch.training.trainer import sampler_factory
@@ -187,3 +187,35 @@ def test_a_run_on_three_disjoint_sources_records_the_source_of_each_batch(tiny_m
     assert [(s["name"], s["pairing"], s["share"]) for s in info["sampler"]["sources"]] == [
         ("xlinghealth", "passages", 0.5), ("mkqa", "alignment", 0.25), ("tatoeba-laser", "alignment", 0.25)]
     assert sum(info["mix"]["sources"].values()) == 12
+
+
+def test_a_plain_hybrid_sampler_never_pairs_an_mkqa_question_with_itself(shared_data: Path) -> None:
+    """The documented several-source path (a DatasetDict of `pair_dataset` per source, `partial(HybridSampler)` as
+    the trainer builds it): MKQA's question pairing makes alignment pairs, so a plain hybrid sampler draws only X-Y
+    batches of it (warning, with the source named) and refuses it alone; no row of 80 batches of 16 is a question
+    paired with itself (before: 528 of 1,280)."""
+    mkqa, health = load_pairs("mkqa", shared_data), load_pairs("xlinghealth", shared_data)
+    assert pair_dataset(mkqa).info.dataset_name == "mkqa"  # how a per-dataset sampler's message names it
+    parts = DatasetDict({"xlinghealth": pair_dataset(health, "query: ", "passage: "),
+                         "mkqa": pair_dataset(mkqa, "query: ", "passage: ").shuffle(seed=0)})
+    make = functools.partial(HybridSampler, alpha=0.5)
+    with pytest.warns(UserWarning, match=r"'xx' batches, but 'mkqa' cannot make them"):
+        s = make(parts, batch_size=16, drop_last=True, seed=0)
+    whole = s.dataset
+    strip = lambda t, p: t.removeprefix(p)  # noqa: E731
+    selves = Counter()
+    for g in range(80):
+        plan = s.plan(g)
+        rows = whole.select(plan.rows.tolist())
+        selves[plan.source] += sum(strip(a, "query: ") == strip(b, "passage: ")
+                                   for a, b in zip(rows["anchor"], rows["positive"], strict=True))
+        if plan.source == "mkqa":
+            assert plan.kind == "xy", plan
+    assert sum(selves.values()) == 0 and s.mix(80)["kinds"].get("xx", 0) > 0  # X-X batches from XLingHealth
+    with pytest.raises(UsageError, match=r"'hybrid' draws 'xx' batches, but 'mkqa' cannot make them.*'xy' sampler"):
+        make(parts["mkqa"], batch_size=16, drop_last=True, seed=0)  # what the trainer builds per dataset
+    for cls in (EnglishSampler, MixedSampler):
+        with pytest.raises(UsageError, match="'mkqa' cannot make them"):
+            cls(parts["mkqa"], 16, seed=0)
+    xy = XYSampler(parts["mkqa"], 16, seed=0)
+    assert xy.mix(20)["kinds"] == {"xy": 20}

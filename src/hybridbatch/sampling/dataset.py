@@ -88,6 +88,7 @@ def pairs_from_long(
     negative_column: str = "negative",
     group_column: str = "group",
     negative_lang: str = "passage",
+    name: str | None = None,
 ) -> Any:
     """Turn long data (one row per id and language) into the pair dataset: for every id, every (query language,
     passage language) among the languages it exists in (`cross=False`: only query language = passage language,
@@ -96,10 +97,15 @@ def pairs_from_long(
 
     `negative_lang`: whose hard negative a row gets - the passage language's ("passage", the usual choice) or the
     query language's ("query"): then a query in X with its answer in Y must rank that answer above a wrong sentence
-    of the same paragraph in its own language X, the comparison behind language bias."""
+    of the same paragraph in its own language X, the comparison behind language bias.
+
+    `name` (the source, for one source without a `source` column) is kept as `dataset.info.dataset_name`, so a
+    sampler's messages name it. Rows whose query and passage are one text (MKQA's question pairing, Tatoeba bitext)
+    stay in the dataset as its (id, language) items, but every sampler reads them off and draws only X-Y batches
+    of such a source (sampling/pairings.py)."""
     if negative_lang not in ("passage", "query"):
         raise UsageError(f"negative_lang must be 'passage' or 'query', not {negative_lang!r}")
-    from datasets import Dataset
+    from datasets import Dataset, DatasetInfo
 
     names = set(long.column_names)
     for need in (id_column, lang_column, query_column, positive_column):
@@ -148,7 +154,7 @@ def pairs_from_long(
                     out["negative_group"].append(data["negative_group"][ni])
                 if has_src:
                     out["source"].append(src)
-    return Dataset.from_dict(out)
+    return Dataset.from_dict(out, info=DatasetInfo(dataset_name=name) if name else None)
 
 
 def check_long_rows(data: dict[str, list[Any]], id_column: str, lang_column: str, text_columns: Sequence[str],
@@ -211,4 +217,6 @@ def pair_dataset(
     if not isinstance(pairsets, PairSet) and not pairsets:
         raise UsageError("no training data given")
     long = long_dataset(pairsets, hard_negatives=hard_negatives)
-    return pairs_from_long(long, query_prefix, passage_prefix, cross=cross, negative_lang=negative_lang)
+    one = pairsets if isinstance(pairsets, PairSet) else pairsets[0] if len(pairsets) == 1 else None
+    return pairs_from_long(long, query_prefix, passage_prefix, cross=cross, negative_lang=negative_lang,
+                           name=one.name if one is not None else None)
