@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[embedded,fast,test]"
+	$(BIN)/pip install -q -e ".[all,test]"
 	touch $(STAMP)
 
 install: $(STAMP)

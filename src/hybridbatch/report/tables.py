@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from hybridbatch.errors import require
 from hybridbatch.provenance import atomic_file, check_out_dir, write_text
 from hybridbatch.report.format import fmt
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, same_run
@@ -21,9 +22,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend: plots are files, never windows."""
-    import matplotlib
-
+    """matplotlib.pyplot on the Agg backend: plots are files, never windows (the `plots` extra)."""
+    matplotlib = require("matplotlib", "writing plots (PNG figures)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -33,18 +33,24 @@ def kinds_allowed(kind: BatchKind, pairing: str) -> bool:
 
 def _is_alignment(anchors: list[str], positives: list[str]) -> bool:
     """Query and passage are one text behind constant prefixes: after removing their longest common suffix, every
-    row leaves the same (query, passage) remainder, the prefixes' own ends."""
+    row leaves the same (query, passage) remainder, the prefixes' own ends, and the shared texts outweigh it (so
+    templated pairs such as "question 3 en" / "answer 3 en" are not taken for one text behind two prefixes)."""
     rest = set()
+    shared = 0
     for a, p in zip(anchors, positives, strict=True):
         n = 0
         while n < min(len(a), len(p)) and a[len(a) - 1 - n] == p[len(p) - 1 - n]:
             n += 1
         if n == 0:
             return False
+        shared += n
         rest.add((a[:len(a) - n], p[:len(p) - n]))
         if len(rest) > 1:
             return False
-    return len(anchors) >= 2 or (len(anchors) == 1 and rest == {("", "")})
+    if len(anchors) == 1:
+        return rest == {("", "")}
+    prefix = max(len(x) + len(y) for x, y in rest) if rest else 0
+    return len(anchors) >= 2 and shared > prefix * len(anchors)
 
 
 def source_pairings(dataset: Any, index: PairIndex, anchor_column: str = "anchor",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridbatch.device import check_device, check_precision
-from hybridbatch.errors import UsageError
+from hybridbatch.errors import UsageError, require
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS, repeats_answers, sampler_options
 from hybridbatch.training.multi_positive_loss import FORMS
 
@@ -96,10 +96,9 @@ class TrainConfig:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise UsageError(f"{path}: cannot read config: {e.strerror or e}") from None
+        yaml = require("yaml", f"{path}: reading a YAML config") if path.suffix.lower() in (".yaml", ".yml") else None
         try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
+            if yaml is not None:
                 obj = yaml.safe_load(text) or {}
             else:
                 obj = tomllib.loads(text)
