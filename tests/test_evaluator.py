@@ -102,7 +102,44 @@ def test_the_example_script_runs(tiny_model, tmp_path):
                        capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "lack the model's" not in r.stderr  # its pairs carry the model's prompts, as the evaluator's texts do
     last = r.stdout.strip().splitlines()[-1]
     scores = eval(last, {"__builtins__": {}})  # the printed metrics dict
     assert set(scores) >= {"lareqa_mono_map", "lareqa_cross_map", "lareqa_multi_map"}
     assert all(0 < scores[k] <= 1 for k in ("lareqa_mono_map", "lareqa_cross_map", "lareqa_multi_map"))
+
+
+def test_training_texts_and_the_evaluator_use_one_rule_for_prompts(tiny_model):
+    """`pairs_from_long(..., model=model)` prefixes the texts with the model's prompts (what the evaluator encodes
+    with); pairs built without them make `PairCollator` warn on its first batch, naming the prompts."""
+    import warnings
+
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+    from hybridbatch import pairs_from_long, prefixes
+    from hybridbatch.sampling import PairCollator
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    assert prefixes(model) == ("query: ", "passage: ")
+    long = Dataset.from_list([{"id": f"q{i}", "lang": lang, "query": f"Who wrote book {i}?", "positive": f"Ann {i}."}
+                              for i in range(3) for lang in ("en", "de")])
+    pairs = pairs_from_long(long, model=model)
+    assert all(a.startswith("query: ") for a in pairs["anchor"])
+    assert all(p.startswith("passage: ") for p in pairs["positive"])
+    with pytest.raises(UsageError, match="either model="):
+        pairs_from_long(long, "q: ", model=model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning with the model's prompts
+        PairCollator(preprocess_fn=model.preprocess)([pairs[0], pairs[1]])
+    bare = pairs_from_long(long)
+    with pytest.warns(UserWarning, match=r"lack the model's query prompt 'query: ' and passage prompt 'passage: '"):
+        PairCollator(preprocess_fn=model.preprocess)([bare[0], bare[1]])
+
+
+def test_library_md_lists_every_metric_the_evaluator_returns():
+    from hybridbatch.evaluation.evaluator import _METRICS
+
+    doc = (ROOT / "docs" / "LIBRARY.md").read_text()
+    assert all(f"_{name}`" in doc for name in _METRICS), [n for n in _METRICS if f"_{n}`" not in doc]
+    assert "freeze_word_embeddings" in doc

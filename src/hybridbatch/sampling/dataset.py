@@ -20,6 +20,19 @@ from hybridbatch.errors import DataError, Problem, UsageError
 
 #: metadata columns the samplers read and `PairCollator` keeps away from the loss
 METADATA_COLUMNS = ("id", "query_lang", "passage_lang", "group", "negative_group", "source")
+#: the named prompts sentence-transformers' encode_query / encode_document look up (models.loading sets them)
+QUERY_PROMPT_NAMES = ("query",)
+PASSAGE_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
+def model_prefixes(model: Any) -> tuple[str, str]:
+    """(query prefix, passage prefix): the model's own named prompts when it has them ('query'; 'document',
+    'passage' or 'corpus'), else none. The one rule for both sides: `pairs_from_long(..., model=model)` prefixes the
+    training texts with them, and `LAReQAEvaluator` / `hybridbatch eval` encode with them."""
+    prompts = getattr(model, "prompts", None) or {}
+    query = next((prompts[n] for n in QUERY_PROMPT_NAMES if prompts.get(n)), "")
+    passage = next((prompts[n] for n in PASSAGE_PROMPT_NAMES if prompts.get(n)), "")
+    return query, passage
 
 
 def _stable_pick(n: int, key: str) -> int:
@@ -89,6 +102,7 @@ def pairs_from_long(
     group_column: str = "group",
     negative_lang: str = "passage",
     name: str | None = None,
+    model: Any = None,
 ) -> Any:
     """Turn long data (one row per id and language) into the pair dataset: for every id, every (query language,
     passage language) among the languages it exists in (`cross=False`: only query language = passage language,
@@ -99,12 +113,18 @@ def pairs_from_long(
     query language's ("query"): then a query in X with its answer in Y must rank that answer above a wrong sentence
     of the same paragraph in its own language X, the comparison behind language bias.
 
-    `name` (the source, for one source without a `source` column) is kept as `dataset.info.dataset_name`, so a
+    `model`: prefix the texts with the model's own prompts (`model_prefixes`), the ones `LAReQAEvaluator` and
+    `hybridbatch eval` encode with, so training and evaluation see the same input (instead of `query_prefix` /
+    `passage_prefix`). `name` (the source, for one source without a `source` column) is kept as `dataset.info.dataset_name`, so a
     sampler's messages name it. Rows whose query and passage are one text (MKQA's question pairing, Tatoeba bitext)
     stay in the dataset as its (id, language) items, but every sampler reads them off and draws only X-Y batches
     of such a source (sampling/pairings.py)."""
     if negative_lang not in ("passage", "query"):
         raise UsageError(f"negative_lang must be 'passage' or 'query', not {negative_lang!r}")
+    if model is not None:
+        if query_prefix or passage_prefix:
+            raise UsageError("give either model= (its prompts are the prefixes) or query_prefix / passage_prefix")
+        query_prefix, passage_prefix = model_prefixes(model)
     from datasets import Dataset, DatasetInfo
 
     names = set(long.column_names)
@@ -212,11 +232,13 @@ def pair_dataset(
     hard_negatives: bool = False,
     cross: bool = True,
     negative_lang: str = "passage",
+    model: Any = None,
 ) -> Any:
-    """The project's PairSets -> the pair dataset (several PairSets: one dataset with a `source` column)."""
+    """The project's PairSets -> the pair dataset (several PairSets: one dataset with a `source` column); `model`:
+    its prompts are the prefixes (see `pairs_from_long`)."""
     if not isinstance(pairsets, PairSet) and not pairsets:
         raise UsageError("no training data given")
     long = long_dataset(pairsets, hard_negatives=hard_negatives)
     one = pairsets if isinstance(pairsets, PairSet) else pairsets[0] if len(pairsets) == 1 else None
     return pairs_from_long(long, query_prefix, passage_prefix, cross=cross, negative_lang=negative_lang,
-                           name=one.name if one is not None else None)
+                           name=one.name if one is not None else None, model=model)
