@@ -11,6 +11,7 @@ from typing import Any
 from hybridbatch.data.records import PairSet
 from hybridbatch.evaluation.evaluator import LAReQAEvaluator
 from hybridbatch.training.config import TrainConfig
+from hybridbatch.training.hf import hf_bars
 from hybridbatch.training.selection import HeldOutEvaluator
 from hybridbatch.training.trainer import train as train_run
 
@@ -28,4 +29,5 @@ LAREQA_RULE = HeldOutEvaluator(lareqa_evaluator, "lareqa", note="LAReQA Multi mA
 def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Path:
     """Train a model as `config` says, choosing checkpoints by the LAReQA rule (`select='lareqa'`, the default) or
     the validation loss; `callbacks` (transformers TrainerCallbacks) follow the run. Returns the output folder."""
-    return train_run(config, evaluator=LAREQA_RULE, callbacks=callbacks)
+    with hf_bars(config.progress):  # --no-progress: no 'Writing model shards' bars either
+        return train_run(config, evaluator=LAREQA_RULE, callbacks=callbacks)

@@ -69,7 +69,7 @@ class TrainConfig:
     eval_batches: int = 4  # the loss rule: fixed validation batch groups
     select: str = "lareqa"  # checkpoint rule: "lareqa" (validation-id mAP) or "loss" (fixed validation batches)
     patience: int = 3  # evaluations without improvement before stopping; 0: never stop early
-    save_steps: int | None = None  # default: eval_steps (or max_steps // 10 without validation)
+    save_steps: int | None = None  # default: eval_steps (or max_steps // 4 without validation, the latest kept)
     save_total_limit: int = 2
     logging_steps: int = 10
     keep_checkpoints: bool = False
