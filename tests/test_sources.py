@@ -219,3 +219,33 @@ def test_a_plain_hybrid_sampler_never_pairs_an_mkqa_question_with_itself(shared_
             cls(parts["mkqa"], 16, seed=0)
     xy = XYSampler(parts["mkqa"], 16, seed=0)
     assert xy.mix(20)["kinds"] == {"xy": 20}
+
+
+def test_cli_data_weights_and_the_sources_data_takes(main_cli, tiny_model: Path, shared_data: Path,
+                                                     tmp_path: Path) -> None:
+    """`--data-weights 3,1` sets each source's share of the batches; bad weights exit 2 naming the flag before
+    anything is written; `--data`'s help names every source it takes."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from hybridbatch.cli import app
+
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400", "TERM": "dumb"}).output
+    for name in ("xquad-r", "mlqa-r", "xlinghealth", "mkqa", "mkqa:answers", "tatoeba-laser", "tydiqa-goldp",
+                 "mmarco", "miracl", "a folder", "JSONL pairs file", "--data-weights"):
+        assert name in help_text, name
+    out = tmp_path / "run"
+    base = ["train", "--model", str(tiny_model), "--data", "xlinghealth", "--data", "tatoeba-laser", "--data-dir",
+            str(shared_data), "--out", str(out), "--batch-size", "4", "--max-steps", "4", "--val-fraction", "0",
+            "--max-seq-length", "16", "--no-progress"]
+    for bad, msg in (("3", "data weights must be one number >= 0 per data source (2)"),
+                     ("3,x", "--data-weights: expected numbers separated by commas")):
+        code, err = main_cli(*base, "--data-weights", bad)
+        assert code == 2 and msg in " ".join(err.split()), err
+        assert not out.exists()
+    code, err = main_cli(*base, "--data-weights", "3,1")
+    assert code == 0, err
+    info = json.loads((out / "train.json").read_text(encoding="utf-8"))
+    assert [(s["name"], s["share"]) for s in info["sampler"]["sources"]] == [("xlinghealth", 0.75),
+                                                                             ("tatoeba-laser", 0.25)]

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import TrainerCallback
 
 from hybridbatch.cli.base import DataDir, Device, PassagePrefix, Precision, QueryPrefix, app, console, out
+from hybridbatch.errors import UsageError
 from hybridbatch.experiments.training import train
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS
 from hybridbatch.training.config import TrainConfig
@@ -33,8 +34,11 @@ class TrainBar(TrainerCallback):
         self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=state.global_step, description=self.desc)
+        if self.progress is not None:  # the flow callback has decided: a validation follows this step
+            phase = "validating (held-out ids)..." if getattr(control, "should_evaluate", False) else ""
+            self.progress.update(self.task, completed=state.global_step,
+                                 description="  ".join(p for p in (self.desc, phase) if p))
+            self.progress.refresh()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kwargs: Any) -> None:
@@ -62,7 +66,18 @@ def _settings(config: Path | None, out_dir: Path | None, data: list[str] | None,
     field of its name, and an unset flag (None; False for the on-only switches) keeps the file's value."""
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
     switches = {k: flags.pop(k) or None for k in ("resume", "overwrite", "allow_missing_weights")}
+    flags["data_weights"] = _weights(flags["data_weights"])
     return cfg.replace(_source="command line", out=out_dir, data=data or None, **switches, **flags)
+
+
+def _weights(text: str | None) -> list[float] | None:
+    """--data-weights 2,1 -> [2.0, 1.0]; one message naming the flag for anything else."""
+    if text is None:
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--data-weights: expected numbers separated by commas (e.g. 2,1), got {text!r}") from None
 
 
 # options of the samplers, the loss and the adversary, at module level so that train_cmd stays short
@@ -106,9 +121,14 @@ EvalBatches = Annotated[Optional[int], typer.Option(help="--select loss: validat
 def train_cmd(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="'embedded' (default), a sentence-"
                      "transformers folder or a hub id.")] = None,
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Training data: 'xquad-r' (train split, "
-                    "default), a LAReQA folder or a JSONL pairs file. Repeat for several sources (a batch comes from "
-                    "one source, drawn in proportion to its size).")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Training data, repeat for several "
+                    "sources: xquad-r (train split, default), mlqa-r, xlinghealth, mkqa (question <-> question: X-Y "
+                    "batches only), mkqa:answers (question -> answer), tatoeba-laser (bitext: X-Y only), "
+                    "tydiqa-goldp, mmarco, miracl, a folder of one of them, or a JSONL pairs file. A batch comes "
+                    "from one source, drawn in proportion to its size or by --data-weights.")] = None,
+    data_weights: Annotated[Optional[str], typer.Option("--data-weights", help="One weight per --data source, "
+                            "in their order, e.g. 2,1: each source's share of the batches (default: in proportion "
+                            "to its (id, language) items).")] = None,
     data_dir: DataDir = None,
     sampler: Annotated[Optional[str], typer.Option(help=" | ".join(dict.fromkeys([DEFAULT_SAMPLER, *SAMPLERS])))
                        ] = None,
