@@ -23,6 +23,7 @@ from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import check_writable_dir
 from hybridbatch.report.evaluation import lareqa_row, write_eval
 from hybridbatch.report.tables import write_compare_markdown
+from hybridbatch.training.hf import hf_bars
 
 SPLITS = ("test", "train", "all")
 PROTOCOLS = ("auto", "lareqa", "beir")
@@ -141,12 +142,16 @@ def eval_cmd(
         raise UsageError(f"--protocol must be auto, lareqa or beir, not {protocol!r}")
     options = EvalOptions(context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend, ties=ties,
                           encoder=encoder or AUTO, precision=precision, devices=encode_devices)
-    corpus, tydi = _eval_corpus(data, data_dir, split)
-    check_eval_out(out_dir, model=model, dataset=corpus.name, checksum=corpus.checksum, overwrite=overwrite)
-    st_model = load_model(model, max_seq_length=max_seq_length, device=device, query_prefix=query_prefix,
-                          passage_prefix=passage_prefix, allow_missing_weights=allow_missing_weights)
-    evaluate = evaluate_beir if protocol == "beir" or (protocol == "auto" and tydi) else evaluate_lareqa
-    with progress_bars(progress) as tick:
+    with progress_bars(progress) as tick, hf_bars(False):  # from the first second: data, model, encoder, encode
+        tick(f"load {data}", 0, 1)
+        corpus, tydi = _eval_corpus(data, data_dir, split)
+        tick(f"load {data}", 1, 1)
+        check_eval_out(out_dir, model=model, dataset=corpus.name, checksum=corpus.checksum, overwrite=overwrite)
+        tick(f"load model {model}", 0, 1)
+        st_model = load_model(model, max_seq_length=max_seq_length, device=device, query_prefix=query_prefix,
+                              passage_prefix=passage_prefix, allow_missing_weights=allow_missing_weights)
+        tick(f"load model {model}", 1, 1)
+        evaluate = evaluate_beir if protocol == "beir" or (protocol == "auto" and tydi) else evaluate_lareqa
         result = evaluate(st_model, corpus, options, model_name=model, progress=tick)
     result.settings.update({"data": data, "split": split, "device": str(st_model.device)})
     _eval_print(result, write_eval(result, out_dir), out_dir, as_json)

@@ -29,7 +29,11 @@ def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: in
                   cache_dir: Path | str | None = None, precision: str = "fp32", devices: list[str] | None = None
                   ) -> tuple[Embeddings, Embeddings]:
     """Query and passage embeddings per language (passages first: they are what `context` changes). NaN, inf or
-    zero-norm embeddings raise `ModelError` naming the model and the first such text (`check_embeddings`)."""
+    zero-norm embeddings raise `ModelError` naming the model and the first such text (`check_embeddings`).
+    `progress` hears of two stages: 'prepare encoder' (an export or calibration can take a while) and 'encode', one
+    stage over every text of the corpus, advanced after each block of texts."""
+    tick = progress or (lambda stage, done, total: None)
+    tick(f"prepare encoder ({encoder})", 0, 1)
     runner = make_encoder(model, encoder, identity=identity, cache_dir=cache_dir, precision=precision,
                           devices=devices)
     if runner.needs_calibration:
@@ -37,13 +41,18 @@ def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: in
         runner.prepare([qp + q.text for lang in corpus.languages for q in corpus.questions[lang][::CALIBRATION_STEP]]
                        + [pp + passage_text(c, context) for lang in corpus.languages
                           for c in corpus.candidates[lang][::CALIBRATION_STEP]])
+    tick(f"prepare encoder ({encoder})", 1, 1)
     q_emb: Embeddings = {}
     c_emb: Embeddings = {}
+    total = sum(len(items[lang]) for items in (corpus.candidates, corpus.questions) for lang in corpus.languages)
+    done = 0
+    tick("encode", 0, total)
     for kind, items in (("passage", corpus.candidates), ("query", corpus.questions)):
         for lang in corpus.languages:
             texts = [passage_text(c, context) for c in items[lang]] if kind == "passage" else [
                 q.text for q in items[lang]]
-            cb = (lambda d, t, _s=f"encode {kind} {lang}": progress(_s, d, t)) if progress else None
+            cb = (lambda d, t, _o=done, _n=len(texts): tick("encode", _o + _n * d // max(t, 1), total)
+                  ) if progress else None
             settings: dict[str, Any] = {"context": context} if kind == "passage" else {}
             if runner.key != "torch":  # torch fp32 keys stay as they were: existing cache entries still hit
                 settings["encoder"] = runner.key
@@ -53,6 +62,8 @@ def encode_corpus(model: Any, corpus: QACorpus, *, context: bool, batch_size: in
             )
             check_embeddings(emb, texts, model=str(identity.get("name")), what=f"{lang} {kind}")
             (c_emb if kind == "passage" else q_emb)[lang] = emb
+            done += len(texts)
+            tick("encode", done, total)
     return q_emb, c_emb
 
 
