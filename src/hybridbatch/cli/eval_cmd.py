@@ -22,7 +22,7 @@ from hybridbatch.evaluation.runtimes import AUTO
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import check_writable_dir
 from hybridbatch.report.evaluation import lareqa_row, write_eval
-from hybridbatch.report.tables import write_compare_markdown
+from hybridbatch.report.tables import lower_is_better_name, write_compare_report
 from hybridbatch.training.hf import hf_bars
 
 SPLITS = ("test", "train", "all")
@@ -182,9 +182,9 @@ def compare_cmd(
         d = 1 if r["metric"] == "rank_distance" else 3
         better = (r["diff"] < 0) == r["lower_is_better"] and r["diff"] != 0
         style = ("green" if better else "red") if r["p_value"] < 0.05 else None
-        t.add_row(r["name"], f"{r['a']:.{d}f}", f"{r['b']:.{d}f}", f"{r['diff']:+.{d}f}",
+        t.add_row(lower_is_better_name(r), f"{r['a']:.{d}f}", f"{r['b']:.{d}f}", f"{r['diff']:+.{d}f}",
                   f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]", f"{r['p_value']:.4f}", style=style)
     out.print(t)
     paths = write_compare(cmp, folder)
-    md = write_compare_markdown(cmp, folder)
-    out.print(f"wrote {paths['json']} and {md}", highlight=False)
+    report = write_compare_report(cmp, folder)
+    out.print(f"wrote {paths['json']}, {report['md']} and {report['png']}", highlight=False)
