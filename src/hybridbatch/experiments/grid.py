@@ -20,7 +20,7 @@ from hybridbatch.experiments.presets import BASE, Cell, Preset, check_stem, expa
 from hybridbatch.models.embedded import build_embedded_model
 from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
 from hybridbatch.report.grid import grid_markdown, same_run_lines, significance_markdown
-from hybridbatch.report.tables import plot_alpha, plot_side_by_side, write_compare_markdown, write_compare_report
+from hybridbatch.report.tables import plot_alpha, plot_side_by_side, write_compare_report
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, takes_alpha
 
 

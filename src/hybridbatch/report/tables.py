@@ -91,7 +91,8 @@ def plot_compare(cmp: dict[str, Any], path: Path | str) -> Path:
 
 def write_compare_report(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
     """compare.md and compare.png into OUT."""
-    return {"md": write_compare_markdown(cmp, out_dir), "png": plot_compare(cmp, check_out_dir(out_dir) / "compare.png")}
+    md = write_compare_markdown(cmp, out_dir)
+    return {"md": md, "png": plot_compare(cmp, check_out_dir(out_dir) / "compare.png")}
 
 
 # Out-of-domain panel of the alpha plot: (row key, label); drawn when every hybrid row ran the shift pools.

@@ -115,10 +115,10 @@ def pairs_from_long(
 
     `model`: prefix the texts with the model's own prompts (`model_prefixes`), the ones `LAReQAEvaluator` and
     `hybridbatch eval` encode with, so training and evaluation see the same input (instead of `query_prefix` /
-    `passage_prefix`). `name` (the source, for one source without a `source` column) is kept as `dataset.info.dataset_name`, so a
-    sampler's messages name it. Rows whose query and passage are one text (MKQA's question pairing, Tatoeba bitext)
-    stay in the dataset as its (id, language) items, but every sampler reads them off and draws only X-Y batches
-    of such a source (sampling/pairings.py)."""
+    `passage_prefix`). `name` (the source, for one source without a `source` column) is kept as
+    `dataset.info.dataset_name`, so a sampler's messages name it. Rows whose query and passage are one text (MKQA's
+    question pairing, Tatoeba bitext) stay in the dataset as its (id, language) items, but every sampler reads them
+    off and draws only X-Y batches of such a source (sampling/pairings.py)."""
     if negative_lang not in ("passage", "query"):
         raise UsageError(f"negative_lang must be 'passage' or 'query', not {negative_lang!r}")
     if model is not None:
