@@ -80,6 +80,14 @@ def _weights(text: str | None) -> list[float] | None:
         raise UsageError(f"--data-weights: expected numbers separated by commas (e.g. 2,1), got {text!r}") from None
 
 
+Data = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Training data, repeat for several sources: "
+                 "xquad-r (train split, default), mlqa-r, xlinghealth, mkqa (question <-> question: X-Y batches "
+                 "only), mkqa:answers (question -> answer), tatoeba-laser (bitext: X-Y only), tydiqa-goldp, mmarco, "
+                 "miracl, a folder of one of them, or a JSONL pairs file. A batch comes from one source, drawn in "
+                 "proportion to its size or by --data-weights.")]
+DataWeights = Annotated[Optional[str], typer.Option("--data-weights", help="One weight per --data source, in their "
+                        "order, e.g. 2,1: each source's share of the batches (default: in proportion to its (id, "
+                        "language) items).")]
 # options of the samplers, the loss and the adversary, at module level so that train_cmd stays short
 Alpha = Annotated[Optional[float], typer.Option(help="hybrid / translations (and the other samplers that mix "
                   "kinds): share of X-X batches (default 0.5).")]
@@ -121,14 +129,8 @@ EvalBatches = Annotated[Optional[int], typer.Option(help="--select loss: validat
 def train_cmd(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="'embedded' (default), a sentence-"
                      "transformers folder or a hub id.")] = None,
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Training data, repeat for several "
-                    "sources: xquad-r (train split, default), mlqa-r, xlinghealth, mkqa (question <-> question: X-Y "
-                    "batches only), mkqa:answers (question -> answer), tatoeba-laser (bitext: X-Y only), "
-                    "tydiqa-goldp, mmarco, miracl, a folder of one of them, or a JSONL pairs file. A batch comes "
-                    "from one source, drawn in proportion to its size or by --data-weights.")] = None,
-    data_weights: Annotated[Optional[str], typer.Option("--data-weights", help="One weight per --data source, "
-                            "in their order, e.g. 2,1: each source's share of the batches (default: in proportion "
-                            "to its (id, language) items).")] = None,
+    data: Data = None,
+    data_weights: DataWeights = None,
     data_dir: DataDir = None,
     sampler: Annotated[Optional[str], typer.Option(help=" | ".join(dict.fromkeys([DEFAULT_SAMPLER, *SAMPLERS])))
                        ] = None,

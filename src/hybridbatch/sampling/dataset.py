@@ -113,18 +113,11 @@ def pairs_from_long(
     query language's ("query"): then a query in X with its answer in Y must rank that answer above a wrong sentence
     of the same paragraph in its own language X, the comparison behind language bias.
 
-    `model`: prefix the texts with the model's own prompts (`model_prefixes`), the ones `LAReQAEvaluator` and
-    `hybridbatch eval` encode with, so training and evaluation see the same input (instead of `query_prefix` /
-    `passage_prefix`). `name` (the source, for one source without a `source` column) is kept as
-    `dataset.info.dataset_name`, so a sampler's messages name it. Rows whose query and passage are one text (MKQA's
-    question pairing, Tatoeba bitext) stay in the dataset as its (id, language) items, but every sampler reads them
-    off and draws only X-Y batches of such a source (sampling/pairings.py)."""
+    `model`: its prompts (what `LAReQAEvaluator` encodes with) are the prefixes. `name` (one source without a `source`
+    column) is kept as `dataset.info.dataset_name` for samplers' messages (sampling/pairings.py)."""
     if negative_lang not in ("passage", "query"):
         raise UsageError(f"negative_lang must be 'passage' or 'query', not {negative_lang!r}")
-    if model is not None:
-        if query_prefix or passage_prefix:
-            raise UsageError("give either model= (its prompts are the prefixes) or query_prefix / passage_prefix")
-        query_prefix, passage_prefix = model_prefixes(model)
+    query_prefix, passage_prefix = _prefixes(model, query_prefix, passage_prefix)
     from datasets import Dataset, DatasetInfo
 
     names = set(long.column_names)
@@ -175,6 +168,15 @@ def pairs_from_long(
                 if has_src:
                     out["source"].append(src)
     return Dataset.from_dict(out, info=DatasetInfo(dataset_name=name) if name else None)
+
+
+def _prefixes(model: Any, query_prefix: str, passage_prefix: str) -> tuple[str, str]:
+    """The given prefixes, or the model's prompts when a model is given (not both)."""
+    if model is None:
+        return query_prefix, passage_prefix
+    if query_prefix or passage_prefix:
+        raise UsageError("give either model= (its prompts are the prefixes) or query_prefix / passage_prefix")
+    return model_prefixes(model)
 
 
 def check_long_rows(data: dict[str, list[Any]], id_column: str, lang_column: str, text_columns: Sequence[str],
