@@ -208,10 +208,12 @@ class PairBatchSampler(DefaultBatchSampler):
         if not self.reads_pairings or not {"anchor", "positive"} <= names:
             return {}
         pairings = source_pairings(self.dataset, self.index)
+        # a source without translations is no alignment source, whatever its texts look like ("q 1" / "a 1")
+        aligned = [pairings[name] == "alignment" and bool((self.index.has(s).sum(axis=1) >= 2).any())
+                   for s, name in enumerate(self.index.sources)]
         out: dict[str, list[int]] = {}
         for kind, prob in zip(self.kinds, self.probs, strict=True):
-            bad = [s for s, name in enumerate(self.index.sources)
-                   if pairings[name] == "alignment" and not kinds_allowed(kind, "alignment")]
+            bad = [s for s in range(len(self.index.sources)) if aligned[s] and not kinds_allowed(kind, "alignment")]
             if prob > 0 and bad:
                 out[kind.name] = bad
         for kind_name, bad in out.items():
