@@ -20,9 +20,10 @@ tag = {"en": "", "de": " (de)", "fr": " (fr)"}  # stand-ins for real translation
 rows = [{"id": f"q{i}", "lang": lang, "query": f"Which fact is number {i}?{t}", "positive": fact + t}
         for i, fact in enumerate(facts) for lang, t in tag.items()]
 long = Dataset.from_list(rows)
-pairs = pairs_from_long(long).shuffle(seed=0)  # anchor, positive, id, query_lang, passage_lang, group
 
 model = SentenceTransformer(sys.argv[1])
+# the model's own prompts ("query: " / "passage: " for E5) on the texts: the evaluator encodes with them too
+pairs = pairs_from_long(long, model=model).shuffle(seed=0)  # anchor, positive, id, query_lang, passage_lang, group
 args = SentenceTransformerTrainingArguments(
     output_dir="runs/example", per_device_train_batch_size=4, max_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 20,
     batch_sampler=functools.partial(HybridSampler, alpha=0.5), report_to="none", save_strategy="no")

@@ -58,7 +58,8 @@ def test_eval_refuses_another_models_results_and_overwrite_leaves_nothing_stale(
     ok(eval_args(tiny_model, data, a))
     ok(eval_args(other_model, data, b))
     ok(["compare", str(a), str(b), "--n-boot", "100", "--n-perm", "100"])  # compare.json / .md land in b
-    assert files(b) == ["compare.json", "compare.md", "eval.json", "eval.md", "pairs.png", "per_query.npz"]
+    assert files(b) == ["compare.json", "compare.md", "compare.png", "eval.json", "eval.md", "pairs.png",
+                        "per_query.npz"]
     corpus = load_corpus(data, split=None)
     old = json.loads((b / "eval.json").read_text())
     assert (old["model"]["name"], old["dataset"], old["checksum"]) == (str(other_model), corpus.name, corpus.checksum)
@@ -93,7 +94,8 @@ def test_a_rerun_of_the_same_evaluation_is_allowed_and_drops_stale_files(work, t
     ok(eval_args(tiny_model, data, a))
     ok(eval_args(tiny_model, data, b, "--ties", "optimistic"))
     ok(["compare", str(a), str(a / "eval.json"), "--out", str(b), "--n-boot", "100", "--n-perm", "100"])
-    assert files(b) == ["compare.json", "compare.md", "eval.json", "eval.md", "pairs.png", "per_query.npz"]
+    assert files(b) == ["compare.json", "compare.md", "compare.png", "eval.json", "eval.md", "pairs.png",
+                        "per_query.npz"]
     same_model = Path(os.path.relpath(tiny_model, work))  # the same folder, spelt relative to the working folder
     ok(eval_args(same_model, data, b, "--protocol", "beir"))
     assert files(b) == ["eval.json", "eval.md", "per_query.npz"]

@@ -147,7 +147,91 @@ def test_the_example_script_runs(tiny_model, tmp_path):
                        capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "lack the model's" not in r.stderr  # its pairs carry the model's prompts, as the evaluator's texts do
     last = r.stdout.strip().splitlines()[-1]
     scores = eval(last, {"__builtins__": {}})  # the printed metrics dict
     assert set(scores) >= {"lareqa_mono_map", "lareqa_cross_map", "lareqa_multi_map"}
     assert all(0 < scores[k] <= 1 for k in ("lareqa_mono_map", "lareqa_cross_map", "lareqa_multi_map"))
+
+
+def test_training_texts_and_the_evaluator_use_one_rule_for_prompts(tiny_model):
+    """`pairs_from_long(..., model=model)` prefixes the texts with the model's prompts (what the evaluator encodes
+    with); pairs built without them make `PairCollator` warn on its first batch, naming the prompts."""
+    import warnings
+
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+    from hybridbatch import pairs_from_long, prefixes
+    from hybridbatch.sampling import PairCollator
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    assert prefixes(model) == ("query: ", "passage: ")
+    long = Dataset.from_list([{"id": f"q{i}", "lang": lang, "query": f"Who wrote book {i}?", "positive": f"Ann {i}."}
+                              for i in range(3) for lang in ("en", "de")])
+    pairs = pairs_from_long(long, model=model)
+    assert all(a.startswith("query: ") for a in pairs["anchor"])
+    assert all(p.startswith("passage: ") for p in pairs["positive"])
+    with pytest.raises(UsageError, match="either model="):
+        pairs_from_long(long, "q: ", model=model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning with the model's prompts
+        PairCollator(preprocess_fn=model.preprocess)([pairs[0], pairs[1]])
+    bare = pairs_from_long(long)
+    with pytest.warns(UserWarning, match=r"lack the model's query prompt 'query: ' and passage prompt 'passage: '"):
+        PairCollator(preprocess_fn=model.preprocess)([bare[0], bare[1]])
+
+
+def test_library_md_lists_every_metric_the_evaluator_returns():
+    from hybridbatch.evaluation.evaluator import _METRICS
+
+    doc = (ROOT / "docs" / "LIBRARY.md").read_text()
+    assert all(f"_{name}`" in doc for name in _METRICS), [n for n in _METRICS if f"_{n}`" not in doc]
+    assert "freeze_word_embeddings" in doc
+
+
+def test_evaluation_reports_progress_from_the_start_in_one_encode_stage(tiny_model, shared_data):
+    """`evaluate_lareqa(progress=...)` (what `hybridbatch eval`'s bars show): the encoder's preparation first, then
+    one 'encode' stage over every text that moves in steps up to its total (not a bar per language jumping from 0
+    to full), then scoring."""
+    from sentence_transformers import SentenceTransformer
+
+    from hybridbatch.data.lookup import load_corpus
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa
+    from hybridbatch.evaluation.options import EvalOptions
+
+    corpus = load_corpus("xquad-r", shared_data, split="test")
+    corpus = type(corpus)(corpus.name, {k: v[:300] for k, v in list(corpus.questions.items())[:2]},
+                          {k: v for k, v in list(corpus.candidates.items())[:2]})
+    ticks: list[tuple[str, int, int]] = []
+    evaluate_lareqa(SentenceTransformer(str(tiny_model), device="cpu"), corpus, EvalOptions(encoder="torch"),
+                    progress=lambda *t: ticks.append(t))
+    stages = list(dict.fromkeys(s for s, _, _ in ticks))
+    assert stages[0].startswith("prepare encoder") and stages[1] == "encode", stages
+    assert not any(s.startswith("encode ") for s in stages)  # no stage per language and kind
+    enc = [(d, t) for s, d, t in ticks if s == "encode"]
+    total = sum(len(v) for v in corpus.questions.values()) + sum(len(v) for v in corpus.candidates.values())
+    assert {t for _, t in enc} == {total} and enc[0][0] == 0 and enc[-1][0] == total
+    assert all(a <= b for (a, _), (b, _) in zip(enc, enc[1:])) and len({d for d, _ in enc}) >= 4
+
+
+def test_the_train_bar_shows_the_validation_phase():
+    """The CLI's training bar says 'validating' once the trainer has decided a validation follows the step."""
+    from types import SimpleNamespace
+
+    from hybridbatch.cli.train_cmd import TrainBar
+
+    bar = TrainBar()
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=4, global_step=0)
+    bar.on_train_begin(None, state, None)
+    try:
+        state.global_step = 2
+        bar.on_step_end(None, state, SimpleNamespace(should_evaluate=True))
+        assert "validating" in bar.progress.tasks[0].description
+        bar.on_log(None, state, None, logs={"eval_lareqa_multi_map": 0.25})
+        state.global_step = 3
+        bar.on_step_end(None, state, SimpleNamespace(should_evaluate=False))
+        desc = bar.progress.tasks[0].description
+        assert "validating" not in desc and "val mAP 0.2500" in desc
+    finally:
+        bar.on_train_end(None, state, None)

@@ -391,3 +391,20 @@ def test_every_recipe_sets_training_fields_and_unknown_ones_are_refused():
         name for name in RECIPES if recipe_settings(name)["adversarial_weight"] > 0]
     with pytest.raises(UsageError, match="plain, symmetric"):
         recipe_settings("nope")
+
+
+def test_the_demo_is_short_by_default_and_long_on_request():
+    """`make demo` fits 5 minutes on 2 cores (30 steps of batch 16, one validation); `--long` is the demo preset."""
+    from typer.testing import CliRunner
+
+    from hybridbatch.cli import app
+    from hybridbatch.experiments.grid import demo_preset
+    from hybridbatch.experiments.presets import PRESETS
+
+    short, long = demo_preset(), demo_preset(long=True)
+    assert (short.max_steps, short.batch_size, short.eval_steps) == (30, 16, 30)
+    assert long == PRESETS["demo"] and long.max_steps * long.batch_size == 4 * short.max_steps * short.batch_size
+    assert short.test_split == long.test_split == "test" and short.model == long.model  # still base vs trained
+    text = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "300", "TERM": "dumb"}).output
+    assert "--long" in text and "about 5 min" in text
+    assert "hybridbatch demo --long" in (Path(__file__).resolve().parents[1] / "Makefile").read_text()

@@ -179,3 +179,55 @@ def test_the_dotted_names_the_docs_quote_exist():
     assert len(quoted) > 10
     missing = sorted(f"{where}: {ref}" for where, ref in quoted if not _resolve(ref))
     assert not missing, f"quoted names that do not resolve: {missing}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    import re
+
+    return re.sub(r"[^\w\- ]", "", heading.lstrip("#").strip().lower()).replace(" ", "-")
+
+
+def test_readme_is_a_guide_and_its_numbers_are_the_result_files():
+    """README: three lines on what the tool is, the two commands, a library example of at most 15 lines (the next
+    test runs it), the headline table verbatim from its result file, one figure, then links;
+    docs/RESULTS.md opens with the summary, whose links all land on a section."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    assert lines[0] == "# hybridbatch" and lines[1] == "" and lines[5] == ""  # three lines of what it is
+    assert "make demo" in readme and "make test" in readme
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([x for x in code.splitlines() if x.strip()]) <= 15
+    report = (ROOT / "results" / "zero-shot" / "report.md").read_text(encoding="utf-8")
+    table = [x for x in readme.split("## Headline results", 1)[1].splitlines() if x.startswith("| ")]
+    assert len(table) >= 4 and all(row in report for row in table)
+    figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme)
+    assert len(figures) == 1 and (ROOT / figures[0]).is_file()
+    for link in re.findall(r"\]\((docs/[^)#]+)\)", readme):
+        assert (ROOT / link).is_file(), link
+
+    results = (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    assert results.splitlines()[8] == "## What is established (summary)"
+    anchors = {_slug(x) for x in results.splitlines() if x.startswith("#")}
+    summary = results.split("## Status of the runs", 1)[0]
+    targets = re.findall(r"\]\(#([^)]+)\)", summary)
+    assert len(targets) >= 8 and all(t in anchors for t in targets), [t for t in targets if t not in anchors]
+
+
+@pytest.mark.slow
+def test_the_readme_library_example_runs(tmp_path, tiny_model, shared_data):
+    """The README's 15-line example as written, with a tiny model and 2 steps in place of e5 and 200."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    rows = [{"id": f"q{i}", "lang": lang, "query": f"Where does river {i} flow? ({lang})",
+             "positive": f"River {i} flows into lake {i}. ({lang})"} for i in range(12) for lang in ("en", "de")]
+    (tmp_path / "my_parallel_qa.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    code = (code.replace('"intfloat/multilingual-e5-small"', repr(str(tiny_model)))
+            .replace("per_device_train_batch_size=32, max_steps=200", "per_device_train_batch_size=4, max_steps=2"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=900,
+                       env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+                            "HYBRIDBATCH_DATA": str(shared_data), "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "lareqa_multi_map" in r.stdout.strip().splitlines()[-1]

@@ -20,7 +20,7 @@ from hybridbatch.data.records import PairSet, TrainItem
 from hybridbatch.errors import UsageError
 from hybridbatch.sampling.dataset import pair_dataset
 from hybridbatch.sampling.index import batch_info
-from hybridbatch.sampling.samplers import XYSampler
+from hybridbatch.sampling.samplers import EnglishSampler, HybridSampler, MixedSampler, XYSampler
 from hybridbatch.sampling.sources import MultiSourceSampler, WeightedGroupSampler, source_pairings
 from hybridbatch.training.config import TrainConfig
 from hybridbatch.training.trainer import sampler_factory
@@ -187,3 +187,65 @@ def test_a_run_on_three_disjoint_sources_records_the_source_of_each_batch(tiny_m
     assert [(s["name"], s["pairing"], s["share"]) for s in info["sampler"]["sources"]] == [
         ("xlinghealth", "passages", 0.5), ("mkqa", "alignment", 0.25), ("tatoeba-laser", "alignment", 0.25)]
     assert sum(info["mix"]["sources"].values()) == 12
+
+
+def test_a_plain_hybrid_sampler_never_pairs_an_mkqa_question_with_itself(shared_data: Path) -> None:
+    """The documented several-source path (a DatasetDict of `pair_dataset` per source, `partial(HybridSampler)` as
+    the trainer builds it): MKQA's question pairing makes alignment pairs, so a plain hybrid sampler draws only X-Y
+    batches of it (warning, with the source named) and refuses it alone; no row of 80 batches of 16 is a question
+    paired with itself (before: 528 of 1,280)."""
+    mkqa, health = load_pairs("mkqa", shared_data), load_pairs("xlinghealth", shared_data)
+    assert pair_dataset(mkqa).info.dataset_name == "mkqa"  # how a per-dataset sampler's message names it
+    parts = DatasetDict({"xlinghealth": pair_dataset(health, "query: ", "passage: "),
+                         "mkqa": pair_dataset(mkqa, "query: ", "passage: ").shuffle(seed=0)})
+    make = functools.partial(HybridSampler, alpha=0.5)
+    with pytest.warns(UserWarning, match=r"'xx' batches, but 'mkqa' cannot make them"):
+        s = make(parts, batch_size=16, drop_last=True, seed=0)
+    whole = s.dataset
+    strip = lambda t, p: t.removeprefix(p)  # noqa: E731
+    selves = Counter()
+    for g in range(80):
+        plan = s.plan(g)
+        rows = whole.select(plan.rows.tolist())
+        selves[plan.source] += sum(strip(a, "query: ") == strip(b, "passage: ")
+                                   for a, b in zip(rows["anchor"], rows["positive"], strict=True))
+        if plan.source == "mkqa":
+            assert plan.kind == "xy", plan
+    assert sum(selves.values()) == 0 and s.mix(80)["kinds"].get("xx", 0) > 0  # X-X batches from XLingHealth
+    with pytest.raises(UsageError, match=r"'hybrid' draws 'xx' batches, but 'mkqa' cannot make them.*'xy' sampler"):
+        make(parts["mkqa"], batch_size=16, drop_last=True, seed=0)  # what the trainer builds per dataset
+    for cls in (EnglishSampler, MixedSampler):
+        with pytest.raises(UsageError, match="'mkqa' cannot make them"):
+            cls(parts["mkqa"], 16, seed=0)
+    xy = XYSampler(parts["mkqa"], 16, seed=0)
+    assert xy.mix(20)["kinds"] == {"xy": 20}
+
+
+def test_cli_data_weights_and_the_sources_data_takes(main_cli, tiny_model: Path, shared_data: Path,
+                                                     tmp_path: Path) -> None:
+    """`--data-weights 3,1` sets each source's share of the batches; bad weights exit 2 naming the flag before
+    anything is written; `--data`'s help names every source it takes."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from hybridbatch.cli import app
+
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400", "TERM": "dumb"}).output
+    for name in ("xquad-r", "mlqa-r", "xlinghealth", "mkqa", "mkqa:answers", "tatoeba-laser", "tydiqa-goldp",
+                 "mmarco", "miracl", "a folder", "JSONL pairs file", "--data-weights"):
+        assert name in help_text, name
+    out = tmp_path / "run"
+    base = ["train", "--model", str(tiny_model), "--data", "xlinghealth", "--data", "tatoeba-laser", "--data-dir",
+            str(shared_data), "--out", str(out), "--batch-size", "4", "--max-steps", "4", "--val-fraction", "0",
+            "--max-seq-length", "16", "--no-progress"]
+    for bad, msg in (("3", "data weights must be one number >= 0 per data source (2)"),
+                     ("3,x", "--data-weights: expected numbers separated by commas")):
+        code, err = main_cli(*base, "--data-weights", bad)
+        assert code == 2 and msg in " ".join(err.split()), err
+        assert not out.exists()
+    code, err = main_cli(*base, "--data-weights", "3,1")
+    assert code == 0, err
+    info = json.loads((out / "train.json").read_text(encoding="utf-8"))
+    assert [(s["name"], s["share"]) for s in info["sampler"]["sources"]] == [("xlinghealth", 0.75),
+                                                                             ("tatoeba-laser", 0.25)]

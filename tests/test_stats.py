@@ -132,7 +132,7 @@ def _write_run(tmp_path, name, corpus, q, c):
     return out
 
 
-def test_compare_runs_and_mismatches(xquad, tmp_path):
+def test_compare_runs_and_mismatches(xquad, tmp_path, monkeypatch):
     sub = xquad.subset(xquad.articles[:3])
     rng = np.random.default_rng(0)
 
@@ -161,6 +161,7 @@ def test_compare_runs_and_mismatches(xquad, tmp_path):
     paths = stats.write_compare(cmp, tmp_path / "cmp")
     assert json.loads(paths["json"].read_text())["rows"] == json.loads(json.dumps(cmp["rows"]))
     assert "Mono mAP" in write_compare_markdown(cmp, tmp_path / "cmp").read_text()
+    _check_compare_report(cmp, rb, tmp_path / "cmp", monkeypatch)
     # different queries (another subset) on the same data: refused
     sub2 = xquad.subset(xquad.articles[:2])
     rc = _write_run(tmp_path, "c", sub2, {k: v[: len(sub2.questions[k])] for k, v in q.items()},
@@ -173,3 +174,48 @@ def test_compare_runs_and_mismatches(xquad, tmp_path):
     (tmp_path / "bad" / "eval.json").write_text("{not json")
     with pytest.raises(ResultsError, match="not a readable"):
         stats.load_run(tmp_path / "bad")
+
+
+def _figures(monkeypatch, module) -> list:
+    """Every figure `module` saves (still drawn, then closed by the real save)."""
+    seen = []
+    real = module.save_figure
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        seen.append(fig)
+        return real(fig, path)
+
+    monkeypatch.setattr(module, "save_figure", keep)
+    return seen
+
+
+def _check_compare_report(cmp, run_b, out, monkeypatch) -> None:
+    """compare writes a plot (B - A with its interval per metric) and marks lower-is-better rows; pairs.png names
+    the model and data, has the Multi column, one fixed colour scale and cell labels legible on every colour."""
+    import json
+
+    from hybridbatch.report import evaluation, tables
+    from hybridbatch.report.compare import write_compare_report
+
+    figs = _figures(monkeypatch, tables)
+    report = write_compare_report(cmp, out)
+    assert report["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    labels = [t.get_text() for ax in figs[0].axes for t in ax.get_yticklabels()]
+    assert "Bias (lower is better)" in labels and "Mono mAP" in labels
+    assert sum(len(ax.lines) for ax in figs[0].axes) >= len(cmp["rows"])  # a point and an interval per metric
+    assert "Bias (lower is better)" in report["md"].read_text()
+
+    figs = _figures(monkeypatch, evaluation)
+    body = json.loads((run_b / "eval.json").read_text())
+    body["model"] = {"name": "my-model"}
+    evaluation.eval_documents(body, out / "b-again")
+    ax = figs[0].axes[0]
+    assert "my-model" in ax.get_title() and body["dataset"] in ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "Multi"
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    colours = {t.get_color() for t in ax.texts}
+    assert colours <= {"white", "black"}
+    for t in ax.texts:  # black on bright cells, white on dark ones
+        v = float(t.get_text())
+        assert t.get_color() == ("white" if v < 0.45 else "black") or 0.45 <= v <= 0.65, (v, t.get_color())

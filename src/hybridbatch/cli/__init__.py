@@ -1,13 +1,27 @@
 """The `hybridbatch` command line (typer + rich), a thin layer over the public API.
 
 Importing a command module registers its commands; the order below is the order `--help` lists them (the pipeline's).
+The command line is the `cli` extra (`pip install 'hybridbatch[cli]'`): without typer and rich, `main` says so.
 """
 
-# isort: off
-from hybridbatch.cli import data_cmd, model_cmd, train_cmd, eval_cmd, shift_cmd, align_cmd, debias_cmd  # noqa: F401
-from hybridbatch.cli import experiment_cmd  # noqa: F401
-from hybridbatch.cli.base import app, main
+import importlib.util
+import sys
 
-# isort: on
+if importlib.util.find_spec("typer") is None or importlib.util.find_spec("rich") is None:  # a core install
 
-__all__ = ["app", "main"]
+    def main() -> None:
+        """Without the `cli` extra: one line naming it, exit 2."""
+        print("the hybridbatch command needs typer and rich, which are not installed: pip install "
+              "'hybridbatch[cli]' (or 'hybridbatch[all]')", file=sys.stderr)
+        sys.exit(2)
+
+    __all__ = ["main"]
+else:
+    # isort: off
+    from hybridbatch.cli import data_cmd, model_cmd, train_cmd, eval_cmd, shift_cmd, align_cmd  # noqa: F401
+    from hybridbatch.cli import debias_cmd, experiment_cmd  # noqa: F401
+    from hybridbatch.cli.base import app, main
+
+    # isort: on
+
+    __all__ = ["app", "main"]

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
@@ -82,7 +82,8 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress]:
             run_align(..., progress=progress)
     """
     with RichProgress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, disable=not enabled, transient=True) as bar:
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled,
+                      transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def tick(stage: str, done: int, total: int) -> None:

@@ -20,8 +20,9 @@ from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.results import BeirResult, EvalResult, check_eval_folder, check_eval_out
 from hybridbatch.evaluation.runtimes import AUTO
 from hybridbatch.models.loading import load_model
-from hybridbatch.report.compare import write_compare_markdown
 from hybridbatch.report.evaluation import lareqa_row, write_eval
+from hybridbatch.report.compare import lower_is_better_name, write_compare_report
+from hybridbatch.training.hybrid_trainer import hf_bars
 
 SPLITS = ("test", "train", "all")
 PROTOCOLS = ("auto", "lareqa", "beir")
@@ -140,12 +141,16 @@ def eval_cmd(
         raise UsageError(f"--protocol must be auto, lareqa or beir, not {protocol!r}")
     options = EvalOptions(context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend, ties=ties,
                           encoder=encoder or AUTO, precision=precision, devices=encode_devices)
-    corpus, tydi = _eval_corpus(data, data_dir, split)
-    check_eval_out(out_dir, model=model, dataset=corpus.name, checksum=corpus.checksum, overwrite=overwrite)
-    st_model = load_model(model, max_seq_length=max_seq_length, device=device, query_prefix=query_prefix,
-                          passage_prefix=passage_prefix, allow_missing_weights=allow_missing_weights)
-    evaluate = evaluate_beir if protocol == "beir" or (protocol == "auto" and tydi) else evaluate_lareqa
-    with progress_bars(progress) as tick:
+    with progress_bars(progress) as tick, hf_bars(False):  # from the first second: data, model, encoder, encode
+        tick(f"load {data}", 0, 1)
+        corpus, tydi = _eval_corpus(data, data_dir, split)
+        tick(f"load {data}", 1, 1)
+        check_eval_out(out_dir, model=model, dataset=corpus.name, checksum=corpus.checksum, overwrite=overwrite)
+        tick(f"load model {model}", 0, 1)
+        st_model = load_model(model, max_seq_length=max_seq_length, device=device, query_prefix=query_prefix,
+                              passage_prefix=passage_prefix, allow_missing_weights=allow_missing_weights)
+        tick(f"load model {model}", 1, 1)
+        evaluate = evaluate_beir if protocol == "beir" or (protocol == "auto" and tydi) else evaluate_lareqa
         result = evaluate(st_model, corpus, options, model_name=model, progress=tick)
     result.settings.update({"data": data, "split": split, "device": str(st_model.device)})
     _eval_print(result, write_eval(result, out_dir), out_dir, as_json)
@@ -176,9 +181,9 @@ def compare_cmd(
         d = 1 if r["metric"] == "rank_distance" else 3
         better = (r["diff"] < 0) == r["lower_is_better"] and r["diff"] != 0
         style = ("green" if better else "red") if r["p_value"] < 0.05 else None
-        t.add_row(r["name"], f"{r['a']:.{d}f}", f"{r['b']:.{d}f}", f"{r['diff']:+.{d}f}",
+        t.add_row(lower_is_better_name(r), f"{r['a']:.{d}f}", f"{r['b']:.{d}f}", f"{r['diff']:+.{d}f}",
                   f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]", f"{r['p_value']:.4f}", style=style)
     out.print(t)
     paths = write_compare(cmp, folder)
-    md = write_compare_markdown(cmp, folder)
-    out.print(f"wrote {paths['json']} and {md}", highlight=False)
+    report = write_compare_report(cmp, folder)
+    out.print(f"wrote {paths['json']}, {report['md']} and {report['png']}", highlight=False)

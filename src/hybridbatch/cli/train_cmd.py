@@ -34,8 +34,11 @@ class TrainBar(TrainerCallback):
         self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=state.global_step, description=self.desc)
+        if self.progress is not None:  # the flow callback has decided: a validation follows this step
+            phase = "validating (held-out ids)..." if getattr(control, "should_evaluate", False) else ""
+            self.progress.update(self.task, completed=state.global_step,
+                                 description="  ".join(p for p in (self.desc, phase) if p))
+            self.progress.refresh()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kwargs: Any) -> None:
@@ -63,6 +66,7 @@ def _settings(config: Path | None, out_dir: Path | None, data: list[str] | None,
     field of its name, and an unset flag (None; False for the on-only switches) keeps the file's value."""
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
     switches = {k: flags.pop(k) or None for k in ("resume", "overwrite", "allow_missing_weights")}
+    flags["data_weights"] = _weights(flags["data_weights"])
     given = {"out": out_dir, "data": data or None, **switches, **flags}
     merged = cfg.replace(_source="command line", **given)
     if config:
@@ -84,6 +88,24 @@ def _name_the_file(config: Path, merged: TrainConfig, without_file: TrainConfig)
         raise UsageError(f"{config}: {e}") from None
 
 
+def _weights(text: str | None) -> list[float] | None:
+    """--data-weights 2,1 -> [2.0, 1.0]; one message naming the flag for anything else."""
+    if text is None:
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--data-weights: expected numbers separated by commas (e.g. 2,1), got {text!r}") from None
+
+
+Data = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Training data, repeat for several sources: "
+                 "xquad-r (train split, default), mlqa-r, xlinghealth, mkqa (question <-> question: X-Y batches "
+                 "only), mkqa:answers (question -> answer), tatoeba-laser (bitext: X-Y only), tydiqa-goldp, mmarco, "
+                 "miracl, a folder of one of them, or a JSONL pairs file. A batch comes from one source, drawn in "
+                 "proportion to its size or by --data-weights.")]
+DataWeights = Annotated[Optional[str], typer.Option("--data-weights", help="One weight per --data source, in their "
+                        "order, e.g. 2,1: each source's share of the batches (default: in proportion to its (id, "
+                        "language) items).")]
 # options of the samplers, the loss and the adversary, at module level so that train_cmd stays short
 Patience = Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
                      "(default 3; 0 never); --max-steps stays the cap. train.json records why it stopped.")]
@@ -129,9 +151,8 @@ EvalBatches = Annotated[Optional[int], typer.Option(help="--select loss: validat
 def train_cmd(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="'embedded' (default), a sentence-"
                      "transformers folder or a hub id.")] = None,
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Training data: 'xquad-r' (train split, "
-                    "default), a LAReQA folder or a JSONL pairs file. Repeat for several sources (a batch comes from "
-                    "one source, drawn in proportion to its size).")] = None,
+    data: Data = None,
+    data_weights: DataWeights = None,
     data_dir: DataDir = None,
     sampler: Annotated[Optional[str], typer.Option(help=" | ".join(dict.fromkeys([DEFAULT_SAMPLER, *SAMPLERS])))
                        ] = None,

@@ -144,6 +144,33 @@ MLQA_R_NOTE = (
 )
 
 
+class _NoBar:
+    """The download bar without rich (a core install): nothing shown."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def advance(self, *args: Any) -> None:
+        return None
+
+
+def _download_bar(progress: bool) -> Any:
+    """A rich bar of bytes on stderr (the `cli` extra installs rich), or none."""
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    except ImportError:
+        return _NoBar()
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    console=Console(stderr=True), disable=not progress, transient=True)
+
+
 def download(
     name: str, data_dir: Path | str | None = None, *, mirror: str | None = None, progress: bool = True,
     timeout: float = 60.0,
@@ -169,17 +196,7 @@ def download(
                          f"set $HYBRIDBATCH_DATA to a writable folder") from None
     todo = [f for f in src.files if not ((dest_dir / f.name).is_file() and sha256_file(dest_dir / f.name) == f.sha256)]
     rep = ValidationReport()
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), disable=not progress, transient=True) as bar:
+    with _download_bar(progress) as bar:
         task = bar.add_task(f"{name}: {len(todo)} of {len(src.files)} files", total=sum(f.size for f in todo))
         for f in todo:
             url = src.url(f, base)

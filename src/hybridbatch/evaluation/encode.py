@@ -97,8 +97,12 @@ def encode_corpus(model: Any, corpus: QACorpus, options: EvalOptions, *, cache: 
                   identity: dict[str, Any], progress: Progress | None = None) -> tuple[Embeddings, Embeddings]:
     """Query and passage embeddings per language, encoded as `options` say (context, batch size, runtime,
     precision, devices; passages first: they are what `context` changes). NaN, inf or zero-norm embeddings raise
-    `ModelError` naming the model and the first such text (`check_embeddings`)."""
+    `ModelError` naming the model and the first such text (`check_embeddings`). `progress` hears of two stages:
+    'prepare encoder' (an export or calibration can take a while) and 'encode', one stage over every text of the
+    corpus, advanced after each block of texts."""
     context = options.context
+    tick = progress or (lambda stage, done, total: None)
+    tick(f"prepare encoder ({options.encoder})", 0, 1)
     runner = make_encoder(model, options.encoder, identity=identity, cache_dir=options.cache_dir,
                           precision=options.precision, devices=options.devices)
     if runner.needs_calibration:
@@ -106,13 +110,18 @@ def encode_corpus(model: Any, corpus: QACorpus, options: EvalOptions, *, cache: 
         runner.prepare([qp + q.text for lang in corpus.languages for q in corpus.questions[lang][::CALIBRATION_STEP]]
                        + [pp + passage_text(c, context) for lang in corpus.languages
                           for c in corpus.candidates[lang][::CALIBRATION_STEP]])
+    tick(f"prepare encoder ({options.encoder})", 1, 1)
     q_emb: Embeddings = {}
     c_emb: Embeddings = {}
+    total = sum(len(items[lang]) for items in (corpus.candidates, corpus.questions) for lang in corpus.languages)
+    done = 0
+    tick("encode", 0, total)
     for kind, items in (("passage", corpus.candidates), ("query", corpus.questions)):
         for lang in corpus.languages:
             texts = [passage_text(c, context) for c in items[lang]] if kind == "passage" else [
                 q.text for q in items[lang]]
-            cb = (lambda d, t, _s=f"encode {kind} {lang}": progress(_s, d, t)) if progress else None
+            cb = (lambda d, t, _o=done, _n=len(texts): tick("encode", _o + _n * d // max(t, 1), total)
+                  ) if progress else None
             settings: dict[str, Any] = {"context": context} if kind == "passage" else {}
             if runner.key != "torch":  # torch fp32 keys stay as they were: existing cache entries still hit
                 settings["encoder"] = runner.key
@@ -122,6 +131,8 @@ def encode_corpus(model: Any, corpus: QACorpus, options: EvalOptions, *, cache: 
             )
             check_embeddings(emb, texts, model=str(identity.get("name")), what=f"{lang} {kind}")
             (c_emb if kind == "passage" else q_emb)[lang] = emb
+            done += len(texts)
+            tick("encode", done, total)
     return q_emb, c_emb
 
 

@@ -90,8 +90,8 @@ class ExportedRuntime:
         """The runtime `name` for `make_encoder`: exports run fp32 or int8 on the CPU, once per weights."""
         if precision != "fp32":
             raise UsageError(f"--precision {precision} applies to --encoder torch; {name} runs fp32 or int8")
-        require("onnxruntime", "onnxruntime")
-        require("onnx", "onnx")
+        require_runtime("onnxruntime", "onnxruntime")
+        require_runtime("onnx", "onnx")
         sha = (identity or model_identity(model))["weights_sha256"]
         return cls(model, weights_sha256=sha, cache_dir=cache_dir, **options)
 
@@ -215,10 +215,10 @@ class OpenVinoRuntime(ExportedRuntime):
         path = self.dir / "model.xml"
         if path.exists():
             return path
-        ov = require("openvino", "openvino")
+        ov = require_runtime("openvino", "openvino")
         model = ov.convert_model(str(onnx_fp32))
         if self.int8:  # static int8 (SmoothQuant + per-tensor activations), nncf's defaults
-            nncf = require("nncf", "nncf")
+            nncf = require_runtime("nncf", "nncf")
             step = max(1, len(calibration) // CALIBRATION_TEXTS)  # an even spread of what was passed
             enc = self.tokenizer(list(calibration[::step][:CALIBRATION_TEXTS]), truncation=True,
                                  max_length=self.max_length)
@@ -252,7 +252,7 @@ def _publish(tmp: Path, final: Path) -> None:
             raise
 
 
-def require(module: str, package: str) -> Any:
+def require_runtime(module: str, package: str) -> Any:
     """Import an optional runtime package, or say which extra installs it."""
     try:
         return importlib.import_module(module)
@@ -262,7 +262,7 @@ def require(module: str, package: str) -> Any:
 
 
 def _ort_runner(path: Path, threads: int) -> Forward:
-    ort = require("onnxruntime", "onnxruntime")
+    ort = require_runtime("onnxruntime", "onnxruntime")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -276,7 +276,7 @@ def _ort_runner(path: Path, threads: int) -> Forward:
 
 
 def _ov_runner(path: Path, threads: int, precision: str = "f32") -> Forward:
-    ov = require("openvino", "openvino")
+    ov = require_runtime("openvino", "openvino")
     core = ov.Core()
     compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
                                                      "INFERENCE_PRECISION_HINT": precision})

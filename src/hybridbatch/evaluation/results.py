@@ -33,7 +33,8 @@ from hybridbatch.provenance import (
 METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance")
 MULTI = "multi"
 EVAL_FILES = ("per_query.npz", "pairs.png", "eval.md", "eval.json")
-COMPARE_FILES = ("compare.json", "compare.md")  # `hybridbatch compare` writes them beside run B: stale once B changes
+# `hybridbatch compare` writes them beside run B: stale once B changes
+COMPARE_FILES = ("compare.json", "compare.md", "compare.png")
 # (eval.json body, output folder) -> the files written from it (report.evaluation: eval.md, pairs.png)
 Documents = Callable[[dict[str, Any], Path], dict[str, Path]]
 

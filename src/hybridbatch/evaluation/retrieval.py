@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from hybridbatch.errors import UsageError
+from hybridbatch.errors import UsageError, require
 from hybridbatch.evaluation.preference import (
     block_language_counts,
     language_onehot,
@@ -153,8 +153,7 @@ def segment_counts(
     step = block_queries(len(pool), backend, chunk_size, block_mib)
     index = None
     if backend == "faiss":
-        import faiss
-
+        faiss = require("faiss", "the faiss retrieval backend (--backend faiss)")
         index = faiss.IndexFlatIP(pool.shape[1])
         index.add(pool)
     for a in range(0, n_q, step):
@@ -282,8 +281,7 @@ def search(
     pool = np.ascontiguousarray(pool, dtype=np.float32)
     k = min(k, len(pool))
     if choose_backend(backend, len(pool)) == "faiss":
-        import faiss
-
+        faiss = require("faiss", "the faiss retrieval backend (--backend faiss)")
         index = faiss.IndexFlatIP(pool.shape[1])
         index.add(pool)
         d, i = index.search(queries, k)

@@ -19,7 +19,7 @@ from hybridbatch.experiments.cells import check_cells, run_cell
 from hybridbatch.experiments.presets import BASE, Cell, Preset, check_stem, expand_grid, make_preset
 from hybridbatch.models.embedded import build_embedded_model
 from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
-from hybridbatch.report.compare import write_compare_markdown
+from hybridbatch.report.compare import write_compare_report
 from hybridbatch.report.grid import grid_markdown, same_run_lines, significance_markdown
 from hybridbatch.report.plots import plot_alpha, plot_side_by_side
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, takes_alpha
@@ -108,18 +108,29 @@ def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Seq
     return body
 
 
-def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = print, device: str = "auto",
-         precision: str = "auto") -> dict[str, Any]:
-    """The README's main job: zero-shot base vs a short hybrid run, both on the XQuAD-R test articles, with the
-    significance of the difference. Reuses finished pieces when re-run."""
+# `make demo` on 2 CPU cores in about 5 minutes: the demo preset with fewer, smaller steps and one validation
+DEMO_SHORT = {"max_steps": 30, "batch_size": 16, "eval_steps": 30}
+
+
+def demo_preset(long: bool = False, device: str = "auto", precision: str = "auto") -> Any:
+    """The demo's settings: short (`DEMO_SHORT`, the default) or the demo preset itself (`long`)."""
     preset = make_preset("demo", device=device, precision=precision)
+    return preset if long else dataclasses.replace(preset, name="demo-short", **DEMO_SHORT)
+
+
+def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = print, device: str = "auto",
+         precision: str = "auto", long: bool = False) -> dict[str, Any]:
+    """The README's main job: zero-shot base vs a short hybrid run, both on the XQuAD-R test articles, with the
+    significance of the difference and its plots (`long`: the demo preset's 60 steps of batch 32). Reuses
+    finished pieces when re-run."""
+    preset = demo_preset(long, device, precision)
     check_inputs(out_root, data_dir, preset.tydi)
     build_embedded_model()  # once, with its own progress message, before the long work starts
     cells = [Cell(BASE), Cell(DEFAULT_SAMPLER, 0.5, "plain", 20.0, 0)]
     body = run_grid(cells, preset, out_root, data_dir, title="demo: zero-shot base vs hybrid (alpha 0.5)", log=log)
     cmp = compare(out_root / "cells" / cells[0].key / "xquad-r", out_root / "cells" / cells[1].key / "xquad-r")
     write_compare(cmp, out_root / "compare")
-    write_compare_markdown(cmp, out_root / "compare")
+    write_compare_report(cmp, out_root / "compare")
     plot_side_by_side(body["rows"], out_root / "base_vs_hybrid.png")
     body["compare"] = cmp
     return body

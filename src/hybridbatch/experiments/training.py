@@ -13,6 +13,7 @@ from hybridbatch.evaluation.evaluator import LAReQAEvaluator
 from hybridbatch.report.curves import plot_train_json
 from hybridbatch.training.config import TrainConfig
 from hybridbatch.training.run_dir import rank
+from hybridbatch.training.hybrid_trainer import hf_bars
 from hybridbatch.training.selection import HeldOutEvaluator
 from hybridbatch.training.trainer import train_model
 
@@ -31,7 +32,8 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Path:
     """Train a model as `config` says, choosing checkpoints by the LAReQA rule (`select='lareqa'`, the default) or
     the validation loss; `callbacks` (transformers TrainerCallbacks) follow the run. Returns the output folder, which
 also holds `learning_curve.png` (the held-out metric and training loss against the step)."""
-    out = train_model(config, evaluator=LAREQA_RULE, callbacks=callbacks)
+    with hf_bars(config.progress):  # --no-progress: no 'Writing model shards' bars either
+        out = train_model(config, evaluator=LAREQA_RULE, callbacks=callbacks)
     if rank() == 0 and (out / "train.json").exists():
         plot_train_json(out / "train.json")  # learning_curve.png beside train.json (none without held-out ids)
     return out

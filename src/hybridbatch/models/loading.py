@@ -22,20 +22,15 @@ from hybridbatch.models.embedded import (
 if TYPE_CHECKING:  # importing sentence-transformers pulls in torch: only when a model is really needed
     from sentence_transformers import SentenceTransformer
 
-# The prompt names sentence-transformers itself looks up in `encode_query` / `encode_document`, in its order.
-QUERY_PROMPT_NAMES = ("query",)
-PASSAGE_PROMPT_NAMES = ("document", "passage", "corpus")
-
 
 def prefixes(model: SentenceTransformer) -> tuple[str, str]:
     """(query prefix, passage prefix): the model's own named prompts when it has them ('query'; 'document',
     'passage' or 'corpus', the names sentence-transformers' encode_query / encode_document look up), else none: an E5
     prefix would be wrong input for LaBSE or XLM-R. sentence-transformers 6 gives every model empty 'query' and
     'document' placeholders, so the first non-empty one counts. Training and evaluation both use this: they agree."""
-    prompts = getattr(model, "prompts", None) or {}
-    query = next((prompts[n] for n in QUERY_PROMPT_NAMES if prompts.get(n)), "")
-    passage = next((prompts[n] for n in PASSAGE_PROMPT_NAMES if prompts.get(n)), "")
-    return query, passage
+    from hybridbatch.sampling.dataset import model_prefixes  # the rule pairs_from_long(model=) shares
+
+    return model_prefixes(model)
 
 
 def set_prefixes(model: SentenceTransformer, query: str | None = None, passage: str | None = None
@@ -43,6 +38,8 @@ def set_prefixes(model: SentenceTransformer, query: str | None = None, passage: 
     """Set the model's query / passage prompts in place (None: keep the model's own; "": no prefix). They are stored
     as the model's named prompts ('query'; 'document' and 'passage'), so sentence-transformers' encode_query /
     encode_document use them too, and a model trained with them saves them and is evaluated with them later."""
+    from hybridbatch.sampling.dataset import PASSAGE_PROMPT_NAMES, QUERY_PROMPT_NAMES
+
     prompts = dict(getattr(model, "prompts", None) or {})
     for value, names in ((query, QUERY_PROMPT_NAMES), (passage, PASSAGE_PROMPT_NAMES)):
         if value is None:

@@ -101,25 +101,36 @@ def eval_markdown(body: dict[str, Any]) -> str:
     return collapse_warning(body) + lareqa_markdown(body)
 
 
-def plot_pairs(langs: list[str], matrix: Any, path: Path | str, title: str = "mAP") -> Path:
-    """Heatmap of the (query language x pool language) matrix, values written in the cells."""
+def plot_pairs(langs: list[str], matrix: Any, path: Path | str, title: str = "mAP", multi: Any = None) -> Path:
+    """Heatmap of the (query language x pool language) matrix with the Multi column (the whole pool) beside it,
+    values in the cells in black or white by the cell's brightness, on one fixed scale (0 to 1), so that two runs'
+    plots compare by eye."""
     plt = pyplot()
     m = np.asarray(matrix, dtype=float)
     n = len(langs)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
-    im = ax.imshow(m, cmap="viridis", vmin=np.nanmin(m) if np.isfinite(m).any() else 0, vmax=np.nanmax(m)
-                   if np.isfinite(m).any() else 1)
-    ax.set_xticks(range(n), langs)
+    cols = list(langs)
+    if multi is not None:
+        m = np.column_stack([m, np.asarray(multi, dtype=float)])
+        cols.append("Multi")
+    fig, ax = plt.subplots(figsize=(1.6 + 0.55 * len(cols), 1.2 + 0.5 * n))
+    cmap = plt.get_cmap("viridis")
+    im = ax.imshow(m, cmap=cmap, vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(cols)), cols)
     ax.set_yticks(range(n), langs)
-    ax.set_xlabel("pool language")
+    ax.set_xlabel("pool language (Multi: all languages)")
     ax.set_ylabel("query language")
     ax.set_title(title, fontsize=9)
+    if multi is not None:
+        ax.axvline(n - 0.5, color="white", lw=3)
     if n <= 16:
         for i in range(n):
-            for j in range(n):
+            for j in range(len(cols)):
                 if np.isfinite(m[i, j]):
-                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
-    fig.colorbar(im, ax=ax, fraction=0.046)
+                    r, g, b, _ = cmap(float(np.clip(m[i, j], 0.0, 1.0)))
+                    dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if dark else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="mAP")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -128,9 +139,12 @@ def eval_documents(body: dict[str, Any], out: Path) -> dict[str, Path]:
     """pairs.png (LAReQA only) and eval.md of one run into `out`, from its eval.json body."""
     paths: dict[str, Path] = {}
     if body.get("kind") != "beir":
+        model = (body.get("model") or {}).get("name", "?")
+        split = (body.get("settings") or {}).get("split")
         paths["pairs_png"] = plot_pairs(body["languages"], np.asarray(body["pairs"]["map"], dtype=float),
-                                        out / "pairs.png",
-                                        title=f"{body['dataset']}: mAP, query language x pool language")
+                                        out / "pairs.png", multi=body["pairs"].get("multi_map"),
+                                        title=f"{model} on {body['dataset']}{f' ({split})' if split else ''}: mAP, "
+                                              f"query language x pool language")
     paths["eval_md"] = write_bytes(out / "eval.md", eval_markdown(body).encode("utf-8"))
     return paths
 

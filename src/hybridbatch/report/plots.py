@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from hybridbatch.errors import require
 from hybridbatch.provenance import atomic_file
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, same_run
 
 
 def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend: plots are files, never windows."""
-    import matplotlib
-
+    """matplotlib.pyplot on the Agg backend: plots are files, never windows (the `plots` extra)."""
+    matplotlib = require("matplotlib", "writing plots (PNG figures)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from hybridbatch.sampling.dataset import warn_dropped_languages
 from hybridbatch.sampling.index import PairColumns, PairIndex, concat_sources
 from hybridbatch.sampling.kinds import PER_PAIR, BatchKind, Option
 from hybridbatch.sampling.mix import summarise_plans
+from hybridbatch.sampling.pairings import kinds_allowed, source_label, source_pairings
 from hybridbatch.sampling.rows import ItemStack
 
 
@@ -133,6 +135,9 @@ class PairBatchSampler(DefaultBatchSampler):
     needs_cross = False  # it trains on cross-lingual (X-Y) rows: the pair dataset must hold them
     # alpha -> the sampler whose run a sweep reuses for it there (it draws exactly that sampler's batches)
     same_batches_as: ClassVar[dict[float, str]] = {}
+    # read each source's pairing off its rows and never draw a kind it cannot make (False: the kinds are already
+    # restricted to a given pairing, as MultiSourceSampler does)
+    reads_pairings: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -169,6 +174,7 @@ class PairBatchSampler(DefaultBatchSampler):
         self.kinds = self._kinds()
         self.probs = self._kind_probs()
         self.dropped: list[dict[str, Any]] = []
+        self.cannot = self._kinds_sources_cannot_make()
         # kinds that are never drawn (hybrid at alpha 0 / 1) have no options and report nothing dropped
         self.options = {k.name: self._options(k) if p > 0 else [] for k, p in zip(self.kinds, self.probs, strict=True)}
         self._check_options()
@@ -194,10 +200,40 @@ class PairBatchSampler(DefaultBatchSampler):
         return np.ones(len(self.index.languages), dtype=bool)
 
     # -- options --------------------------------------------------------------------------------------------------
+    def _kinds_sources_cannot_make(self) -> dict[str, list[int]]:
+        """Kind -> the sources whose rows cannot make it (pairings.py): alignment pairs, whose X-X rows pair a text
+        with itself. Such a kind draws from the other sources only (with a warning naming the source), and with no
+        other source the sampler refuses."""
+        names = set(getattr(self.dataset, "column_names", None) or ())
+        if not self.reads_pairings or not {"anchor", "positive"} <= names:
+            return {}
+        pairings = source_pairings(self.dataset, self.index)
+        # a source without translations is no alignment source, whatever its texts look like ("q 1" / "a 1")
+        aligned = [pairings[name] == "alignment" and bool((self.index.has(s).sum(axis=1) >= 2).any())
+                   for s, name in enumerate(self.index.sources)]
+        out: dict[str, list[int]] = {}
+        for kind, prob in zip(self.kinds, self.probs, strict=True):
+            bad = [s for s in range(len(self.index.sources)) if aligned[s] and not kinds_allowed(kind, "alignment")]
+            if prob > 0 and bad:
+                out[kind.name] = bad
+        for kind_name, bad in out.items():
+            srcs = ", ".join(source_label(self.dataset, self.index.sources[s]) for s in bad)
+            why = (f"sampler {self.name!r} draws {kind_name!r} batches, but {srcs} cannot make them: its query and "
+                   f"passage are one text (alignment pairs such as MKQA's question pairing or Tatoeba bitext), so "
+                   f"such a batch would pair each text with itself")
+            if len(bad) == len(self.index.sources):
+                raise UsageError(f"{why}. Use the 'xy' sampler (or hybrid at alpha 0), or train it beside other "
+                                 f"sources with MultiSourceSampler, which gives each source only the kinds it makes")
+            warnings.warn(f"{why}; those batches come from the other sources only (MultiSourceSampler weights the "
+                          f"sources and gives each only the kinds it makes)", UserWarning, stacklevel=4)
+        return out
+
     def _options(self, kind: BatchKind) -> list[Option]:
         """The options of `kind` with enough answer groups for a batch group; the others are reported."""
         keep = []
         for s in range(len(self.index.sources)):
+            if s in self.cannot.get(kind.name, ()):
+                continue
             for opt in kind.options(self.index, s, self._allowed_langs()):
                 opt.compatible = self._compatible(opt.rows if opt.rows is not None else np.zeros(0, np.int64))
                 opt.groups = len(opt.compatible)

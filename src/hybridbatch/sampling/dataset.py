@@ -20,6 +20,19 @@ from hybridbatch.errors import DataError, Problem, UsageError
 
 #: metadata columns the samplers read and `PairCollator` keeps away from the loss
 METADATA_COLUMNS = ("id", "query_lang", "passage_lang", "group", "negative_group", "source")
+#: the named prompts sentence-transformers' encode_query / encode_document look up (models.loading sets them)
+QUERY_PROMPT_NAMES = ("query",)
+PASSAGE_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
+def model_prefixes(model: Any) -> tuple[str, str]:
+    """(query prefix, passage prefix): the model's own named prompts when it has them ('query'; 'document',
+    'passage' or 'corpus'), else none. The one rule for both sides: `pairs_from_long(..., model=model)` prefixes the
+    training texts with them, and `LAReQAEvaluator` / `hybridbatch eval` encode with them."""
+    prompts = getattr(model, "prompts", None) or {}
+    query = next((prompts[n] for n in QUERY_PROMPT_NAMES if prompts.get(n)), "")
+    passage = next((prompts[n] for n in PASSAGE_PROMPT_NAMES if prompts.get(n)), "")
+    return query, passage
 
 
 def _stable_pick(n: int, key: str) -> int:
@@ -88,6 +101,8 @@ def pairs_from_long(
     negative_column: str = "negative",
     group_column: str = "group",
     negative_lang: str = "passage",
+    name: str | None = None,
+    model: Any = None,
 ) -> Any:
     """Turn long data (one row per id and language) into the pair dataset: for every id, every (query language,
     passage language) among the languages it exists in (`cross=False`: only query language = passage language,
@@ -96,10 +111,14 @@ def pairs_from_long(
 
     `negative_lang`: whose hard negative a row gets - the passage language's ("passage", the usual choice) or the
     query language's ("query"): then a query in X with its answer in Y must rank that answer above a wrong sentence
-    of the same paragraph in its own language X, the comparison behind language bias."""
+    of the same paragraph in its own language X, the comparison behind language bias.
+
+    `model`: its prompts (what `LAReQAEvaluator` encodes with) are the prefixes. `name` (one source without a `source`
+    column) is kept as `dataset.info.dataset_name` for samplers' messages (sampling/pairings.py)."""
     if negative_lang not in ("passage", "query"):
         raise UsageError(f"negative_lang must be 'passage' or 'query', not {negative_lang!r}")
-    from datasets import Dataset
+    query_prefix, passage_prefix = _prefixes(model, query_prefix, passage_prefix)
+    from datasets import Dataset, DatasetInfo
 
     names = set(long.column_names)
     data, by_id = read_long(long, id_column, lang_column, query_column, positive_column, negative_column)
@@ -135,7 +154,16 @@ def pairs_from_long(
                     out["negative_group"].append(data["negative_group"][ni])
                 if has_src:
                     out["source"].append(src)
-    return Dataset.from_dict(out)
+    return Dataset.from_dict(out, info=DatasetInfo(dataset_name=name) if name else None)
+
+
+def _prefixes(model: Any, query_prefix: str, passage_prefix: str) -> tuple[str, str]:
+    """The given prefixes, or the model's prompts when a model is given (not both)."""
+    if model is None:
+        return query_prefix, passage_prefix
+    if query_prefix or passage_prefix:
+        raise UsageError("give either model= (its prompts are the prefixes) or query_prefix / passage_prefix")
+    return model_prefixes(model)
 
 
 def read_long(long: Any, id_column: str = "id", lang_column: str = "lang", query_column: str = "query",
@@ -216,9 +244,13 @@ def pair_dataset(
     hard_negatives: bool = False,
     cross: bool = True,
     negative_lang: str = "passage",
+    model: Any = None,
 ) -> Any:
-    """The project's PairSets -> the pair dataset (several PairSets: one dataset with a `source` column)."""
+    """The project's PairSets -> the pair dataset (several PairSets: one dataset with a `source` column); `model`:
+    its prompts are the prefixes (see `pairs_from_long`)."""
     if not isinstance(pairsets, PairSet) and not pairsets:
         raise UsageError("no training data given")
     long = long_dataset(pairsets, hard_negatives=hard_negatives)
-    return pairs_from_long(long, query_prefix, passage_prefix, cross=cross, negative_lang=negative_lang)
+    one = pairsets if isinstance(pairsets, PairSet) else pairsets[0] if len(pairsets) == 1 else None
+    return pairs_from_long(long, query_prefix, passage_prefix, cross=cross, negative_lang=negative_lang,
+                           name=one.name if one is not None else None, model=model)

@@ -10,11 +10,7 @@ each plan, the batch log and mix.json. For a DatasetDict given to the sentence-t
 `multi_dataset_batch_sampler`: `ProportionalGroupSampler` (each source in proportion to its batches) and
 `WeightedGroupSampler` (the same weighted draw as `MultiSourceSampler`).
 
-What a source can make (its kinds) is read off its rows:
-- passages (question -> a different text: XQuAD-R, XLingHealth, MKQA question -> answer, mMARCO): every kind;
-- alignment (query and "passage" one text: MKQA question <-> question, Tatoeba bitext): only X-Y kinds (`xy`,
-  `xy-per-pair`), since an X-X row pairs a text with itself;
-- monolingual (no id in two languages: MIRACL): only kinds without cross-lingual pairs (`xx`, `mixed`, `random`).
+What a source can make (its kinds: passages, alignment or monolingual pairs) is read off its rows (pairings.py).
 A sampler's kinds the source cannot make are left out for it (hybrid on Tatoeba is X-Y only; its alpha applies
 within the sources that make both); a source that can make none of them is dropped and reported.
 """
@@ -35,53 +31,8 @@ from hybridbatch.sampling.base import BatchPlan, PairBatchSampler, world_size_fr
 from hybridbatch.sampling.index import PairColumns, PairIndex, concat_sources
 from hybridbatch.sampling.kinds import BatchKind
 from hybridbatch.sampling.mix import summarise_plans
+from hybridbatch.sampling.pairings import ALIGNMENT_KINDS, SOURCE_PAIRINGS, kinds_allowed, source_pairings  # noqa: F401
 from hybridbatch.sampling.samplers import sampler_class, sampler_options
-
-ALIGNMENT_KINDS = frozenset({"xy", "xy-per-pair"})  # the kinds that never pair a row's text with itself
-SOURCE_PAIRINGS = ("passages", "alignment", "monolingual")
-_CHECK_ROWS = 200  # X-X rows per source looked at to tell alignment pairs from question-passage pairs
-
-
-def kinds_allowed(kind: BatchKind, pairing: str) -> bool:
-    """Whether a source of `pairing` can make batches of `kind`."""
-    if pairing == "alignment":
-        return kind.name in ALIGNMENT_KINDS
-    if pairing == "monolingual":
-        return not kind.cross
-    return True
-
-
-def _is_alignment(anchors: list[str], positives: list[str]) -> bool:
-    """Query and passage are one text behind constant prefixes: after removing their longest common suffix, every
-    row leaves the same (query, passage) remainder, the prefixes' own ends."""
-    rest = set()
-    for a, p in zip(anchors, positives, strict=True):
-        n = 0
-        while n < min(len(a), len(p)) and a[len(a) - 1 - n] == p[len(p) - 1 - n]:
-            n += 1
-        if n == 0:
-            return False
-        rest.add((a[:len(a) - n], p[:len(p) - n]))
-        if len(rest) > 1:
-            return False
-    return len(anchors) >= 2 or (len(anchors) == 1 and rest == {("", "")})
-
-
-def source_pairings(dataset: Any, index: PairIndex, anchor_column: str = "anchor",
-                    positive_column: str = "positive") -> dict[str, str]:
-    """Source name -> 'passages', 'alignment' or 'monolingual' (see the module doc), read off the rows."""
-    out = {}
-    for s, name in enumerate(index.sources):
-        rows = np.nonzero((index.row_source == s) & (index.row_qlang == index.row_plang))[0][:_CHECK_ROWS]
-        texts = dataset.select(rows.tolist()).select_columns([anchor_column, positive_column]).to_dict()
-        if len(rows) and _is_alignment(texts[anchor_column], texts[positive_column]):
-            out[name] = "alignment"
-        elif not (index.has(s).sum(axis=1) >= 2).any():
-            out[name] = "monolingual"
-        else:
-            out[name] = "passages"
-    return out
-
 
 _RESTRICTED: dict[tuple[type, str], type] = {}
 
@@ -98,6 +49,8 @@ def restricted(cls: type[PairBatchSampler], pairing: str) -> type[PairBatchSampl
     if (cls, pairing) not in _RESTRICTED:
 
         class Restricted(cls):  # type: ignore[valid-type, misc]
+            reads_pairings = False  # the pairing is given
+
             def _kinds(self) -> list[BatchKind]:
                 every = super()._kinds()
                 self._kept = [kinds_allowed(k, pairing) for k in every]

@@ -7,6 +7,7 @@ from hybridbatch.training.config import LOSSES, TrainConfig
 from hybridbatch.training.hybrid_trainer import HybridTrainer, ProgressCallback
 from hybridbatch.training.inputs import RunData, prepare_data
 from hybridbatch.training.losses import make_loss
+from hybridbatch.training.model import freeze_word_embeddings
 from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss
 from hybridbatch.training.run_dir import latest_checkpoint
 from hybridbatch.training.selection import HeldOutEvaluator, Selection
@@ -15,5 +16,5 @@ from hybridbatch.training.trainer import build_trainer, train_model, training_ar
 __all__ = [
     "LOSSES", "TrainConfig", "train_model", "prepare_data", "RunData", "build_trainer", "training_arguments",
     "HybridTrainer", "ProgressCallback", "make_loss", "LanguageAdversarialLoss", "MultiPositiveRankingLoss",
-    "HeldOutEvaluator", "Selection", "latest_checkpoint",
+    "HeldOutEvaluator", "Selection", "latest_checkpoint", "freeze_word_embeddings",
 ]

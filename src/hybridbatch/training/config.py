@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridbatch.device import check_device, check_precision
-from hybridbatch.errors import UsageError
+from hybridbatch.errors import UsageError, require
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS, repeats_answers, sampler_options
 from hybridbatch.training.multi_positive_loss import FORMS
 
@@ -70,7 +70,7 @@ class TrainConfig:
     select: str = "lareqa"  # checkpoint rule: "lareqa" (validation-id mAP) or "loss" (fixed validation batches)
     patience: int = 3  # evaluations without improvement before stopping; 0: never stop early
     min_improvement: float = 0.0  # a held-out gain at most this large does not reset the patience count
-    save_steps: int | None = None  # default: eval_steps (or max_steps // 10 without validation)
+    save_steps: int | None = None  # default: eval_steps (or max_steps // 4 without validation, the latest kept)
     save_total_limit: int = 2
     logging_steps: int = 10
     keep_checkpoints: bool = False
@@ -98,10 +98,9 @@ class TrainConfig:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise UsageError(f"{path}: cannot read config: {e.strerror or e}") from None
+        yaml = require("yaml", f"{path}: reading a YAML config") if path.suffix.lower() in (".yaml", ".yml") else None
         try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
+            if yaml is not None:
                 obj = yaml.safe_load(text) or {}
             else:
                 obj = tomllib.loads(text)

@@ -12,11 +12,12 @@ latest batch's language cross-entropy / accuracy logged. `ProgressCallback` turn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sentence_transformers import SentenceTransformerTrainer
@@ -24,6 +25,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
 
 from hybridbatch.sampling.collator import META
+from hybridbatch.sampling.dataset import METADATA_COLUMNS
 from hybridbatch.sampling.index import describe_batch
 
 HEAD_FILE = "adversary.pt"  # the loss's own weights in a checkpoint folder (never in the model folder)
@@ -41,6 +43,7 @@ class HybridTrainer(SentenceTransformerTrainer):
         self.train_batch_sampler: Any = None
         if hasattr(self.loss, "head_state_dict"):
             self.add_callback(HeadGradientSync(self.loss))
+        describe_model_card(self)
 
     def get_batch_sampler(self, dataset: Any, batch_size: int, drop_last: bool,
                           valid_label_columns: list[str] | None = None, generator: Any = None,
@@ -122,6 +125,72 @@ class HybridTrainer(SentenceTransformerTrainer):
             rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
         self.accelerator.wait_for_everyone()
+
+
+def _sources(dataset: Any) -> list[str]:
+    if "source" in dataset.column_names:
+        return sorted(set(dataset.unique("source")))
+    name = getattr(dataset.info, "dataset_name", None)
+    return [name] if name else []
+
+
+def _sampler_text(batch_sampler: Any) -> str:
+    """'hybrid batches (alpha 0.5)' from the `functools.partial` of a hybridbatch sampler."""
+    func = getattr(batch_sampler, "func", batch_sampler)
+    kw = dict(getattr(batch_sampler, "keywords", {}) or {})
+    name = kw.get("sampler") or getattr(func, "name", None)
+    if not isinstance(name, str):
+        return ""
+    options = [f"alpha {kw['alpha']}"] if "alpha" in kw else []  # sampler_options keeps it where it is taken
+    if kw.get("weights") is not None:
+        options.append(f"source weights {kw['weights']}")
+    return f"{name} batches" + (f" ({', '.join(options)})" if options else "")
+
+
+def describe_model_card(trainer: Any) -> None:
+    """Make the model card of a run built on a pair dataset say what matters: the dataset statistics and examples
+    of the texts only (not the samplers' metadata columns, which sentence-transformers would take for sentences
+    and compute token statistics of), the sources as the datasets' names, and the sampler with its alpha in the
+    title and tags. The LAReQA metrics reach the card through `LAReQAEvaluator`. `HybridTrainer` calls it; call it
+    yourself after building a plain `SentenceTransformerTrainer`."""
+    card = getattr(trainer.model, "model_card_data", None)
+    if card is None:
+        return
+    all_sources: list[str] = []
+    for attr, dataset, kind in (("train_datasets", trainer.train_dataset, "train"),
+                                ("eval_datasets", trainer.eval_dataset, "eval")):
+        names = getattr(dataset, "column_names", None)
+        if not names or not set(METADATA_COLUMNS) & set(names):
+            continue
+        texts = dataset.remove_columns([c for c in names if c in METADATA_COLUMNS or c == "label"])
+        info = card.extract_dataset_metadata(dataset=texts, dataset_metadata=[], loss=trainer.loss, dataset_type=kind)
+        sources = _sources(dataset)
+        for d in info:
+            d["name"] = ", ".join(sources) or d.get("name")
+        setattr(card, attr, info)
+        all_sources += [s for s in sources if s not in all_sources] if kind == "train" else []
+    sampler = _sampler_text(getattr(trainer.args, "batch_sampler", None))
+    if sampler:
+        base = getattr(card, "base_model", None) or "a sentence-transformers model"
+        on = f" on {', '.join(all_sources)}" if all_sources else ""
+        card.model_name = f"{base} trained with hybridbatch: {sampler}{on}"
+        card.add_tags(["hybridbatch", "lareqa", sampler.split()[0]])
+
+
+@contextlib.contextmanager
+def hf_bars(enabled: bool) -> Iterator[None]:
+    """transformers' and huggingface_hub's own tqdm bars ('Loading weights', 'Writing model shards' at every
+    checkpoint) off while a run that was asked for no progress runs, and back as they were after it."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
 
 
 class HeadGradientSync(TrainerCallback):

@@ -91,7 +91,8 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: in
     """The `SentenceTransformerTrainingArguments` of a run (the one place device / precision settings belong)."""
     use_val = selection.rule != "none"
     eval_steps = config.eval_steps or max(1, max_steps // 10)
-    save_steps = eval_steps if use_val else (config.save_steps or max(1, max_steps // 10))
+    # without a rule a checkpoint only serves a resume: a few, and only the latest kept (unless keep_checkpoints)
+    save_steps = eval_steps if use_val else (config.save_steps or max(1, max_steps // 4))
     if use_val and config.save_steps and config.save_steps % eval_steps == 0:
         save_steps = config.save_steps
     return SentenceTransformerTrainingArguments(
@@ -113,7 +114,7 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, world: in
         eval_steps=eval_steps if use_val else None,
         save_strategy="steps",
         save_steps=save_steps,
-        save_total_limit=max(1, config.save_total_limit),
+        save_total_limit=max(1, config.save_total_limit) if use_val or config.keep_checkpoints else 1,
         load_best_model_at_end=use_val,
         metric_for_best_model=selection.metric,
         greater_is_better=selection.greater_is_better,
