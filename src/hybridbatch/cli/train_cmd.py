@@ -77,8 +77,20 @@ Own = Annotated[Optional[bool], typer.Option("--own/--no-own", help="translation
                 "holds the query's own-language answer and k-1 translations (default), or only translations "
                 "(X-Y).")]
 Loss = Annotated[Optional[str], typer.Option("--loss", help="'infonce' (default; InfoNCE with in-batch "
-                 "negatives) or 'multi-positive': every translation of a query's answer in the batch is a "
-                 "positive, not a false negative (needs --sampler translations).")]
+                 "negatives), 'multi-positive': every translation of a query's answer in the batch is a "
+                 "positive, not a false negative (needs --sampler translations), or 'consistency': "
+                 "multi-positive plus a divergence between the score distributions of a question's "
+                 "translations (--consistency-*).")]
+ConsistencyWeight = Annotated[Optional[float], typer.Option("--consistency-weight", help="--loss consistency: "
+                              "weight of the consistency term (default 1).")]
+ConsistencyTemperature = Annotated[Optional[float], typer.Option("--consistency-temperature", help="--loss "
+                                   "consistency: temperature of the score distributions (default 0.05).")]
+ConsistencyDivergence = Annotated[Optional[str], typer.Option("--consistency-divergence", help="--loss "
+                                  "consistency: 'js' (Jensen-Shannon, default) or 'kl' (symmetric KL).")]
+ConsistencySides = Annotated[Optional[str], typer.Option("--consistency-sides", help="--loss consistency: "
+                             "'query' (default: a question's translations rank the passages alike; needs "
+                             "--queries parallel to act), 'passage' (an answer's translations rank the queries "
+                             "alike) or 'both'.")]
 MultiPositiveForm = Annotated[Optional[str], typer.Option("--multi-positive-form", help="'mean' (default): "
                               "each translation's log-probability raised on its own, all copies pulled to one "
                               "score; 'sum': the translations together take the softmax mass.")]
@@ -139,6 +151,10 @@ def train_cmd(
     mini_batch_size: Annotated[Optional[int], typer.Option(help="GradCache mini-batch (default 32).")] = None,
     loss: Loss = None,
     multi_positive_form: MultiPositiveForm = None,
+    consistency_weight: ConsistencyWeight = None,
+    consistency_temperature: ConsistencyTemperature = None,
+    consistency_divergence: ConsistencyDivergence = None,
+    consistency_sides: ConsistencySides = None,
     adversarial_weight: AdversarialWeight = None,
     adversarial_hidden: AdversarialHidden = None,
     adversarial_lr: AdversarialLr = None,
@@ -174,7 +190,7 @@ def train_cmd(
     """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json.
 
     Aimed at the language bias: --sampler translations --loss multi-positive (k translations of an answer in a
-    batch, all positives); --adversarial-weight (a language classifier behind gradient reversal, any sampler).
+    batch, all positives) or --loss consistency (and their score distributions made to agree); --adversarial-weight (a language classifier behind gradient reversal, any sampler).
 
     A thin layer over the library path (docs/LIBRARY.md): the data become a pair dataset, the sampler is passed to
     SentenceTransformerTrainer as batch_sampler=functools.partial(<Sampler>, ...), and checkpoints are chosen by
