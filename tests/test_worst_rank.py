@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from test_ties import counts_from_scores
 
 import hybridbatch.evaluation.metrics as M
 from hybridbatch.evaluation.worst_rank import (
@@ -18,7 +19,6 @@ from hybridbatch.evaluation.worst_rank import (
     worst_copy,
     worst_pool_table,
 )
-from test_ties import counts_from_scores
 
 
 def test_by_hand():

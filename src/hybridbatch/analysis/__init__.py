@@ -23,6 +23,12 @@ from hybridbatch.analysis.alignment_sweep import (  # noqa: F401
     spearman,
     sweep_cells,
 )
+from hybridbatch.analysis.centring import (  # noqa: F401
+    append_centring,
+    centre_corpus,
+    centre_embeddings,
+    nearest_language,
+)
 from hybridbatch.analysis.debias import (  # noqa: F401
     DEBIAS_JSON,
     SUBSPACE_NPZ,

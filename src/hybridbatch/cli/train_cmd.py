@@ -111,6 +111,12 @@ AdversarialMemory = Annotated[Optional[int], typer.Option("--adversarial-memory"
 # checkpoint-selection options, at module level for the same reason
 ValFraction = Annotated[Optional[float], typer.Option(help="Share of train ids held out to choose the checkpoint "
                         "(default 0.05; 0 disables: the last step is kept).")]
+Select = Annotated[Optional[str], typer.Option("--select", help="Checkpoint rule, the same for every sampler: "
+                   "'lareqa' (Multi mAP of the held-out ids, default) or 'loss' (loss on fixed validation "
+                   "batches of the random sampler).")]
+HardNegativeLang = Annotated[Optional[str], typer.Option("--hard-negative-lang", help="passage (default): the "
+                             "hard negative in the passage's language; query: in the query's own language, so "
+                             "X-Y pairs must rank the foreign answer above a wrong sentence in X.")]
 EvalBatches = Annotated[Optional[int], typer.Option(help="--select loss: validation batch groups (default 4).")]
 
 
@@ -140,9 +146,7 @@ def train_cmd(
                        "+ paragraph.")] = None,
     hard_negatives: Annotated[Optional[bool], typer.Option("--hard-negatives/--no-hard-negatives", help="Add "
                               "another sentence of the same paragraph as a hard negative.")] = None,
-    hard_negative_lang: Annotated[Optional[str], typer.Option("--hard-negative-lang", help="passage (default): the "
-                                  "hard negative in the passage's language; query: in the query's own language, so "
-                                  "X-Y pairs must rank the foreign answer above a wrong sentence in X.")] = None,
+    hard_negative_lang: HardNegativeLang = None,
     symmetric: Annotated[Optional[bool], typer.Option("--symmetric/--no-symmetric", help="Also passage -> query "
                          "InfoNCE.")] = None,
     scale: Annotated[Optional[float], typer.Option(help="Loss scale = 1 / temperature (default 20).")] = None,
@@ -163,9 +167,7 @@ def train_cmd(
                                  help="Freeze word embeddings (faster on CPU).")] = None,
     grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
     val_fraction: ValFraction = None,
-    select: Annotated[Optional[str], typer.Option("--select", help="Checkpoint rule, the same for every sampler: "
-                      "'lareqa' (Multi mAP of the held-out ids, default) or 'loss' (loss on fixed validation "
-                      "batches of the random sampler).")] = None,
+    select: Select = None,
     eval_steps: Annotated[Optional[int], typer.Option(help="Validate every N steps (default max_steps/10).")] = None,
     eval_batches: EvalBatches = None,
     patience: Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
@@ -189,12 +191,11 @@ def train_cmd(
 ) -> None:
     """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json.
 
-    Aimed at the language bias: --sampler translations --loss multi-positive (k translations of an answer in a
-    batch, all positives) or --loss consistency (and their score distributions made to agree); --adversarial-weight (a language classifier behind gradient reversal, any sampler).
-
-    A thin layer over the library path (docs/LIBRARY.md): the data become a pair dataset, the sampler is passed to
-    SentenceTransformerTrainer as batch_sampler=functools.partial(<Sampler>, ...), and checkpoints are chosen by
-    one rule for every sampler (--select)."""
+    Aimed at the language bias: --sampler translations with --loss multi-positive (k translations of an answer in a
+    batch, all positives) or --loss consistency (their score distributions made to agree too); --adversarial-weight
+    (a language classifier behind gradient reversal, any sampler). A thin layer over the library path
+    (docs/LIBRARY.md): the data become a pair dataset, the sampler is passed to SentenceTransformerTrainer as
+    batch_sampler=functools.partial(<Sampler>, ...), and checkpoints are chosen by one rule for every sampler."""
     cfg = _settings(**locals())
     path = train(cfg, callbacks=[TrainBar()] if cfg.progress else [])
     if os.environ.get("RANK", "0") == "0":

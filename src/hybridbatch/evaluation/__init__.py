@@ -100,6 +100,13 @@ from hybridbatch.evaluation.shift import (  # noqa: F401
     write_shift,
 )
 from hybridbatch.evaluation.shift_tasks import TASKS, ShiftTask, load_tasks, tatoeba_task, tydi_task  # noqa: F401
+from hybridbatch.evaluation.worst_rank import (  # noqa: F401
+    WORST_METRICS,
+    complete_at,
+    max_rank,
+    worst_copy,
+    worst_pool_table,
+)
 
 
 def __getattr__(name: str):

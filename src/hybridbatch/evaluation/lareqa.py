@@ -302,7 +302,7 @@ def summarise(per_query: dict[str, np.ndarray], langs: list[str]):
         }
     for metric in (*PREFERENCE_METRICS, *MULTI_ONLY[1:]):  # Multi rows only (older per_query files have none)
         if metric in per_query:
-            cells = cell_means(per_query, n, metric)
+            cells = cells_by_metric[metric] if metric in cells_by_metric else cell_means(per_query, n, metric)
             summary["multi"][metric] = macro_from_cells(cells)["multi"]
             for i, lang in enumerate(langs):
                 per_language[lang][metric] = float(cells[i, n])

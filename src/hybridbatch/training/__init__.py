@@ -3,6 +3,7 @@
 
 from hybridbatch.training.adversarial import LanguageAdversarialLoss  # noqa: F401
 from hybridbatch.training.config import LOSS_SCALE, LOSSES, TrainConfig  # noqa: F401
+from hybridbatch.training.consistency_loss import ConsistencyRankingLoss  # noqa: F401
 from hybridbatch.training.hf import HEAD_FILE, HeadGradientSync, HybridTrainer, ProgressCallback  # noqa: F401
 from hybridbatch.training.inputs import (  # noqa: F401
     RunData,

@@ -33,7 +33,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hybridbatch.sampling.translations import GROUP_LABEL
 from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss, group_ids
 
 DIVERGENCES = ("js", "kl")

@@ -1,6 +1,6 @@
 """The loss of a run: InfoNCE with in-batch negatives (+ the hard negative column when present) or the multi-positive
-form over translation batches (with the ranking-consistency term: loss 'consistency'), optionally wrapped in the language-adversarial term; and what train.json records of
-it."""
+form over translation batches (with the ranking-consistency term: loss 'consistency'), optionally wrapped in the
+language-adversarial term; and what train.json records of it."""
 
 from __future__ import annotations
 
