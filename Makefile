@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all test-fast bench results-small results-samplers results-losses results-zero-shot \
+.PHONY: pilot-converged results-converged converged-curves report-converged install demo test test-all test-fast bench results-small results-samplers results-losses results-zero-shot \
 	report-zero-shot results-zero-shot-lsar results-bias results-adv-weights zero-shot-base clean
 
 $(STAMP): pyproject.toml
@@ -172,3 +172,27 @@ bias-seed-%: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+
+# Issue 30, training to convergence (docs/RESULTS.md "Convergence"). First the pilot: hybrid seed 0 under each
+# candidate learning rate, trained until its held-out Multi mAP stops improving, the choice made from that held-out
+# metric alone (results/converged/pilot.{json,md,png}); two candidates side by side, one thread each. The chosen lr
+# then goes into presets.PRESETS["converged"], and the chosen run is the grid's hybrid seed-0 cell.
+CV = $(BIN)/hybridbatch sweep --preset converged --data-dir $(DATA) --out results/converged
+PILOT = $(BIN)/hybridbatch experiment pilot --preset converged --data-dir $(DATA) --out results/converged
+PILOT_LRS ?= 3e-5,1e-4
+pilot-converged: $(STAMP)
+	$(MAKE) -j2 $(addprefix pilot-lr-,$(subst $(comma), ,$(PILOT_LRS))) OMP_NUM_THREADS=1
+	$(PILOT) --lrs $(PILOT_LRS)
+pilot-lr-%: $(STAMP)
+	$(PILOT) --lrs $*
+comma := ,
+
+# The converged grid: X-X, X-Y, hybrid and bilingual seed by seed (3 seeds of the first three, bilingual seed 0
+# first), two one-thread lanes; each cell resumable and committed when it finishes.
+converged-seed-%: $(STAMP)
+	$(CV) --name seed$* --samplers hybrid,xx,xy --alphas 0.5 --seeds $* $(if $(filter 0,$*),--base,)
+converged-extra-%: $(STAMP)
+	$(CV) --name seed$* --samplers bilingual --alphas 0.5 --seeds $*
+results-converged: $(STAMP)
+	$(MAKE) -j2 converged-seed-0 converged-seed-1 OMP_NUM_THREADS=1
+	$(MAKE) -j2 converged-seed-2 converged-extra-0 OMP_NUM_THREADS=1

@@ -92,7 +92,7 @@ class Ours:
                                    identity=model_identity(model), cache_dir=cache_dir, precision=precision)
 
     def run(self, texts, prompts, batch) -> dict[str, np.ndarray]:
-        from hybridbatch.evaluation.embeddings import encode_texts
+        from hybridbatch.evaluation.encode import encode_texts
 
         return {k: encode_texts(self.model, v, k, batch_size=batch, runner=self.runner) for k, v in texts.items()}
 
@@ -132,9 +132,10 @@ def speed(model, names: list[str], texts, prompts, rounds: int, batch: int, cach
 
 def accuracy(names: list[str], corpus, max_length: int, batch: int, cache_dir: Path, log) -> dict:
     from hybridbatch.evaluation.cache import EmbeddingCache
-    from hybridbatch.evaluation.corpus_embeddings import encode_corpus
+    from hybridbatch.evaluation.encode import encode_corpus
     from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
     from hybridbatch.evaluation.model_info import model_identity
+    from hybridbatch.evaluation.options import EvalOptions
     from hybridbatch.models.loading import load_model
 
     model = load_model("embedded", max_seq_length=max_length)
@@ -144,8 +145,8 @@ def accuracy(names: list[str], corpus, max_length: int, batch: int, cache_dir: P
     for name in ["torch", *names]:
         t0 = time.perf_counter()
         hits = cache.hits
-        q, c = encode_corpus(model, corpus, context=False, batch_size=batch, cache=cache, identity=identity,
-                             encoder=name, cache_dir=cache_dir)
+        q, c = encode_corpus(model, corpus, EvalOptions(batch_size=batch, encoder=name, cache_dir=cache_dir),
+                             cache=cache, identity=identity)
         enc_s = time.perf_counter() - t0
         r = evaluate_lareqa_embeddings(corpus, q, c, ties="expected")
         res[name] = {"summary": r.summary, "encode_s": enc_s, "from_cache": cache.hits - hits == 22,

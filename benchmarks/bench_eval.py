@@ -116,7 +116,7 @@ def real_or_random_embeddings(corpus, cache_dir: Path | None, max_length: int = 
     """The embedded model's XQuAD-R embeddings if the embedding cache holds all of them, else random ones."""
     from hybridbatch.data.records import passage_text
     from hybridbatch.evaluation.cache import EmbeddingCache
-    from hybridbatch.evaluation.embeddings import encode_cached
+    from hybridbatch.evaluation.encode import encode_cached
     from hybridbatch.evaluation.model_info import model_identity
 
     if cache_dir and Path(cache_dir).is_dir():

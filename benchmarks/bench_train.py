@@ -2,7 +2,7 @@
 
 (a) Sampler cost: mean time to plan one batch of 128 on the XQuAD-R train split (36 articles, 11 languages), for
     every sampler, with and without hard negatives (target < 1 ms).
-(b) Throughput: our trainer (`hybridbatch.training.train`, hybrid sampler, batch log on) vs the plain
+(b) Throughput: our trainer (`hybridbatch.train`, hybrid sampler, batch log on) vs the plain
     `SentenceTransformerTrainer` with its default batch sampler, same model, pair table, batch, length and steps, in
     one run, interleaved (A B A B) to even out a shared CPU; pairs/s from the train() wall time (target >= 0.95x).
 (c) Peak memory of a training step: batch 128 with the cached (GradCache) loss vs batch 32 with the plain loss,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from hybridbatch.training import hf
+from hybridbatch.training import hybrid_trainer as hf
 
 dump = Path(sys.argv[1])
 sys.argv = ["hybridbatch", *sys.argv[2:]]

@@ -17,7 +17,7 @@ import pytest
 from hybridbatch import data as corpus
 from hybridbatch.analysis import alignment as al
 from hybridbatch.analysis import alignment_run as run
-from hybridbatch.analysis import parallel
+from hybridbatch.data import parallel
 from hybridbatch.errors import UsageError
 from hybridbatch.experiments import alignment as exp
 from hybridbatch.report import alignment as ar
@@ -261,7 +261,7 @@ def reference_measures(model, s: parallel.ParallelSet, prefix: str) -> dict[str,
 
 
 def check_result(res: al.AlignResult, limit: int, model, data) -> None:
-    assert set(res.pairs) == set(parallel.SOURCES)
+    assert set(res.pairs) == set(parallel.ALIGN_SOURCES)
     for src in ("xquad-r-questions", "xquad-r-answers"):
         got = {(p.a, p.b) for p in res.pairs[src]}
         assert got == set(itertools.combinations(XQUAD_LANGS, 2))  # all 55 pairs, each once
@@ -289,7 +289,7 @@ def check_result(res: al.AlignResult, limit: int, model, data) -> None:
 
 def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, tatoeba_reader):
     limit = 6
-    data = parallel.load_sources(parallel.SOURCES, shared_data, limit)
+    data = parallel.load_sources(parallel.ALIGN_SOURCES, shared_data, limit)
     ticks: list[tuple[str, int, int]] = []
     res_a = run.align(str(tiny_model), data_dir=shared_data, limit=limit, loaded=data,
                       progress=lambda *t: ticks.append(t))
@@ -297,7 +297,7 @@ def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, ta
                       model_name="tiny-perturbed")
     # progress comes through the callback only: per source one stage, from 0 to every distinct text encoded
     stages = list(dict.fromkeys(t[0] for t in ticks))
-    assert stages == [f"encoding ({tiny_model}: {src})" for src in parallel.SOURCES]
+    assert stages == [f"encoding ({tiny_model}: {src})" for src in parallel.ALIGN_SOURCES]
     for stage in stages:
         done = [d for s, d, _ in ticks if s == stage]
         total = {n for s, _, n in ticks if s == stage}
@@ -321,7 +321,7 @@ def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, ta
     assert pa["settings"]["encoding"] == {"xquad-r-questions": ["query"], "xquad-r-answers": ["passage"],
                                           "tatoeba": ["query"]}
     # B - A, per pair and macro, equals the difference of the two runs
-    for src in parallel.SOURCES:
+    for src in parallel.ALIGN_SOURCES:
         ja, jb = obj["models"]["A"]["sources"][src], obj["models"]["B"]["sources"][src]
         assert len(ja["pairs"]) == (55 if src != "tatoeba" else 11)
         d = obj["difference"]["sources"][src]
@@ -331,7 +331,7 @@ def test_align_tiny_model_real_data(tiny_model, xquad, shared_data, tmp_path, ta
     md = paths["markdown"].read_text()
     assert "## xquad-r-answers" in md and "| B - A |" in md and "| de-en |" in md and "| ro-en |" in md
     plots = sorted((tmp_path / "out" / "plots").glob("*.png"))
-    assert len(plots) == len(parallel.SOURCES) * len(al.MEASURES)
+    assert len(plots) == len(parallel.ALIGN_SOURCES) * len(al.MEASURES)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
 
 

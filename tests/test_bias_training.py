@@ -21,7 +21,7 @@ from hybridbatch.experiments.training import train
 from hybridbatch.sampling.dataset import pair_dataset
 from hybridbatch.training.adversarial import MEMORY_KEYS, LanguageAdversarialLoss
 from hybridbatch.training.config import TrainConfig
-from hybridbatch.training.hf import HEAD_FILE
+from hybridbatch.training.hybrid_trainer import HEAD_FILE
 from hybridbatch.training.inputs import RunData, add_row_labels
 from hybridbatch.training.losses import loss_record, make_loss
 from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss
@@ -258,7 +258,7 @@ DUMP_HEAD = '''
 import os, sys
 from pathlib import Path
 import torch
-from hybridbatch.training import hf
+from hybridbatch.training import hybrid_trainer as hf
 
 dump = Path(sys.argv[1])
 sys.argv = ["hybridbatch", *sys.argv[2:]]

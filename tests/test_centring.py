@@ -50,7 +50,7 @@ def test_centred_folder_loads_back_and_subtracts_the_nearest_mean(tiny_model, sh
     from sentence_transformers import SentenceTransformer
 
     from hybridbatch.data.lookup import load_corpus
-    from hybridbatch.evaluation.embeddings import encode_texts
+    from hybridbatch.evaluation.encode import encode_texts
     from hybridbatch.models.loading import load_model
 
     out = tmp_path / "centred"
@@ -100,7 +100,7 @@ def test_centring_the_embedded_model_removes_the_language_offset(embedded_model,
     language by the nearest mean, and after centring far less of their variance lies between the language means
     (measured: 0.20 -> 0.04 with 100 estimation and 40 held-out sentences per language; fewer here, for time)."""
     from hybridbatch.data.lookup import load_corpus
-    from hybridbatch.evaluation.embeddings import encode_texts
+    from hybridbatch.evaluation.encode import encode_texts
     from hybridbatch.models.loading import load_model
 
     out = tmp_path / "centred"

@@ -86,12 +86,12 @@ def test_eval_json_prints_eval_json_and_files(tiny_model: Path, shared_data: Pat
 def test_sweep_help_names_every_loss_and_sampler() -> None:
     """`--help` is where users learn the grid's vocabulary: a loss added to the presets but missing from the help
     (multipos and adv were) cannot be found without reading the source."""
-    from hybridbatch.experiments.presets import LOSSES
+    from hybridbatch.experiments.recipes import RECIPES
     from hybridbatch.sampling.samplers import SAMPLERS
 
     done = _cli("sweep", "--help", columns=400)  # one line an option: no name is split by the wrap
     assert done.returncode == 0, done.stderr
     losses_line = next(line for line in done.stdout.splitlines() if "--losses" in line)
     samplers_line = next(line for line in done.stdout.splitlines() if "--samplers" in line)
-    assert [loss for loss in LOSSES if loss not in losses_line] == []
+    assert [loss for loss in RECIPES if loss not in losses_line] == []
     assert [name for name in SAMPLERS if name not in samplers_line] == []

@@ -26,7 +26,7 @@ from hybridbatch.analysis.debias import (
     remove_subspace,
     training_sentences,
 )
-from hybridbatch.analysis.debias_sweep import parse_ranks, project_corpus
+from hybridbatch.analysis.debias_ranks import parse_ranks, project_corpus
 from hybridbatch.errors import DataError, UsageError
 
 LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
@@ -188,7 +188,7 @@ np.savez(out, q=q, p=p, modules=np.array([type(x).__name__ for x in m]))
 
 
 def test_debiased_folder_loads_with_plain_sentence_transformers(tiny_model, shared_data, tmp_path):
-    from hybridbatch.evaluation.embeddings import encode_texts
+    from hybridbatch.evaluation.encode import encode_texts
     from hybridbatch.models.loading import load_model
 
     out = tmp_path / "debiased"

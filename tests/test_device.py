@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from hybridbatch.device import Placement, placement, resolve_device, resolve_precision
 from hybridbatch.errors import UsageError
 from hybridbatch.models.loading import load_model, prefixes, set_prefixes
-from hybridbatch.device import Placement, placement, resolve_device, resolve_precision
 
 NO_CUDA = not torch.cuda.is_available()
 
@@ -78,7 +78,7 @@ def test_nothing_in_src_forces_the_cpu():
 
 def test_model_without_prompts_is_encoded_without_prefixes(tiny_model):
     """A plain Hugging Face folder (LaBSE / XLM-R style: no prompts) gets no E5 prefix, in evaluation and training."""
-    from hybridbatch.evaluation.embeddings import encode_texts
+    from hybridbatch.evaluation.encode import encode_texts
 
     model = load_model(str(tiny_model.parent / "hf"), device="cpu", max_seq_length=32)
     assert prefixes(model) == ("", "")
@@ -101,7 +101,7 @@ def test_pair_table_uses_no_prefix_for_a_model_without_prompts(tiny_model, xquad
 
 
 def test_the_models_own_prompts_are_used_and_can_be_overridden(tiny_model):
-    from hybridbatch.evaluation.embeddings import encode_texts
+    from hybridbatch.evaluation.encode import encode_texts
 
     model = load_model(str(tiny_model), device="cpu")
     assert prefixes(model) == ("query: ", "passage: ")  # saved prompts (ST's empty 'document' placeholder skipped)

@@ -10,7 +10,7 @@ import pytest
 import hybridbatch.evaluation.exported as X
 import hybridbatch.evaluation.runtimes as E
 from hybridbatch.errors import UsageError
-from hybridbatch.evaluation.embeddings import encode_texts
+from hybridbatch.evaluation.encode import encode_texts
 from hybridbatch.evaluation.model_info import model_identity
 
 TEXTS = ["Berlin hat 3,7 Millionen Einwohner.", "kurz", "Το νησί βρίσκεται στο νότιο Αιγαίο.", "kurz",

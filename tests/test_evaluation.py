@@ -15,7 +15,7 @@ from hybridbatch import provenance
 from hybridbatch.data.records import Candidate, QACorpus, Question
 from hybridbatch.evaluation.beir import evaluate_beir_embeddings
 from hybridbatch.evaluation.cache import EmbeddingCache
-from hybridbatch.evaluation.embeddings import encode_cached, encode_texts
+from hybridbatch.evaluation.encode import encode_cached, encode_texts
 from hybridbatch.evaluation.lareqa import evaluate_lareqa, evaluate_lareqa_embeddings
 from hybridbatch.evaluation.results import load_per_query
 from hybridbatch.report.evaluation import write_eval

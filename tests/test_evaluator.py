@@ -67,6 +67,51 @@ def test_from_lists_and_from_pairs_agree_with_the_corpus(tiny_model, xquad):
     assert scores["lareqa_multi_map"] == pytest.approx(multi_map_of_pairs(model, pairs), abs=1e-6)
 
 
+def test_from_long_takes_the_long_data_pairs_from_long_takes(tiny_model, xquad):
+    """The long dataset of a few ids (as `pairs_from_long` reads it) scores as the same ids given as pairs; its
+    rows are checked as `pairs_from_long` checks them."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+    from hybridbatch.errors import DataError
+    from hybridbatch.sampling.dataset import long_dataset, pairs_from_long
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    pairs = xquad.subset(xquad.articles[-1:]).pairs()
+    long = long_dataset(pairs)
+    assert len(pairs_from_long(long, cross=False)) == len(long)  # the same data the pair builder takes
+    renamed = long.rename_columns({"id": "qid", "lang": "language"})
+    by_long = LAReQAEvaluator.from_long(renamed, id_column="qid", lang_column="language")(model)
+    assert by_long == pytest.approx(LAReQAEvaluator.from_pairs(pairs)(model), abs=1e-12)
+    bad = Dataset.from_list([{"id": "q1", "lang": "xx-nope", "query": "q", "positive": "p"}])
+    with pytest.raises(DataError, match="unknown language code"):
+        LAReQAEvaluator.from_long(bad)
+    with pytest.raises(UsageError, match="missing column 'positive'"):
+        LAReQAEvaluator.from_long(bad.remove_columns("positive"))
+
+
+def test_every_evaluation_setting_reaches_the_evaluator(tiny_model, xquad):
+    """`EvalOptions` (or its fields as keywords) set the evaluator's evaluation exactly as `evaluate_lareqa`'s;
+    a bad setting is refused when the evaluator is made, not at the first checkpoint."""
+    from sentence_transformers import SentenceTransformer
+
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa
+    from hybridbatch.evaluation.options import EvalOptions
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    small = xquad.subset(xquad.articles[-1:])
+    options = EvalOptions(context=True, ties="pessimistic", batch_size=16)
+    ev = LAReQAEvaluator(small, options, write_csv=False)
+    got = ev(model)
+    want = evaluate_lareqa(model, small, options).summary
+    assert got["lareqa_multi_map"] == want["multi"]["map"] and ev.last_result.settings["ties"] == "pessimistic"
+    plain = LAReQAEvaluator(small, context=False)(model)
+    assert plain["lareqa_multi_map"] != got["lareqa_multi_map"]  # the context setting was not dropped on the way
+    assert LAReQAEvaluator(small).options == EvalOptions()  # one default: the library's
+    with pytest.raises(UsageError, match="tie"):
+        LAReQAEvaluator(small, ties="nope")
+
+
 def multi_map_of_pairs(model, pairset) -> float:
     """Multi mAP written out for a pool of answer sentences only: each (id, language) question against the distinct
     positives of every language, relevant = its id's positive in each language; AP from sklearn over the full

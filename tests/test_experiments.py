@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hybridbatch.errors import UsageError
 from hybridbatch.analysis.grid_stats import aggregate
 from hybridbatch.analysis.significance import SEED_CI_METRICS
+from hybridbatch.errors import UsageError
 from hybridbatch.experiments.cells import run_cell
 from hybridbatch.experiments.grid import paper, run_grid
 from hybridbatch.experiments.presets import BASE, PRESETS, Cell, Preset, expand_grid
@@ -60,10 +60,10 @@ def test_cell_canonical_maps_the_end_points_onto_xx_and_xy():
 
 
 def test_loss_variants_reach_the_training_config(tmp_path: Path):
-    from hybridbatch.experiments.cells import _train_config
+    from hybridbatch.experiments.cells import train_config
 
     p = PRESETS["small"]
-    cfgs = {loss: _train_config(Cell("hybrid", 0.5, loss), p, None, tmp_path / loss) for loss in
+    cfgs = {loss: train_config(Cell("hybrid", 0.5, loss), p, None, tmp_path / loss) for loss in
             ("plain", "symmetric", "hardneg", "hardneg-q")}
     assert [(c.hard_negatives, c.hard_negative_lang, c.symmetric) for c in cfgs.values()] == [
         (False, "passage", False), (False, "passage", True), (True, "passage", False), (True, "query", False)]
@@ -183,7 +183,7 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
     """The report reads only finished cells: hybrid has seed 0, xx seeds 0 and 1, so hybrid vs xx uses seed 0. Its
     shift differences must equal the differences of the shift summaries the evaluation wrote (another code path),
     and the table of what moved the differences of two grids' rows."""
-    from hybridbatch.experiments.report import report
+    from hybridbatch.experiments.grid_report import report
 
     preset = dataclasses.replace(tiny_preset, shift=True, shift_limit=15)
     cells = [Cell(BASE), Cell("xx", None, "plain", 20.0, 0), Cell("xx", None, "plain", 20.0, 1),
@@ -255,15 +255,15 @@ def test_report_compares_finished_cells_on_common_seeds_and_on_the_shift_pools(t
 def test_zero_shot_preset_trains_on_disjoint_sources_only():
     """The paper's protocol: the zero-shot cells' training config names only sources disjoint from XQuAD-R, and
     their test split is every article (None), while the in-domain presets keep the 36 / 12 article split."""
-    from hybridbatch.experiments.cells import _train_config
+    from hybridbatch.experiments.cells import train_config
 
     zs = PRESETS["zero-shot"]
     assert zs.test_split is None and "xquad-r" not in zs.train_data and zs.shift
-    cfg = _train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
+    cfg = train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
     assert cfg.data == ["xlinghealth", "mkqa:answers"] and cfg.data_weights is None and cfg.hard_negatives
     cfg.validate()
     assert [PRESETS[p].test_split for p in ("demo", "small", "full")] == ["test"] * 3
-    assert _train_config(Cell("hybrid", 0.5), PRESETS["small"], None, Path("unused")).data == ["xquad-r"]
+    assert train_config(Cell("hybrid", 0.5), PRESETS["small"], None, Path("unused")).data == ["xquad-r"]
 
 
 def test_the_bias_targeted_cells_reach_the_training_config():
@@ -272,31 +272,30 @@ def test_the_bias_targeted_cells_reach_the_training_config():
     classifier on ADVERSARIAL_HEAD_LR; adv-mem: also a memory of earlier batches); the other variants keep InfoNCE
     without an adversary. A multipos cell over a sampler without translation slots is refused by the training
     config, as the CLI refuses it."""
-    from hybridbatch.experiments.cells import _train_config
-    from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT,
-                                                MULTIPOS_K)
+    from hybridbatch.experiments.cells import train_config
+    from hybridbatch.experiments.recipes import ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT, MULTIPOS_K
 
     zs = PRESETS["zero-shot"]
-    mp = _train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))
+    mp = train_config(Cell("translations", 0.5, "multipos"), zs, None, Path("unused"))
     assert (mp.sampler, mp.loss, mp.k, mp.adversarial_weight) == ("translations", "multi-positive", MULTIPOS_K, 0.0)
     mp.validate()
-    adv = _train_config(Cell("xy", None, "adv"), zs, None, Path("unused"))
+    adv = train_config(Cell("xy", None, "adv"), zs, None, Path("unused"))
     assert (adv.loss, adv.adversarial_weight, adv.adversarial_lr) == ("infonce", ADVERSARIAL_WEIGHT, None)
     assert ADVERSARIAL_WEIGHT > 0
     adv.validate()
-    head = _train_config(Cell("hybrid", 0.5, "adv-head"), zs, None, Path("unused"))
+    head = train_config(Cell("hybrid", 0.5, "adv-head"), zs, None, Path("unused"))
     assert (head.adversarial_weight, head.adversarial_lr) == (ADVERSARIAL_WEIGHT, ADVERSARIAL_HEAD_LR)
     assert ADVERSARIAL_HEAD_LR > zs.lr  # the point of the variant: the classifier learns faster than the encoder
     assert head.adversarial_memory == 0 == adv.adversarial_memory
     head.validate()
-    mem = _train_config(Cell("xy", None, "adv-mem"), zs, None, Path("unused"))
+    mem = train_config(Cell("xy", None, "adv-mem"), zs, None, Path("unused"))
     assert (mem.adversarial_weight, mem.adversarial_lr, mem.adversarial_memory) == (
         ADVERSARIAL_WEIGHT, ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY) and ADVERSARIAL_MEMORY > 0
     mem.validate()
-    plain = _train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
+    plain = train_config(Cell("hybrid", 0.5, "hardneg-q"), zs, None, Path("unused"))
     assert (plain.loss, plain.adversarial_weight) == ("infonce", 0.0)
     with pytest.raises(UsageError, match="multi-positive"):
-        _train_config(Cell("hybrid", 0.5, "multipos"), zs, None, Path("unused")).validate()
+        train_config(Cell("hybrid", 0.5, "multipos"), zs, None, Path("unused")).validate()
     assert [c.key for c in expand_grid(["translations"], [0.0, 0.5], ["multipos"], [20.0], [1])] == [
         "translations-a0-multipos-seed1", "translations-a0.5-multipos-seed1"]
 
@@ -304,15 +303,15 @@ def test_the_bias_targeted_cells_reach_the_training_config():
 def test_an_adversary_weight_sweep_names_its_cells_and_reaches_the_config():
     """--adv-weights varies the reversal weight of the adv losses only; the default weight keeps the old names, so
     a weight sweep joins the cells already run instead of redoing them."""
-    from hybridbatch.experiments.cells import _train_config
-    from hybridbatch.experiments.presets import ADVERSARIAL_WEIGHT
+    from hybridbatch.experiments.cells import train_config
+    from hybridbatch.experiments.recipes import ADVERSARIAL_WEIGHT
 
     cells = expand_grid(["xy"], [0.5], ["plain", "adv-mem"], [20.0], [0], adv_weights=[None, 0.1, 0.25, ADVERSARIAL_WEIGHT])
     assert [c.key for c in cells] == ["xy-plain-seed0", "xy-adv-mem-seed0", "xy-adv-mem-w0.1-seed0",
                                       "xy-adv-mem-w0.25-seed0"]
     assert cells[2].group == "xy-adv-mem-w0.1"
     zs = PRESETS["zero-shot"]
-    weights = [_train_config(c, zs, None, Path("unused")).adversarial_weight for c in cells]
+    weights = [train_config(c, zs, None, Path("unused")).adversarial_weight for c in cells]
     assert weights == [0.0, ADVERSARIAL_WEIGHT, 0.1, 0.25]
 
 
@@ -340,3 +339,55 @@ def test_a_zero_shot_cell_trains_on_xlinghealth_and_mkqa_and_tests_on_all_articl
     run_cell(Cell("xy", None, "adv"), preset, tmp_path, str(shared_data), log=lambda m: None)
     adv = json.loads((tmp_path / "cells" / "xy-adv-seed0" / "model" / "train.json").read_text())
     assert "language" in adv["loss_curve"], adv["loss_curve"].keys()
+
+
+def _name_switches(names: set[str], skip: tuple[str, ...]) -> list[str]:
+    """Where the package's source compares a value with one of `names` (==, in, a tuple of them) or asks
+    `.startswith` of a prefix of one, outside the files in `skip`."""
+    import ast
+
+    src = Path(__file__).resolve().parents[1] / "src" / "hybridbatch"
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src).as_posix()
+        if rel.startswith(skip):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                parts = [node.left, *node.comparators]
+                consts = [c for x in parts for c in ([x] if isinstance(x, ast.Constant) else getattr(x, "elts", []))]
+                hits = [c.value for c in consts if isinstance(c, ast.Constant) and c.value in names]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "startswith":
+                consts = [c for a in node.args for c in ([a] if isinstance(a, ast.Constant) else getattr(a, "elts", []))]
+                hits = [c.value for c in consts if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value
+                        and any(n.startswith(c.value) for n in names)]
+            else:
+                continue
+            found += [f"{rel}:{node.lineno} {hits}"] if hits else []
+    return found
+
+
+def test_recipes_and_samplers_are_switched_on_only_where_they_are_defined():
+    """Grid recipes are data: the cells read `experiments.recipes.RECIPES`, and no other code decides anything by a
+    recipe's name; nothing outside sampling/ decides by a sampler's name (the registry says what each takes)."""
+    from hybridbatch.experiments.recipes import RECIPES
+    from hybridbatch.sampling.samplers import SAMPLERS
+
+    assert _name_switches(set(RECIPES), ("experiments/recipes.py",)) == []
+    assert _name_switches(set(SAMPLERS), ("sampling/",)) == []
+
+
+def test_every_recipe_sets_training_fields_and_unknown_ones_are_refused():
+    """Each recipe's settings are `TrainConfig` fields (a typo would be a TypeError in the middle of a grid), every
+    recipe sets the same fields (none is left to another recipe's value), and an unknown name names the recipes."""
+    from hybridbatch.experiments.recipes import RECIPES, recipe_settings
+    from hybridbatch.training.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    keys = {name: set(recipe_settings(name)) for name in RECIPES}
+    assert all(k <= fields for k in keys.values()), keys
+    assert len({frozenset(k) for k in keys.values()}) == 1
+    assert [name for name, r in RECIPES.items() if r.adversarial] == [
+        name for name in RECIPES if recipe_settings(name)["adversarial_weight"] > 0]
+    with pytest.raises(UsageError, match="plain, symmetric"):
+        recipe_settings("nope")

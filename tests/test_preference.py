@@ -206,3 +206,32 @@ def test_lareqa_preference_columns_match_a_brute_force_sort(xquad):
     assert m["own_top10"] > m["own_top10_expected"] + 0.1  # the lean is there and read the right way
     assert m["own_top10_expected"] == pytest.approx(np.mean([len(c_emb[x]) / len(union) for x in langs]))
     assert m["own_first_expected"] == pytest.approx(1 / len(langs))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+def test_the_scoring_pass_yields_the_top_k_counts_with_the_ranks(backend):
+    """`retrieval.segment_counts(..., topk=)` reads the top-k language counts off the block it scores for the ranks:
+    the same counts as scoring the pool a second time (`topk_language_counts_from_embeddings`), ties at the cut
+    included, whatever the block size; and the ranks are those of the call without `topk`."""
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    from hybridbatch.evaluation.retrieval import segment_counts
+
+    rng = np.random.default_rng(3)
+    pool = rng.standard_normal((300, 16)).astype(np.float32)
+    pool[1::5] = pool[0::5][: len(pool[1::5])]  # duplicated candidates: exact ties, also at the k-th place
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    queries = rng.standard_normal((70, 16)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    cand_lang = np.repeat(np.arange(3), 100)
+    relevant = np.stack([rng.integers(0, 100, 70), 100 + rng.integers(0, 100, 70), np.full(70, -1)], axis=1)
+    bounds = [0, 100, 200, 300]
+    want = P.topk_language_counts_from_embeddings(queries, pool, cand_lang, 3, k=10)
+    plain = segment_counts(queries, pool, relevant, bounds, backend=backend, return_ties=True)
+    for chunk in (1, 7, 70):
+        *ranks, top = segment_counts(queries, pool, relevant, bounds, backend=backend, chunk_size=chunk,
+                                     return_ties=True, topk=(cand_lang, 3, 10))
+        np.testing.assert_array_equal(top, want)
+        for got, ref in zip(ranks, plain, strict=True):
+            np.testing.assert_array_equal(got, ref)
+    np.testing.assert_allclose(want.sum(axis=1), 10)

@@ -21,17 +21,14 @@ from hybridbatch.sampling import (
     PairCollator,
     XXSampler,
     XYSampler,
-    alpha_of,
     batch_info,
     make_sampler,
     pair_dataset,
     pairs_from_long,
-    same_run,
     sampler_class,
-    sampler_options,
     save_mix,
-    takes_alpha,
 )
+from hybridbatch.sampling.samplers import alpha_of, same_run, sampler_options, takes_alpha
 
 
 @pytest.fixture(scope="module")

@@ -174,7 +174,7 @@ def test_a_run_on_three_disjoint_sources_records_the_source_of_each_batch(tiny_m
     source, alignment sources only X-Y, and train.json holds the sources' shares and pairings."""
     import json
 
-    from hybridbatch.training.trainer import train
+    from hybridbatch.training.trainer import train_model as train
 
     cfg = TrainConfig(model=str(tiny_model), data=["xlinghealth", "mkqa", "tatoeba-laser"], data_dir=str(shared_data),
                       data_weights=[2.0, 1.0, 1.0], out=str(tmp_path / "run"), batch_size=4, max_steps=12,

@@ -10,7 +10,7 @@ import pytest
 
 from hybridbatch.analysis import significance as stats
 from hybridbatch.errors import ResultsError
-from hybridbatch.report.tables import write_compare_markdown
+from hybridbatch.report.compare import write_compare_markdown
 
 
 def synthetic(rng, n_cells=6, n_ids=150, delta=0.0, missing=0.1):

@@ -18,7 +18,7 @@ from hybridbatch.errors import UsageError
 from hybridbatch.experiments.training import train
 from hybridbatch.training.config import TrainConfig
 from hybridbatch.training.losses import make_loss
-from hybridbatch.training.run_dir import check_out_dir
+from hybridbatch.training.run_dir import out_dir_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,9 +154,9 @@ def test_resume_refuses_changed_settings(tmp_path):
     out.mkdir()
     cfg = TrainConfig(out=str(out))
     (out / "train_config.json").write_text(json.dumps(cfg.trained_settings()))
-    assert check_out_dir(cfg.replace(resume=True)) == "resume"
+    assert out_dir_mode(cfg.replace(resume=True)) == "resume"
     with pytest.raises(UsageError, match="alpha"):
-        check_out_dir(cfg.replace(resume=True, alpha=0.2))
+        out_dir_mode(cfg.replace(resume=True, alpha=0.2))
 
 
 # ---- a real (tiny) training run -----------------------------------------------------------------------------------
@@ -198,16 +198,16 @@ def test_train_writes_model_and_provenance(tiny_model, shared_data, tmp_path):
     assert not staging.exists() or not any(staging.iterdir())
     # a finished run cannot be resumed or silently overwritten
     with pytest.raises(UsageError, match="already finished"):
-        check_out_dir(cfg.replace(resume=True))
+        out_dir_mode(cfg.replace(resume=True))
     with pytest.raises(UsageError, match="not empty"):
-        check_out_dir(cfg)
+        out_dir_mode(cfg)
 
 
 def test_training_alone_takes_its_evaluator_and_reports_through_callbacks(tiny_model, shared_data, tmp_path):
     """training/ knows no evaluation protocol: without the caller's evaluator the LAReQA rule is refused before
     anything is written; progress reaches the library's progress(stage, done, total) callback through the callbacks."""
-    from hybridbatch.training.hf import ProgressCallback
-    from hybridbatch.training.trainer import train as train_alone
+    from hybridbatch.training.hybrid_trainer import ProgressCallback
+    from hybridbatch.training.trainer import train_model as train_alone
 
     out = tmp_path / "run"
     with pytest.raises(UsageError, match="needs an evaluator of the held-out ids"):

@@ -34,7 +34,7 @@ _LAZY: dict[str, str] = {
     "PairBatchSampler": "hybridbatch.sampling.base",
     **dict.fromkeys(("pairs_from_long", "pair_dataset"), "hybridbatch.sampling.dataset"),
     "PairCollator": "hybridbatch.sampling.collator",
-    "ProportionalGroupSampler": "hybridbatch.sampling.multi",
+    "ProportionalGroupSampler": "hybridbatch.sampling.sources",
     **dict.fromkeys(("TranslationSampler", "with_row_labels"), "hybridbatch.sampling.translations"),
     "MultiSourceSampler": "hybridbatch.sampling.sources",
     # training
@@ -52,7 +52,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("EvalResult", "BeirResult"), "hybridbatch.evaluation.results"),
     "EvalOptions": "hybridbatch.evaluation.options",
     "write_eval": "hybridbatch.report.evaluation",
-    "encode_texts": "hybridbatch.evaluation.embeddings",
+    "encode_texts": "hybridbatch.evaluation.encode",
     **dict.fromkeys(("average_precision", "recall_at", "ndcg_at", "mrr_at", "rank_distance", "relevant_ranks",
                      "all_metrics"), "hybridbatch.evaluation.metrics"),
     **dict.fromkeys(("own_language_share", "own_language_first", "stratified_ndcg", "language_preference"),
@@ -91,8 +91,9 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
     from hybridbatch.data.checks import check_paths  # noqa: F401
     from hybridbatch.data.lookup import load_corpus, load_pairs  # noqa: F401
     from hybridbatch.data.records import Candidate, PairSet, QACorpus, Question, TrainItem  # noqa: F401
+    from hybridbatch.device import placement, resolve_device, resolve_precision  # noqa: F401
     from hybridbatch.evaluation.beir import evaluate_beir  # noqa: F401
-    from hybridbatch.evaluation.embeddings import encode_texts  # noqa: F401
+    from hybridbatch.evaluation.encode import encode_texts  # noqa: F401
     from hybridbatch.evaluation.evaluator import LAReQAEvaluator  # noqa: F401
     from hybridbatch.evaluation.lareqa import evaluate_lareqa  # noqa: F401
     from hybridbatch.evaluation.metrics import (  # noqa: F401
@@ -114,15 +115,13 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
     from hybridbatch.evaluation.results import BeirResult, EvalResult  # noqa: F401
     from hybridbatch.evaluation.worst_rank import complete_at, max_rank, worst_pool_table  # noqa: F401
     from hybridbatch.experiments.alignment import run_align  # noqa: F401
+    from hybridbatch.experiments.training import train  # noqa: F401
     from hybridbatch.models.embedded import build_embedded_model  # noqa: F401
     from hybridbatch.models.loading import describe_model, load_model, prefixes, set_prefixes  # noqa: F401
     from hybridbatch.report.evaluation import write_eval  # noqa: F401
     from hybridbatch.sampling.base import PairBatchSampler  # noqa: F401
     from hybridbatch.sampling.collator import PairCollator  # noqa: F401
     from hybridbatch.sampling.dataset import pair_dataset, pairs_from_long  # noqa: F401
-    from hybridbatch.sampling.multi import ProportionalGroupSampler  # noqa: F401
-    from hybridbatch.sampling.sources import MultiSourceSampler  # noqa: F401
-    from hybridbatch.sampling.translations import TranslationSampler, with_row_labels  # noqa: F401
     from hybridbatch.sampling.samplers import (  # noqa: F401
         SAMPLERS,
         BilingualSampler,
@@ -137,10 +136,10 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         make_sampler,
         sampler_class,
     )
-    from hybridbatch.device import placement, resolve_device, resolve_precision  # noqa: F401
-    from hybridbatch.experiments.training import train  # noqa: F401
-    from hybridbatch.training.config import TrainConfig  # noqa: F401
+    from hybridbatch.sampling.sources import MultiSourceSampler, ProportionalGroupSampler  # noqa: F401
+    from hybridbatch.sampling.translations import TranslationSampler, with_row_labels  # noqa: F401
     from hybridbatch.training.adversarial import LanguageAdversarialLoss  # noqa: F401
+    from hybridbatch.training.config import TrainConfig  # noqa: F401
+    from hybridbatch.training.consistency_loss import ConsistencyRankingLoss  # noqa: F401
     from hybridbatch.training.losses import make_loss  # noqa: F401
     from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss  # noqa: F401
-    from hybridbatch.training.consistency_loss import ConsistencyRankingLoss  # noqa: F401

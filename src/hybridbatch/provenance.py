@@ -4,6 +4,7 @@ process never leaves a half-written file behind."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import json
@@ -14,9 +15,11 @@ import re
 import secrets
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,7 +27,11 @@ import numpy as np
 
 from hybridbatch.errors import UsageError
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
+
+# The library's progress callback, (stage, done, total): how a caller (the CLI's bars) follows long work; the
+# library itself draws nothing.
+Progress = Callable[[str, int, int], None]
 
 
 def git_commit(start: Path | None = None) -> str:
@@ -181,7 +188,7 @@ def sweep_temps(folder: Path | str, names: Iterable[str] | None = None) -> int:
             p.unlink()
             removed += 1
     if removed:
-        log.info("removed %d temp file(s) left in %s by interrupted writers", removed, folder)
+        _log.info("removed %d temp file(s) left in %s by interrupted writers", removed, folder)
     return removed
 
 
@@ -240,7 +247,98 @@ def check_writable_dir(path: Path | str, flag: str = "--out") -> Path:
         os.rmdir(tempfile.mkdtemp(prefix=".hybridbatch-probe-", dir=parent))
     except OSError as e:
         raise UsageError(f"{flag} {path}: cannot create a folder in {parent} ({e.strerror or e})") from None
+    if flag == "--out":
+        lock_out_dir(path, flag)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One writer per output folder.
+
+_OUT_LOCKS: contextvars.ContextVar[list[_OutLock] | None] = contextvars.ContextVar("hybridbatch_out_locks",
+                                                                                  default=None)
+
+
+@dataclass
+class _OutLock:
+    """An flock held on `.<folder>.lock` beside an output folder, and the folders made to hold it."""
+
+    file: Path
+    fd: int
+    made: list[Path] = field(default_factory=list)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            if os.stat(self.file).st_ino == os.fstat(self.fd).st_ino:
+                self.file.unlink()  # while still holding the lock, so no one locks a file about to vanish
+        os.close(self.fd)
+        for d in reversed(self.made):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if still empty
+
+
+@contextlib.contextmanager
+def out_locks() -> Iterator[None]:
+    """The scope in which every output folder checked by `check_out_dir` / `check_writable_dir(flag="--out")` gets
+    one writer: a lock (`fcntl.flock` on `.<name>.lock` beside the folder, recording the holder's pid and command)
+    taken before any work and released when the scope ends; the kernel releases it when a process dies, so a crash
+    leaves a stale file that the next run takes over. The CLI runs every command in this scope."""
+    held: list[_OutLock] = []
+    token = _OUT_LOCKS.set(held)
+    try:
+        yield
+    finally:
+        _OUT_LOCKS.reset(token)
+        for lock in reversed(held):
+            lock.release()
+
+
+def lock_out_dir(path: Path | str, flag: str = "--out") -> None:
+    """Take the lock of output folder `path` for the current `out_locks` scope (nothing outside one, or on a
+    distributed rank other than 0, whose rank 0 holds it). Another live holder: UsageError naming the folder and
+    the holder's process."""
+    held = _OUT_LOCKS.get()
+    if held is None or os.environ.get("RANK", "0") != "0":
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return
+    target = Path(os.path.realpath(Path(path).absolute()))
+    file = target.parent / f".{target.name}.lock"
+    if any(lock.file == file for lock in held):
+        return
+    made = [d for d in reversed(target.parents) if not _exists(d)]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            for d in reversed(made):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise UsageError(f"{flag} {path}: another process is writing into this folder ({_holder(file)}); wait "
+                             f"for it to finish, or choose another {flag}") from None
+        with contextlib.suppress(OSError):
+            if os.stat(file).st_ino == os.fstat(fd).st_ino:  # not unlinked by a releasing holder meanwhile
+                break
+        os.close(fd)
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:500],
+            "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    os.ftruncate(fd, 0)
+    os.write(fd, (json.dumps(info) + "\n").encode("utf-8"))
+    held.append(_OutLock(file, fd, made))
+
+
+def _holder(file: Path) -> str:
+    """Who holds a lock, from what it wrote into the lock file (it may not have written yet)."""
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+        return f"pid {info['pid']} on {info['host']}, started {info['since']}: {info['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its lock is {file}"
 
 
 def _exists(path: Path) -> bool:

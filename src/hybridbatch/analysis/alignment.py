@@ -14,7 +14,7 @@ Definitions (also in docs/ALIGNMENT.md):
 - P@1 X->Y         = share of X rows whose nearest Y row (cosine) is a translation, ties counted as misses.
 
 Here: the measures, the per-pair and per-model result types and B - A between two models. The parallel data is read
-by `analysis.parallel`, a model is encoded and measured by `analysis.alignment_run.align`, and the Markdown tables and
+by `data.parallel`, a model is encoded and measured by `analysis.alignment_run.align`, and the Markdown tables and
 heatmaps are drawn by `report.alignment`.
 """
 

@@ -12,16 +12,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hybridbatch.analysis.alignment import AlignResult, PairResult, difference, measure_pair
-from hybridbatch.analysis.parallel import SOURCES, ParallelSet, load_sources
+from hybridbatch.data.parallel import ALIGN_SOURCES, ParallelSet, load_sources
 from hybridbatch.errors import UsageError
 from hybridbatch.models.loading import load_model, prefixes
-from hybridbatch.provenance import Timer, jsonable, provenance, write_json
+from hybridbatch.provenance import Progress, Timer, jsonable, provenance, write_json
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-Loaded = Mapping[str, tuple[list[ParallelSet], str, list[str]]]  # what `analysis.parallel.load_sources` returns
+Loaded = Mapping[str, tuple[list[ParallelSet], str, list[str]]]  # what `data.parallel.load_sources` returns
 
 
 class _Encoder:
@@ -70,7 +69,7 @@ def align(
     model: SentenceTransformer | str | Path,
     *,
     data_dir: Path | str | None = None,
-    sources: Sequence[str] = SOURCES,
+    sources: Sequence[str] = ALIGN_SOURCES,
     limit: int | None = None,
     batch_size: int = 32,
     progress: Progress | None = None,
@@ -116,7 +115,7 @@ def align(
     return AlignResult(name, pairs, settings, prov)
 
 
-def align_models(models: Sequence[str], *, data_dir: Path | str | None, sources: Sequence[str] = SOURCES,
+def align_models(models: Sequence[str], *, data_dir: Path | str | None, sources: Sequence[str] = ALIGN_SOURCES,
                  limit: int | None = None, batch_size: int = 32, progress: Progress | None = None,
                  log: Callable[[str], None] | None = None, split: str = "all", device: str | None = "auto",
                  ) -> list[AlignResult]:

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hybridbatch.analysis.centring import append_centring, centring_info, identification_accuracy
-from hybridbatch.data.languages import _unknown_lang, lang_from_path
+from hybridbatch.data.languages import lang_from_path, unknown_lang
 from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import DataError, Problem, UsageError
 from hybridbatch.evaluation.cache import EmbeddingCache
-from hybridbatch.evaluation.embeddings import encode_cached
+from hybridbatch.evaluation.encode import encode_cached
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import Timer, atomic_file, check_out_dir, provenance, sha256_files, write_json
@@ -225,7 +225,7 @@ def read_text_files(paths: Sequence[Path | str]) -> TextSource:
     for p in map(Path, paths):
         lang = lang_from_path(p)
         if lang is None:
-            problems.append(Problem(str(p), "file name", _unknown_lang(p.stem)))
+            problems.append(Problem(str(p), "file name", unknown_lang(p.stem)))
             continue
         if lang in origin:
             problems.append(Problem(str(p), "file name", f"language {lang!r} given twice (also {origin[lang]})"))

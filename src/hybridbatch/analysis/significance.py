@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.errors import ResultsError
+from hybridbatch.evaluation.lareqa import summarise
 from hybridbatch.evaluation.preference import PREFERENCE_METRICS
 from hybridbatch.evaluation.results import load_per_query
 from hybridbatch.evaluation.worst_rank import WORST_METRICS
@@ -201,7 +203,29 @@ def load_run(spec: Path | str) -> Run:
         per_query = load_per_query(pq)
     except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise ResultsError(f"{pq}: corrupt per-query file ({type(e).__name__}: {e})") from None
+    check_summary(js, body, per_query)
     return Run(js.parent if p.is_file() else p, body, per_query)
+
+
+def check_summary(js: Path, body: dict[str, Any], per_query: dict[str, np.ndarray], tol: float = 1e-6) -> None:
+    """The summary of eval.json must be what its per-query scores give (`compare` works on the per-query scores, so
+    a hand-edited summary, or an eval.json and a per_query.npz from two runs, would show other figures than the
+    comparison without a word): recomputed with the evaluator's own `summarise`, compared to `tol`."""
+    try:
+        summary = summarise(per_query, [str(x) for x in per_query["langs"]])[0]
+    except (KeyError, IndexError, ValueError, TypeError) as e:
+        raise ResultsError(f"{js.parent / 'per_query.npz'}: corrupt per-query file ({type(e).__name__}: {e})") from None
+    stated = body.get("summary")
+    for setting, values in summary.items():
+        for key, value in values.items():
+            got = (stated.get(setting) or {}).get(key) if isinstance(stated, dict) else None
+            if not isinstance(got, (int, float)) or isinstance(got, bool):
+                continue
+            if not (abs(got - value) <= tol or (math.isnan(got) and math.isnan(value))):
+                raise ResultsError(
+                    f"{js}: its summary disagrees with its per-query scores: {setting} {key} is {got:.6f} there, "
+                    f"{value:.6f} from {body.get('per_query_file', 'per_query.npz')} (hand-edited, or files of two "
+                    "runs); re-run `hybridbatch eval` into this folder")
 
 
 def _keys(run: Run) -> tuple[np.ndarray, list[str], list[str]]:
@@ -294,7 +318,7 @@ def compare(run_a: Run | Path | str, run_b: Run | Path | str, *, n_boot: int = 2
 
 
 def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
-    """compare.json (the comparison and its provenance); `report.tables.write_compare_markdown` writes compare.md."""
+    """compare.json (the comparison and its provenance); `report.compare.write_compare_markdown` writes compare.md."""
     out = check_out_dir(out_dir)
     return {"json": write_json(out / "compare.json", {**cmp, "provenance": provenance()})}
 

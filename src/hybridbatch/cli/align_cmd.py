@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.analysis.parallel import SOURCES
 from hybridbatch.cli.base import DataDir, Device, app, console, out, progress_bars
+from hybridbatch.data.parallel import ALIGN_SOURCES
 from hybridbatch.experiments.alignment import run_align
 from hybridbatch.models.embedded import DEFAULT_MODEL
 from hybridbatch.provenance import check_out_dir
@@ -37,7 +37,7 @@ def align_cmd(
     """Cross-lingual alignment per language pair: parallel cosine, CLSim, linear CKA (+ debiased), P@1."""
     check_out_dir(out_dir)
     with progress_bars(progress) as tick:
-        paths = run_align(model or [DEFAULT_MODEL], data_dir=data_dir, out_dir=out_dir, sources=source or SOURCES,
+        paths = run_align(model or [DEFAULT_MODEL], data_dir=data_dir, out_dir=out_dir, sources=source or ALIGN_SOURCES,
                           limit=limit, batch_size=batch_size, progress=tick, split=split, device=device,
                           log=lambda msg: console.print(msg, highlight=False))
     out.print(f"wrote {paths['json']}, {paths['markdown']} and {sum(k.startswith('plot:') for k in paths)} "

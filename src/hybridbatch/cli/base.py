@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
+from rich.text import Text
 
 from hybridbatch.errors import HybridBatchError
 
@@ -34,9 +35,11 @@ model_app = typer.Typer(help="Build and inspect models (the embedded multilingua
                         no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
-# soft_wrap: long lines (paths, markdown rows) stay whole when piped, so output stays greppable; tables still fit
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# soft_wrap: long lines (paths, markdown rows) stay whole when piped, so output stays greppable; tables still fit.
+# markup=False: messages carry values such as `[embedded]`, `data[3]` or `[nan]` that rich would read as markup
+# and drop; styles are given as `style=` or `Text` instead.
+console = Console(stderr=True, soft_wrap=True, markup=False)
+out = Console(soft_wrap=True, markup=False)
 
 Device = Annotated[
     Optional[str],
@@ -78,8 +81,8 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress]:
         with progress_bars(show) as progress:
             run_align(..., progress=progress)
     """
-    with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not enabled, transient=True) as bar:
+    with RichProgress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, disable=not enabled, transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def tick(stage: str, done: int, total: int) -> None:
@@ -92,12 +95,13 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress]:
 
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); the project's own errors become one message and exit 2."""
-    from hybridbatch.provenance import process_commit
+    from hybridbatch.provenance import out_locks, process_commit
 
     process_commit()  # pin the code's commit now: long jobs must not record a HEAD that moved while they ran
     try:
-        app()
+        with out_locks():  # one writer per output folder, held from its check until the command ends
+            app()
     except HybridBatchError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error:", "bold red"), " ", str(e)), highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
 

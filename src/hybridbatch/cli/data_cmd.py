@@ -54,7 +54,7 @@ def data_check(
         typer.echo(summary, err=True)
     elif out.is_terminal:
         _check_tables(problems, warnings)
-        out.print(f"[{'red' if problems else 'green'}]{summary}[/]", highlight=False)
+        out.print(summary, style="red" if problems else "green", highlight=False)
     else:  # scripts and CI logs: plain lines, no markup, no wrapping
         for p in problems:
             typer.echo(str(p))

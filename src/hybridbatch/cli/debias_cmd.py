@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from hybridbatch.analysis.debias import METHODS, DebiasResult, debias_model
-from hybridbatch.analysis.debias_sweep import parse_ranks
+from hybridbatch.analysis.debias_ranks import parse_ranks
 from hybridbatch.cli.base import DataDir, app, console, out, progress_bars
 from hybridbatch.errors import UsageError
 from hybridbatch.experiments.debias_cells import debias_sweep

@@ -17,12 +17,11 @@ from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.beir import evaluate_beir
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.evaluation.options import EvalOptions
-from hybridbatch.evaluation.results import BeirResult, EvalResult, check_eval_out
+from hybridbatch.evaluation.results import BeirResult, EvalResult, check_eval_folder, check_eval_out
 from hybridbatch.evaluation.runtimes import AUTO
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import check_writable_dir
+from hybridbatch.report.compare import write_compare_markdown
 from hybridbatch.report.evaluation import lareqa_row, write_eval
-from hybridbatch.report.tables import write_compare_markdown
 
 SPLITS = ("test", "train", "all")
 PROTOCOLS = ("auto", "lareqa", "beir")
@@ -136,7 +135,7 @@ def eval_cmd(
     For TyDi GoldP: single-language nDCG@10 / Recall@100 / MRR@10. Writes eval.json, eval.md, pairs.png and
     per_query.npz (per-query scores, for `hybridbatch compare`).
     """
-    check_writable_dir(out_dir)
+    check_eval_folder(out_dir)
     if protocol not in PROTOCOLS:
         raise UsageError(f"--protocol must be auto, lareqa or beir, not {protocol!r}")
     options = EvalOptions(context=context, batch_size=batch_size, cache_dir=cache_dir, backend=backend, ties=ties,
@@ -165,9 +164,9 @@ def compare_cmd(
     """Is B better than A? Per setting B - A with a 95% paired bootstrap CI over question ids and a paired
     randomisation-test p-value. Both runs must be on the same data and queries, with the same tie rule."""
     if out_dir is not None:
-        check_writable_dir(out_dir)
+        check_eval_folder(out_dir, "compare")
     ra, rb = load_run(run_a), load_run(run_b)
-    folder = check_writable_dir(out_dir or rb.path)
+    folder = check_eval_folder(out_dir or rb.path, "compare")
     cmp = compare(ra, rb, n_boot=n_boot, n_perm=n_perm, seed=seed)
     t = Table(title=f"B = {rb.path}  vs  A = {ra.path}", caption=f"{cmp['dataset']}, {cmp['n_question_ids']} "
               f"question ids; CI: paired bootstrap ({n_boot}); p: paired randomisation ({n_perm})")

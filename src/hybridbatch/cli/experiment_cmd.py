@@ -8,18 +8,20 @@ from typing import Annotated, Optional
 
 import typer
 
-from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES
-from hybridbatch.analysis.debias_sweep import parse_ranks
+from hybridbatch.analysis.alignment_vs_alpha import DEFAULT_SOURCES
+from hybridbatch.analysis.debias_ranks import parse_ranks
 from hybridbatch.cli.base import DataDir, Device, Precision, app, console, progress_bars
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.runtimes import ENCODERS
 from hybridbatch.experiments.alignment import alignment_vs_alpha
+from hybridbatch.experiments.cells import check_cells
 from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
-from hybridbatch.experiments.grid import demo as run_demo
 from hybridbatch.experiments.grid import PAPER_SAMPLERS, paper, run_grid
+from hybridbatch.experiments.grid import demo as run_demo
+from hybridbatch.experiments.grid_report import report
 from hybridbatch.experiments.presets import PRESETS, expand_grid, make_preset
-from hybridbatch.experiments.report import report
-from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS
+from hybridbatch.experiments.recipes import recipes_help
+from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS, takes_alpha
 
 experiment_app = typer.Typer(help="Preset experiments (the paper's comparison).", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
@@ -53,12 +55,7 @@ def sweep(
     = DEFAULT_SAMPLER,
     alphas: Annotated[str, typer.Option(help="Comma-separated alpha values (for hybrid samplers).")]
     = "0,0.25,0.5,0.75,1",
-    losses: Annotated[str, typer.Option(help="Comma-separated loss variants: plain, symmetric, hardneg (one hard "
-                                        "negative in the passage language), hardneg-q (in the query language), "
-                                        "multipos (every translation of the answer in the batch is a positive; "
-                                        "with --samplers translations), adv (plain + a language classifier "
-                                        "behind gradient reversal), adv-head (its classifier at lr 1e-2), adv-mem "
-                                        "(adv-head + a memory of earlier batches).")]
+    losses: Annotated[str, typer.Option(help=f"Comma-separated loss variants: {recipes_help()}.")]
     = "plain",
     scales: Annotated[str, typer.Option(help="Comma-separated loss scales (1 / temperature).")] = "20",
     adv_weights: Annotated[Optional[str], typer.Option(help="Comma-separated weights of the language adversary's "
@@ -93,7 +90,8 @@ def sweep(
     cells = expand_grid(_names(samplers), _floats(alphas, "--alphas"), _names(losses), _floats(scales, "--scales"),
                         list(p.seeds), include_base=base,
                         adv_weights=_floats(adv_weights, "--adv-weights") if adv_weights else [None])
-    console.print(f"[bold]sweep[/]: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
+    check_cells(cells, p, str(data_dir) if data_dir else None)  # every axis value, before the plan is printed
+    console.print(f"sweep: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
     body = run_grid(cells, p, out_dir, str(data_dir) if data_dir else None, title=f"sweep ({p.name})",
                     log=console.print, name=name)
     typer.echo((out_dir / f"{name}.md").read_text(encoding="utf-8"), nl=False)
@@ -122,10 +120,62 @@ def experiment_paper(
     names = _names(samplers)
     if DEFAULT_SAMPLER not in names:
         names.append(DEFAULT_SAMPLER)
-    console.print(f"[bold]experiment paper[/]: preset {p.name} ({p.note}) -> {out_dir}")
+    console.print(f"experiment paper: preset {p.name} ({p.note}) -> {out_dir}")
     paper(p, out_dir, str(data_dir) if data_dir else None, samplers=names, log=console.print)
     typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
     typer.echo((out_dir / "significance.md").read_text(encoding="utf-8"), nl=False)
+
+
+@experiment_app.command("pilot")
+def experiment_pilot(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results folder (the grid's): runs go to OUT/pilot/<key>/, "
+                                          "the report to OUT/pilot.{json,md,png}.")],
+    preset: Annotated[str, typer.Option(help="The preset whose budget is being fixed (its data, cap, checks, "
+                                        "patience).")] = "converged",
+    lrs: Annotated[str, typer.Option(help="Comma-separated learning rates to try (the paper's: 3e-5).")] = "3e-5,1e-4",
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes to try (the paper's: 100).")] = "32",
+    sampler: Annotated[str, typer.Option(help="The sampler the pilot trains (alpha 0.5 where it takes one).")]
+    = DEFAULT_SAMPLER,
+    seed: Annotated[Optional[int], typer.Option(help="The seed (default: the preset's first).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Base model (default: the preset's).")] = None,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+) -> None:
+    """Fix a preset's learning rate and batch size from the held-out metric alone (never the test set): train one
+    seed of one sampler per candidate until its held-out metric stops improving, then choose the best (ties within
+    0.002 go to the fewer steps). Resumable; run candidates side by side as separate processes (one --lrs each),
+    then once more with all of them to write the report."""
+    from hybridbatch.experiments.pilot import candidates, run_pilot
+
+    p = make_preset(preset, model=model, device=device, precision=precision)
+    cands = candidates(_floats(lrs, "--lrs"), [int(b) for b in _floats(batch_sizes, "--batch-sizes")])
+    console.print(f"[bold]experiment pilot[/]: {sampler}, preset {p.name}, candidates "
+                  f"{', '.join(c.key for c in cands)} -> {out_dir}/pilot", highlight=False)
+    body = run_pilot(p, out_dir, str(data_dir) if data_dir else None, cands, sampler=sampler,
+                     alpha=0.5 if takes_alpha(sampler) else None, seed=seed, log=console.print)
+    typer.echo((out_dir / "pilot.md").read_text(encoding="utf-8"), nl=False)
+    if body["chosen"]:
+        console.print(f"chosen: {body['chosen']['key']}; plot: {out_dir / 'pilot.png'}", highlight=False)
+
+
+@experiment_app.command("curves")
+def experiment_curves(
+    out_dir: Annotated[Path, typer.Option("--out", help="The grid's results folder; writes curves.{json,md,png}.")],
+    preset: Annotated[str, typer.Option(help="The grid's preset (its evaluation settings).")] = "converged",
+    groups: Annotated[str, typer.Option(help="Comma-separated cell groups.")] = "xx-plain,xy-plain,hybrid-a0.5-plain",
+    seed: Annotated[int, typer.Option(help="The seed whose cells kept snapshots (the preset's first).")] = 0,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+) -> None:
+    """Test-set learning curves: each cell's weight snapshots (kept at the preset's snapshot steps) evaluated on
+    XQuAD-R like the cell's final model, one line per cell in a panel per metric. Never chooses anything."""
+    from hybridbatch.experiments.convergence import test_curves
+
+    p = make_preset(preset, device=device)
+    test_curves(out_dir, p, str(data_dir) if data_dir else None, _names(groups), seed, log=console.print)
+    typer.echo((out_dir / "curves.md").read_text(encoding="utf-8"), nl=False)
+    console.print(f"plot: {out_dir / 'curves.png'}", highlight=False)
 
 
 @app.command()
@@ -145,7 +195,7 @@ def demo(
     p = PRESETS["demo"]
     t0 = time.perf_counter()
     console.print(
-        f"[bold]hybridbatch demo[/]: expect about 15-20 minutes on 2 CPU cores. Steps: build the embedded model "
+        f"hybridbatch demo: expect about 15-20 minutes on 2 CPU cores. Steps: build the embedded model "
         f"(first run only), evaluate it zero-shot on the XQuAD-R test articles (12 articles x 11 languages), train "
         f"{p.max_steps} hybrid steps (batch {p.batch_size}, alpha 0.5) on the 36 train articles, evaluate again, "
         f"compare. Output: {out_dir}/")

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from hybridbatch.cli.base import console, model_app, out, progress_bars
 from hybridbatch.models.embedded import build_embedded_model
@@ -57,5 +58,5 @@ def model_info(
         ("parameters", f"{info['parameters']:,} ({info['parameters'] / 1e6:.1f}M)"),
     ]
     for key, value in rows:
-        table.add_row(f"[bold]{key}[/]", value)
+        table.add_row(Text(key, style="bold"), value)
     out.print(table)

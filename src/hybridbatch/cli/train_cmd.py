@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import TrainerCallback
 
 from hybridbatch.cli.base import DataDir, Device, PassagePrefix, Precision, QueryPrefix, app, console, out
+from hybridbatch.errors import UsageError
 from hybridbatch.experiments.training import train
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS
 from hybridbatch.training.config import TrainConfig
@@ -28,7 +29,7 @@ class TrainBar(TrainerCallback):
         if not state.is_world_process_zero:
             return
         self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                 TextColumn("{task.description}"), console=console)
+                                 TextColumn("{task.description}", markup=False), console=console)
         self.progress.start()
         self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
 
@@ -62,10 +63,32 @@ def _settings(config: Path | None, out_dir: Path | None, data: list[str] | None,
     field of its name, and an unset flag (None; False for the on-only switches) keeps the file's value."""
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
     switches = {k: flags.pop(k) or None for k in ("resume", "overwrite", "allow_missing_weights")}
-    return cfg.replace(_source="command line", out=out_dir, data=data or None, **switches, **flags)
+    given = {"out": out_dir, "data": data or None, **switches, **flags}
+    merged = cfg.replace(_source="command line", **given)
+    if config:
+        _name_the_file(config, merged, TrainConfig().replace(_source="command line", **given))
+    return merged
+
+
+def _name_the_file(config: Path, merged: TrainConfig, without_file: TrainConfig) -> None:
+    """A range error that comes from a value of the config file names the file (`c.yaml: learning rate must be
+    positive and finite, got inf`): the settings are refused with the file, and not without it."""
+    try:
+        merged.validate()
+    except UsageError as e:
+        try:
+            without_file.validate()
+        except UsageError as e2:
+            if str(e2) == str(e):
+                raise
+        raise UsageError(f"{config}: {e}") from None
 
 
 # options of the samplers, the loss and the adversary, at module level so that train_cmd stays short
+Patience = Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
+                     "(default 3; 0 never); --max-steps stays the cap. train.json records why it stopped.")]
+MinImprovement = Annotated[Optional[float], typer.Option(help="A held-out gain of at most this much does not count "
+                           "as an improvement for --patience (default 0).")]
 Alpha = Annotated[Optional[float], typer.Option(help="hybrid / translations (and the other samplers that mix "
                   "kinds): share of X-X batches (default 0.5).")]
 K = Annotated[Optional[int], typer.Option("--k", help="translations: rows per answer in a batch, i.e. k "
@@ -170,8 +193,8 @@ def train_cmd(
     select: Select = None,
     eval_steps: Annotated[Optional[int], typer.Option(help="Validate every N steps (default max_steps/10).")] = None,
     eval_batches: EvalBatches = None,
-    patience: Annotated[Optional[int], typer.Option(help="Early stop after N validations without improvement "
-                        "(default 3; 0 never).")] = None,
+    patience: Patience = None,
+    min_improvement: MinImprovement = None,
     save_steps: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps (default: eval steps).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (default 42).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default runs/train).")] = None,

@@ -9,23 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from hybridbatch.data.consistency import consistency_warnings
-from hybridbatch.data.languages import _unknown_lang, lang_from_path
+from hybridbatch.data.languages import lang_from_path, unknown_lang
 from hybridbatch.data.lookup import (
-    _TYDI_FILE,
     DATASETS,
-    _lang_files,
+    TYDI_FILE,
     dataset_dir,
     is_mkqa_file,
+    lang_files,
     load_corpus,
     load_pairs,
     pair_source,
 )
-from hybridbatch.data.mkqa import _check_mkqa, mkqa_stats
-from hybridbatch.data.pairs import _TATOEBA, _check_pairs_jsonl, _check_tatoeba, read_pairs_jsonl, read_tatoeba
-from hybridbatch.data.qa import _read_qa
+from hybridbatch.data.mkqa import check_mkqa, mkqa_stats
+from hybridbatch.data.pairs import TATOEBA_FILE, check_pairs_jsonl, check_tatoeba, read_pairs_jsonl, read_tatoeba
+from hybridbatch.data.qa import read_qa
 from hybridbatch.data.records import PairSet, QACorpus
-from hybridbatch.data.validation import FILE_NAME, FOLDER, WHOLE_FILE, _Report
-from hybridbatch.data.xlinghealth import _check_xlinghealth, xlinghealth_files
+from hybridbatch.data.validation import FILE_NAME, FOLDER, WHOLE_FILE, ValidationReport
+from hybridbatch.data.xlinghealth import check_xlinghealth, xlinghealth_files
 from hybridbatch.errors import Problem, UsageError
 from hybridbatch.provenance import sha256_files
 
@@ -36,7 +36,7 @@ from hybridbatch.provenance import sha256_files
 def check_paths(paths: Sequence[Path | str]) -> tuple[list[Problem], list[Problem]]:
     """Every (error, warning) problem in the given files and folders, without raising. A folder is checked as a file
     set: its `<lang>.json` (LAReQA or SQuAD, auto-detected), `*.jsonl` pairs and `tatoeba.*` files."""
-    rep = _Report()
+    rep = ValidationReport()
     for raw in paths:
         path = Path(raw)
         if not path.exists():
@@ -46,27 +46,27 @@ def check_paths(paths: Sequence[Path | str]) -> tuple[list[Problem], list[Proble
         if path.is_dir():
             before = len(rep.problems)
             checked = False
-            if any(_TATOEBA.match(p.name) for p in path.iterdir()):
-                _check_tatoeba(rep, path)
+            if any(TATOEBA_FILE.match(p.name) for p in path.iterdir()):
+                check_tatoeba(rep, path)
                 checked = True
-            workbooks = xlinghealth_files(_Report(), path)
+            workbooks = xlinghealth_files(ValidationReport(), path)
             if workbooks:
-                _check_xlinghealth(rep, workbooks)
+                check_xlinghealth(rep, workbooks)
                 checked = True
             for p in sorted(path.glob("*.jsonl")):
                 _check_jsonl(rep, p, beside_workbooks=bool(workbooks))
                 checked = True
-            tydi = {p for p in path.glob("*.json") if _TYDI_FILE.match(p.name)}
+            tydi = {p for p in path.glob("*.json") if TYDI_FILE.match(p.name)}
             for p in sorted(tydi):
                 lang = lang_from_path(p)
                 if lang is None:
-                    rep.error(p, FILE_NAME, _unknown_lang(p.stem))
+                    rep.error(p, FILE_NAME, unknown_lang(p.stem))
                 else:
-                    _read_qa(rep, {lang: p}, p.stem, "auto", "paragraph")
+                    read_qa(rep, {lang: p}, p.stem, "auto", "paragraph")
                 checked = True
-            files = _lang_files(rep, path, "*.json", skip=tydi)  # a TyDi dev/train pair is not "en given twice"
+            files = lang_files(rep, path, "*.json", skip=tydi)  # a TyDi dev/train pair is not "en given twice"
             if files:
-                corpus = _read_qa(rep, files, path.name, "auto", "paragraph")
+                corpus = read_qa(rep, files, path.name, "auto", "paragraph")
                 rep.warnings.extend(consistency_warnings(corpus, files))  # copies of a language, rotated ids
                 checked = True
             if not checked and len(rep.problems) == before:  # hidden files only, or nothing at all: say so
@@ -74,28 +74,28 @@ def check_paths(paths: Sequence[Path | str]) -> tuple[list[Problem], list[Proble
         elif path.suffix == ".jsonl":
             _check_jsonl(rep, path)
         elif path.suffix.lower() == ".xlsx":
-            _check_xlinghealth(rep, [path])
+            check_xlinghealth(rep, [path])
         elif path.suffix == ".json":
             lang = lang_from_path(path)
             if lang is None:
-                rep.error(path, FILE_NAME, _unknown_lang(path.stem))
+                rep.error(path, FILE_NAME, unknown_lang(path.stem))
             else:
-                _read_qa(rep, {lang: path}, path.stem, "auto", "paragraph")
+                read_qa(rep, {lang: path}, path.stem, "auto", "paragraph")
         else:
             rep.error(path, FILE_NAME, "unsupported file type (expected .json, .jsonl, .xlsx, or a folder)")
     return rep.problems, rep.warnings
 
 
-def _check_jsonl(rep: _Report, path: Path, beside_workbooks: bool = False) -> None:
+def _check_jsonl(rep: ValidationReport, path: Path, beside_workbooks: bool = False) -> None:
     """An MKQA file (by its name), a JSONL beside XLingHealth workbooks (a conversion: the xlsx is read, this is
     not), or users' pairs."""
     if is_mkqa_file(path):
-        _check_mkqa(rep, path)
+        check_mkqa(rep, path)
     elif beside_workbooks:
         rep.warn(path, WHOLE_FILE, "not checked: the .xlsx workbooks beside it are the data (a JSONL in their folder "
                                    "is taken for a conversion of them); check it on its own if it is training pairs")
     else:
-        _check_pairs_jsonl(rep, path)
+        check_pairs_jsonl(rep, path)
 
 
 def corpus_stats(corpus: QACorpus) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def dataset_stats(
         if path.is_file() and path.suffix == ".jsonl":
             return pairs_stats(read_pairs_jsonl(path))
         if path.is_dir():
-            if any(_TATOEBA.match(p.name) for p in path.iterdir()):
+            if any(TATOEBA_FILE.match(p.name) for p in path.iterdir()):
                 return tatoeba_stats(read_tatoeba(path), path.name)
             if any(path.glob("*.jsonl")) and not any(path.glob("*.json")):
                 return pairs_stats(load_pairs(path))
@@ -179,8 +179,8 @@ def _mkqa_stats(path: Path) -> dict[str, Any]:
     files = [p for p in sorted(path.glob("*.jsonl")) if is_mkqa_file(p)] if path.is_dir() else [path]
     if len(files) != 1:
         raise UsageError(f"{path}: expected one mkqa*.jsonl file in this folder, found {len(files)}")
-    rep = _Report()
-    rows = _check_mkqa(rep, files[0])
+    rep = ValidationReport()
+    rows = check_mkqa(rep, files[0])
     rep.raise_if_any()
     hist = Counter(len(v) for v in rows.values())
     langs = mkqa_stats(rows)

@@ -53,14 +53,16 @@ def identical_texts(corpus: QACorpus, files: Mapping[str, Path | str]) -> list[P
     return out
 
 
-def _paragraph_sets(corpus: QACorpus, lang: str) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
-    """qid -> the ids answered in the same paragraph (itself included), and qid -> that paragraph's `doc`."""
+def _paragraph_sets(corpus: QACorpus, lang: str) -> tuple[dict[str, frozenset[str]], dict[str, str],
+                                                          dict[str, list[str]]]:
+    """qid -> the ids answered in the same paragraph (itself included), qid -> that paragraph's `doc`, and doc ->
+    its ids in file order."""
     pool = corpus.candidates[lang]
-    members: dict[str, set[str]] = {}
+    order: dict[str, list[str]] = {}
     doc_of = {q.qid: pool[q.answer].doc for q in corpus.questions[lang]}
     for qid, doc in doc_of.items():
-        members.setdefault(doc, set()).add(qid)
-    return {qid: frozenset(members[doc]) for qid, doc in doc_of.items()}, doc_of
+        order.setdefault(doc, []).append(qid)
+    return {qid: frozenset(order[doc]) for qid, doc in doc_of.items()}, doc_of, order
 
 
 def _show_doc(doc: str) -> str:
@@ -75,25 +77,56 @@ def _apart(here: frozenset[str], there: frozenset[str]) -> bool:
 
 
 def misplaced_answers(corpus: QACorpus, files: Mapping[str, Path | str]) -> list[Problem]:
-    """A warning per language file holding ids whose answer sits with other ids than in most other languages
-    (see the module docstring); it names how many and the first one, with its paragraph here and there."""
-    sets, docs = {}, {}
+    """A warning per language file holding ids whose answer sits with other ids, or at another place among its
+    paragraph's questions (their file order, counting the ids both languages have), than in most other languages
+    (see the module docstring): ids rotated by one keep most paragraph mates, but every one of them moves a place.
+    It names how many and the first one, with its place here and there."""
+    sets, docs, orders = {}, {}, {}
     for lang in corpus.languages:
-        sets[lang], docs[lang] = _paragraph_sets(corpus, lang)
+        sets[lang], docs[lang], orders[lang] = _paragraph_sets(corpus, lang)
     out = []
     for lang in corpus.languages:
-        bad = []
-        for qid, here in sets[lang].items():
-            others = [m for m in corpus.languages if m != lang and qid in sets[m]]
-            differ = sum(_apart(here & sets[m].keys(), sets[m][qid] & sets[lang].keys()) for m in others)
-            if others and 2 * differ > len(others):
-                bad.append(qid)
+        bad = _moved(lang, corpus.languages, sets, docs, orders)
         if not bad:
             continue
         qid = bad[0]
         there = Counter(docs[m][qid] for m in corpus.languages if m != lang and qid in docs[m]).most_common(1)[0]
+        at = next(orders[m][there[0]].index(qid) for m in corpus.languages
+                  if m != lang and docs[m].get(qid) == there[0])
         out.append(Problem(_file(files, lang), "question ids", (
-            f"{len(bad)} of {len(sets[lang])} question ids have their answer in another paragraph than in the other "
-            f"languages (first: {qid!r}, answered in {_show_doc(docs[lang][qid])} with other ids than in "
-            f"{_show_doc(there[0])} of {there[1]} other language(s)): are the ids rotated or shuffled?")))
+            f"{len(bad)} of {len(sets[lang])} question ids have their answer in another paragraph, or at another "
+            f"place in it, than in the other languages (first: {qid!r}, question "
+            f"{orders[lang][docs[lang][qid]].index(qid) + 1} of {_show_doc(docs[lang][qid])} here, question {at + 1} "
+            f"of {_show_doc(there[0])} in {there[1]} other language(s)): are the ids rotated or shuffled?")))
     return out
+
+
+def _places(order: dict[str, list[str]], keep: Mapping[str, object]) -> dict[str, tuple[int, int]]:
+    """qid -> (its place among its paragraph's questions that `keep` has, file order; how many those are)."""
+    out = {}
+    for ids in order.values():
+        kept = [q for q in ids if q in keep]
+        out.update((q, (i, len(kept))) for i, q in enumerate(kept))
+    return out
+
+
+def _moved(lang: str, langs: list[str], sets: dict, docs: dict, orders: dict) -> list[str]:
+    """The ids of `lang` that sit apart from their paragraph mates in most other languages that have them, or at
+    another place among them (counted from the paragraph's first and from its last question: rotated ids keep
+    their order, so only their places tell)."""
+    differ: Counter[str] = Counter()
+    n_others: Counter[str] = Counter()
+    for m in langs:
+        if m == lang:
+            continue
+        mine, theirs = _places(orders[lang], sets[m]), _places(orders[m], sets[lang])
+        for qid, (i, n) in mine.items():
+            j, k = theirs[qid]
+            n_others[qid] += 1
+            if i != j or n - i != k - j:
+                differ[qid] += 1
+                continue
+            here = frozenset(q for q in sets[lang][qid] if q in sets[m])  # mates both languages have
+            there = frozenset(q for q in sets[m][qid] if q in sets[lang])
+            differ[qid] += _apart(here, there)
+    return [qid for qid in sets[lang] if n_others[qid] and 2 * differ[qid] > n_others[qid]]

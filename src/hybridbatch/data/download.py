@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridbatch.data.roots import data_root
-from hybridbatch.data.validation import _Report
+from hybridbatch.data.validation import ValidationReport
 from hybridbatch.errors import HybridBatchError, UsageError
 from hybridbatch.provenance import atomic_path, sha256_file
 
@@ -168,7 +168,7 @@ def download(
         raise UsageError(f"{dest_dir}: cannot create the dataset folder ({e.strerror or e}); pass --data-dir DIR or "
                          f"set $HYBRIDBATCH_DATA to a writable folder") from None
     todo = [f for f in src.files if not ((dest_dir / f.name).is_file() and sha256_file(dest_dir / f.name) == f.sha256)]
-    rep = _Report()
+    rep = ValidationReport()
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -208,7 +208,7 @@ def download(
     return dest_dir
 
 
-def _fetch(url: str, dest: Path, f: RemoteFile, rep: _Report, advance: Any, timeout: float) -> None:
+def _fetch(url: str, dest: Path, f: RemoteFile, rep: ValidationReport, advance: Any, timeout: float) -> None:
     """Stream `url` into a temp file, hashing as it goes; rename into `dest` only if the sha256 matches."""
     h = hashlib.sha256()
 

@@ -22,11 +22,14 @@ mMARCO collection is 3-8 GB per language).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hybridbatch.data.records import PairSet, TrainItem, union_groups
+from hybridbatch.data.roots import data_roots
 from hybridbatch.errors import DataError, HybridBatchError, Problem, UsageError
 
 
@@ -54,33 +57,65 @@ MIRACL_LANGUAGES = ("ar", "bn", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", 
 MIRACL_SPLITS = ("train", "dev")
 
 
+_HUB_URL = re.compile(r"^hf://datasets/([^/@]+/[^/@]+)(?:@([^/]*))?(/.*)?$")
+# a commit sha (7-40 hex digits) or a branch / tag name as git allows it (no spaces, `..`, `~^:?*[\\`, leading `-`)
+_REVISION = re.compile(r"^(?:[0-9a-f]{7,40}|(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,100})$")
+# the modules whose exceptions mean "the hub or the network failed", whatever client `datasets` uses underneath
+_TRANSPORT = ("httpx", "httpx2", "httpcore", "requests", "urllib3", "huggingface_hub", "fsspec", "aiohttp")
+
+
+def check_hub_url(url: str) -> None:
+    """Refuse a hub address whose revision is not of the form of a commit sha or a git ref, before any download
+    (a mistyped revision otherwise ends in the hub client's traceback)."""
+    m = _HUB_URL.match(url)
+    if url.startswith("hf://") and (m is None or (m.group(2) is not None and not _REVISION.match(m.group(2)))):
+        raise UsageError(f"{url}: not a hub address of the form hf://datasets/<owner>/<name>@<revision>/<path>, "
+                         "<revision> a commit sha (hex digits) or a branch or tag name; the pinned revisions are "
+                         "in docs/DATA.md")
+
+
+def _is_transport_error(e: BaseException) -> bool:
+    if isinstance(e, (OSError, ConnectionError, TimeoutError, RuntimeError, ValueError)):
+        return True
+    return any(c.__module__.split(".")[0] in _TRANSPORT for c in type(e).__mro__)
+
+
 def _stream(builder: str, files: str | list[str], token: str | bool | None = None) -> Any:
     import datasets
 
+    for f in [files] if isinstance(files, str) else files:
+        check_hub_url(f)
     try:
         return datasets.load_dataset(builder, data_files={"train": files}, split="train", streaming=True, token=token)
     except FileNotFoundError as e:
+        if str(files).startswith("hf://"):
+            raise _offline(str(files), e) from None
         raise UsageError(f"{files}: not found ({e}); a local copy must keep the hub layout (docs/DATA.md)") from None
 
 
-def _offline(url: str, e: Exception) -> HybridBatchError:
+def _offline(url: str, e: BaseException) -> HybridBatchError:
+    """The one message for a failed hub read: what failed, and the local-folder alternative."""
+    reason = " ".join(str(e).split())[:300]
     return HybridBatchError(
-        f"cannot stream {url}: {type(e).__name__}: {e}. mMARCO and MIRACL come from the Hugging Face hub; offline, "
-        "download the files on a machine with network (`huggingface-cli download <repo> --repo-type dataset "
-        "--revision <sha> --include <paths>`), copy the folder here and pass base=FOLDER (docs/DATA.md).")
+        f"cannot read {url} from the Hugging Face hub ({type(e).__name__}: {reason}). mMARCO and MIRACL are streamed "
+        "from the hub at pinned revisions; offline, download the files on a machine with network (`huggingface-cli "
+        "download <repo> --repo-type dataset --revision <sha> --include <paths>`, docs/DATA.md) and use the local "
+        "folder: base=FOLDER in the library, or on the command line put it at DIR/mmarco (DIR/miracl and "
+        "DIR/miracl-corpus) and pass --data-dir DIR.")
 
 
 def stream_tsv(url: str, columns: int, token: str | bool | None = None, limit: int | None = None,
                keep: set[str] | None = None) -> Iterator[list[str]]:
     """The tab-separated fields of each line of `url` (a hub or local path): exactly `columns` fields (the last may
     hold tabs when `columns` is 2); only lines whose first field is in `keep`, when given; at most `limit` lines.
-    A malformed line is a DataError naming the file and line."""
+    A malformed line among those kept is a DataError naming the file and line; lines that `keep` skips are not
+    checked (one bad line elsewhere in a multi-GB collection does not end the load)."""
     problems: list[Problem] = []
     n_out = 0
     try:
         for n, row in enumerate(_stream("text", url, token), 1):
             line = row["text"].rstrip("\r")
-            if not line.strip():
+            if not line.strip() or (keep is not None and line.split("\t", 1)[0].strip() not in keep):
                 continue
             fields = line.split("\t", columns - 1) if columns == 2 else line.split("\t")
             if len(fields) != columns or not all(f.strip() for f in fields):
@@ -89,15 +124,15 @@ def stream_tsv(url: str, columns: int, token: str | bool | None = None, limit: i
                 if len(problems) >= 20:
                     break
                 continue
-            if keep is not None and fields[0] not in keep:
-                continue
             yield [f.strip() for f in fields]
             n_out += 1
             if limit is not None and n_out >= limit:
                 break
     except (HybridBatchError, GeneratorExit):
         raise
-    except (OSError, ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001  (only the hub client's and the network's errors; others re-raised)
+        if not _is_transport_error(e):
+            raise
         raise _offline(url, e) from None
     if problems:
         raise DataError(problems)
@@ -171,7 +206,9 @@ def _miracl_docs(url: str, docids: set[str], token: str | bool | None) -> dict[s
                     break
     except HybridBatchError:
         raise
-    except (OSError, ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001  (as in stream_tsv)
+        if not _is_transport_error(e):
+            raise
         raise _offline(url, e) from None
     return out
 
@@ -208,3 +245,26 @@ def miracl_pairs(languages: Sequence[str] = ("sw",), split: str = "train", limit
                                                groups[key(qid)],
                                                tuple(group_of_doc.get(d, f"miracl:{lang}:doc:{d}") for d in negs))}
     return PairSet(f"miracl:{split}", items, f"{MIRACL.repo}@{MIRACL.revision}" if base is None else "")
+
+
+HUB_SOURCES = ("mmarco", "miracl")
+
+
+def hub_source(spec: str, data_dir: Path | str | None = None) -> PairSet | None:
+    """The PairSet of `--data mmarco[:LANGS]` / `miracl[:LANGS]` (LANGS comma-separated ISO codes; default the
+    paper's mMARCO languages, MIRACL Swahili), or None for any other spec. Read from a local copy in the hub layout
+    when a data root holds `mmarco/` (`miracl/`, and `miracl-corpus/` beside it), else streamed from the hub at the
+    pinned revision."""
+    name, _, langs = spec.partition(":")
+    if name not in HUB_SOURCES:
+        return None
+    chosen = [x.strip() for x in langs.split(",")] if langs else None
+    local = {d: next((r / d for r in data_roots(data_dir) if (r / d).is_dir()), None)
+             for d in ("mmarco", "miracl", "miracl-corpus")}
+    if name == "mmarco":
+        return mmarco_pairs(chosen or PAPER_MMARCO, base=_folder(local["mmarco"]))
+    return miracl_pairs(chosen or ("sw",), base=_folder(local["miracl"]), corpus_base=_folder(local["miracl-corpus"]))
+
+
+def _folder(path: Path | None) -> str | None:
+    return None if path is None else str(path)

@@ -84,7 +84,7 @@ def lang_from_path(path: Path | str) -> str | None:
     return None
 
 
-def _unknown_lang(code: str) -> str:
+def unknown_lang(code: str) -> str:
     return (
         f"unknown language code {code!r}: name the file by its ISO 639-1 code (e.g. de.json), an ISO 639-3 code "
         f"(deu.json) or an English name (german.json)"

@@ -3,21 +3,26 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from hybridbatch.data.consistency import consistency_warnings
 from hybridbatch.data.download import SOURCES
-from hybridbatch.data.languages import _unknown_lang, lang_from_path, normalize_lang
-from hybridbatch.data.mkqa import PAIRINGS, read_mkqa
-from hybridbatch.data.pairs import _TATOEBA, _check_pairs_jsonl, read_pairs_jsonl, read_tatoeba, tatoeba_pairs
-from hybridbatch.data.qa import _read_qa, read_squad
+from hybridbatch.data.hub import hub_source
+from hybridbatch.data.languages import lang_from_path, normalize_lang, unknown_lang
+from hybridbatch.data.mkqa import MKQA_PAIRINGS, read_mkqa
+from hybridbatch.data.pairs import TATOEBA_FILE, check_pairs_jsonl, read_pairs_jsonl, read_tatoeba, tatoeba_pairs
+from hybridbatch.data.qa import read_qa, read_squad
 from hybridbatch.data.records import PairSet, QACorpus, TrainItem
 from hybridbatch.data.roots import data_root, data_roots  # noqa: F401  (data_root: public here too)
-from hybridbatch.data.validation import FILE_NAME, _Report
+from hybridbatch.data.validation import FILE_NAME, ValidationReport
 from hybridbatch.data.xlinghealth import read_xlinghealth
 from hybridbatch.errors import DataError, Problem, UsageError
 from hybridbatch.provenance import sha256_files
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Finding files and datasets.
@@ -26,13 +31,13 @@ from hybridbatch.provenance import sha256_files
 def lareqa_files(folder: Path) -> dict[str, Path]:
     """`<lang>.json` files in a folder, keyed by ISO 639-1 code (aliases such as `deu.json` are normalised).
     A JSON file whose name is not a known language is an error, not silently skipped."""
-    rep = _Report()
-    out = _lang_files(rep, Path(folder), "*.json")
+    rep = ValidationReport()
+    out = lang_files(rep, Path(folder), "*.json")
     rep.raise_if_any()
     return out
 
 
-def _lang_files(rep: _Report, folder: Path, pattern: str, skip: Iterable[Path] = ()) -> dict[str, Path]:
+def lang_files(rep: ValidationReport, folder: Path, pattern: str, skip: Iterable[Path] = ()) -> dict[str, Path]:
     """`<lang>.json` entries of a folder by language. Hidden files are skipped; folders and broken links named like
     data files are kept, so that reading them reports them instead of a language silently going missing."""
     out: dict[str, Path] = {}
@@ -42,7 +47,7 @@ def _lang_files(rep: _Report, folder: Path, pattern: str, skip: Iterable[Path] =
             continue
         lang = lang_from_path(p)
         if lang is None:
-            rep.error(p, FILE_NAME, _unknown_lang(p.stem))
+            rep.error(p, FILE_NAME, unknown_lang(p.stem))
         elif lang in out:
             rep.error(p, FILE_NAME, f"language {lang!r} given twice (also {out[lang].name})")
         else:
@@ -71,7 +76,7 @@ def dataset_dir(name: str, data_dir: Path | str | None = None) -> Path:
     )
 
 
-_TYDI_FILE = re.compile(r"^([a-z]+)_tydiqa_(dev|train)\.json$")
+TYDI_FILE = re.compile(r"^([a-z]+)_tydiqa_(dev|train)\.json$")
 
 
 def _split_corpus(corpus: QACorpus, split: str | None) -> QACorpus:
@@ -107,23 +112,23 @@ def load_corpus(spec: str | Path, data_dir: Path | str | None = None, split: str
             raise UsageError(f"{path}: JSONL training pairs are not a QA corpus; use load_pairs / read_pairs_jsonl")
         lang = lang_from_path(path)
         if lang is None:
-            raise DataError(Problem(str(path), FILE_NAME, _unknown_lang(path.stem)))
+            raise DataError(Problem(str(path), FILE_NAME, unknown_lang(path.stem)))
         return _split_corpus(_load_auto({lang: path}, path.stem), split)
-    tydi = [p for p in sorted(path.glob("*.json")) if _TYDI_FILE.match(p.name)]
+    tydi = [p for p in sorted(path.glob("*.json")) if TYDI_FILE.match(p.name)]
     if tydi:
         which = split or "dev"
         if which not in ("dev", "train"):
             raise UsageError(f"split must be 'dev' or 'train' for TyDi QA GoldP, not {which!r}")
-        rep = _Report()
+        rep = ValidationReport()
         files: dict[str, Path] = {}
         for p in tydi:
-            m = _TYDI_FILE.match(p.name)
+            m = TYDI_FILE.match(p.name)
             assert m is not None
             if m.group(2) != which:
                 continue
             lang = normalize_lang(m.group(1))
             if lang is None:
-                rep.error(p, FILE_NAME, _unknown_lang(m.group(1)))
+                rep.error(p, FILE_NAME, unknown_lang(m.group(1)))
             else:
                 files[lang] = p
         rep.raise_if_any()
@@ -137,10 +142,16 @@ def load_corpus(spec: str | Path, data_dir: Path | str | None = None, split: str
 
 
 def _load_auto(files: Mapping[str, Path], name: str) -> QACorpus:
-    """LAReQA or SQuAD (paragraph units), decided per file by whether paragraphs carry `sentences`."""
-    rep = _Report()
-    corpus = _read_qa(rep, files, name, "auto", "paragraph")
+    """LAReQA or SQuAD (paragraph units), decided per file by whether paragraphs carry `sentences`. The checks
+    across languages that `data check` runs (a language file that is a copy of another, rotated ids) run here too,
+    where the data are used: logged as warnings and kept in `corpus.warnings` (eval.json's health record)."""
+    rep = ValidationReport()
+    corpus = read_qa(rep, files, name, "auto", "paragraph")
     rep.raise_if_any()
+    found = consistency_warnings(corpus, files)
+    for w in found:
+        log.warning("warning: %s", w)
+    corpus.warnings.extend(found)
     return corpus
 
 
@@ -167,7 +178,7 @@ def load_pairs(
         if jsonl and not list(path.glob("*.json")):
             return _merge_pairs(path.name, jsonl)
     is_tydi = spec_s == "tydiqa-goldp" or (
-        spec_s not in DATASETS and path.is_dir() and any(_TYDI_FILE.match(p.name) for p in path.glob("*.json")))
+        spec_s not in DATASETS and path.is_dir() and any(TYDI_FILE.match(p.name) for p in path.glob("*.json")))
     if is_tydi or split != "train":
         corpus = load_corpus(spec, data_dir, split=split)
     else:
@@ -189,12 +200,16 @@ def is_mkqa_file(path: Path) -> bool:
 def pair_source(spec: str, data_dir: Path | str | None = None) -> PairSet | None:
     """The PairSet of a training source that is not a QA corpus, or None for anything else: 'xlinghealth' (or an
     .xlsx file, or a folder holding .xlsx workbooks), 'mkqa' / 'mkqa:answers' (or an mkqa*.jsonl file, optionally
-    with ':answers' / ':questions' after it), 'tatoeba-laser' (alignment pairs with English)."""
-    base, _, pairing = spec.rpartition(":") if spec.endswith(tuple(f":{p}" for p in PAIRINGS)) else (spec, "", "")
+    with ':answers' / ':questions' after it), 'tatoeba-laser' (alignment pairs with English), 'mmarco[:LANGS]' /
+    'miracl[:LANGS]' (streamed from the hub, or a local copy under a data root: data.hub.hub_source)."""
+    hub = hub_source(spec, data_dir)
+    if hub is not None:
+        return hub
+    base, _, pairing = spec.rpartition(":") if spec.endswith(tuple(f":{p}" for p in MKQA_PAIRINGS)) else (spec, "", "")
     path = dataset_dir(base, data_dir) if base in PAIR_DATASETS else Path(base)
     if base == "tatoeba-laser" or (base not in DATASETS and path.is_dir()
-                                   and any(_TATOEBA.match(p.name) for p in path.iterdir())):
-        files = sorted(p for p in path.iterdir() if _TATOEBA.match(p.name))
+                                   and any(TATOEBA_FILE.match(p.name) for p in path.iterdir())):
+        files = sorted(p for p in path.iterdir() if TATOEBA_FILE.match(p.name))
         return tatoeba_pairs(read_tatoeba(path), base if base in DATASETS else path.name, sha256_files(files))
     if base == "xlinghealth":
         return read_xlinghealth(path)
@@ -211,12 +226,12 @@ def pair_source(spec: str, data_dir: Path | str | None = None) -> PairSet | None
 
 
 def _merge_pairs(name: str, files: list[Path]) -> PairSet:
-    rep = _Report()
+    rep = ValidationReport()
     items: dict[str, dict[str, TrainItem]] = {}
     origin: dict[tuple[str, str], tuple[Path, int]] = {}
     for f in files:
         lines: dict[tuple[str, str], int] = {}
-        for qid, by_lang in _check_pairs_jsonl(rep, f, lines).items():
+        for qid, by_lang in check_pairs_jsonl(rep, f, lines).items():
             for lang, item in by_lang.items():
                 if (qid, lang) in origin:
                     first, line = origin[(qid, lang)]

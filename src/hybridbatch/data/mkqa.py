@@ -15,66 +15,66 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hybridbatch.data.languages import _unknown_lang, normalize_lang
+from hybridbatch.data.languages import normalize_lang, unknown_lang
 from hybridbatch.data.records import PairSet, TrainItem, union_groups
 from hybridbatch.data.validation import (
     WHOLE_FILE,
-    _get,
-    _json_loads,
-    _kind,
-    _read_text,
-    _Report,
-    _show,
-    _unicode_problem,
+    ValidationReport,
+    get_field,
+    json_loads,
+    kind_name,
+    read_text,
+    show_value,
+    unicode_problem,
 )
 from hybridbatch.errors import DataError, Problem, UsageError
 from hybridbatch.provenance import sha256_files
 
 MKQA_FIELDS = ("pid", "lang", "question", "answers", "split")
-PAIRINGS = ("questions", "answers")
+MKQA_PAIRINGS = ("questions", "answers")
 
 
-def _answers(rep: _Report, path: Path, rec: dict, where: str) -> list[str] | None:
-    ans = _get(rep, path, rec, "answers", f"{where}:", list)
+def _answers(rep: ValidationReport, path: Path, rec: dict, where: str) -> list[str] | None:
+    ans = get_field(rep, path, rec, "answers", f"{where}:", list)
     if ans is None:
         return None
     ok = True
     for k, a in enumerate(ans):
         if not isinstance(a, str) or not a.strip():
-            rep.error(path, f"{where}: answers[{k}]", f"expected a non-empty string, got {_show(a)}")
+            rep.error(path, f"{where}: answers[{k}]", f"expected a non-empty string, got {show_value(a)}")
             ok = False
-        elif bad := _unicode_problem(a):
+        elif bad := unicode_problem(a):
             rep.error(path, f"{where}: answers[{k}]", bad)
             ok = False
     return [a.strip() for a in ans] if ok else None
 
 
-def _check_mkqa(rep: _Report, path: Path) -> dict[str, dict[str, tuple[str, list[str]]]]:
+def check_mkqa(rep: ValidationReport, path: Path) -> dict[str, dict[str, tuple[str, list[str]]]]:
     """pid -> lang -> (question, answers), recording every problem (line and field)."""
     out: dict[str, dict[str, tuple[str, list[str]]]] = {}
     first_line: dict[tuple[str, str], int] = {}
-    text = _read_text(rep, path)
+    text = read_text(rep, path)
     if text is None:
         return out
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         where = f"line {n}"
-        ok, rec = _json_loads(rep, path, line, where)
+        ok, rec = json_loads(rep, path, line, where)
         if not ok:
             continue
         if not isinstance(rec, dict):
-            rep.error(path, where, f"expected a JSON object, got {_kind(rec)}")
+            rep.error(path, where, f"expected a JSON object, got {kind_name(rec)}")
             continue
-        pid = _get(rep, path, rec, "pid", f"{where}:", str, nonempty=True)
-        lang_raw = _get(rep, path, rec, "lang", f"{where}:", str, nonempty=True)
+        pid = get_field(rep, path, rec, "pid", f"{where}:", str, nonempty=True)
+        lang_raw = get_field(rep, path, rec, "lang", f"{where}:", str, nonempty=True)
         lang = normalize_lang(lang_raw) if lang_raw is not None else None
         if lang_raw is not None and lang is None:
-            rep.error(path, f"{where}: lang", _unknown_lang(lang_raw))
-        question = _get(rep, path, rec, "question", f"{where}:", str, nonempty=True)
+            rep.error(path, f"{where}: lang", unknown_lang(lang_raw))
+        question = get_field(rep, path, rec, "question", f"{where}:", str, nonempty=True)
         answers = _answers(rep, path, rec, where)
         if "split" in rec and not isinstance(rec["split"], str):
-            rep.error(path, f"{where}: split", f"expected a string, got {_kind(rec['split'])}")
+            rep.error(path, f"{where}: split", f"expected a string, got {kind_name(rec['split'])}")
         for extra in sorted(set(rec) - set(MKQA_FIELDS)):
             rep.warn(path, f"{where}: {extra}", f"unknown field {extra!r} ignored (fields: {', '.join(MKQA_FIELDS)})")
         if pid is None or lang is None or question is None or answers is None:
@@ -92,8 +92,8 @@ def _check_mkqa(rep: _Report, path: Path) -> dict[str, dict[str, tuple[str, list
 def mkqa_pairs(rows: dict[str, dict[str, tuple[str, list[str]]]], pairing: str, name: str,
                checksum: str = "") -> PairSet:
     """Training items of checked MKQA rows: question -> same question ("questions") or -> first answer ("answers")."""
-    if pairing not in PAIRINGS:
-        raise UsageError(f"MKQA pairing must be one of {', '.join(PAIRINGS)}, not {pairing!r}")
+    if pairing not in MKQA_PAIRINGS:
+        raise UsageError(f"MKQA pairing must be one of {', '.join(MKQA_PAIRINGS)}, not {pairing!r}")
     if pairing == "questions":
         items = {pid: {lang: TrainItem(q, q, (), pid) for lang, (q, _) in by.items()} for pid, by in rows.items()}
         return PairSet(name, items, checksum)
@@ -108,15 +108,15 @@ def read_mkqa(path: Path | str, pairing: str = "questions") -> PairSet:
     """MKQA training pairs from its JSONL file (see the module doc for the two pairings). Raises one DataError
     naming every bad line and field; unknown fields are warnings."""
     path = Path(path)
-    if pairing not in PAIRINGS:
-        raise UsageError(f"MKQA pairing must be one of {', '.join(PAIRINGS)}, not {pairing!r}")
+    if pairing not in MKQA_PAIRINGS:
+        raise UsageError(f"MKQA pairing must be one of {', '.join(MKQA_PAIRINGS)}, not {pairing!r}")
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if len(files) != 1:
             raise UsageError(f"{path}: expected one MKQA .jsonl file in this folder, found {len(files)}")
         path = files[0]
-    rep = _Report()
-    rows = _check_mkqa(rep, path)
+    rep = ValidationReport()
+    rows = check_mkqa(rep, path)
     rep.raise_if_any()
     name = "mkqa" if pairing == "questions" else "mkqa:answers"
     ps = mkqa_pairs(rows, pairing, name, sha256_files([path]))

@@ -6,20 +6,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hybridbatch.data.languages import _unknown_lang, normalize_lang
+from hybridbatch.data.languages import normalize_lang, unknown_lang
 from hybridbatch.data.records import PairSet, TrainItem, union_groups
 from hybridbatch.data.validation import (
     FILE_NAME,
     FOLDER,
     LINE_COUNT,
     WHOLE_FILE,
-    _get,
-    _json_loads,
-    _kind,
-    _read_text,
-    _Report,
-    _show,
-    _unicode_problem,
+    ValidationReport,
+    get_field,
+    json_loads,
+    kind_name,
+    read_text,
+    show_value,
+    unicode_problem,
 )
 from hybridbatch.errors import UsageError
 from hybridbatch.provenance import sha256_files
@@ -30,41 +30,41 @@ from hybridbatch.provenance import sha256_files
 _PAIR_FIELDS = {"id", "lang", "query", "positive", "negative", "group"}
 
 
-def _check_pairs_jsonl(
-    rep: _Report, path: Path, lines_out: dict[tuple[str, str], int] | None = None,
+def check_pairs_jsonl(
+    rep: ValidationReport, path: Path, lines_out: dict[tuple[str, str], int] | None = None,
 ) -> dict[str, dict[str, TrainItem]]:
     """The file's items, recording every problem; `lines_out` (if given) receives the line of each (id, lang)."""
     items: dict[str, dict[str, TrainItem]] = {}
     first_line: dict[tuple[str, str], int] = {} if lines_out is None else lines_out
-    text = _read_text(rep, path)
+    text = read_text(rep, path)
     if text is None:
         return items
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         where = f"line {n}"
-        ok, rec = _json_loads(rep, path, line, where)
+        ok, rec = json_loads(rep, path, line, where)
         if not ok:
             continue
         if not isinstance(rec, dict):
-            rep.error(path, where, f"expected a JSON object, got {_kind(rec)}")
+            rep.error(path, where, f"expected a JSON object, got {kind_name(rec)}")
             continue
         ok = True
         if "id" not in rec:
             rep.error(path, f"{where}: id", "missing field 'id'")
             ok = False
         elif not isinstance(rec["id"], (str, int)) or isinstance(rec["id"], bool) or not str(rec["id"]).strip():
-            rep.error(path, f"{where}: id", f"expected a non-empty string, got {_kind(rec['id'])}")
+            rep.error(path, f"{where}: id", f"expected a non-empty string, got {kind_name(rec['id'])}")
             ok = False
-        elif bad := _unicode_problem(str(rec["id"])):
+        elif bad := unicode_problem(str(rec["id"])):
             rep.error(path, f"{where}: id", bad)
             ok = False
-        lang_raw = _get(rep, path, rec, "lang", f"{where}:", str, nonempty=True)
+        lang_raw = get_field(rep, path, rec, "lang", f"{where}:", str, nonempty=True)
         lang = normalize_lang(lang_raw) if lang_raw is not None else None
         if lang_raw is not None and lang is None:
-            rep.error(path, f"{where}: lang", _unknown_lang(lang_raw))
-        query = _get(rep, path, rec, "query", f"{where}:", str, nonempty=True)
-        positive = _get(rep, path, rec, "positive", f"{where}:", str, nonempty=True)
+            rep.error(path, f"{where}: lang", unknown_lang(lang_raw))
+        query = get_field(rep, path, rec, "query", f"{where}:", str, nonempty=True)
+        positive = get_field(rep, path, rec, "positive", f"{where}:", str, nonempty=True)
         negs: tuple[str, ...] = ()
         neg = rec.get("negative")
         if isinstance(neg, str):
@@ -72,18 +72,18 @@ def _check_pairs_jsonl(
         if isinstance(neg, list):
             for k, x in enumerate(neg):
                 if not isinstance(x, str) or not x.strip():
-                    rep.error(path, f"{where}: negative[{k}]", f"expected a non-empty string, got {_show(x)}")
+                    rep.error(path, f"{where}: negative[{k}]", f"expected a non-empty string, got {show_value(x)}")
                     ok = False
-                elif bad := _unicode_problem(x):
+                elif bad := unicode_problem(x):
                     rep.error(path, f"{where}: negative[{k}]", bad)
                     ok = False
             negs = tuple(x for x in neg if isinstance(x, str))
         elif neg is not None:
-            rep.error(path, f"{where}: negative", f"expected a string or a list of strings, got {_kind(neg)}")
+            rep.error(path, f"{where}: negative", f"expected a string or a list of strings, got {kind_name(neg)}")
             ok = False
         group = rec.get("group", "")
         if not isinstance(group, (str, int)) or isinstance(group, bool):
-            rep.error(path, f"{where}: group", f"expected a string, got {_kind(group)}")
+            rep.error(path, f"{where}: group", f"expected a string, got {kind_name(group)}")
             ok = False
         for extra in sorted(set(rec) - _PAIR_FIELDS):
             rep.warn(path, f"{where}: {extra}", f"unknown field {extra!r} ignored (fields: id, lang, query, "
@@ -108,17 +108,17 @@ def read_pairs_jsonl(path: Path | str) -> PairSet:
     sharing it are never in one batch group (without it each id is its own group). Blank lines are skipped. Raises
     one DataError naming every bad line."""
     path = Path(path)
-    rep = _Report()
-    items = _check_pairs_jsonl(rep, path)
+    rep = ValidationReport()
+    items = check_pairs_jsonl(rep, path)
     rep.raise_if_any()
     return PairSet(path.stem, items, sha256_files([path]), list(rep.warnings))
 
 
-_TATOEBA = re.compile(r"^tatoeba\.([a-z]{2,3})-eng\.([a-z]{2,3})$")
+TATOEBA_FILE = re.compile(r"^tatoeba\.([a-z]{2,3})-eng\.([a-z]{2,3})$")
 
 
-def _read_lines(rep: _Report, path: Path) -> list[str] | None:
-    text = _read_text(rep, path)
+def _read_lines(rep: ValidationReport, path: Path) -> list[str] | None:
+    text = read_text(rep, path)
     if text is None:
         return None
     lines = text.split("\n")
@@ -131,10 +131,10 @@ def _read_lines(rep: _Report, path: Path) -> list[str] | None:
     return out
 
 
-def _check_tatoeba(rep: _Report, folder: Path) -> dict[str, tuple[list[str], list[str]]]:
+def check_tatoeba(rep: ValidationReport, folder: Path) -> dict[str, tuple[list[str], list[str]]]:
     pairs: dict[str, dict[str, Path]] = {}
     for p in sorted(folder.iterdir()):
-        m = _TATOEBA.match(p.name)
+        m = TATOEBA_FILE.match(p.name)
         if m:  # folders and broken links too: reading them reports why, instead of a silent "missing"
             pairs.setdefault(m.group(1), {})[m.group(2)] = p
     if not pairs:
@@ -143,7 +143,7 @@ def _check_tatoeba(rep: _Report, folder: Path) -> dict[str, tuple[list[str], lis
     for xxx, sides in pairs.items():
         lang = normalize_lang(xxx)
         if lang is None:
-            rep.error(next(iter(sides.values())), FILE_NAME, _unknown_lang(xxx))
+            rep.error(next(iter(sides.values())), FILE_NAME, unknown_lang(xxx))
             continue
         missing = [s for s in (xxx, "eng") if s not in sides]
         if missing:
@@ -166,11 +166,11 @@ def _check_tatoeba(rep: _Report, folder: Path) -> dict[str, tuple[list[str], lis
 def read_tatoeba(folder: Path | str) -> dict[str, tuple[list[str], list[str]]]:
     """Tatoeba (LASER) pairs: ISO 639-1 code -> (sentences in that language, their English translations), line
     aligned. The English sides differ from pair to pair (not multi-way parallel)."""
-    rep = _Report()
+    rep = ValidationReport()
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a folder")
-    out = _check_tatoeba(rep, folder)
+    out = check_tatoeba(rep, folder)
     rep.raise_if_any()
     return out
 

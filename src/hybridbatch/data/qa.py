@@ -9,10 +9,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from hybridbatch.data.languages import _unknown_lang, normalize_lang
+from hybridbatch.data.languages import normalize_lang, unknown_lang
 from hybridbatch.data.records import Candidate, QACorpus, Question
 from hybridbatch.data.sentences import split_sentences
-from hybridbatch.data.validation import LANGUAGE, _get, _kind, _parse_json, _Report, _show, _unicode_problem
+from hybridbatch.data.validation import (
+    LANGUAGE,
+    ValidationReport,
+    get_field,
+    kind_name,
+    parse_json,
+    show_value,
+    unicode_problem,
+)
 from hybridbatch.errors import UsageError
 from hybridbatch.provenance import sha256_files
 
@@ -33,31 +41,31 @@ def _is_lareqa(obj: dict) -> bool:
 
 
 def _lareqa_spans(
-    rep: _Report, path: Path, par: dict, ctx: str, where: str,
+    rep: ValidationReport, path: Path, par: dict, ctx: str, where: str,
 ) -> tuple[list[str], list[tuple[int, int]]] | None:
     """Validate `sentences` against `sentence_breaks`; return (texts, spans) or None if unusable. A sentence whose
     text differs from its context slice (with a matching count) is only a warning: upstream LAReQA uses `sentences`
     as the candidate text and `sentence_breaks` to find the answer, and the real tr.json has one such paragraph."""
-    sents = _get(rep, path, par, "sentences", where, list, nonempty=True)
-    breaks = _get(rep, path, par, "sentence_breaks", where, list, nonempty=True)
+    sents = get_field(rep, path, par, "sentences", where, list, nonempty=True)
+    breaks = get_field(rep, path, par, "sentence_breaks", where, list, nonempty=True)
     if sents is None or breaks is None:
         return None
     ok = True
     for k, s in enumerate(sents):
         if not isinstance(s, str):
-            rep.error(path, f"{where}.sentences[{k}]", f"expected a string, got {_kind(s)} ({_show(s)})")
+            rep.error(path, f"{where}.sentences[{k}]", f"expected a string, got {kind_name(s)} ({show_value(s)})")
             ok = False
         elif not s.strip():
             rep.error(path, f"{where}.sentences[{k}]", "is empty")
             ok = False
-        elif bad := _unicode_problem(s):
+        elif bad := unicode_problem(s):
             rep.error(path, f"{where}.sentences[{k}]", bad)
             ok = False
     spans: list[tuple[int, int]] = []
     for k, b in enumerate(breaks):
         bw = f"{where}.sentence_breaks[{k}]"
         if not (isinstance(b, list) and len(b) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in b)):
-            rep.error(path, bw, f"expected a [start, end] pair of integers, got {_show(b)}")
+            rep.error(path, bw, f"expected a [start, end] pair of integers, got {show_value(b)}")
             ok = False
             continue
         s, e = b
@@ -82,13 +90,13 @@ def _lareqa_spans(
             got = ctx[a:b]
             i = next((j for j, (x, y) in enumerate(zip(s, got)) if x != y), min(len(s), len(got)))
             rep.warn(path, f"{where}.sentences[{k}]",
-                     f"text differs from context[{a}:{b}] from character {i} ({_show(s[i:i + 12])} vs "
-                     f"{_show(got[i:i + 12])}); the candidate is the 'sentences' entry, as in upstream LAReQA")
+                     f"text differs from context[{a}:{b}] from character {i} ({show_value(s[i:i + 12])} vs "
+                     f"{show_value(got[i:i + 12])}); the candidate is the 'sentences' entry, as in upstream LAReQA")
     return list(sents), spans
 
 
 def _walk_qa_file(
-    rep: _Report, path: Path, obj: dict, lang: str, *, lareqa: bool, unit: str,
+    rep: ValidationReport, path: Path, obj: dict, lang: str, *, lareqa: bool, unit: str,
 ) -> tuple[list[Question], list[Candidate]]:
     """Questions and candidates of one parsed SQuAD/LAReQA file, recording every problem on `rep`."""
     qs: list[Question] = []
@@ -98,19 +106,19 @@ def _walk_qa_file(
     for ai, art in enumerate(obj["data"]):
         aw = f"data[{ai}]"
         if not isinstance(art, dict):
-            rep.error(path, aw, f"expected an object (an article), got {_kind(art)}")
+            rep.error(path, aw, f"expected an object (an article), got {kind_name(art)}")
             continue
-        title = _get(rep, path, art, "title", aw, str, nonempty=True)
-        pars = _get(rep, path, art, "paragraphs", aw, list)
+        title = get_field(rep, path, art, "title", aw, str, nonempty=True)
+        pars = get_field(rep, path, art, "paragraphs", aw, list)
         if title is None or pars is None:
             continue
         for pi, par in enumerate(pars):
             pw = f"{aw}.paragraphs[{pi}]"
             if not isinstance(par, dict):
-                rep.error(path, pw, f"expected an object (a paragraph), got {_kind(par)}")
+                rep.error(path, pw, f"expected an object (a paragraph), got {kind_name(par)}")
                 continue
-            ctx = _get(rep, path, par, "context", pw, str, nonempty=True)
-            qas = _get(rep, path, par, "qas", pw, list)
+            ctx = get_field(rep, path, par, "context", pw, str, nonempty=True)
+            qas = get_field(rep, path, par, "qas", pw, list)
             if ctx is None:
                 continue
             doc = f"{ai}/{pi}"
@@ -151,7 +159,7 @@ def _walk_qa_file(
     return qs, pool
 
 
-def _question_id(rep: _Report, path: Path, qa: Any, qw: str) -> str | None:
+def _question_id(rep: ValidationReport, path: Path, qa: Any, qw: str) -> str | None:
     """The question's id as a string (SQuAD ids are strings; integers are accepted), or None after recording why."""
     if not isinstance(qa, dict):
         return None  # reported by _walk_question
@@ -160,35 +168,35 @@ def _question_id(rep: _Report, path: Path, qa: Any, qw: str) -> str | None:
         return None
     qid = qa["id"]
     if not (isinstance(qid, (str, int)) and not isinstance(qid, bool)) or not str(qid).strip():
-        rep.error(path, f"{qw}.id", f"expected a non-empty string, got {_kind(qid)} ({_show(qid)})")
+        rep.error(path, f"{qw}.id", f"expected a non-empty string, got {kind_name(qid)} ({show_value(qid)})")
         return None
-    if bad := _unicode_problem(str(qid)):
+    if bad := unicode_problem(str(qid)):
         rep.error(path, f"{qw}.id", bad)
         return None
     return str(qid)
 
 
 def _walk_question(
-    rep: _Report, path: Path, qa: Any, qw: str, ctx: str, spans: list[tuple[int, int]] | None, lareqa: bool,
+    rep: ValidationReport, path: Path, qa: Any, qw: str, ctx: str, spans: list[tuple[int, int]] | None, lareqa: bool,
 ) -> tuple[str, int | None] | None:
     """(question text, index of the answer span or None if spans are unusable), or None after recording why."""
     if not isinstance(qa, dict):
-        rep.error(path, qw, f"expected an object (a question), got {_kind(qa)}")
+        rep.error(path, qw, f"expected an object (a question), got {kind_name(qa)}")
         return None
     ok = True
-    text = _get(rep, path, qa, "question", qw, str, nonempty=True)
-    answers = _get(rep, path, qa, "answers", qw, list, nonempty=True)
+    text = get_field(rep, path, qa, "question", qw, str, nonempty=True)
+    answers = get_field(rep, path, qa, "answers", qw, list, nonempty=True)
     start = None
     if answers is not None:
         for k, ans in enumerate(answers):
             aw = f"{qw}.answers[{k}]"
             if not isinstance(ans, dict):
-                rep.error(path, aw, f"expected an object (an answer), got {_kind(ans)}")
+                rep.error(path, aw, f"expected an object (an answer), got {kind_name(ans)}")
                 ok = False
                 continue
-            s = _get(rep, path, ans, "answer_start", aw, int)
+            s = get_field(rep, path, ans, "answer_start", aw, int)
             if "text" in ans and not isinstance(ans["text"], str):
-                rep.error(path, f"{aw}.text", f"expected a string, got {_kind(ans['text'])}")
+                rep.error(path, f"{aw}.text", f"expected a string, got {kind_name(ans['text'])}")
             if s is None:
                 ok = False
                 continue
@@ -198,8 +206,8 @@ def _walk_question(
                 ok = False
                 continue
             if isinstance(ans.get("text"), str) and ans["text"] and ctx[s:s + len(ans["text"])] != ans["text"]:
-                rep.warn(path, f"{aw}.text", f"answer text {_show(ans['text'], 30)} is not at context[{s}:] "
-                                             f"({_show(ctx[s:s + len(ans['text'])], 30)})")
+                rep.warn(path, f"{aw}.text", f"answer text {show_value(ans['text'], 30)} is not at context[{s}:] "
+                                             f"({show_value(ctx[s:s + len(ans['text'])], 30)})")
             if k == 0:
                 start = s
     if not ok or text is None or answers is None or start is None:
@@ -216,13 +224,13 @@ def _walk_question(
     return text, hit
 
 
-def _resolve_langs(rep: _Report, files: Mapping[str, Path | str]) -> dict[str, Path]:
+def _resolve_langs(rep: ValidationReport, files: Mapping[str, Path | str]) -> dict[str, Path]:
     """Normalise the language keys of `files` (aliases -> ISO 639-1), recording unknown and clashing codes."""
     out: dict[str, Path] = {}
     for key, path in files.items():
         lang = normalize_lang(key)
         if lang is None:
-            rep.error(path, LANGUAGE, _unknown_lang(key))
+            rep.error(path, LANGUAGE, unknown_lang(key))
             continue
         if lang in out:
             rep.error(path, LANGUAGE, f"language {lang!r} given twice (also {out[lang]})")
@@ -231,15 +239,15 @@ def _resolve_langs(rep: _Report, files: Mapping[str, Path | str]) -> dict[str, P
     return dict(sorted(out.items()))
 
 
-def _read_qa(
-    rep: _Report, files: Mapping[str, Path | str], name: str, mode: Mode, unit: str,
+def read_qa(
+    rep: ValidationReport, files: Mapping[str, Path | str], name: str, mode: Mode, unit: str,
 ) -> QACorpus:
     """Read a file set into a QACorpus, recording (not raising) every problem."""
     questions: dict[str, list[Question]] = {}
     candidates: dict[str, list[Candidate]] = {}
     resolved = _resolve_langs(rep, files)
     for lang, path in resolved.items():
-        obj = _parse_json(rep, path)
+        obj = parse_json(rep, path)
         if obj is None:
             continue
         lareqa = _is_lareqa(obj) if mode == "auto" else mode == "lareqa"
@@ -264,8 +272,8 @@ def read_lareqa(files: Mapping[str, Path], name: str = "lareqa") -> QACorpus:
     answer is the sentence whose break has start <= answer_start < end. Ids need not exist in every language.
     Raises one DataError listing every problem (UsageError if `files` is empty)."""
     _need_files(files)
-    rep = _Report()
-    corpus = _read_qa(rep, files, name, "lareqa", "sentence")
+    rep = ValidationReport()
+    corpus = read_qa(rep, files, name, "lareqa", "sentence")
     rep.raise_if_any()
     return corpus
 
@@ -279,8 +287,8 @@ def read_squad(
     if unit not in ("paragraph", "sentence"):
         raise UsageError(f"unit must be 'paragraph' or 'sentence', not {unit!r}")
     _need_files(files)
-    rep = _Report()
-    corpus = _read_qa(rep, files, name, "squad", unit)
+    rep = ValidationReport()
+    corpus = read_qa(rep, files, name, "squad", unit)
     rep.raise_if_any()
     return corpus
 

@@ -161,7 +161,7 @@ class QACorpus:
                     neg_groups = tuple(sentence_group.get((lang, j), f"{lang}:{pool[j].doc}:{j}") for j in others)
                 items.setdefault(q.qid, {})[lang] = TrainItem(q.text, passage_text(pos, context), negs,
                                                               q.group or q.qid, neg_groups)
-        return PairSet(self.name, items, self.checksum)
+        return PairSet(self.name, items, self.checksum, list(self.warnings))
 
     def with_answer_groups(self) -> QACorpus:
         """A copy whose questions carry `answer_groups()` keys."""

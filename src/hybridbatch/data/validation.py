@@ -10,7 +10,8 @@ from typing import Any
 from hybridbatch.errors import DataError, Problem
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Validation helpers: every check appends to a _Report instead of raising, so that one pass finds every problem.
+# Validation helpers: every check appends to a ValidationReport instead of raising, so that one pass finds every
+# problem.
 
 
 # Locations for problems that concern a whole file or folder rather than a field or a line: every Problem names one,
@@ -23,7 +24,7 @@ LANGUAGE = "language"  # the language code a file was given under (a key of `fil
 FOLDER = "folder"
 
 
-class _Report:
+class ValidationReport:
     """Problems (errors) and warnings collected while reading one file set."""
 
     def __init__(self) -> None:
@@ -44,7 +45,7 @@ class _Report:
 _TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
 
 
-def _kind(v: Any) -> str:
+def kind_name(v: Any) -> str:
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -55,7 +56,7 @@ def _kind(v: Any) -> str:
     return "a number" if isinstance(v, float) else type(v).__name__
 
 
-def _show(v: Any, limit: int = 40) -> str:
+def show_value(v: Any, limit: int = 40) -> str:
     """A short, printable rendering of a value for a message (lone surrogates come out as \\udXXX escapes)."""
     if isinstance(v, str):
         s = repr(v[: limit + 2])
@@ -63,7 +64,7 @@ def _show(v: Any, limit: int = 40) -> str:
         try:
             s = json.dumps(v, ensure_ascii=False)
         except (ValueError, RecursionError):
-            s = f"<{_kind(v)}>"
+            s = f"<{kind_name(v)}>"
     s = s.encode("utf-8", "backslashreplace").decode("utf-8")
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
@@ -80,7 +81,7 @@ def _bad_unicode(s: str) -> int | None:
     return None
 
 
-def _unicode_problem(s: str) -> str | None:
+def unicode_problem(s: str) -> str | None:
     i = _bad_unicode(s)
     if i is None:
         return None
@@ -88,7 +89,8 @@ def _unicode_problem(s: str) -> str | None:
             f"fix the escape or drop the character")
 
 
-def _get(rep: _Report, file: Path, obj: dict, key: str, where: str, want: type, *, nonempty: bool = False) -> Any:
+def get_field(rep: ValidationReport, file: Path, obj: dict, key: str, where: str, want: type, *,
+              nonempty: bool = False) -> Any:
     """obj[key] if it exists and has type `want` (bools are not integers; strings must be non-blank when `nonempty`),
     else None after recording the problem."""
     path = (f"{where} {key}" if where.endswith(":") else f"{where}.{key}") if where else key
@@ -98,18 +100,18 @@ def _get(rep: _Report, file: Path, obj: dict, key: str, where: str, want: type, 
     v = obj[key]
     ok = isinstance(v, want) and not (want is int and isinstance(v, bool))
     if not ok:
-        rep.error(file, path, f"expected {_TYPE_NAMES.get(want, want.__name__)}, got {_kind(v)} ({_show(v)})")
+        rep.error(file, path, f"expected {_TYPE_NAMES.get(want, want.__name__)}, got {kind_name(v)} ({show_value(v)})")
         return None
     if nonempty and ((isinstance(v, str) and not v.strip()) or (isinstance(v, list) and not v)):
         rep.error(file, path, "is empty" if isinstance(v, str) else "is an empty list")
         return None
-    if isinstance(v, str) and (bad := _unicode_problem(v)):
+    if isinstance(v, str) and (bad := unicode_problem(v)):
         rep.error(file, path, bad)
         return None
     return v
 
 
-def _read_text(rep: _Report, path: Path) -> str | None:
+def read_text(rep: ValidationReport, path: Path) -> str | None:
     """The file as UTF-8 text (a BOM is accepted), or None after recording why it cannot be read."""
     try:
         raw = path.read_bytes()
@@ -135,7 +137,7 @@ def _read_text(rep: _Report, path: Path) -> str | None:
         return None
 
 
-def _json_loads(rep: _Report, path: Path, text: str, where_prefix: str = "") -> tuple[bool, Any]:
+def json_loads(rep: ValidationReport, path: Path, text: str, where_prefix: str = "") -> tuple[bool, Any]:
     """(True, value), or (False, None) after recording why `text` is not JSON: malformed (with line and column,
     and whether it looks truncated), nested deeper than the parser allows, or a number too long to convert."""
     try:
@@ -203,18 +205,18 @@ def _json_hotspots(text: str) -> tuple[int, int, int]:
     return best, best_at, long_at
 
 
-def _parse_json(rep: _Report, path: Path) -> dict | None:
+def parse_json(rep: ValidationReport, path: Path) -> dict | None:
     """The SQuAD-style top-level object, or None after recording a malformed / truncated / wrong-shape problem."""
-    text = _read_text(rep, path)
+    text = read_text(rep, path)
     if text is None:
         return None
-    ok, obj = _json_loads(rep, path, text)
+    ok, obj = json_loads(rep, path, text)
     if not ok:
         return None
     if not isinstance(obj, dict):
-        rep.error(path, TOP_LEVEL, f"expected a SQuAD-style object with a 'data' list, got {_kind(obj)}")
+        rep.error(path, TOP_LEVEL, f"expected a SQuAD-style object with a 'data' list, got {kind_name(obj)}")
         return None
-    if _get(rep, path, obj, "data", "", list) is None:
+    if get_field(rep, path, obj, "data", "", list) is None:
         return None
     return obj
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybridbatch.data.records import PairSet, TrainItem, union_groups
-from hybridbatch.data.validation import FOLDER, WHOLE_FILE, _Report, _unicode_problem
-from hybridbatch.data.xlsx import Cell, Sheet, read_first_sheet
+from hybridbatch.data.validation import FOLDER, WHOLE_FILE, ValidationReport, unicode_problem
+from hybridbatch.data.xlsx import Sheet, XlsxCell, read_first_sheet
 from hybridbatch.errors import UsageError
 from hybridbatch.provenance import sha256_files
 
@@ -40,7 +40,7 @@ class _Row:
     text: dict[str, str]  # column name -> text ("" when the cell is empty)
 
 
-def _header(rep: _Report, sheet: Sheet) -> dict[str, str] | None:
+def _header(rep: ValidationReport, sheet: Sheet) -> dict[str, str] | None:
     """Column name -> column letters, from row 1; None after recording missing or repeated columns."""
     if not sheet.rows:
         rep.error(sheet.file, f"sheet {sheet.name}", "the sheet is empty (no header row)")
@@ -65,7 +65,7 @@ def _header(rep: _Report, sheet: Sheet) -> dict[str, str] | None:
     return cols if ok else None
 
 
-def _int(rep: _Report, sheet: Sheet, row: int, col: str, name: str, cell: Cell | None) -> int | None:
+def _int(rep: ValidationReport, sheet: Sheet, row: int, col: str, name: str, cell: XlsxCell | None) -> int | None:
     if cell is None:
         rep.error(sheet.file, sheet.where(row, col, name), "is empty (expected an integer)")
         return None
@@ -79,7 +79,7 @@ def _int(rep: _Report, sheet: Sheet, row: int, col: str, name: str, cell: Cell |
     return value
 
 
-def _rows(rep: _Report, sheet: Sheet, cols: dict[str, str]) -> list[_Row]:
+def _rows(rep: ValidationReport, sheet: Sheet, cols: dict[str, str]) -> list[_Row]:
     out = []
     for row, cells in sheet.rows[1:]:
         if not cells:
@@ -89,7 +89,7 @@ def _rows(rep: _Report, sheet: Sheet, cols: dict[str, str]) -> list[_Row]:
         for name in _COLUMNS[len(_ID_COLUMNS):]:
             cell = cells.get(cols[name])
             value = cell.value.strip() if cell is not None else ""
-            if bad := _unicode_problem(value):
+            if bad := unicode_problem(value):
                 rep.error(sheet.file, sheet.where(row, cols[name], name), bad)
                 value = ""
             text[name] = value
@@ -98,7 +98,7 @@ def _rows(rep: _Report, sheet: Sheet, cols: dict[str, str]) -> list[_Row]:
     return out
 
 
-def _question(rep: _Report, sheet: Sheet, col: str, name: str, rows: list[_Row]) -> str:
+def _question(rep: ValidationReport, sheet: Sheet, col: str, name: str, rows: list[_Row]) -> str:
     """The id's question in one language: the same text on every row of the id, or empty on all of them."""
     first = next((r for r in rows if r.text[name]), None)
     for r in rows:
@@ -109,7 +109,7 @@ def _question(rep: _Report, sheet: Sheet, col: str, name: str, rows: list[_Row])
     return first.text[name] if first is not None else ""
 
 
-def _check_sheet(rep: _Report, path: Path) -> dict[str, dict[str, TrainItem]]:
+def _check_sheet(rep: ValidationReport, path: Path) -> dict[str, dict[str, TrainItem]]:
     """The items of one workbook (`<stem>:<id>` -> lang -> item), recording every problem."""
     sheet = read_first_sheet(rep, path)
     cols = _header(rep, sheet) if sheet is not None else None
@@ -155,7 +155,7 @@ def _check_sheet(rep: _Report, path: Path) -> dict[str, dict[str, TrainItem]]:
     return items
 
 
-def xlinghealth_files(rep: _Report, spec: Path | Sequence[Path]) -> list[Path]:
+def xlinghealth_files(rep: ValidationReport, spec: Path | Sequence[Path]) -> list[Path]:
     """The workbooks of a spec: a folder (its *.xlsx, lock files `~$...` and hidden files skipped), one file, or a
     list of files."""
     if not isinstance(spec, (str, Path)):
@@ -169,14 +169,39 @@ def xlinghealth_files(rep: _Report, spec: Path | Sequence[Path]) -> list[Path]:
     return files
 
 
-def _check_xlinghealth(rep: _Report, files: Sequence[Path]) -> dict[str, dict[str, TrainItem]]:
+def check_xlinghealth(rep: ValidationReport, files: Sequence[Path]) -> dict[str, dict[str, TrainItem]]:
     items: dict[str, dict[str, TrainItem]] = {}
+    seen: list[tuple[Path, dict[str, dict[str, TrainItem]]]] = []
     for f in files:
         if f.suffix.lower() != ".xlsx":
             rep.error(f, WHOLE_FILE, "not an .xlsx workbook (XLingHealth is read from its xlsx source files)")
             continue
-        items.update(_check_sheet(rep, f))  # ids carry the file stem: two workbooks never share one
+        mine = _check_sheet(rep, f)
+        for other, theirs in seen:
+            _check_shared_questions(rep, f, mine, other, theirs)
+        seen.append((f, mine))
+        items.update(mine)  # ids carry the file stem: two workbooks never share one
     return items
+
+
+def _check_shared_questions(rep: ValidationReport, path: Path, mine: dict[str, dict[str, TrainItem]], other: Path,
+                            theirs: dict[str, dict[str, TrainItem]]) -> None:
+    """Questions of `path` whose text (in some language) is a question of `other` too: ids carry the file stem, so
+    a second copy of a workbook (`LiveQA (1).xlsx`) would be read twice under new ids, in separate answer groups,
+    and its questions would meet their copies as false negatives. Half or more shared: an error (a copied
+    workbook); fewer: a warning naming both files."""
+    texts = {(lang, item.query) for by_lang in theirs.values() for lang, item in by_lang.items()}
+    shared = [qid for qid, by_lang in mine.items() if any((lang, it.query) in texts for lang, it in by_lang.items())]
+    if not shared:
+        return
+    what = (f"{len(shared)} of its {len(mine)} questions are also questions of {other.name} (the same text; "
+            f"first: {shared[0]})")
+    if 2 * len(shared) >= min(len(mine), len(theirs)):
+        rep.error(path, "questions", f"{what}: are {path.name} and {other.name} copies of one workbook? Their "
+                                     "questions would be read twice, under other ids, and meet their copies as false "
+                                     "negatives; remove one of the two files")
+    else:
+        rep.warn(path, "questions", f"{what}: they are read twice, under other ids and answer groups")
 
 
 def read_xlinghealth(spec: Path | str | Sequence[Path]) -> PairSet:
@@ -184,12 +209,12 @@ def read_xlinghealth(spec: Path | str | Sequence[Path]) -> PairSet:
     language the question, its relevant passage and its labelled non-relevant passages as hard negatives, with
     answer groups (ids whose relevant passage is one text share a group) and the negatives' groups. Raises one
     DataError naming every problem (file, `sheet S, row R, column C (name)`); empty cells are warnings."""
-    rep = _Report()
+    rep = ValidationReport()
     path = Path(spec) if isinstance(spec, (str, Path)) else None
     if path is not None and not path.exists():
         raise UsageError(f"{path}: no such file or folder")
     files = xlinghealth_files(rep, spec if path is None else path)
-    items = _check_xlinghealth(rep, files)
+    items = check_xlinghealth(rep, files)
     rep.raise_if_any()
     name = "xlinghealth" if path is None or path.is_dir() else path.stem
     return PairSet(name, items, sha256_files(files), list(rep.warnings))

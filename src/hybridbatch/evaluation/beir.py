@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.data.records import QACorpus
-from hybridbatch.evaluation.corpus_embeddings import Embeddings, Progress, evaluate_model
 from hybridbatch.evaluation.embedding_checks import check_and_normalise
+from hybridbatch.evaluation.encode import Embeddings
+from hybridbatch.evaluation.evaluate import evaluate_model
 from hybridbatch.evaluation.metrics import TIE_RULES, nanmean, tie_metrics, tie_recall_at
 from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.results import BeirResult
 from hybridbatch.evaluation.retrieval import choose_backend, segment_counts
-from hybridbatch.provenance import Timer
+from hybridbatch.provenance import Progress, Timer
 
 BEIR_METRICS = ("ndcg10", "recall100", "mrr10")
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from hybridbatch.provenance import atomic_file, sweep_temps
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 
 class EmbeddingCache:
@@ -55,14 +55,14 @@ class EmbeddingCache:
             return None
         if not npy.exists() or not side.exists():
             self.rejected += 1
-            log.warning("embedding cache entry %s is incomplete (%s missing; interrupted write?); recomputing",
+            _log.warning("embedding cache entry %s is incomplete (%s missing; interrupted write?); recomputing",
                         npy.stem, side.name if npy.exists() else npy.name)
             return None
         try:
             info = json.loads(side.read_text(encoding="utf-8"))
             if json.loads(json.dumps(meta, sort_keys=True, default=str)) != info.get("meta"):
                 self.rejected += 1
-                log.warning("embedding cache %s is stale (settings differ); recomputing", npy.name)
+                _log.warning("embedding cache %s is stale (settings differ); recomputing", npy.name)
                 return None
             arr = np.load(npy, allow_pickle=False)
             if list(arr.shape) != info["shape"] or str(arr.dtype) != info["dtype"]:
@@ -72,7 +72,7 @@ class EmbeddingCache:
             return arr
         except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, json.JSONDecodeError) as e:
             self.rejected += 1
-            log.warning("embedding cache %s is corrupt (%s); recomputing", npy.name, e)
+            _log.warning("embedding cache %s is corrupt (%s); recomputing", npy.name, e)
             return None
 
     def save(self, meta: dict[str, Any], arr: np.ndarray) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
@@ -14,7 +14,9 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 from hybridbatch.data.records import Candidate, PairSet, QACorpus, Question
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
+from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.preference import PREFERENCE_METRICS
+from hybridbatch.sampling.dataset import read_long
 
 #: metric name -> (setting, key in EvalResult.summary)
 _METRICS = {
@@ -31,25 +33,26 @@ _METRICS = {
 class LAReQAEvaluator(SentenceEvaluator):
     """Mono / Cross / Multi mAP, R@1 / R@10 and the Multi language bias of a model on a parallel QA corpus.
 
-    Build it from a `QACorpus` (the project's readers), from plain lists (`from_lists`) or from training pairs
-    (`from_pairs`: the held-out ids' answers in every language are the pool). `primary_metric` (default
-    'multi_map') is what `load_best_model_at_end` compares; 'multi_bias' and the own-language ones are
-    lower-is-better."""
+    Build it from a `QACorpus` (the project's readers), from plain lists (`from_lists`), from the long dataset
+    `pairs_from_long` takes (`from_long`) or from training pairs (`from_pairs`: the held-out ids' answers in every
+    language are the pool). Every evaluation setting is an `EvalOptions` field (`options=` or keywords), as in
+    `evaluate_lareqa` and `hybridbatch eval`. `primary_metric` (default 'multi_map') is what
+    `load_best_model_at_end` compares; 'multi_bias' and the own-language ones are lower-is-better."""
 
-    def __init__(self, corpus: QACorpus, *, name: str = "lareqa", primary_metric: str = "multi_map",
-                 context: bool = False, batch_size: int = 64, backend: str = "auto", write_csv: bool = True) -> None:
+    def __init__(self, corpus: QACorpus, options: EvalOptions | None = None, *, name: str = "lareqa",
+                 primary_metric: str = "multi_map", write_csv: bool = True, **settings: Any) -> None:
+        """`options` (or its fields as keywords: `context`, `batch_size`, `backend`, `ties`, `encoder`,
+        `precision`, ...) are the `EvalOptions` every evaluation takes, with the same defaults."""
         super().__init__()
         if primary_metric not in _METRICS:
             raise UsageError(f"primary_metric must be one of {', '.join(_METRICS)}, got {primary_metric!r}")
         if not any(corpus.questions.values()):
             raise UsageError(f"{corpus.name}: no queries to evaluate")
         self.corpus = corpus
+        self.options = EvalOptions.of(options, **settings)
         self.name = name
         self.primary_metric = primary_metric
         self.greater_is_better = _METRICS[primary_metric][1] not in ("bias", "max_rank", *PREFERENCE_METRICS)
-        self.context = context
-        self.batch_size = batch_size
-        self.backend = backend
         self.write_csv = write_csv
         self.csv_file = f"{name}_results.csv" if name else "lareqa_results.csv"
         self.last_result: Any = None
@@ -89,26 +92,43 @@ class LAReQAEvaluator(SentenceEvaluator):
         """Queries: every (id, language) item; pool of a language: the distinct positives of that language."""
         if isinstance(pairsets, PairSet):
             pairsets = [pairsets]
+        several = len(pairsets) > 1
+        items = ((f"{ps.name}\t{qid}" if several else qid, lang, item.query, item.positive)
+                 for ps in pairsets for qid, by_lang in ps.items.items() for lang, item in sorted(by_lang.items()))
+        return cls._from_items(items, name, **kwargs)
+
+    @classmethod
+    def from_long(cls, long: Any, name: str = "lareqa", *, id_column: str = "id", lang_column: str = "lang",
+                  query_column: str = "query", positive_column: str = "positive", **kwargs: Any) -> LAReQAEvaluator:
+        """The long dataset `pairs_from_long` takes (one row per id and language, the same column names, checked
+        the same way): queries are its rows, the pool of a language its distinct positives, and relevant to a
+        query the positives of its id in every language. Rows of several `source`s keep their ids apart."""
+        data, by_id = read_long(long, id_column, lang_column, query_column, positive_column)
+        several = len({src for src, _ in by_id}) > 1
+        items = ((f"{src}\t{qid}" if several else qid, lang, data[query_column][i], data[positive_column][i])
+                 for (src, qid), langs in by_id.items() for lang, i in sorted(langs.items()))
+        return cls._from_items(items, name, **kwargs)
+
+    @classmethod
+    def _from_items(cls, items: Iterable[tuple[str, str, str, str]], name: str, **kwargs: Any) -> LAReQAEvaluator:
+        """(id, language, query, positive) items -> `from_lists`, each distinct (language, positive) one candidate."""
         ids, qlangs, queries, clangs, cands, answers = [], [], [], [], [], []
         pos: dict[tuple[str, str], int] = {}
-        for ps in pairsets:
-            for qid, by_lang in ps.items.items():
-                for lang, item in sorted(by_lang.items()):
-                    key = (lang, item.positive)
-                    if key not in pos:
-                        pos[key] = len(cands)
-                        clangs.append(lang)
-                        cands.append(item.positive)
-                    ids.append(f"{ps.name}\t{qid}" if len(pairsets) > 1 else qid)
-                    qlangs.append(lang)
-                    queries.append(item.query)
-                    answers.append(pos[key])
+        for qid, lang, query, positive in items:
+            key = (lang, positive)
+            if key not in pos:
+                pos[key] = len(cands)
+                clangs.append(lang)
+                cands.append(positive)
+            ids.append(qid)
+            qlangs.append(lang)
+            queries.append(query)
+            answers.append(pos[key])
         return cls.from_lists(ids, qlangs, queries, clangs, cands, answers, name=name, **kwargs)
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1,
                  *args: Any, **kwargs: Any) -> dict[str, float]:
-        result = evaluate_lareqa(model, self.corpus, context=self.context, batch_size=self.batch_size,
-                                 backend=self.backend)
+        result = evaluate_lareqa(model, self.corpus, self.options)
         self.last_result = result
         metrics = {k: float(result.summary[s][m]) for k, (s, m) in _METRICS.items()}
         if output_path is not None and self.write_csv:
@@ -125,6 +145,6 @@ class LAReQAEvaluator(SentenceEvaluator):
         return metrics
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"context": self.context, "primary_metric": self.primary_metric,
+        return {"context": self.options.context, "primary_metric": self.primary_metric,
                 "languages": self.corpus.languages,
                 "queries": sum(len(v) for v in self.corpus.questions.values())}

@@ -34,14 +34,14 @@ from hybridbatch.errors import ModelError, UsageError
 from hybridbatch.evaluation.model_info import embedding_dim, model_identity
 from hybridbatch.models.embedded import cache_root
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 CALIBRATION_TEXTS = 128  # openvino-int8: texts (a spread of those passed to `prepare`) that calibrate activations
 EXPORT_CHECK_TOL = 1e-3  # max |cos difference| allowed between an fp32 export and PyTorch on the probe texts
 PROBE_TEXTS = ("query: How many people live in Berlin?", "passage: Die Stadt hat 3,7 Millionen Einwohner.",
                "passage: Το νησί βρίσκεται στο νότιο Αιγαίο και έχει πολλές παραλίες.", "query: ما هي عاصمة مصر؟")
 
-Run = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (input_ids, attention_mask) -> last hidden state
+Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (input_ids, attention_mask) -> last hidden state
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
@@ -82,7 +82,7 @@ class ExportedRuntime:
         self.dir = export_root(cache_dir) / f"{weights_sha256[:16]}-{self.stored}-L{self.max_length}"
         self.input_names = ["input_ids", "attention_mask"]
         self._model = model
-        self._run: Run | None = None  # built lazily: int8 OpenVINO calibrates on the texts it is prepared with
+        self._run: Forward | None = None  # built lazily: int8 OpenVINO calibrates on the texts it is prepared with
 
     @classmethod
     def build(cls, model: Any, *, name: str, identity: dict[str, Any] | None, cache_dir: Path | str | None,
@@ -117,7 +117,7 @@ class ExportedRuntime:
             out[idx] = self._pool(self._run(input_ids, mask), mask)
         return out
 
-    def _build(self, onnx_fp32: Path, calibration: Sequence[str]) -> Run:
+    def _build(self, onnx_fp32: Path, calibration: Sequence[str]) -> Forward:
         raise NotImplementedError
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -154,10 +154,10 @@ class ExportedRuntime:
                 dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*self.input_names, "last_hidden_state"]})
         self._check_export(_ort_runner(tmp / "model.onnx", self.threads), tmp)
         _publish(tmp, base)
-        log.info("exported %s to ONNX in %.1fs (%s)", type(hf).__name__, time.perf_counter() - t0, base)
+        _log.info("exported %s to ONNX in %.1fs (%s)", type(hf).__name__, time.perf_counter() - t0, base)
         return path
 
-    def _check_export(self, run: Run, where: Path) -> None:
+    def _check_export(self, run: Forward, where: Path) -> None:
         """An export must reproduce PyTorch (fp32) on the probe texts, padded batch included."""
         enc = self.tokenizer(list(PROBE_TEXTS), padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="np")
@@ -182,7 +182,7 @@ class OnnxRuntime(ExportedRuntime):
         self.int8 = int8
         super().__init__(model, **kw)
 
-    def _build(self, onnx_fp32: Path, calibration: Sequence[str]) -> Run:
+    def _build(self, onnx_fp32: Path, calibration: Sequence[str]) -> Forward:
         return _ort_runner(self._quantize(onnx_fp32) if self.int8 else onnx_fp32, self.threads)
 
     def _quantize(self, onnx_fp32: Path) -> Path:
@@ -208,7 +208,7 @@ class OpenVinoRuntime(ExportedRuntime):
         self.inference_precision, self.int8, self.needs_calibration = inference_precision, int8, int8
         super().__init__(model, **kw)
 
-    def _build(self, onnx_fp32: Path, calibration: Sequence[str]) -> Run:
+    def _build(self, onnx_fp32: Path, calibration: Sequence[str]) -> Forward:
         return _ov_runner(self._convert(onnx_fp32, calibration), self.threads, self.inference_precision)
 
     def _convert(self, onnx_fp32: Path, calibration: Sequence[str]) -> Path:
@@ -261,7 +261,7 @@ def require(module: str, package: str) -> Any:
                          f"(or pip install {package}), or use --encoder torch") from e
 
 
-def _ort_runner(path: Path, threads: int) -> Run:
+def _ort_runner(path: Path, threads: int) -> Forward:
     ort = require("onnxruntime", "onnxruntime")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -275,7 +275,7 @@ def _ort_runner(path: Path, threads: int) -> Run:
     return run
 
 
-def _ov_runner(path: Path, threads: int, precision: str = "f32") -> Run:
+def _ov_runner(path: Path, threads: int, precision: str = "f32") -> Forward:
     ov = require("openvino", "openvino")
     core = ov.Core()
     compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",

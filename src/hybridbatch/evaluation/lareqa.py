@@ -4,7 +4,8 @@ Protocol choices are documented in docs/EVALUATION.md; the result type and its f
 One scoring pass does everything: each query block is scored once against the union of all language pools, and per
 (query, pool segment, relevant item) we count the non-relevant candidates strictly above the relevant item
 (`retrieval.segment_counts`). Mono and Cross ranks are read off the segment of that language, Multi ranks off the sum
-over segments, so the 11 + 110 + 11 settings of XQuAD-R cost one pass instead of 132.
+over segments, so the 11 + 110 + 11 settings of XQuAD-R cost one pass instead of 132. The same score block also
+yields each query's top-10 language counts (the language-preference columns): a block is scored once.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.data.records import QACorpus
-from hybridbatch.evaluation.corpus_embeddings import Embeddings, Progress, evaluate_model
 from hybridbatch.evaluation.embedding_checks import check_and_normalise, score_spread
+from hybridbatch.evaluation.encode import Embeddings
+from hybridbatch.evaluation.evaluate import evaluate_model
 from hybridbatch.evaluation.metrics import TIE_RULES, nanmean, ranks_from_counts, tie_metrics
 from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.preference import (
@@ -26,14 +28,13 @@ from hybridbatch.evaluation.preference import (
     multi_pool_preference,
     ndcg_by_language,
     own_language_share,
-    topk_language_counts_from_embeddings,
 )
 from hybridbatch.evaluation.results import METRICS, MULTI_ONLY, PER_QUERY_FIELDS, EvalResult
 from hybridbatch.evaluation.retrieval import block_queries, choose_backend, segment_counts
 from hybridbatch.evaluation.worst_rank import worst_copy, worst_pool_table
-from hybridbatch.provenance import Timer
+from hybridbatch.provenance import Progress, Timer
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 SETTINGS = ("mono", "cross", "multi")
 
@@ -173,11 +174,9 @@ def evaluate_lareqa_embeddings(corpus: QACorpus, q_emb: Embeddings, c_emb: Embed
             continue
         rel = relevant_matrix(corpus, lang, bounds)
         with timer("score"):
-            counts, rel_scores, tied = segment_counts(q_emb[lang], union, rel, list(starts), backend=backend,
-                                                      chunk_size=options.chunk_size, block_mib=options.block_mib,
-                                                      return_ties=True)
-            top = topk_language_counts_from_embeddings(q_emb[lang], union, cand_lang, len(langs),
-                                                       k=min(10, len(union)))
+            counts, rel_scores, tied, top = segment_counts(
+                q_emb[lang], union, rel, list(starts), backend=backend, chunk_size=options.chunk_size,
+                block_mib=options.block_mib, return_ties=True, topk=(cand_lang, len(langs), min(10, len(union))))
         with timer("metric"):
             acc.add_language(li, [q.qid for q in qs], len(langs), rel >= 0, counts, rel_scores, tied,
                              own_language_share(top, np.full(len(qs), li)))
@@ -193,7 +192,7 @@ def evaluate_lareqa_embeddings(corpus: QACorpus, q_emb: Embeddings, c_emb: Embed
         summary["multi"] |= extra
     spread = score_spread(np.concatenate([q_emb[lang] for lang in langs]) if langs else np.zeros((0, 1)), union)
     if spread["near_collapse"]:
-        log.warning("near-collapsed model: median per-query score spread %.2e < %.0e (every score almost the "
+        _log.warning("near-collapsed model: median per-query score spread %.2e < %.0e (every score almost the "
                     "same); its figures are close to chance", spread["score_spread"], spread["collapse_threshold"])
     return EvalResult(
         dataset=corpus.name, checksum=corpus.checksum, languages=langs, summary=summary, pairs=pairs,
@@ -203,7 +202,7 @@ def evaluate_lareqa_embeddings(corpus: QACorpus, q_emb: Embeddings, c_emb: Embed
                   "queries_per_block": block_queries(len(union), backend, options.chunk_size, options.block_mib),
                   "ties": options.ties},
         timings={"score_s": timer.seconds.get("score", 0.0), "metric_s": timer.seconds.get("metric", 0.0)},
-        tie_rule=TIE_RULES[options.ties], health=spread,
+        tie_rule=TIE_RULES[options.ties], health={**spread, "data_warnings": [str(w) for w in corpus.warnings]},
     )
 
 

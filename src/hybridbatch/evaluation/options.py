@@ -11,7 +11,14 @@ from typing import Any
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.metrics import check_ties
 from hybridbatch.evaluation.retrieval import DEFAULT_BLOCK_MIB, DEFAULT_CHUNK, check_backend
-from hybridbatch.evaluation.runtimes import AUTO, RUNTIMES, TorchRuntime, check_encoder, check_precision
+from hybridbatch.evaluation.runtimes import (
+    AUTO,
+    DEFAULT_ENCODER,
+    RUNTIMES,
+    TorchRuntime,
+    check_encode_precision,
+    check_encoder,
+)
 
 
 @dataclass
@@ -31,7 +38,7 @@ class EvalOptions:
     chunk_size: int = DEFAULT_CHUNK
     block_mib: float = DEFAULT_BLOCK_MIB
     ties: str = "expected"
-    encoder: str = "torch"
+    encoder: str = DEFAULT_ENCODER
     precision: str = "fp32"
     devices: list[str] | None = None
 
@@ -39,7 +46,7 @@ class EvalOptions:
         check_ties(self.ties)
         check_backend(self.backend)
         check_encoder(self.encoder)
-        check_precision(self.precision)
+        check_encode_precision(self.precision)
         if isinstance(self.devices, str):
             self.devices = [d.strip() for d in self.devices.split(",") if d.strip()] or None
         torch_only = self.precision != "fp32" or bool(self.devices)

@@ -43,13 +43,14 @@ def language_codes(*labels: Sequence[Any]) -> tuple[Any, ...]:
     return (vocab.tolist(), *np.split(inverse.astype(np.int64), cuts))
 
 
-def _onehot(codes: np.ndarray, n_languages: int) -> np.ndarray:
+def language_onehot(codes: np.ndarray, n_languages: int) -> np.ndarray:
+    """(candidates, languages) float32 indicator of each candidate's language code."""
     out = np.zeros((len(codes), n_languages), dtype=np.float32)
     out[np.arange(len(codes)), codes] = 1.0
     return out
 
 
-def _block_counts(scores: np.ndarray, onehot: np.ndarray, k: int) -> np.ndarray:
+def block_language_counts(scores: np.ndarray, onehot: np.ndarray, k: int) -> np.ndarray:
     """Expected language counts in the top k of each row of one block of scores (ties at the cut shared)."""
     kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
     above = scores > kth[:, None]
@@ -74,10 +75,10 @@ def topk_language_counts(scores: np.ndarray, cand_lang: np.ndarray, n_languages:
     scores = np.asarray(scores)
     cand_lang = np.asarray(cand_lang, dtype=np.int64)
     _check_k(k, scores.shape[1])
-    onehot = _onehot(cand_lang, n_languages)
+    onehot = language_onehot(cand_lang, n_languages)
     out = np.empty((scores.shape[0], n_languages), dtype=np.float64)
     for a in range(0, scores.shape[0], block):
-        out[a:a + block] = _block_counts(np.asarray(scores[a:a + block]), onehot, k)
+        out[a:a + block] = block_language_counts(np.asarray(scores[a:a + block]), onehot, k)
     return out
 
 
@@ -88,10 +89,10 @@ def topk_language_counts_from_embeddings(queries: np.ndarray, candidates: np.nda
     queries = np.asarray(queries, dtype=np.float32)
     candidates = np.asarray(candidates, dtype=np.float32)
     _check_k(k, candidates.shape[0])
-    onehot = _onehot(np.asarray(cand_lang, dtype=np.int64), n_languages)
+    onehot = language_onehot(np.asarray(cand_lang, dtype=np.int64), n_languages)
     out = np.empty((queries.shape[0], n_languages), dtype=np.float64)
     for a in range(0, queries.shape[0], block):
-        out[a:a + block] = _block_counts(queries[a:a + block] @ candidates.T, onehot, k)
+        out[a:a + block] = block_language_counts(queries[a:a + block] @ candidates.T, onehot, k)
     return out
 
 

@@ -1,8 +1,9 @@
 """What an evaluation produces and how it is stored: the result types (`EvalResult` for the LAReQA protocol,
-`BeirResult` for single-language retrieval), their JSON, and the files of one run (`write_results`, `load_per_query`).
+`BeirResult` for single-language retrieval), their JSON, and the files of one run (`write_eval_numbers`,
+`load_per_query`).
 
 The Markdown and plot of a run are the report stage's (`report.evaluation.write_eval` writes every file, calling
-`write_results` with its documents): evaluation itself writes only numbers.
+`write_eval_numbers` with its documents): evaluation itself writes only numbers.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def load_per_query(path: Path | str) -> dict[str, np.ndarray]:
     return d
 
 
-def write_results(result: EvalResult | BeirResult, out_dir: Path | str, *, documents: Documents | None = None
+def write_eval_numbers(result: EvalResult | BeirResult, out_dir: Path | str, *, documents: Documents | None = None
                   ) -> dict[str, Path]:
     """per_query.npz (for `hybridbatch compare`) and eval.json (every number + provenance), each written atomically
     (`provenance.atomic_file`); `documents` (the report stage's eval.md / pairs.png) are written between the two.
@@ -190,8 +191,8 @@ def check_eval_out(out_dir: Path | str, *, model: str, dataset: str, checksum: s
                    ) -> Path:
     """Before any work: `out_dir` must be a writable folder, and an evaluation already in it must be of this model
     on this data (a re-run) unless `overwrite`; another model's or dataset's results are never replaced silently.
-    Removes nothing (`write_results` removes the old run's files once the new one is written)."""
-    out = check_writable_dir(out_dir)
+    Removes nothing (`write_eval_numbers` removes the old run's files once the new one is written)."""
+    out = check_eval_folder(out_dir)
     old = out / "eval.json"
     if overwrite or not old.is_file():
         return out
@@ -205,6 +206,24 @@ def check_eval_out(out_dir: Path | str, *, model: str, dataset: str, checksum: s
         raise UsageError(f"{out}: holds the evaluation of model {was[0]!r} on {was[1]} (checksum {was[2][:12]}), "
                          f"not of {model!r} on {dataset} (checksum {checksum[:12]}); pass --overwrite to replace it, "
                          "or choose another --out")
+    return out
+
+
+def check_eval_folder(out_dir: Path | str, command: str = "eval") -> Path:
+    """`out_dir` must be a writable folder that is new, empty, or holds only an evaluation's files (EVAL_FILES,
+    the compare files, hidden files and temps): `eval` and `compare` write their files into it and would otherwise
+    mix them into a dataset's or a model's folder (an eval.json among `<lang>.json` files breaks `data check`).
+    --overwrite does not lift this: it replaces an evaluation, never other files."""
+    out = check_writable_dir(out_dir)
+    if not out.is_dir():
+        return out
+    foreign = sorted(p.name for p in out.iterdir() if not (
+        p.name in EVAL_FILES or p.name in COMPARE_FILES or p.name.startswith((".", "compare."))))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UsageError(f"{out}: holds files that are not an evaluation's ({shown}); {command} writes "
+                         f"{', '.join(EVAL_FILES if command == 'eval' else COMPARE_FILES)} into --out: choose a new "
+                         "or empty folder, or one holding an evaluation")
     return out
 
 

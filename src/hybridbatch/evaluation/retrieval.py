@@ -18,6 +18,11 @@ from typing import Literal
 import numpy as np
 
 from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.preference import (
+    block_language_counts,
+    language_onehot,
+    topk_language_counts_from_embeddings,
+)
 
 Backend = Literal["auto", "numpy", "faiss"]
 BACKENDS = ("auto", "numpy", "faiss")
@@ -108,6 +113,7 @@ def segment_counts(
     chunk_size: int = DEFAULT_CHUNK,
     block_mib: float = DEFAULT_BLOCK_MIB,
     return_ties: bool = False,
+    topk: tuple[np.ndarray, int, int] | None = None,
 ) -> tuple[np.ndarray, ...]:
     """For each query i, pool segment p (`bounds[p]:bounds[p+1]`, e.g. one language) and relevant item j: the
     number of *non-relevant* candidates of segment p whose score is strictly above relevant item j's score.
@@ -120,7 +126,11 @@ def segment_counts(
     stays under `block_mib` MiB plus the inputs and outputs.
 
     `return_ties=True` adds a third array `(q, P, R) int32`: the non-relevant candidates of segment p whose exact
-    score *equals* relevant item j's (what `metrics.tie_metrics` needs for the expected / pessimistic tie rules)."""
+    score *equals* relevant item j's (what `metrics.tie_metrics` needs for the expected / pessimistic tie rules).
+
+    `topk=(cand_lang, n_languages, k)` adds, last, each query's expected language counts in its top k of the whole
+    pool `(q, n_languages)` (`preference.block_language_counts`), read off the same score block as the ranks on NumPy,
+    so each block is scored once (FAISS keeps no score block: there it is one extra matrix product per block)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     pool = np.ascontiguousarray(pool, dtype=np.float32)
     relevant = np.asarray(relevant, dtype=np.int64)
@@ -131,8 +141,14 @@ def segment_counts(
     ties = np.zeros((n_q, n_p, n_r), dtype=np.int32)
     rel_all = np.full((n_q, n_r), -np.inf, dtype=np.float64)
     backend = choose_backend(backend, len(pool))
+    top = None
+    if topk is not None:
+        cand_lang, n_languages, k = topk
+        top = (language_onehot(np.asarray(cand_lang, dtype=np.int64), n_languages), k,
+               np.zeros((n_q, n_languages), dtype=np.float64))
+    out = (counts, rel_all) + ((ties,) if return_ties else ()) + ((top[2],) if top else ())
     if n_q == 0 or len(pool) == 0:
-        return (counts, rel_all, ties) if return_ties else (counts, rel_all)
+        return out
     band = tie_band(queries, pool)
     step = block_queries(len(pool), backend, chunk_size, block_mib)
     index = None
@@ -148,11 +164,13 @@ def segment_counts(
         rs = np.full(rel.shape, -np.inf, dtype=np.float64)
         rs[rows, cols] = exact_pair_scores(queries, a + rows, pool, rel[rows, cols])
         if backend == "numpy":
-            _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib, ties)
+            _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib, ties, top)
         else:
             counts[a:b], ties[a:b] = _faiss_counts(index, queries, a, b, pool, rel, rs, bounds, band)
+            if top:
+                top[2][a:b] = topk_language_counts_from_embeddings(queries[a:b], pool, topk[0], topk[1], top[1])
         rel_all[a:b] = rs
-    return (counts, rel_all, ties) if return_ties else (counts, rel_all)
+    return out
 
 
 def _settle(queries: np.ndarray, qrows: np.ndarray, pool: np.ndarray, cands: np.ndarray, thr: np.ndarray
@@ -170,14 +188,21 @@ def exact_mib(dim: int) -> float:
 
 
 def _numpy_counts(queries, a, b, pool, rel, rs, bounds, band, counts, block_mib: float = DEFAULT_BLOCK_MIB,
-                  ties: np.ndarray | None = None) -> None:
+                  ties: np.ndarray | None = None, top: tuple[np.ndarray, int, np.ndarray] | None = None) -> None:
     """One block on NumPy: float32 scores against the whole pool; candidates more than `band` above a relevant item
     count at once, those within `band` of it are settled exactly. Peak per (query, candidate): the float32 score
     (4 B) + two comparison masks (2 B); near-tie index pairs are handled in row ranges of at most
-    `block_mib / 8` MiB of indices, so even a degenerate model (every score within the band) stays in budget."""
+    `block_mib / 8` MiB of indices, so even a degenerate model (every score within the band) stays in budget.
+    `top` (onehot, k, out): the top-k language counts of the same scores, taken first, a quarter of the rows at a
+    time (its temporaries stay within the masks' budget)."""
     valid = rel >= 0
     safe = np.where(valid, rel, 0)
     scores = queries[a:b] @ pool.T
+    if top is not None:
+        onehot, k, out = top
+        step = max(1, len(scores) // 4)
+        for s in range(0, len(scores), step):
+            out[a + s:a + s + step] = block_language_counts(scores[s:s + step], onehot, k)
     rs32 = np.take_along_axis(scores, safe, axis=1)
     rows, cols = np.nonzero(valid)
     scores[rows, rel[rows, cols]] = -np.inf  # relevant items never count as "non-relevant above"

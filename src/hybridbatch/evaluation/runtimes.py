@@ -23,12 +23,12 @@ from hybridbatch.evaluation.exported import (  # noqa: F401  (re-exported: the r
     length_batches,
 )
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+ENCODE_PRECISIONS = ("fp32", "fp16", "bf16")
 # The evaluation default where it is measured to pay: on CPUs with native bf16 (AMX / AVX512-BF16), with OpenVINO
 # installed, and for models on the CPU; elsewhere torch. See `default_encoder` and benchmarks/results/encode.json.
 # openvino-bf16 met it: 4.1x ST fp32 on the sample, max |delta mAP| 0.0005 on full XQuAD-R (results/encode.json)
 FAST_DEFAULT = "openvino-bf16"
-DEFAULT_ENCODER = "torch"
+DEFAULT_ENCODER = "torch"  # the library's one default (EvalOptions, the evaluator, training); the CLI asks for auto
 AUTO = "auto"  # resolved per model by `resolve_encoder`
 
 
@@ -51,7 +51,7 @@ class TorchRuntime:
     needs_calibration = False
 
     def __init__(self, model: Any, precision: str = "fp32", devices: Sequence[str] | None = None):
-        check_precision(precision)
+        check_encode_precision(precision)
         self.precision = precision
         self.devices = list(devices) if devices else None
         self.model = model if precision == "fp32" else _cast_copy(model, precision)
@@ -104,10 +104,10 @@ def check_encoder(encoder: str, *, allow_auto: bool = True) -> str:
     raise UsageError(f"--encoder must be one of {names}, not {encoder!r}")
 
 
-def check_precision(precision: str) -> str:
+def check_encode_precision(precision: str) -> str:
     """The one check of a torch encoding precision; returns it."""
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision not in ENCODE_PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(ENCODE_PRECISIONS)}, not {precision!r}")
     return precision
 
 
@@ -133,7 +133,7 @@ def resolve_encoder(encoder: str, model: Any = None) -> str:
     return default_encoder(model) if check_encoder(encoder) == AUTO else encoder
 
 
-def make_encoder(model: Any, encoder: str = "torch", *, identity: dict[str, Any] | None = None,
+def make_encoder(model: Any, encoder: str = DEFAULT_ENCODER, *, identity: dict[str, Any] | None = None,
                  cache_dir: Path | str | None = None, precision: str = "fp32",
                  devices: Sequence[str] | None = None) -> EncoderRuntime:
     """The runtime named `encoder` (`auto`: `default_encoder(model)`); exported runtimes export once per weights,

@@ -27,14 +27,13 @@ import numpy as np
 
 import hybridbatch.evaluation.metrics as M
 from hybridbatch.evaluation.cache import EmbeddingCache
-from hybridbatch.evaluation.corpus_embeddings import Progress
-from hybridbatch.evaluation.embeddings import encode_cached, prefix_for
+from hybridbatch.evaluation.encode import encode_cached, prefix_for
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.evaluation.retrieval import DEFAULT_CHUNK, check_backend, search, segment_counts
-from hybridbatch.evaluation.runtimes import make_encoder, resolve_encoder
+from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, make_encoder, resolve_encoder
 from hybridbatch.evaluation.shift_tasks import TASKS, ShiftTask, load_tasks
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import atomic_file, check_out_dir, jsonable, provenance, sha256_files, write_json
+from hybridbatch.provenance import Progress, atomic_file, check_out_dir, jsonable, provenance, sha256_files, write_json
 
 SHIFT_FILES = ("shift.json", "shift.md", "shift.png")
 
@@ -217,7 +216,7 @@ def encode_task(model: Any, task: ShiftTask, *, batch_size: int = 64, cache: Emb
 
 def evaluate_shift(model: Any, tasks: dict[str, ShiftTask], *, batch_size: int = 64,
                    cache_dir: Path | str | None = None, backend: str = "auto", model_name: str | None = None,
-                   progress: Progress | None = None, encoder: str = "torch") -> dict[str, ShiftResult]:
+                   progress: Progress | None = None, encoder: str = DEFAULT_ENCODER) -> dict[str, ShiftResult]:
     """Every task for one model: encode (cached) and score. `encoder`: the runtime (`runtimes.ENCODERS`)."""
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
@@ -244,7 +243,7 @@ def evaluate_shift(model: Any, tasks: dict[str, ShiftTask], *, batch_size: int =
 # ---- output --------------------------------------------------------------------------------------------------------
 
 
-def write_shift(results: dict[str, ShiftResult], out_dir: Path | str, model: str, *,
+def write_shift_numbers(results: dict[str, ShiftResult], out_dir: Path | str, model: str, *,
                 extra: dict[str, Any] | None = None, documents: ShiftDocuments | None = None) -> dict[str, Path]:
     """per_query_<task>.npz (ranks and top-1 segment per query, for resampling later) and shift.json (every number
     + provenance; the commit record, written last); `documents` (the report stage's shift.md / shift.png:
@@ -292,7 +291,7 @@ def summary_row(results: dict[str, ShiftResult]) -> dict[str, float]:
 def run_shift(model_name: str, *, data_dir: Path | str | None, out_dir: Path | str, tasks: Sequence[str] = TASKS,
               limit: int | None = None, batch_size: int = 64, max_seq_length: int | None = 128,
               cache_dir: Path | str | None = None, backend: str = "auto", progress: Progress | None = None,
-              model: Any = None, encoder: str = "torch", documents: ShiftDocuments | None = None
+              model: Any = None, encoder: str = DEFAULT_ENCODER, documents: ShiftDocuments | None = None
               ) -> tuple[dict[str, ShiftResult], dict[str, Path]]:
     """What `hybridbatch shift` does: read the data, load the model (unless given), evaluate, write the results
     (with `documents`: the report too, as `report.shift.shift_documents` does)."""
@@ -306,6 +305,6 @@ def run_shift(model_name: str, *, data_dir: Path | str | None, out_dir: Path | s
     encoder = resolve_encoder(encoder, model)
     results = evaluate_shift(model, loaded, batch_size=batch_size, cache_dir=cache_dir, backend=backend,
                              model_name=model_name, progress=progress, encoder=encoder)
-    paths = write_shift(results, out_dir, model_name, extra={"limit": limit, "tasks": list(loaded)},
-                        documents=documents)
+    paths = write_shift_numbers(results, out_dir, model_name, extra={"limit": limit, "tasks": list(loaded)},
+                                documents=documents)
     return results, paths

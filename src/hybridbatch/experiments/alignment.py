@@ -1,5 +1,5 @@
 """Alignment runs end to end, as `hybridbatch align` and `experiment alignment-vs-alpha` do them: measure
-(`analysis.alignment_run`, `analysis.alignment_sweep`, which write the JSON) and draw (`report.alignment`: the
+(`analysis.alignment_run`, `analysis.alignment_vs_alpha`, which write the JSON) and draw (`report.alignment`: the
 Markdown tables, heatmaps and the plot against alpha)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 from hybridbatch.analysis.alignment import AlignResult
 from hybridbatch.analysis.alignment_run import Progress, align_models, write_align_json
-from hybridbatch.analysis.alignment_sweep import DEFAULT_SOURCES, measure_sweep
-from hybridbatch.analysis.parallel import SOURCES
+from hybridbatch.analysis.alignment_vs_alpha import DEFAULT_SOURCES, measure_sweep
+from hybridbatch.data.parallel import ALIGN_SOURCES
 from hybridbatch.provenance import write_text
 from hybridbatch.report.alignment import alignment_vs_alpha_markdown, plot_alignment_vs_alpha, write_align_report
 
@@ -23,7 +23,7 @@ def write_align(results: Sequence[AlignResult], out_dir: Path | str, annotate: b
 
 
 def run_align(models: Sequence[str], *, data_dir: Path | str | None, out_dir: Path | str,
-              sources: Sequence[str] = SOURCES, limit: int | None = None, batch_size: int = 32,
+              sources: Sequence[str] = ALIGN_SOURCES, limit: int | None = None, batch_size: int = 32,
               progress: Progress | None = None, log: Callable[[str], None] | None = None, split: str = "all",
               device: str | None = "auto") -> dict[str, Path]:
     """What `hybridbatch align` does: read the data once, align each model (one or two), write the report."""
@@ -36,7 +36,7 @@ def alignment_vs_alpha(sweep: Path | str, out_dir: Path | str, *, data_dir: Path
                        sources: Sequence[str] = DEFAULT_SOURCES, split: str = "test", limit: int | None = None,
                        batch_size: int = 32, max_seq_length: int | None = None, n_boot: int = 10000, seed: int = 0,
                        progress: Progress | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure every cell's model (`analysis.alignment_sweep.measure_sweep`: alignment_vs_alpha.json and the per-cell
+    """Measure every cell's model (`analysis.alignment_vs_alpha.measure_sweep`: alignment_vs_alpha.json and the per-cell
     results, resumable), then write OUT/alignment_vs_alpha.md and .png; the body gets the written paths."""
     body = measure_sweep(sweep, out_dir, data_dir=data_dir, sources=sources, split=split, limit=limit,
                          batch_size=batch_size, max_seq_length=max_seq_length, n_boot=n_boot, seed=seed,

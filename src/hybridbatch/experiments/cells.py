@@ -21,8 +21,8 @@ from hybridbatch.evaluation.beir import evaluate_beir
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, drop_exports, resolve_encoder
 from hybridbatch.evaluation.shift import run_shift, summary_row
-from hybridbatch.experiments.presets import (ADVERSARIAL_HEAD_LR, ADVERSARIAL_MEMORY, ADVERSARIAL_WEIGHT, BASE,
-                                            MULTIPOS_K, RESULT_FIELDS, Cell, Preset)
+from hybridbatch.experiments.presets import BASE, RESULT_FIELDS, Cell, Preset
+from hybridbatch.experiments.recipes import recipe_settings
 from hybridbatch.experiments.training import train
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import provenance, write_json
@@ -31,24 +31,21 @@ from hybridbatch.report.shift import shift_documents
 from hybridbatch.training.config import TrainConfig
 
 
-def _train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -> Any:
+def train_config(cell: Cell, preset: Preset, data_dir: str | None, out: Path) -> TrainConfig:
+    """The TrainConfig of a cell: the preset's shared settings and the cell's sampler / loss / seed; resumes when
+    `out` holds a started run."""
     alpha = cell.alpha if cell.alpha is not None else 0.5
     return TrainConfig(
         model=preset.model, data=list(preset.train_data), data_dir=data_dir,
         data_weights=list(preset.train_weights) if preset.train_weights else None, out=str(out), sampler=cell.sampler,
         alpha=alpha,
         batch_size=preset.batch_size, max_steps=preset.max_steps, lr=preset.lr, max_seq_length=preset.max_seq_length,
-        context=preset.context, hard_negatives=cell.loss.startswith("hardneg"), symmetric=cell.loss == "symmetric",
-        hard_negative_lang="query" if cell.loss == "hardneg-q" else "passage",
-        scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
+        context=preset.context, scale=cell.scale, freeze_embeddings=preset.freeze_embeddings, seed=cell.seed,
         eval_steps=min(preset.eval_steps, max(1, preset.max_steps // 3)) if preset.eval_steps else None,
+        patience=preset.patience, min_improvement=preset.min_improvement, warmup_ratio=preset.warmup_ratio,
+        snapshot_steps=list(preset.snapshot_steps) if preset.snapshot_steps and cell.seed == preset.seeds[0] else None,
         resume=(out / "train_config.json").exists(), progress=True, device=preset.device,
-        precision=preset.precision, loss="multi-positive" if cell.loss == "multipos" else "infonce",
-        k=MULTIPOS_K if cell.loss == "multipos" else 2,
-        adversarial_weight=(ADVERSARIAL_WEIGHT if cell.adv_weight is None else cell.adv_weight)
-        if cell.loss.startswith("adv") else 0.0,
-        adversarial_lr=ADVERSARIAL_HEAD_LR if cell.loss in ("adv-head", "adv-mem") else None,
-        adversarial_memory=ADVERSARIAL_MEMORY if cell.loss == "adv-mem" else 0,
+        precision=preset.precision, **recipe_settings(cell.loss, cell.adv_weight),
     )
 
 
@@ -56,8 +53,8 @@ def train_summary(model_dir: Path) -> dict[str, Any]:
     """What a cell keeps of its train.json: steps, early stopping, the checkpoint rule and its best value, speed,
     the realised mix and epoch coverage (`best_val_loss` in runs made before the one-rule selection)."""
     tj = json.loads((model_dir / "train.json").read_text(encoding="utf-8"))
-    return {k: tj[k] for k in ("steps", "stopped_early", "best_step", "best_val_loss", "selection", "wall_seconds",
-                               "pairs_per_second", "mix", "coverage") if k in tj}
+    return {k: tj[k] for k in ("steps", "stopped_early", "stop", "best_step", "best_val_loss", "selection",
+                               "wall_seconds", "pairs_per_second", "mix", "coverage", "learning_curve") if k in tj}
 
 
 def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
@@ -69,6 +66,18 @@ def run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *
     if run == cell:
         return record
     return {**record, "cell": dataclasses.asdict(cell), "key": cell.key, "group": cell.group, "same_run_as": run.key}
+
+
+def check_cells(cells: list[Cell] | tuple[Cell, ...], preset: Preset, data_dir: str | None) -> None:
+    """Every training cell's settings checked (`TrainConfig.validate`) before a grid prints its plan or trains
+    anything: a bad axis value (`--adv-weights inf`) is refused at once, naming the cell, not inside it."""
+    for cell in cells:
+        if cell.sampler == BASE:
+            continue
+        try:
+            train_config(cell, preset, data_dir, Path("cells") / cell.key / "model").validate()
+        except UsageError as e:
+            raise UsageError(f"cell {cell.key}: {e}") from None
 
 
 def _run_cell(cell: Cell, preset: Preset, out_root: Path, data_dir: str | None, *,
@@ -131,7 +140,7 @@ def _trained(cell: Cell, preset: Preset, model_dir: Path, data_dir: str | None, 
         if model_dir.exists() and not (model_dir / "train_config.json").exists():
             shutil.rmtree(model_dir)  # killed before training wrote anything resumable
         log(f"[{cell.key}] training {preset.max_steps} steps ...")
-        train(_train_config(cell, preset, data_dir, model_dir))
+        train(train_config(cell, preset, data_dir, model_dir))
     return str(model_dir)
 
 

@@ -2,7 +2,7 @@
 is training still needed once debiasing is applied (trained X vs base + debias), and does debiasing add to
 training (X + debias vs X, seed by seed)?
 
-Each cell's model goes through `analysis.debias_sweep.sweep` into `cells/<key>/debias/` (its rank-0 folder `base` is
+Each cell's model goes through `analysis.debias_ranks.sweep` into `cells/<key>/debias/` (its rank-0 folder `base` is
 the undebiased model scored by the same encoding, so every comparison here is within one encoder); the report
 compares groups over the seeds both sides have, with the seed-aware intervals of the grid's significance tables.
 """
@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from hybridbatch.analysis.debias_sweep import sweep, versus_trained
+from hybridbatch.analysis.debias_ranks import sweep, versus_trained
 from hybridbatch.analysis.significance import Run, compare_seeded, load_run
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, resolve_encoder
+from hybridbatch.experiments.grid_report import finished_records, key_of
 from hybridbatch.experiments.presets import BASE
-from hybridbatch.experiments.report import finished_records, key_of
 from hybridbatch.provenance import provenance, write_json, write_text
 from hybridbatch.report.debias import debias_markdown, sweep_markdown
 from hybridbatch.report.evaluation import eval_documents
@@ -32,7 +32,7 @@ NONE = "base"  # the sweep's rank-0 folder: the model as it is
 
 
 def debias_sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, **options: Any) -> dict[str, Any]:
-    """What `hybridbatch debias --ranks` does: `analysis.debias_sweep.sweep` (one eval folder per configuration, with
+    """What `hybridbatch debias --ranks` does: `analysis.debias_ranks.sweep` (one eval folder per configuration, with
     its eval.md and pairs.png, and sweep.json), then sweep.md (`report.debias.sweep_markdown`)."""
     body = sweep(model_name, ranks, out_dir, documents=eval_documents, **options)
     write_text(Path(out_dir) / "sweep.md", sweep_markdown(body))
@@ -41,7 +41,7 @@ def debias_sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, **o
 
 def write_versus(debiased: Path | str, groups: dict[str, Sequence[Path | str]], out: Path | str,
                  n_boot: int = 2000, n_perm: int = 10000) -> dict[str, Any]:
-    """`analysis.debias_sweep.versus_trained` for each named group of trained runs (e.g. {"hybrid": [seed0, seed1,
+    """`analysis.debias_ranks.versus_trained` for each named group of trained runs (e.g. {"hybrid": [seed0, seed1,
     seed2]}); writes versus.json and versus.md (the significance-table layout, B = trained, A = debiased) into
     `out`."""
     cmps = []

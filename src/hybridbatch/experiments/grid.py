@@ -15,12 +15,13 @@ from typing import Any
 from hybridbatch.analysis.grid_stats import aggregate
 from hybridbatch.analysis.significance import Run, compare, compare_seeded, load_run, write_compare
 from hybridbatch.data.lookup import dataset_dir, load_corpus
-from hybridbatch.experiments.cells import run_cell
+from hybridbatch.experiments.cells import check_cells, run_cell
 from hybridbatch.experiments.presets import BASE, Cell, Preset, check_stem, expand_grid, make_preset
 from hybridbatch.models.embedded import build_embedded_model
 from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
+from hybridbatch.report.compare import write_compare_markdown
 from hybridbatch.report.grid import grid_markdown, same_run_lines, significance_markdown
-from hybridbatch.report.tables import plot_alpha, plot_side_by_side, write_compare_markdown
+from hybridbatch.report.plots import plot_alpha, plot_side_by_side
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, takes_alpha
 
 
@@ -40,6 +41,7 @@ def run_grid(cells: Sequence[Cell], preset: Preset, out_root: Path, data_dir: st
     """Run (or reuse) every cell, then write <name>.json, <name>.md and, when alpha varies, the alpha plot
     (alpha.png; <name>-alpha.png for another name, so sweeps sharing one cells/ folder keep their own tables)."""
     check_stem(name)
+    check_cells(list(cells), preset, data_dir)
     check_inputs(out_root, data_dir, preset.tydi, preset.shift)
     t0 = time.perf_counter()
     records = []

@@ -12,28 +12,11 @@ from dataclasses import dataclass
 
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER
+from hybridbatch.experiments.recipes import ADVERSARIAL_WEIGHT, recipe
 from hybridbatch.sampling.base import check_alpha
 from hybridbatch.sampling.samplers import same_run, sampler_class, takes_alpha
 from hybridbatch.device import check_device, check_precision
 
-# plain InfoNCE; symmetric (+ passage -> query); one hard negative in the passage's language (hardneg) or in the
-# query's own language (hardneg-q: the X-Y pairs meet a wrong answer in X, the comparison behind language bias).
-# The bias-targeted methods (issue 21): multipos, every translation of the answer in the batch a positive
-# (MultiPositiveRankingLoss; with the translations sampler, MULTIPOS_K translations per slot); adv, plain InfoNCE plus
-# a language classifier behind gradient reversal at ADVERSARIAL_WEIGHT (LanguageAdversarialLoss; any sampler), its
-# classifier on the encoder's learning rate; adv-head, the same with the classifier on ADVERSARIAL_HEAD_LR; adv-mem,
-# adv-head whose classifier also learns from the last ADVERSARIAL_MEMORY embeddings of earlier batches.
-LOSSES = ("plain", "symmetric", "hardneg", "hardneg-q", "multipos", "adv", "adv-head", "adv-mem")
-MULTIPOS_K = 4  # XLingHealth has 4 languages: a slot holds every one of them
-ADVERSARIAL_WEIGHT = 0.5  # one untuned value (the GRL term against InfoNCE at scale 20); see docs/RESULTS.md
-# At the encoder's 3e-5 the classifier stays at chance for all 100 steps (results/adv-classifier.json): the adv cells
-# trained against no adversary. On the base model's frozen embeddings a fresh head needs ~1e-2 to learn the language
-# within 100 linearly decayed steps (examples/adv_head_probe.py -> results/adv-head-probe.json).
-ADVERSARIAL_HEAD_LR = 1e-2
-# In training the adv-head classifier still sat at chance: each batch holds one (X-X) or two (X-Y) languages, so it
-# learned the latest batch's language and missed the next (results/adv-classifier.json). A memory of ~40 batches
-# (96 embeddings each) holds every training language.
-ADVERSARIAL_MEMORY = 4096
 BASE = "base"  # the zero-shot cell: no training
 
 
@@ -81,7 +64,11 @@ class Preset:
     max_seq_length: int = 64
     lr: float = 3e-5
     freeze_embeddings: bool = True
-    eval_steps: int | None = None  # validation-loss checks (early stopping); each costs a few batches of compute
+    eval_steps: int | None = None  # held-out checks (checkpoint rule, early stopping); each costs ~10 steps on CPU
+    patience: int = 3  # held-out checks without improvement before training stops (max_steps stays the cap)
+    min_improvement: float = 0.0  # what counts as an improvement of the held-out metric for the patience count
+    warmup_ratio: float = 0.1  # of max_steps (the linear schedule spans the cap, early stopping or not)
+    snapshot_steps: tuple[int, ...] = ()  # first-seed cells keep these steps' weights (test-set learning curves)
     context: bool = False
     eval_batch_size: int = 128
     tydi: bool = True
@@ -116,6 +103,15 @@ PRESETS: dict[str, Preset] = {
                         note="the paper's protocol on CPU: the small preset's budget, trained on XLingHealth (medical "
                              "QA, en es zh hi, hard negatives) + MKQA (question -> answer string, 12 languages), "
                              "both disjoint from XQuAD-R; tested on all 48 XQuAD-R articles and the shift pools."),
+    # Issue 30: each cell trains until its held-out metric stops improving (lr / batch / cadence fixed by the pilot,
+    # `hybridbatch experiment pilot`, from the held-out metric only; docs/RESULTS.md "Convergence"). The cap sets the
+    # linear schedule's length; warmup is its first 50 steps.
+    "converged": Preset("converged", max_steps=2000, batch_size=32, max_seq_length=48, eval_steps=50, patience=4,
+                        min_improvement=0.001, warmup_ratio=0.025, snapshot_steps=(100, 200, 400, 800, 1600),
+                        tydi=True, tydi_limit=100, encoder="auto",
+                        seeds=(0, 1, 2), shift=True, train_data=("xlinghealth", "mkqa:answers"), test_split=None,
+                        note="zero-shot at convergence: the zero-shot preset's data and evaluation, trained until the "
+                             "held-out Multi mAP has not improved by 0.001 for 4 checks 50 steps apart (cap 2000)."),
     "full": Preset("full", max_steps=2000, batch_size=100, max_seq_length=128, freeze_embeddings=False,
                    eval_batch_size=256, tydi=True, seeds=(0, 1, 2),
                    note="GPU preset: the paper's batch 100, full sequences, all weights trained."),
@@ -123,7 +119,7 @@ PRESETS: dict[str, Preset] = {
 
 # The preset fields that change a cell's numbers: a finished cell made with other values must not be reused.
 RESULT_FIELDS = ("model", "max_steps", "batch_size", "max_seq_length", "lr", "freeze_embeddings", "eval_steps",
-                 "context", "tydi_limit", "tydi_max_seq_length", "precision", "encoder", "train_data", "train_weights",
+                 "patience", "min_improvement", "warmup_ratio", "context", "tydi_limit", "tydi_max_seq_length", "precision", "encoder", "train_data", "train_weights",
                  "test_split")
 
 
@@ -165,14 +161,13 @@ def expand_grid(samplers: Sequence[str], alphas: Sequence[float], losses: Sequen
     if not adv_weights or any(w is not None and not w > 0 for w in adv_weights):
         raise UsageError(f"adversary weights must be positive, got {list(adv_weights)}")
     for loss in losses:
-        if loss not in LOSSES:
-            raise UsageError(f"unknown loss variant {loss!r}; choose from {', '.join(LOSSES)}")
+        recipe(loss)  # an unknown name is a UsageError naming the recipes
     for a in alphas:
         check_alpha(a)
     cells = [Cell(BASE)] if include_base else []
     for sampler, loss, scale, seed in itertools.product(samplers, losses, scales, seeds):
         for alpha in (alphas if takes_alpha(sampler) else [None]):
-            for w in (adv_weights if loss.startswith("adv") else [None]):
+            for w in (adv_weights if recipe(loss).adversarial else [None]):
                 w = None if w == ADVERSARIAL_WEIGHT else w  # the default keeps its name: the same run
                 cells.append(Cell(sampler, alpha, loss, scale, seed, w))
     return list(dict.fromkeys(cells))

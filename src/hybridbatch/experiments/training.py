@@ -10,9 +10,11 @@ from typing import Any
 
 from hybridbatch.data.records import PairSet
 from hybridbatch.evaluation.evaluator import LAReQAEvaluator
+from hybridbatch.report.curves import plot_train_json
 from hybridbatch.training.config import TrainConfig
+from hybridbatch.training.run_dir import rank
 from hybridbatch.training.selection import HeldOutEvaluator
-from hybridbatch.training.trainer import train as train_run
+from hybridbatch.training.trainer import train_model
 
 
 def lareqa_evaluator(held_out: Sequence[PairSet]) -> LAReQAEvaluator:
@@ -27,5 +29,9 @@ LAREQA_RULE = HeldOutEvaluator(lareqa_evaluator, "lareqa", note="LAReQA Multi mA
 
 def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Path:
     """Train a model as `config` says, choosing checkpoints by the LAReQA rule (`select='lareqa'`, the default) or
-    the validation loss; `callbacks` (transformers TrainerCallbacks) follow the run. Returns the output folder."""
-    return train_run(config, evaluator=LAREQA_RULE, callbacks=callbacks)
+    the validation loss; `callbacks` (transformers TrainerCallbacks) follow the run. Returns the output folder, which
+also holds `learning_curve.png` (the held-out metric and training loss against the step)."""
+    out = train_model(config, evaluator=LAREQA_RULE, callbacks=callbacks)
+    if rank() == 0 and (out / "train.json").exists():
+        plot_train_json(out / "train.json")  # learning_curve.png beside train.json (none without held-out ids)
+    return out

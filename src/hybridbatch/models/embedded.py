@@ -13,7 +13,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hybridbatch.errors import ModelError
-from hybridbatch.provenance import sha256_file
+from hybridbatch.provenance import Progress, sha256_file
 
 if TYPE_CHECKING:  # importing sentence-transformers pulls in torch: only when a model is really needed
     pass
-
-Progress = Callable[[str, int, int], None]  # the library's progress callback: (stage, done, total)
 
 DEFAULT_QUERY_PREFIX = "query: "
 DEFAULT_PASSAGE_PREFIX = "passage: "
@@ -204,7 +202,7 @@ def bert_state_dict(f: Q4File) -> dict[str, np.ndarray]:
 # ---- building the embedded model -----------------------------------------------------------------------------------
 
 
-def _read_marker(folder: Path) -> dict[str, Any] | None:
+def read_marker(folder: Path) -> dict[str, Any] | None:
     try:
         return json.loads((folder / MARKER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -213,7 +211,7 @@ def _read_marker(folder: Path) -> dict[str, Any] | None:
 
 def _is_valid_build(folder: Path, source_sha: str) -> bool:
     """A folder counts as built only if its marker (written last) names this source file and recipe."""
-    marker = _read_marker(folder)
+    marker = read_marker(folder)
     return bool(
         marker
         and marker.get("source_sha256") == source_sha

@@ -14,9 +14,9 @@ from hybridbatch.errors import ModelError, UsageError
 from hybridbatch.models.embedded import (
     DEFAULT_MODEL,
     EMBEDDED_ALIASES,
-    _read_marker,
     build_embedded_model,
     embedded_model_dir,
+    read_marker,
 )
 
 if TYPE_CHECKING:  # importing sentence-transformers pulls in torch: only when a model is really needed
@@ -62,6 +62,21 @@ def set_prefixes(model: SentenceTransformer, query: str | None = None, passage: 
 def _looks_like_path(name: str) -> bool:
     """Names that can only be paths: absolute, ./ ../ ~, or more than one '/' (hub ids are `org/name`)."""
     return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
+
+
+def _bad_weights_file(folder: Path) -> str | None:
+    """The first `*.safetensors` file of a model folder whose header or tensors cannot be read (a truncated copy),
+    relative to the folder; None when every one reads."""
+    from safetensors import safe_open
+
+    for p in sorted(folder.rglob("*.safetensors")):
+        try:
+            with safe_open(str(p), "np") as f:
+                for key in f.keys():
+                    f.get_slice(key)
+        except Exception:  # noqa: BLE001  (SafetensorError, OSError: the file is what we name)
+            return str(p.relative_to(folder))
+    return None
 
 
 def _check_model_folder(path: Path) -> None:
@@ -170,6 +185,10 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
     except Exception as e:  # hub/transformers raise many types (OSError, ValueError, HTTP errors): all mean "cannot"
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         if local:
+            bad = _bad_weights_file(Path(target))
+            if bad is not None:
+                raise ModelError(f"could not load the model folder {target}: its weights file {bad} cannot be read "
+                                 f"({reason}): truncated or corrupt? Copy or save the model again") from e
             raise ModelError(f"could not load the model folder {target}: {reason}") from e
         where = ("the Hugging Face Hub is not reachable and it is not in the local Hugging Face cache" if not online
                  else f"fetching it from the Hugging Face Hub failed ({reason})")
@@ -254,5 +273,5 @@ def describe_model(model: SentenceTransformer, name: str) -> dict[str, Any]:
         "vocab_size": getattr(config, "vocab_size", None),
         "prompts": dict(model.prompts or {}),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "embedded_build": _read_marker(Path(target)) if Path(target).is_dir() else None,
+        "embedded_build": read_marker(Path(target)) if Path(target).is_dir() else None,
     }

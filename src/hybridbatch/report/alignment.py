@@ -1,6 +1,6 @@
 """The Markdown and plots of cross-lingual alignment: one or two models' tables (A, B, B - A) and per-pair heatmaps
 (`analysis.alignment_run` -> align.json), and alignment against alpha over a sweep's cells
-(`analysis.alignment_sweep` -> alignment_vs_alpha.json). Each is drawn from the result objects or their JSON."""
+(`analysis.alignment_vs_alpha` -> alignment_vs_alpha.json). Each is drawn from the result objects or their JSON."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.analysis.alignment import MEASURE_TITLES, MEASURES, AlignResult, PairResult, difference
-from hybridbatch.analysis.alignment_sweep import TARGETS
+from hybridbatch.analysis.alignment_vs_alpha import TARGETS
 from hybridbatch.provenance import write_text
 from hybridbatch.report.format import finite, fmt
-from hybridbatch.report.tables import pyplot, save_figure
+from hybridbatch.report.plots import pyplot, save_figure
 
 _PAIR_COLUMNS = ("parallel_cosine", "clsim", "cka", "cka_debiased", "p_at_1_ab", "p_at_1_ba")
 

@@ -1,4 +1,4 @@
-"""The Markdown of post-hoc debiasing: the rank sweep's table (`analysis.debias_sweep.sweep` -> sweep.json) and the
+"""The Markdown of post-hoc debiasing: the rank sweep's table (`analysis.debias_ranks.sweep` -> sweep.json) and the
 debiasing of a grid's finished cells (`experiments.debias_cells.debias_report` -> debias-report.json), both rebuilt
 from their JSON."""
 

@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from hybridbatch.evaluation.results import BeirResult, EvalResult, write_bytes, write_results
-from hybridbatch.report.format import fmt
-from hybridbatch.report.tables import markdown_table, pyplot, save_figure
+from hybridbatch.evaluation.results import BeirResult, EvalResult, write_bytes, write_eval_numbers
+from hybridbatch.report.format import fmt, markdown_table
+from hybridbatch.report.plots import pyplot, save_figure
 
-MISSING = "–"  # eval.md's glyph for an undefined number
+_MISSING = "–"  # eval.md's glyph for an undefined number
 
 
 def _f(x: Any, digits: int = 3) -> str:
-    return fmt(x, digits, missing=MISSING)
+    return fmt(x, digits, missing=_MISSING)
 
 
 def lareqa_row(body: dict[str, Any]) -> dict[str, Any]:
@@ -158,5 +158,5 @@ def eval_documents(body: dict[str, Any], out: Path) -> dict[str, Path]:
 
 def write_eval(result: EvalResult | BeirResult, out_dir: Path | str) -> dict[str, Path]:
     """Every file of one run: per_query.npz, pairs.png (LAReQA only), eval.md and, last, eval.json (the commit
-    record; see `evaluation.results.write_results`)."""
-    return write_results(result, out_dir, documents=eval_documents)
+    record; see `evaluation.results.write_eval_numbers`)."""
+    return write_eval_numbers(result, out_dir, documents=eval_documents)

@@ -1,5 +1,6 @@
-"""The one number formatter of every Markdown table, so that a missing value and a rounding rule are chosen in one
-place (each report keeps its own glyph for a missing value, so that committed reports regenerate identically)."""
+"""Markdown formatting: the one number formatter of every Markdown table, so that a missing value and a rounding rule
+are chosen in one place (each report keeps its own glyph for a missing value, so that committed reports regenerate
+identically), and the one table writer."""
 
 from __future__ import annotations
 
@@ -20,3 +21,9 @@ def fmt(v: Any, digits: int = 3, *, signed: bool = False, missing: str = "–") 
         return missing
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: a header row, its rule and one line per row of already formatted cells."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"

@@ -1,6 +1,6 @@
 """The report of the domain-shift evaluations (`evaluation.shift`): shift.md (per task, the multilingual pool
 against the own segment, where the misses land, per query language) and shift.png; `write_shift` writes every file
-of a run: the numbers (`evaluation.shift.write_shift`) and these."""
+of a run: the numbers (`evaluation.shift.write_shift_numbers`) and these."""
 
 from __future__ import annotations
 
@@ -9,18 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from hybridbatch.evaluation.shift import ShiftResult
-from hybridbatch.evaluation.shift import write_shift as write_shift_numbers
+from hybridbatch.evaluation.shift import ShiftResult, write_shift_numbers
 from hybridbatch.provenance import write_text
 from hybridbatch.report.format import fmt
-from hybridbatch.report.tables import pyplot, save_figure
+from hybridbatch.report.plots import pyplot, save_figure
 
-MISSING = "-"  # shift.md's glyph for an undefined number
+_MISSING = "-"  # shift.md's glyph for an undefined number
 TITLES = {"tydi": "TyDi GoldP dev, multilingual pool", "tatoeba": "Tatoeba, multilingual pool of translations"}
 
 
 def _f(v: Any, digits: int = 3) -> str:
-    return fmt(v, digits, missing=MISSING)
+    return fmt(v, digits, missing=_MISSING)
 
 
 def shift_markdown(results: dict[str, ShiftResult], model: str) -> str:

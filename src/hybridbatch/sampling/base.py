@@ -35,7 +35,7 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from hybridbatch.errors import UsageError
 from hybridbatch.sampling.dataset import warn_dropped_languages
-from hybridbatch.sampling.index import PairColumns, PairIndex, _concat
+from hybridbatch.sampling.index import PairColumns, PairIndex, concat_sources
 from hybridbatch.sampling.kinds import PER_PAIR, BatchKind, Option
 from hybridbatch.sampling.mix import summarise_plans
 from hybridbatch.sampling.rows import ItemStack
@@ -71,7 +71,7 @@ class BatchPlan:
     rows: np.ndarray
 
 
-class _Queue:
+class ItemQueue:
     """The not-yet-drawn items of one option in this epoch (drawn from the end); a new pass when empty. A pass is
     shuffled, then ordered in rounds - one item of every answer group, then a second of every group that has one,
     and so on - so that consecutive items rarely share a group and a large group is spread over the epoch instead
@@ -98,7 +98,7 @@ class _Queue:
 
 
 @dataclass
-class _KindStream:
+class KindStream:
     """The batches of one kind within one epoch, drawn in order with their own generator, so that the k-th batch of
     a kind does not depend on how many batches of other kinds came before it."""
 
@@ -115,8 +115,8 @@ class _Epoch:
     share one queue of ids, so a hybrid epoch covers the (id, X) items once whichever kind draws them."""
 
     plans: list[BatchPlan]
-    streams: dict[str, _KindStream]
-    queues: dict[tuple[Any, ...], _Queue] = field(default_factory=dict)
+    streams: dict[str, KindStream]
+    queues: dict[tuple[Any, ...], ItemQueue] = field(default_factory=dict)
 
 
 class PairBatchSampler(DefaultBatchSampler):
@@ -159,7 +159,7 @@ class PairBatchSampler(DefaultBatchSampler):
             raise UsageError(f"lang_weighting must be 'uniform' or 'size', got {lang_weighting!r}")
         self.columns = PairColumns(id_column, query_lang_column, passage_lang_column, group_column,
                                    negative_group_column, source_column)
-        self.dataset = _concat(dataset, source_column)
+        self.dataset = concat_sources(dataset, source_column)
         super().__init__(self.dataset, batch_size=batch_size, drop_last=True, valid_label_columns=valid_label_columns,
                          generator=generator, seed=int(seed or 0))
         self.index = PairIndex.from_dataset(self.dataset, self.columns)
@@ -281,10 +281,10 @@ class PairBatchSampler(DefaultBatchSampler):
         rng = np.random.default_rng([int(self.seed), int(epoch), int(group), 0x4B42])
         return self.kinds[int(rng.random() >= p)]
 
-    def _stream(self, st: _Epoch, kind: BatchKind, epoch: int) -> _KindStream:
+    def _stream(self, st: _Epoch, kind: BatchKind, epoch: int) -> KindStream:
         if kind.name not in st.streams:
             tag = zlib.crc32(kind.name.encode())
-            st.streams[kind.name] = _KindStream(kind, self.options[kind.name],
+            st.streams[kind.name] = KindStream(kind, self.options[kind.name],
                                                 np.random.default_rng([int(self.seed), int(epoch), tag, 0x5354]))
         return st.streams[kind.name]
 
@@ -303,7 +303,7 @@ class PairBatchSampler(DefaultBatchSampler):
             counts = np.maximum(1, np.round(counts * 4096 / counts.sum())).astype(np.int64)
         return np.repeat(np.arange(len(options)), counts)
 
-    def _pick_option(self, stream: _KindStream) -> int:
+    def _pick_option(self, stream: KindStream) -> int:
         if not stream.deck:
             if stream.round is None:
                 stream.round = self._deck(stream.options)
@@ -321,7 +321,7 @@ class PairBatchSampler(DefaultBatchSampler):
                          ix.languages[opt.x] if opt.x >= 0 else PER_PAIR,
                          ix.languages[opt.y] if opt.y >= 0 else PER_PAIR, rows)
 
-    def _fill(self, stream: _KindStream, oi: int, queues: dict[tuple[Any, ...], _Queue]) -> np.ndarray:
+    def _fill(self, stream: KindStream, oi: int, queues: dict[tuple[Any, ...], ItemQueue]) -> np.ndarray:
         """`need` rows of option `oi` whose keys (id, answer group, negative group) are all distinct: items come
         off the option's queue; an item that clashes with the group so far goes back to the front of the queue."""
         opt, rng = stream.options[oi], stream.rng
@@ -329,7 +329,7 @@ class PairBatchSampler(DefaultBatchSampler):
         q = queues.get(key)
         if q is None:
             groups = opt.item_groups if opt.item_groups is not None else np.arange(len(opt.items))
-            q = queues[key] = _Queue(groups)
+            q = queues[key] = ItemQueue(groups)
         used: set[int] = set()
         out: list[int] = []
         deferred: list[int] = []

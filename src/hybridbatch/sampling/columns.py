@@ -151,7 +151,7 @@ def as_str(values: pa.Array) -> list[str]:
     return [str(v) for v in values.to_pylist()]
 
 
-def language_codes(ql: pa.ChunkedArray, pl: pa.ChunkedArray, indices: np.ndarray | None,
+def row_language_codes(ql: pa.ChunkedArray, pl: pa.ChunkedArray, indices: np.ndarray | None,
                    names: tuple[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Sorted language names and each row's query / passage language code (int8)."""
     q_t, qvals = encode(ql, names[0], ordered=False, dtype=np.int16)

@@ -102,24 +102,11 @@ def pairs_from_long(
     from datasets import Dataset
 
     names = set(long.column_names)
-    for need in (id_column, lang_column, query_column, positive_column):
-        if need not in names:
-            raise UsageError(f"long data: missing column {need!r} (columns: {', '.join(long.column_names)})")
-    data = long.to_dict()
+    data, by_id = read_long(long, id_column, lang_column, query_column, positive_column, negative_column)
     has_neg = negative_column in names
     has_group = group_column in names
     has_ng = "negative_group" in names
     has_src = "source" in names
-    texts = (query_column, positive_column) + ((negative_column,) if has_neg else ())
-    data[lang_column] = check_long_rows(data, id_column, lang_column, texts)
-    by_id: dict[tuple[str, str], dict[str, int]] = {}
-    for i, (qid, lang) in enumerate(zip(data[id_column], data[lang_column], strict=True)):
-        src = data["source"][i] if has_src else ""
-        langs = by_id.setdefault((src, str(qid)), {})
-        if lang in langs:
-            raise UsageError(f"long data: row {i} repeats (id, lang) = ({qid!r}, {lang!r}) (first at row "
-                             f"{langs[lang]})")
-        langs[lang] = i
     out: dict[str, list[Any]] = {"anchor": [], "positive": []}
     if has_neg:
         out["negative"] = []
@@ -149,6 +136,29 @@ def pairs_from_long(
                 if has_src:
                     out["source"].append(src)
     return Dataset.from_dict(out)
+
+
+def read_long(long: Any, id_column: str = "id", lang_column: str = "lang", query_column: str = "query",
+              positive_column: str = "positive", negative_column: str = "negative",
+              ) -> tuple[dict[str, list[Any]], dict[tuple[str, str], dict[str, int]]]:
+    """Long data checked and indexed once, for `pairs_from_long` and `LAReQAEvaluator.from_long`: its columns
+    (languages normalised) and, per (source, id) in first-seen order, the row of each language."""
+    names = set(long.column_names)
+    for need in (id_column, lang_column, query_column, positive_column):
+        if need not in names:
+            raise UsageError(f"long data: missing column {need!r} (columns: {', '.join(long.column_names)})")
+    data = long.to_dict()
+    texts = (query_column, positive_column) + ((negative_column,) if negative_column in names else ())
+    data[lang_column] = check_long_rows(data, id_column, lang_column, texts)
+    by_id: dict[tuple[str, str], dict[str, int]] = {}
+    for i, (qid, lang) in enumerate(zip(data[id_column], data[lang_column], strict=True)):
+        src = data["source"][i] if "source" in names else ""
+        langs = by_id.setdefault((src, str(qid)), {})
+        if lang in langs:
+            raise UsageError(f"long data: row {i} repeats (id, lang) = ({qid!r}, {lang!r}) (first at row "
+                             f"{langs[lang]})")
+        langs[lang] = i
+    return data, by_id
 
 
 def check_long_rows(data: dict[str, list[Any]], id_column: str, lang_column: str, text_columns: Sequence[str],

@@ -25,8 +25,8 @@ from hybridbatch.sampling.columns import (
     filled_groups,
     first_seen,
     group_codes,
-    language_codes,
     read_columns,
+    row_language_codes,
     take,
 )
 from hybridbatch.sampling.rows import Labels, RowKeys, SourceRows
@@ -48,7 +48,7 @@ class PairColumns:
         return (self.id, self.query_lang, self.passage_lang, self.group, self.negative_group, self.source)
 
 
-def _concat(dataset: Any, source_column: str) -> Any:
+def concat_sources(dataset: Any, source_column: str) -> Any:
     """A DatasetDict is several sources: one dataset (in key order) whose source column names the key."""
     from datasets import DatasetDict, concatenate_datasets
 
@@ -114,7 +114,7 @@ class PairIndex:
         matters (sources and ids: by first appearance in the dataset)."""
         src_t = encode(cols[c.source], c.source, ordered=False)[0] if c.source in cols else None
         row_source, sources, row_id, id_offset, ids = _ids(cols, src_t, indices, c)
-        languages, row_q, row_p = language_codes(cols[c.query_lang], cols[c.passage_lang], indices,
+        languages, row_q, row_p = row_language_codes(cols[c.query_lang], cols[c.passage_lang], indices,
                                                  (c.query_lang, c.passage_lang))
         group = filled_groups(cols.get(c.group), cols[c.id]) if c.group in cols or c.negative_group in cols else None
         group, negative = group_codes(group, cols.get(c.negative_group), src_t, len(sources), indices, c.group)

@@ -6,8 +6,9 @@ sampler pick the dataset of each batch (`MultiDatasetBatchSamplers.PROPORTIONAL`
 `source` column names the source of each row, as `pair_dataset` of several PairSets writes it): one hybridbatch
 sampler per source, and per batch group (the `world_size` batches of one step) a source drawn with its weight, then
 that source's next batch group. So every step has one source, one kind and one language pair, and the source is in
-each plan, the batch log and mix.json. `WeightedGroupSampler` is the same draw as a sentence-transformers
-`multi_dataset_batch_sampler`, for a DatasetDict.
+each plan, the batch log and mix.json. For a DatasetDict given to the sentence-transformers trainer, its
+`multi_dataset_batch_sampler`: `ProportionalGroupSampler` (each source in proportion to its batches) and
+`WeightedGroupSampler` (the same weighted draw as `MultiSourceSampler`).
 
 What a source can make (its kinds) is read off its rows:
 - passages (question -> a different text: XQuAD-R, XLingHealth, MKQA question -> answer, mMARCO): every kind;
@@ -23,21 +24,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
-from sentence_transformers.base.sampler import DefaultBatchSampler
+from sentence_transformers.base.sampler import DefaultBatchSampler, MultiDatasetDefaultBatchSampler
 
 from hybridbatch.errors import UsageError
 from hybridbatch.sampling.base import BatchPlan, PairBatchSampler, world_size_from_env
-from hybridbatch.sampling.index import PairColumns, PairIndex, _concat
+from hybridbatch.sampling.index import PairColumns, PairIndex, concat_sources
 from hybridbatch.sampling.kinds import BatchKind
 from hybridbatch.sampling.mix import summarise_plans
-from hybridbatch.sampling.multi import ProportionalGroupSampler
 from hybridbatch.sampling.samplers import sampler_class, sampler_options
 
 ALIGNMENT_KINDS = frozenset({"xy", "xy-per-pair"})  # the kinds that never pair a row's text with itself
-PAIRINGS = ("passages", "alignment", "monolingual")
+SOURCE_PAIRINGS = ("passages", "alignment", "monolingual")
 _CHECK_ROWS = 200  # X-X rows per source looked at to tell alignment pairs from question-passage pairs
 
 
@@ -159,7 +160,7 @@ class MultiSourceSampler(DefaultBatchSampler):
                  sampler: str = "hybrid", weights: Mapping[str, float] | Sequence[float] | None = None,
                  pairings: Mapping[str, str] | None = None, world_size: int | None = None,
                  num_batches: int | None = None, source_column: str = "source", **options: Any) -> None:
-        self.dataset = _concat(dataset, source_column)
+        self.dataset = concat_sources(dataset, source_column)
         super().__init__(self.dataset, batch_size=batch_size, drop_last=True, valid_label_columns=valid_label_columns,
                          generator=generator, seed=int(seed or 0))
         columns = {k: v for k, v in options.items() if k.endswith("_column")}
@@ -169,8 +170,9 @@ class MultiSourceSampler(DefaultBatchSampler):
         w = _weights(names, weights)
         found = source_pairings(self.dataset, self.index)
         for n, p in (pairings or {}).items():
-            if n not in found or p not in PAIRINGS:
-                raise UsageError(f"pairings: {n!r} -> {p!r}; the sources are {names}, pairings {', '.join(PAIRINGS)}")
+            if n not in found or p not in SOURCE_PAIRINGS:
+                raise UsageError(f"pairings: {n!r} -> {p!r}; the sources are {names}, "
+                                 f"pairings {', '.join(SOURCE_PAIRINGS)}")
             found[n] = p
         self.world_size = int(world_size or world_size_from_env())
         self.base_sampler = sampler
@@ -267,6 +269,29 @@ class MultiSourceSampler(DefaultBatchSampler):
                              "kinds": [k.name for k in x.sampler.kinds], "items": x.sampler.index.items(0),
                              "sampler": x.sampler.config()} for x, sh in zip(self.sources, self.shares, strict=True)],
                 "dropped_sources": self.dropped_sources, "dropped": self.dropped}
+
+
+class ProportionalGroupSampler(MultiDatasetDefaultBatchSampler):
+    """`multi_dataset_batch_sampler` for a DatasetDict: like sentence-transformers' `ProportionalBatchSampler`
+    (each source in proportion to its number of batches, all of them used), but the source is decided once per
+    group of `world_size` consecutive batches, so every process trains on the same source, kind and languages at a
+    step. The per-source samplers must be hybridbatch samplers (they carry `world_size`). Passing the DatasetDict to
+    a hybridbatch sampler directly does the same within one sampler."""
+
+    def __iter__(self) -> Iterator[list[int]]:
+        offsets = [0, *accumulate(len(d) for d in self.dataset.datasets)]
+        world = max(int(getattr(s, "world_size", 1)) for s in self.batch_samplers)
+        groups = [len(s) // world for s in self.batch_samplers]
+        order = np.concatenate([np.full(n, i) for i, n in enumerate(groups)]) if groups else np.zeros(0, int)
+        order = order[np.random.default_rng([int(self.seed or 0), int(self.epoch), 0x5047]).permutation(len(order))]
+        its = [iter(s) for s in self.batch_samplers]
+        for i in order.tolist():
+            for _ in range(world):
+                yield [r + offsets[i] for r in next(its[i])]
+
+    def __len__(self) -> int:
+        world = max(int(getattr(s, "world_size", 1)) for s in self.batch_samplers)
+        return sum(len(s) // world * world for s in self.batch_samplers)
 
 
 class WeightedGroupSampler(ProportionalGroupSampler):

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hybridbatch.errors import UsageError
-from hybridbatch.sampling.base import PairBatchSampler, _KindStream, _Queue, check_alpha
+from hybridbatch.sampling.base import ItemQueue, KindStream, PairBatchSampler, check_alpha
 from hybridbatch.sampling.index import PairColumns, PairIndex
 from hybridbatch.sampling.kinds import BatchKind, Option, XXBatch
 
@@ -184,7 +184,7 @@ class TranslationSampler(PairBatchSampler):
                 f"option of 'translations' batches offers is {best}; lower --batch-size or k")
         super()._check_options()
 
-    def _fill(self, stream: _KindStream, oi: int, queues: dict[tuple[Any, ...], _Queue]) -> np.ndarray:
+    def _fill(self, stream: KindStream, oi: int, queues: dict[tuple[Any, ...], ItemQueue]) -> np.ndarray:
         """`slots` slots of option `oi` with pairwise disjoint keys, as the base class fills rows: ids come off the
         option's queue, one that clashes goes back to its front; the option's compatible slots as the fallback."""
         if stream.kind is not self.translations:
@@ -192,7 +192,7 @@ class TranslationSampler(PairBatchSampler):
         opt, rng = stream.options[oi], stream.rng
         q = queues.get(opt.queue)
         if q is None:
-            q = queues[opt.queue] = _Queue(opt.item_groups)
+            q = queues[opt.queue] = ItemQueue(opt.item_groups)
         used: set[int] = set()
         out: list[int] = []
         deferred: list[int] = []

@@ -1,32 +1,20 @@
-"""Training: config, the named steps of `train`, trainer classes, loss, checkpoint rule, output folder and resume.
-`hybridbatch.train` (experiments/training.py) is this `train` with the LAReQA checkpoint evaluator passed in."""
+"""Training: config, the named steps of `train_model`, trainer classes, loss, checkpoint rule, output folder and
+resume. `hybridbatch.train` (experiments/training.py) is `train_model` with the LAReQA checkpoint evaluator passed
+in. `__all__` names what a user or a later stage needs."""
 
-from hybridbatch.training.adversarial import LanguageAdversarialLoss  # noqa: F401
-from hybridbatch.training.config import LOSS_SCALE, LOSSES, TrainConfig  # noqa: F401
-from hybridbatch.training.consistency_loss import ConsistencyRankingLoss  # noqa: F401
-from hybridbatch.training.hf import HEAD_FILE, HeadGradientSync, HybridTrainer, ProgressCallback  # noqa: F401
-from hybridbatch.training.inputs import (  # noqa: F401
-    RunData,
-    add_row_labels,
-    build_datasets,
-    load_pairsets,
-    plan_steps,
-    prepare_data,
-    split_validation,
-)
-from hybridbatch.training.losses import base_loss, loss_record, make_loss  # noqa: F401
-from hybridbatch.training.model import (  # noqa: F401
-    freeze_unused_pooler,
-    freeze_word_embeddings,
-    load_model,
-    load_st_model,
-)
-from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss  # noqa: F401
-from hybridbatch.training.run_dir import batch_log_path, check_out_dir, latest_checkpoint  # noqa: F401
-from hybridbatch.training.selection import HeldOutEvaluator, Selection, build_selection  # noqa: F401
-from hybridbatch.training.trainer import (  # noqa: F401
-    build_trainer,
-    sampler_factory,
-    train,
-    training_arguments,
-)
+from hybridbatch.training.adversarial import LanguageAdversarialLoss
+from hybridbatch.training.config import LOSSES, TrainConfig
+from hybridbatch.training.consistency_loss import ConsistencyRankingLoss
+from hybridbatch.training.hybrid_trainer import HybridTrainer, ProgressCallback
+from hybridbatch.training.inputs import RunData, prepare_data
+from hybridbatch.training.losses import make_loss
+from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss
+from hybridbatch.training.run_dir import latest_checkpoint
+from hybridbatch.training.selection import HeldOutEvaluator, Selection
+from hybridbatch.training.trainer import build_trainer, train_model, training_arguments
+
+__all__ = [
+    "LOSSES", "TrainConfig", "train_model", "prepare_data", "RunData", "build_trainer", "training_arguments",
+    "HybridTrainer", "ProgressCallback", "make_loss", "LanguageAdversarialLoss", "MultiPositiveRankingLoss",
+    "ConsistencyRankingLoss", "HeldOutEvaluator", "Selection", "latest_checkpoint",
+]

@@ -70,10 +70,12 @@ class TrainConfig:
     eval_batches: int = 4  # the loss rule: fixed validation batch groups
     select: str = "lareqa"  # checkpoint rule: "lareqa" (validation-id mAP) or "loss" (fixed validation batches)
     patience: int = 3  # evaluations without improvement before stopping; 0: never stop early
+    min_improvement: float = 0.0  # a held-out gain at most this large does not reset the patience count
     save_steps: int | None = None  # default: eval_steps (or max_steps // 10 without validation)
     save_total_limit: int = 2
     logging_steps: int = 10
     keep_checkpoints: bool = False
+    snapshot_steps: list[int] | None = None  # steps whose weights are kept in out/snapshots/step-<n>/ (test-set curves)
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -92,7 +94,7 @@ class TrainConfig:
 
     # Settings that do not change what is trained: a resume may change them.
     RUN_ONLY = ("out", "resume", "overwrite", "progress", "keep_checkpoints", "logging_steps", "data_dir", "device",
-                "allow_missing_weights")
+                "allow_missing_weights", "snapshot_steps")
 
     @classmethod
     def from_file(cls, path: Path | str) -> TrainConfig:
@@ -166,10 +168,14 @@ class TrainConfig:
             (self.mini_batch_size >= 1, f"mini batch size must be at least 1, got {self.mini_batch_size}"),
             (0 <= self.val_fraction < 0.5, f"val fraction must be in [0, 0.5), got {self.val_fraction}"),
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
+            (_finite(self.min_improvement) and self.min_improvement >= 0,
+             f"min improvement must be >= 0 and finite, got {self.min_improvement}"),
             (self.eval_steps is None or self.eval_steps >= 1, f"eval steps must be at least 1, got {self.eval_steps}"),
             (self.save_steps is None or self.save_steps >= 1, f"save steps must be at least 1, got {self.save_steps}"),
             (self.eval_batches >= 1, f"eval batches must be at least 1, got {self.eval_batches}"),
             (self.logging_steps >= 1, f"logging steps must be at least 1, got {self.logging_steps}"),
+            (not self.snapshot_steps or min(self.snapshot_steps) >= 1,
+             f"snapshot steps must be at least 1, got {self.snapshot_steps}"),
             (self.save_total_limit >= 1, f"save total limit must be at least 1, got {self.save_total_limit}"),
             (self.seed >= 0, f"seed must be >= 0 (numpy seeds are non-negative), got {self.seed}"),
             (self.lang_weighting in ("uniform", "size"),

@@ -51,7 +51,7 @@ def freeze_unused_pooler(model: Any) -> int:
     return n
 
 
-def load_model(config: TrainConfig, place: Placement) -> Any:
+def load_for_training(config: TrainConfig, place: Placement) -> Any:
     """The model to train, on the run's device, with the freezing the config asks for."""
     model = load_st_model(config.model, config.max_seq_length, device=place.device,
                           query_prefix=config.query_prefix, passage_prefix=config.passage_prefix,

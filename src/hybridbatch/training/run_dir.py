@@ -48,7 +48,7 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
         raise UsageError(f"{out}: this run already finished (train.json exists); nothing to resume")
 
 
-def check_out_dir(config: TrainConfig) -> str:
+def out_dir_mode(config: TrainConfig) -> str:
     """Decide what to do with the output folder before anything is written: 'fresh', 'resume' or 'overwrite'.
     A non-empty folder needs --resume or --overwrite, and --overwrite only deletes folders this command made."""
     out = check_writable(config.out)

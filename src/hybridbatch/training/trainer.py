@@ -1,11 +1,11 @@
-"""Hybrid-batch training: `train(config)` as a short sequence of named steps (settings: training/config.py).
+"""Hybrid-batch training: `train_model(config)` as a short sequence of named steps (settings: training/config.py).
 
 `prepare_data` (training data, XQuAD-R train split by default, minus a few % of the ids held out for checkpoint
-selection; training/inputs.py), `load_model` (training/model.py), `build_datasets` (the pair datasets of
+selection; training/inputs.py), `load_for_training` (training/model.py), `build_datasets` (the pair datasets of
 sampling/dataset.py), `build_selection` (one sampler-independent checkpoint rule: the caller's evaluator of the
 held-out ids, or the loss on fixed validation batches; training/selection.py), `training_arguments` (with
 `batch_sampler=functools.partial(<sampler>, ...)`, exactly as a user of sentence-transformers would pass it),
-`build_trainer` (training/hf.py) and `write_results` (training/results.py). The loss is InfoNCE with in-batch
+`build_trainer` (training/hybrid_trainer.py) and `write_results` (training/results.py). The loss is InfoNCE with in-batch
 negatives, or the multi-positive form over translation batches, optionally with the language-adversarial term
 (training/losses.py; those two read the rows' `label` column, which `build_datasets` then adds). Training knows no
 evaluation protocol: `hybridbatch.train` (experiments/training.py) passes the LAReQA evaluator of the held-out ids.
@@ -20,7 +20,8 @@ Output folder (`config.out`, training/run_dir.py): a standard sentence-transform
 - `mix.json`: the realised batch mix;
 - `checkpoints/checkpoint-<step>` (with `adversary.pt`, the language classifier, when the loss has one): written to
   `checkpoints/.staging` and renamed, so a killed run never leaves a half-written checkpoint behind (the
-  transformers Trainer writes in place); removed after a successful run unless `keep_checkpoints`.
+  transformers Trainer writes in place); removed after a successful run unless `keep_checkpoints`;
+- `snapshots/step-<n>/`: the model at each of `snapshot_steps` (kept: test-set learning curves).
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ from hybridbatch.sampling.collator import PairCollator
 from hybridbatch.sampling.samplers import sampler_class, sampler_options
 from hybridbatch.sampling.sources import MultiSourceSampler
 from hybridbatch.training.config import TrainConfig
-from hybridbatch.training.hf import HybridTrainer
+from hybridbatch.training.hybrid_trainer import HybridTrainer, Snapshots
 from hybridbatch.training.inputs import RunData, build_datasets, plan_steps, prepare_data
 from hybridbatch.training.losses import make_loss
-from hybridbatch.training.model import load_model
+from hybridbatch.training.model import load_for_training
 from hybridbatch.training.results import write_results
-from hybridbatch.training.run_dir import barrier, check_out_dir, open_batch_log, prepare_out_dir, rank
+from hybridbatch.training.run_dir import barrier, open_batch_log, out_dir_mode, prepare_out_dir, rank
 from hybridbatch.training.selection import HeldOutEvaluator, Selection, build_selection
 
 
@@ -130,8 +131,11 @@ def build_trainer(config: TrainConfig, model: Any, args: Any, data: RunData, sel
                   log: Any, callbacks: Sequence[TrainerCallback] = ()) -> Any:
     """The HybridTrainer of a run, with early stopping and the caller's callbacks (its progress display)."""
     extra: list[Any] = []
+    if config.snapshot_steps:
+        extra.append(Snapshots(Path(config.out) / "snapshots", config.snapshot_steps))
     if selection.rule != "none" and config.patience > 0:
-        extra.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+        extra.append(EarlyStoppingCallback(early_stopping_patience=config.patience,
+                                           early_stopping_threshold=config.min_improvement))
     trainer = HybridTrainer(
         model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.val_dataset, loss=loss,
         evaluator=selection.evaluator, data_collator=PairCollator(preprocess_fn=model.preprocess, keep_metadata=True),
@@ -142,22 +146,22 @@ def build_trainer(config: TrainConfig, model: Any, args: Any, data: RunData, sel
     return trainer
 
 
-def train(config: TrainConfig, *, evaluator: HeldOutEvaluator | None = None,
-          callbacks: Sequence[TrainerCallback] = ()) -> Path:
+def train_model(config: TrainConfig, *, evaluator: HeldOutEvaluator | None = None,
+                callbacks: Sequence[TrainerCallback] = ()) -> Path:
     """Train a model as `config` says; returns the output folder (a sentence-transformers model + train.json).
     `evaluator` builds the checkpoint rule's evaluator from the held-out ids (needed unless select='loss');
     `callbacks` (transformers TrainerCallbacks) follow the run, e.g. a progress bar. Bad settings raise UsageError /
     ModelError / DataError before anything is written."""
     t_start, timer = time.perf_counter(), Timer()
     config.validate()
-    mode = check_out_dir(config)  # every rank reads the same untouched folder: writes start after the barrier
+    mode = out_dir_mode(config)  # every rank reads the same untouched folder: writes start after the barrier
     my_rank, world = rank(), world_size_from_env()
     with timer("data"):
         data = prepare_data(config)
     place = placement(config.device, config.precision)  # resolved once: model, TrainingArguments and train.json agree
     set_seed(config.seed)
     with timer("model"):
-        model = load_model(config, place)
+        model = load_for_training(config, place)
     with timer("pair_table"):
         build_datasets(config, data, *prefixes(model))
     check_sampler(config, data, world)  # fail on bad settings before anything is written

@@ -1,4 +1,4 @@
-"""Alignment against alpha (analysis/alignment_sweep.py): Spearman and its bootstrap against scipy and known cases,
+"""Alignment against alpha (analysis/alignment_vs_alpha.py): Spearman and its bootstrap against scipy and known cases,
 the sweep layout read from the committed alpha sweep, and (slow) a tiny sweep made with the tiny model, end to end:
 train, evaluate (with the domain-shift pools), measure alignment per cell, correlate, resume."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from hybridbatch.analysis import alignment_sweep as A
+from hybridbatch.analysis import alignment_vs_alpha as A
 from hybridbatch.errors import ResultsError, UsageError
 from hybridbatch.experiments.alignment import alignment_vs_alpha
 

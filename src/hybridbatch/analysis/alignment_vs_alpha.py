@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.analysis.alignment_run import Progress, align
-from hybridbatch.analysis.parallel import load_sources
+from hybridbatch.data.parallel import load_sources
 from hybridbatch.errors import ResultsError, UsageError
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import check_out_dir, jsonable, provenance, write_json

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sentence_transformers import SentenceTransformerTrainer
@@ -142,6 +142,27 @@ class HeadGradientSync(TrainerCallback):
             if p.grad is not None:
                 dist.all_reduce(p.grad)
                 p.grad /= dist.get_world_size()
+
+
+class Snapshots(TrainerCallback):
+    """Keeps the model weights of chosen steps in `<folder>/step-<n>/` (plain sentence-transformers folders, no
+    optimizer state), so a run that stops early can still be evaluated along its way (learning curves on a test set
+    the checkpoint rule never reads). Written atomically by rank 0; a snapshot already there (a resumed run) stays."""
+
+    def __init__(self, folder: str | os.PathLike[str], steps: Sequence[int]) -> None:
+        self.folder = os.fspath(folder)
+        self.steps = set(steps)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if state.global_step not in self.steps or not state.is_world_process_zero or model is None:
+            return
+        final = os.path.join(self.folder, f"step-{state.global_step}")
+        if os.path.exists(final):
+            return
+        tmp = final + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save(tmp)
+        os.replace(tmp, final)
 
 
 class ProgressCallback(TrainerCallback):

@@ -32,18 +32,16 @@ from hybridbatch.analysis.significance import compare_seeded, load_run
 from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.cache import EmbeddingCache
-from hybridbatch.evaluation.corpus_embeddings import encode_corpus
-from hybridbatch.evaluation.embeddings import encode_texts
+from hybridbatch.evaluation.encode import Embeddings, encode_corpus, encode_texts
 from hybridbatch.evaluation.lareqa import evaluate_lareqa_embeddings
 from hybridbatch.evaluation.model_info import model_identity
-from hybridbatch.evaluation.results import Documents, write_results
+from hybridbatch.evaluation.options import EvalOptions
+from hybridbatch.evaluation.results import Documents, write_eval_numbers
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import Timer, check_out_dir, provenance, write_json
+from hybridbatch.provenance import Progress, Timer, check_out_dir, provenance, write_json
 
 Log = Callable[[str], None]
-Progress = Callable[[str, int, int], None]
-Embeddings = dict[str, np.ndarray]  # per language
 
 
 def parse_ranks(spec: str | Sequence[int] | None) -> list[int]:
@@ -146,7 +144,7 @@ def _score_configs(test: Any, q_emb: Embeddings, c_emb: Embeddings, sub: Languag
                              "note": "embeddings encoded once by the base model, then projected (or centred) "
                                      "(see sweep.json: equivalence check)"})
         res.timings = {"encode_s": timer.seconds.get("encode_test", 0.0), **res.timings}
-        write_results(res, out / name, documents=documents)
+        write_eval_numbers(res, out / name, documents=documents)
         rows.append(_row(name, label, r, res.to_json()))
         if method == "lsar":  # how much of the spread of the language means this rank removes
             sv2 = sub.singular_values ** 2
@@ -204,8 +202,8 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
         emb = encode_sentences(model, src, kind=kind, batch_size=batch_size, cache=cache, identity=identity,
                                progress=progress)
     with timer("encode_test"):
-        q_emb, c_emb = encode_corpus(model, test, context=False, batch_size=batch_size, cache=cache,
-                                     identity=identity, progress=progress, encoder=encoder, cache_dir=cache_dir)
+        options = EvalOptions(batch_size=batch_size, encoder=encoder, cache_dir=cache_dir)
+        q_emb, c_emb = encode_corpus(model, test, options, cache=cache, identity=identity, progress=progress)
     with timer("estimate"):
         sub = estimate_lsar(emb)
         lir = estimate_lir(emb, max(lir_ranks)) if lir_ranks else {}

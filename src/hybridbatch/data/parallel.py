@@ -14,7 +14,7 @@ from hybridbatch.data.records import QACorpus
 from hybridbatch.errors import UsageError
 from hybridbatch.provenance import sha256_files
 
-SOURCES = ("xquad-r-questions", "xquad-r-answers", "tatoeba")
+ALIGN_SOURCES = ("xquad-r-questions", "xquad-r-answers", "tatoeba")
 SPLITS = ("test", "train", "all")  # XQuAD-R / MLQA-R articles: the 12 held-out, the 36 trained on, or all
 # Which prefix each source is encoded with (models.prefixes): questions are queries and answer sentences are
 # passages, as in retrieval; Tatoeba is symmetric bitext matching, encoded as queries on both sides (E5's advice for
@@ -96,7 +96,7 @@ def parallel_sets(source: str, data_dir: Path | str | None = None, limit: int | 
     dataset, _, unit = source.rpartition("-")
     if unit in ("questions", "answers") and dataset in DATASETS:
         return _lareqa_sets(source, data_dir, limit, {} if corpora is None else corpora, split)
-    raise UsageError(f"unknown alignment source {source!r}: choose from {', '.join(SOURCES)} "
+    raise UsageError(f"unknown alignment source {source!r}: choose from {', '.join(ALIGN_SOURCES)} "
                      f"(or mlqa-r-questions / mlqa-r-answers)")
 
 
@@ -105,7 +105,7 @@ def load_sources(sources: Sequence[str], data_dir: Path | str | None, limit: int
     """Read and check every source before any model is loaded, so a missing folder fails in a second. `split`:
     the XQuAD-R / MLQA-R articles to take ('test' keeps a before/after comparison out of the training articles)."""
     if not sources:
-        raise UsageError("no alignment sources given: choose from " + ", ".join(SOURCES))
+        raise UsageError("no alignment sources given: choose from " + ", ".join(ALIGN_SOURCES))
     if limit is not None and limit < 4:
         raise UsageError(f"--limit must be at least 4 items per language (debiased CKA needs n >= 4), got {limit}")
     if data_dir is not None and not Path(data_dir).is_dir():

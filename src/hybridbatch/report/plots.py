@@ -1,6 +1,6 @@
-"""Shared pieces of the Markdown and plots (a Markdown table, matplotlib on Agg, atomic PNG writing) and the
-comparison-of-two-runs and grid plots. Everything here reads the JSON dicts the library writes (`analysis.significance`
-comparisons, `analysis.grid_stats` rows), so reports can be rebuilt from result files."""
+"""Plots: matplotlib on Agg and atomic PNG writing (shared by every report), and the grid's plots (the alpha curves,
+the paper's samplers side by side). They read the JSON dicts the library writes (`analysis.grid_stats` rows), so
+plots can be rebuilt from result files."""
 
 from __future__ import annotations
 
@@ -9,15 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from hybridbatch.provenance import atomic_file, check_out_dir, write_text
-from hybridbatch.report.format import fmt
+from hybridbatch.provenance import atomic_file
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, same_run
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
 
 
 def pyplot() -> Any:
@@ -38,25 +31,6 @@ def save_figure(fig: Any, path: Path | str) -> Path:
         fig.savefig(f, format="png", dpi=120)
     pyplot().close(fig)
     return path
-
-
-def compare_markdown(cmp: dict[str, Any]) -> str:
-    """compare.md: per setting A, B, B - A with its bootstrap CI and the randomisation p-value."""
-    rows = []
-    for r in cmp["rows"]:
-        d = 1 if r["name"] == "Bias" else 3
-        rows.append([r["name"], fmt(r["a"], d), fmt(r["b"], d), fmt(r["diff"], d),
-                     f"[{fmt(r['ci_low'], d)}, {fmt(r['ci_high'], d)}]", f"{r['p_value']:.4f}"])
-    head = (f"# {cmp['run_b']} vs {cmp['run_a']}\n\nDataset {cmp['dataset']} ({cmp['n_question_ids']} question ids). "
-            f"B - A with a {int(cmp['confidence'] * 100)}% paired bootstrap CI over question ids "
-            f"({cmp['n_boot']} resamples) and a paired randomisation test ({cmp['n_perm']} sign flips per question id)."
-            "\n\n")
-    return head + markdown_table(["metric", "A", "B", "B - A", "CI", "p"], rows)
-
-
-def write_compare_markdown(cmp: dict[str, Any], out_dir: Path | str) -> Path:
-    """OUT/compare.md (`analysis.significance.write_compare` writes compare.json)."""
-    return write_text(check_out_dir(out_dir) / "compare.md", compare_markdown(cmp))
 
 
 # Out-of-domain panel of the alpha plot: (row key, label); drawn when every hybrid row ran the shift pools.
