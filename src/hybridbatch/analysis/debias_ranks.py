@@ -239,7 +239,8 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
             data={"name": test.name, "checksum": test.checksum, "split": "test",
                   "subspace_source": src.description, "subspace_checksum": src.checksum, "files": src.files},
             settings={"ranks": ranks, "lir_ranks": lir_ranks, "centre": centre, "kind": kind,
-                      "max_per_language": max_per_language, "batch_size": batch_size, "max_seq_length": model.max_seq_length, "encoder": encoder},
+                      "max_per_language": max_per_language, "batch_size": batch_size,
+                      "max_seq_length": model.max_seq_length, "encoder": encoder},
             timings=timer.seconds),
     }
     write_json(out / "sweep.json", body)
