@@ -50,7 +50,7 @@ TRANSLATIONS = {"sampler": "translations", "loss": "multi-positive"}
     ({"loss": "multi-positive"}, "loss 'multi-positive' needs batches holding translations of one answer "
                                  r"\(sampler 'translations'\); sampler 'hybrid' puts each answer in a batch once"),
     ({"sampler": "translations"}, "InfoNCE would take them for negatives; use loss 'multi-positive'"),
-    ({"loss": "supcon"}, "loss must be one of infonce, multi-positive, got 'supcon'"),
+    ({"loss": "supcon"}, "loss must be one of infonce, multi-positive, consistency, got 'supcon'"),
     ({**TRANSLATIONS, "multi_positive_form": "max"}, "multi positive form must be one of mean, sum, got 'max'"),
     ({**TRANSLATIONS, "k": 1}, r"k \(translations per answer in a batch\) must be an integer >= 2, got 1"),
     ({**TRANSLATIONS, "queries": "all"}, "queries must be one of one, parallel, not 'all'"),

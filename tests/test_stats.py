@@ -156,6 +156,10 @@ def test_compare_runs_and_mismatches(xquad, tmp_path, monkeypatch):
     assert rows["Mono mAP"]["a"] == pytest.approx(a_body["summary"]["mono"]["map"])
     assert rows["Cross mAP"]["b"] == pytest.approx(json.loads((rb / "eval.json").read_text())["summary"]["cross"]["map"])
     assert rows["Bias"]["a"] == pytest.approx(a_body["summary"]["multi"]["bias"])
+    assert rows["Multi Max@R"]["a"] == pytest.approx(a_body["summary"]["multi"]["max_rank"])
+    assert rows["Multi Max@R"]["lower_is_better"] and rows["Multi Max@R"]["diff"] < 0  # B ranks every copy higher
+    complete = rows["Multi Complete@10"]
+    assert complete["ci_low"] <= complete["diff"] <= complete["ci_high"] and not complete["lower_is_better"]
     same = stats.compare(ra, ra, n_boot=200, n_perm=200)
     assert all(r["ci_low"] == 0 == r["ci_high"] and r["diff"] == 0 for r in same["rows"])
     paths = stats.write_compare(cmp, tmp_path / "cmp")

@@ -41,6 +41,7 @@ _LAZY: dict[str, str] = {
     "TrainConfig": "hybridbatch.training.config",
     "make_loss": "hybridbatch.training.losses",
     "MultiPositiveRankingLoss": "hybridbatch.training.multi_positive_loss",
+    "ConsistencyRankingLoss": "hybridbatch.training.consistency_loss",
     "LanguageAdversarialLoss": "hybridbatch.training.adversarial",
     "train": "hybridbatch.experiments.training",  # training with the LAReQA checkpoint rule composed in
     **dict.fromkeys(("placement", "resolve_device", "resolve_precision"), "hybridbatch.device"),
@@ -56,6 +57,7 @@ _LAZY: dict[str, str] = {
                      "all_metrics"), "hybridbatch.evaluation.metrics"),
     **dict.fromkeys(("own_language_share", "own_language_first", "stratified_ndcg", "language_preference"),
                     "hybridbatch.evaluation.preference"),
+    **dict.fromkeys(("max_rank", "complete_at", "worst_pool_table"), "hybridbatch.evaluation.worst_rank"),
     # analysis
     "align": "hybridbatch.analysis.alignment_run",
     "run_align": "hybridbatch.experiments.alignment",
@@ -111,6 +113,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
         stratified_ndcg,
     )
     from hybridbatch.evaluation.results import BeirResult, EvalResult  # noqa: F401
+    from hybridbatch.evaluation.worst_rank import complete_at, max_rank, worst_pool_table  # noqa: F401
     from hybridbatch.experiments.alignment import run_align  # noqa: F401
     from hybridbatch.experiments.training import train  # noqa: F401
     from hybridbatch.models.embedded import build_embedded_model  # noqa: F401
@@ -137,5 +140,6 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real objects
     from hybridbatch.sampling.translations import TranslationSampler, with_row_labels  # noqa: F401
     from hybridbatch.training.adversarial import LanguageAdversarialLoss  # noqa: F401
     from hybridbatch.training.config import TrainConfig  # noqa: F401
+    from hybridbatch.training.consistency_loss import ConsistencyRankingLoss  # noqa: F401
     from hybridbatch.training.losses import make_loss  # noqa: F401
     from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss  # noqa: F401

@@ -13,7 +13,9 @@ Two estimators, both pure numpy on `{language: (n_l, d) embeddings}`:
   inference, so it exists here only at the embedding level (the rank sweep, where the language of each query and
   candidate is known), never as a model folder.
 
-After either projection the embedding is re-normalised, so scores stay cosines.
+After either projection the embedding is re-normalised, so scores stay cosines. The third method, per-language
+centring (subtract each language's mean embedding), is analysis.centring; `debias_model(method="centre")` writes it
+as a folder.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hybridbatch.analysis.centring import append_centring, centring_info, identification_accuracy
 from hybridbatch.data.languages import lang_from_path, unknown_lang
 from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import DataError, Problem, UsageError
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DEBIAS_JSON = "debias.json"
+METHODS = ("lsar", "centre")  # what `debias_model` writes as a folder (LIR needs the input's language: sweep only)
 SUBSPACE_NPZ = "debias_subspace.npz"
 
 # ---- pure core -----------------------------------------------------------------------------------------------------
@@ -308,22 +312,30 @@ def source_texts(texts: Sequence[Path | str] | None, data_dir: Path | str | None
     return src.capped(max_per_language)
 
 
-def debias_model(model_name: str, rank: int, out_dir: Path | str, *, texts: Sequence[Path | str] | None = None,
-                 data_dir: Path | str | None = None, max_per_language: int | None = None, batch_size: int = 64,
-                 kind: str = "passage", cache_dir: Path | str | None = None, max_seq_length: int | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> DebiasResult:
+def debias_model(model_name: str, rank: int | None, out_dir: Path | str, *,
+                 texts: Sequence[Path | str] | None = None, data_dir: Path | str | None = None,
+                 max_per_language: int | None = None, batch_size: int = 64, kind: str = "passage",
+                 cache_dir: Path | str | None = None, max_seq_length: int | None = None,
+                 progress: Callable[[str, int, int], None] | None = None, method: str = "lsar") -> DebiasResult:
     """Estimate LSAR's language subspace for `model_name` (any model folder, `embedded`, a hub id) from unlabeled
     sentences and write the debiased model to `out_dir`: a sentence-transformers folder (the model + Dense
-    projection + Normalize) plus debias.json (provenance) and debias_subspace.npz (means, basis, singular values)."""
+    projection + Normalize) plus debias.json (provenance) and debias_subspace.npz (means, basis, singular values).
+    `method="centre"`: per-language centring instead (analysis.centring; the model + LanguageCentring + Normalize;
+    no rank)."""
     out = check_out_dir(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / DEBIAS_JSON).exists():
         raise UsageError(f"--out {out} is a non-empty folder that is not a debiased model; give a new folder")
+    if method not in METHODS:
+        raise UsageError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     timer = Timer()
     src = source_texts(texts, data_dir, max_per_language)
-    check_rank(rank, len(src.sentences), rank + 1)  # the languages are known before any model is loaded
+    lsar = method == "lsar"
+    if lsar:
+        check_rank(rank, len(src.sentences), rank + 1)  # the languages are known before any model is loaded
     with timer("load"):
         model = load_model(model_name, max_seq_length=max_seq_length)
-    check_rank(rank, len(src.sentences), model.get_embedding_dimension())  # before the slow part
+    if lsar:
+        check_rank(rank, len(src.sentences), model.get_embedding_dimension())  # before the slow part
     identity = model_identity(model, model_name)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
     with timer("encode"):
@@ -331,20 +343,23 @@ def debias_model(model_name: str, rank: int, out_dir: Path | str, *, texts: Sequ
                                progress=progress)
     with timer("estimate"):
         sub = estimate_lsar(emb)
-        P = sub.projection(rank)
     with timer("save"):
-        debiased = append_projection(model, P)
+        debiased = (append_projection(model, sub.projection(rank)) if lsar
+                    else append_centring(model, sub.languages, sub.means))
         out.mkdir(parents=True, exist_ok=True)
         debiased.save(str(out))
         sub.save(out / SUBSPACE_NPZ)
-    info = debias_info(sub, rank, src, identity, kind, timer.seconds)
+    info = debias_info(sub, rank if lsar else 0, src, identity, kind, timer.seconds)
+    if not lsar:
+        info |= {"rank": None, "variance_share_removed": None,
+                 **centring_info(sub.languages, sub.means, identification_accuracy(emb, sub.languages, sub.means))}
     write_json(out / DEBIAS_JSON, {**info, "provenance": provenance(
         model=model_name, model_weights_sha256=identity["weights_sha256"],
         data={"source": src.description, "checksum": src.checksum, "files": src.files},
-        settings={"method": "lsar", "rank": rank, "kind": kind, "max_per_language": max_per_language,
+        settings={"method": method, "rank": rank if lsar else None, "kind": kind, "max_per_language": max_per_language,
                   "max_seq_length": model.max_seq_length},
         timings=timer.seconds)})
-    return DebiasResult(out, sub, rank, info)
+    return DebiasResult(out, sub, rank if lsar else 0, info)
 
 
 def debias_info(sub: LanguageSubspace, rank: int, src: TextSource, identity: dict[str, Any], kind: str,

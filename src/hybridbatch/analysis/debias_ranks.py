@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hybridbatch.analysis.centring import centre_corpus
 from hybridbatch.analysis.debias import (
     LanguageSubspace,
     TextSource,
@@ -92,7 +93,8 @@ def _row(name: str, method: str, rank: int, body: dict[str, Any]) -> dict[str, A
     s = body["summary"]
     return {"name": name, "method": method, "rank": rank, "mono_map": s["mono"]["map"],
             "cross_map": s["cross"]["map"], "multi_map": s["multi"]["map"], "mono_r1": s["mono"]["r1"],
-            "multi_r10": s["multi"]["r10"], "bias": s["multi"]["bias"]}
+            "multi_r10": s["multi"]["r10"], "bias": s["multi"]["bias"], "max_rank": s["multi"].get("max_rank"),
+            "complete10": s["multi"].get("complete10")}
 
 
 def _check_ranks(ranks: Sequence[int], lir_ranks: Sequence[int], src: TextSource, dim: int | None) -> None:
@@ -113,6 +115,15 @@ def _check_ranks(ranks: Sequence[int], lir_ranks: Sequence[int], src: TextSource
                              f"of a language ({fewest})")
 
 
+def _transformed(method: str, r: int, emb: Embeddings, sub: LanguageSubspace, lir: dict[str, np.ndarray]
+                 ) -> Embeddings:
+    """One configuration's embeddings: LSAR / LIR at rank r, or per-language centring with the known language
+    ('centre') or the nearest mean's ('centre-id')."""
+    if method in ("centre", "centre-id"):
+        return centre_corpus(emb, sub.languages, sub.means, identify=method == "centre-id")
+    return project_corpus(emb, sub.basis_for(r) if method == "lsar" else {k: v[:, :r] for k, v in lir.items()})
+
+
 def _score_configs(test: Any, q_emb: Embeddings, c_emb: Embeddings, sub: LanguageSubspace,
                    lir: dict[str, np.ndarray], configs: Sequence[tuple[str, int]], out: Path,
                    info: dict[str, Any], timer: Timer, say: Log, documents: Documents | None,
@@ -120,19 +131,21 @@ def _score_configs(test: Any, q_emb: Embeddings, c_emb: Embeddings, sub: Languag
     """Each (method, rank) scored on the projected embeddings into its own eval folder; the sweep's rows."""
     rows = []
     for method, r in configs:
-        name = "base" if r == 0 else f"{method}-r{r}"
-        basis = sub.basis_for(r) if method == "lsar" else {k: v[:, :r] for k, v in lir.items()}
+        centring = method.startswith("centre")
+        name = method if centring else ("base" if r == 0 else f"{method}-r{r}")
+        label = method if r or centring else "none"
         with timer("score"):
-            res = evaluate_lareqa_embeddings(test, project_corpus(q_emb, basis), project_corpus(c_emb, basis))
-        res.model = {**info["identity"], "debias": {"method": method if r else "none", "rank": r}}
+            res = evaluate_lareqa_embeddings(test, _transformed(method, r, q_emb, sub, lir),
+                                             _transformed(method, r, c_emb, sub, lir))
+        res.model = {**info["identity"], "debias": {"method": label, "rank": r}}
         res.settings.update({"data": info["data"], "split": "test", "context": False, "debias_method": method,
                              "debias_rank": r, "debias_source": info["source"].description,
                              "debias_source_checksum": info["source"].checksum, "debias_encoded_as": info["kind"],
-                             "note": "embeddings encoded once by the base model, then projected "
+                             "note": "embeddings encoded once by the base model, then projected (or centred) "
                                      "(see sweep.json: equivalence check)"})
         res.timings = {"encode_s": timer.seconds.get("encode_test", 0.0), **res.timings}
         write_eval_numbers(res, out / name, documents=documents)
-        rows.append(_row(name, method if r else "none", r, res.to_json()))
+        rows.append(_row(name, label, r, res.to_json()))
         if method == "lsar":  # how much of the spread of the language means this rank removes
             sv2 = sub.singular_values ** 2
             rows[-1]["means_spread_removed"] = float(sv2[:r].sum() / sv2.sum()) if sv2.sum() > 0 else 0.0
@@ -159,6 +172,7 @@ def _equivalence(model: Any, test: Any, sub: LanguageSubspace, rank: int, q_emb:
 
 
 def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ranks: Sequence[int] = (),
+          centre: bool = False,
           texts: Sequence[Path | str] | None = None, data_dir: Path | str | None = None, data: str = "xquad-r",
           max_per_language: int | None = None, batch_size: int = 64, kind: str = "passage",
           cache_dir: Path | str | None = None, max_seq_length: int | None = None, check_sample: int = 32,
@@ -167,7 +181,8 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
     """Evaluate base + LSAR at each rank (and LIR at each of `lir_ranks`) on the held-out test articles with the
     LAReQA protocol; each configuration gets its own eval folder (eval.json, per_query.npz: `hybridbatch compare`
     works on any two). Encodes the subspace sentences and the test set once (the test set with `encoder`, an
-    `evaluation.runtimes` runtime). `documents` writes each folder's eval.md / pairs.png (the report stage's
+    `evaluation.runtimes` runtime). `centre`: also per-language centring (analysis.centring), with the known
+    language and with the nearest mean's. `documents` writes each folder's eval.md / pairs.png (the report stage's
     `report.evaluation.eval_documents`). Writes sweep.json; `report.debias.sweep_markdown` draws sweep.md from it."""
     say = log or (lambda _m: None)
     out = check_out_dir(out_dir)
@@ -195,6 +210,7 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
     out.mkdir(parents=True, exist_ok=True)
     sub.save(out / "debias_subspace.npz")
     configs = [("lsar", r) for r in ranks] + [("lir", r) for r in lir_ranks if r > 0]
+    configs += [("centre", 0), ("centre-id", 0)] if centre else []
     info = {"identity": identity, "data": data, "source": src, "kind": kind}
     rows = _score_configs(test, q_emb, c_emb, sub, lir, configs, out, info, timer, say, documents)
     check = None
@@ -222,8 +238,9 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
             model=model_name, model_weights_sha256=identity["weights_sha256"],
             data={"name": test.name, "checksum": test.checksum, "split": "test",
                   "subspace_source": src.description, "subspace_checksum": src.checksum, "files": src.files},
-            settings={"ranks": ranks, "lir_ranks": lir_ranks, "kind": kind, "max_per_language": max_per_language,
-                      "batch_size": batch_size, "max_seq_length": model.max_seq_length, "encoder": encoder},
+            settings={"ranks": ranks, "lir_ranks": lir_ranks, "centre": centre, "kind": kind,
+                      "max_per_language": max_per_language, "batch_size": batch_size,
+                      "max_seq_length": model.max_seq_length, "encoder": encoder},
             timings=timer.seconds),
     }
     write_json(out / "sweep.json", body)

@@ -14,6 +14,8 @@ import numpy as np
 SUMMARY_KEYS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "bias"))
 # language preference in the XQuAD-R Multi pool (evaluation.preference), for cells evaluated since it was measured
 PREFERENCE_KEYS = (("multi", "own_top10"), ("multi", "own_first"), ("multi", "own_gap"), ("multi", "ndcg_spread"))
+# the worst-ranked copy in the XQuAD-R Multi pool (evaluation.worst_rank), for cells evaluated since it was measured
+WORST_KEYS = (("multi", "max_rank"), ("multi", "complete10"))
 # the domain-shift columns (evaluation.shift): the multilingual pool, the per-language pools and where the relevant
 # item lands (gap = candidates of other segments ranked above it: the pool's language bias)
 SHIFT_KEYS = ("tydi_multi_map", "tydi_multi_ndcg10", "tydi_own_map", "tydi_gap_mean", "tydi_miss1_other_lang",
@@ -42,8 +44,9 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                                "seeds": [r["cell"]["seed"] for r in rs]}
         for setting, metric in SUMMARY_KEYS:
             _mean_std(row, f"{setting}_{metric}", np.array([_get(r["xquad-r"], setting, metric) for r in rs]))
-        for setting, metric in PREFERENCE_KEYS if all(metric in r["xquad-r"].get(setting, {}) for r in rs) else ():
-            _mean_std(row, f"{setting}_{metric}", np.array([_get(r["xquad-r"], setting, metric) for r in rs]))
+        for keys in (PREFERENCE_KEYS, WORST_KEYS):
+            for setting, metric in keys if all(metric in r["xquad-r"].get(setting, {}) for r in rs) else ():
+                _mean_std(row, f"{setting}_{metric}", np.array([_get(r["xquad-r"], setting, metric) for r in rs]))
         if any("tydiqa-goldp" in r for r in rs):  # the first seed of each run command (small preset)
             vals = np.array([float(r["tydiqa-goldp"].get("ndcg10", float("nan"))) for r in rs if "tydiqa-goldp" in r])
             row["tydi_ndcg10"] = float(np.mean(vals))

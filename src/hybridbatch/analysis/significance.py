@@ -27,6 +27,7 @@ from hybridbatch.errors import ResultsError
 from hybridbatch.evaluation.lareqa import summarise
 from hybridbatch.evaluation.preference import PREFERENCE_METRICS
 from hybridbatch.evaluation.results import load_per_query
+from hybridbatch.evaluation.worst_rank import WORST_METRICS
 from hybridbatch.provenance import check_out_dir, provenance, sha256_files, write_json
 
 # (row name, setting, per-query metric)
@@ -46,9 +47,12 @@ COMPARE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Own-lang top-10 share", "multi", "own_top10"),
     ("Own copy first", "multi", "own_first"),
     ("Own-lang nDCG gap", "multi", "own_gap"),
+    # the worst-ranked copy in the Multi pool (evaluation.worst_rank); skipped for runs evaluated before them
+    ("Multi Max@R", "multi", "max_rank"),
+    ("Multi Complete@10", "multi", "complete10"),
 )
 # lower is better: the rank distance, and every lean towards the query's own language
-LOWER_IS_BETTER = ("rank_distance", *PREFERENCE_METRICS)
+LOWER_IS_BETTER = ("rank_distance", "max_rank", *PREFERENCE_METRICS)
 
 
 def _cell_means(vals: np.ndarray, mask: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -322,8 +326,8 @@ def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
 # ---- several seeds per side ---------------------------------------------------------------------------------------
 
 # the rows that get the seed-aware CI: the paper's table (mAP and bias) and the language-preference rows
-SEED_CI_METRICS = ("ap", "rank_distance", *PREFERENCE_METRICS)
-PER_QUERY_METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance", *PREFERENCE_METRICS)
+SEED_CI_METRICS = ("ap", "rank_distance", *PREFERENCE_METRICS, *WORST_METRICS)
+PER_QUERY_METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "rank_distance", *PREFERENCE_METRICS, *WORST_METRICS)
 
 
 def seed_averaged_run(runs: Sequence[Run]) -> Run:

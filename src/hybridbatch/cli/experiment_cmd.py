@@ -251,6 +251,8 @@ def experiment_debias_cells(
     = "base,hybrid-a0.5-plain,xy-plain",
     ranks: Annotated[str, typer.Option(help="LSAR ranks (0, the model as it is, is always included).")] = "10",
     lir_ranks: Annotated[str, typer.Option("--lir-ranks", help="LIR ranks (empty: none).")] = "1",
+    centre: Annotated[bool, typer.Option("--centre/--no-centre", help="Also per-language centring (sweep rows "
+                                         "'centre' and 'centre-id').")] = False,
     max_per_language: Annotated[int, typer.Option("--max-per-language", min=1, help="Subspace sentences per "
                                                   "language (training articles' candidates).")] = 300,
     max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", min=1, help="Truncate inputs "
@@ -273,7 +275,7 @@ def experiment_debias_cells(
     if not report_only:
         run_debias_cells(out_dir, names, ranks=parse_ranks(ranks), lir_ranks=parse_ranks(lir_ranks),
                          data_dir=str(data_dir) if data_dir else None, max_seq_length=max_seq_length,
-                         max_per_language=max_per_language, encoder=encoder,
+                         max_per_language=max_per_language, encoder=encoder, centre=centre,
                          log=lambda m: console.print(m, highlight=False))
     debias_report(out_dir, names)
     typer.echo((out_dir / "debias-report.md").read_text(encoding="utf-8"), nl=False)

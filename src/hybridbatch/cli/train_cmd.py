@@ -122,8 +122,20 @@ Own = Annotated[Optional[bool], typer.Option("--own/--no-own", help="translation
                 "holds the query's own-language answer and k-1 translations (default), or only translations "
                 "(X-Y).")]
 Loss = Annotated[Optional[str], typer.Option("--loss", help="'infonce' (default; InfoNCE with in-batch "
-                 "negatives) or 'multi-positive': every translation of a query's answer in the batch is a "
-                 "positive, not a false negative (needs --sampler translations).")]
+                 "negatives), 'multi-positive': every translation of a query's answer in the batch is a "
+                 "positive, not a false negative (needs --sampler translations), or 'consistency': "
+                 "multi-positive plus a divergence between the score distributions of a question's "
+                 "translations (--consistency-*).")]
+ConsistencyWeight = Annotated[Optional[float], typer.Option("--consistency-weight", help="--loss consistency: "
+                              "weight of the consistency term (default 1).")]
+ConsistencyTemperature = Annotated[Optional[float], typer.Option("--consistency-temperature", help="--loss "
+                                   "consistency: temperature of the score distributions (default 0.05).")]
+ConsistencyDivergence = Annotated[Optional[str], typer.Option("--consistency-divergence", help="--loss "
+                                  "consistency: 'js' (Jensen-Shannon, default) or 'kl' (symmetric KL).")]
+ConsistencySides = Annotated[Optional[str], typer.Option("--consistency-sides", help="--loss consistency: "
+                             "'query' (default: a question's translations rank the passages alike; needs "
+                             "--queries parallel to act), 'passage' (an answer's translations rank the queries "
+                             "alike) or 'both'.")]
 MultiPositiveForm = Annotated[Optional[str], typer.Option("--multi-positive-form", help="'mean' (default): "
                               "each translation's log-probability raised on its own, all copies pulled to one "
                               "score; 'sum': the translations together take the softmax mass.")]
@@ -144,6 +156,12 @@ AdversarialMemory = Annotated[Optional[int], typer.Option("--adversarial-memory"
 # checkpoint-selection options, at module level for the same reason
 ValFraction = Annotated[Optional[float], typer.Option(help="Share of train ids held out to choose the checkpoint "
                         "(default 0.05; 0 disables: the last step is kept).")]
+Select = Annotated[Optional[str], typer.Option("--select", help="Checkpoint rule, the same for every sampler: "
+                   "'lareqa' (Multi mAP of the held-out ids, default) or 'loss' (loss on fixed validation "
+                   "batches of the random sampler).")]
+HardNegativeLang = Annotated[Optional[str], typer.Option("--hard-negative-lang", help="passage (default): the "
+                             "hard negative in the passage's language; query: in the query's own language, so "
+                             "X-Y pairs must rank the foreign answer above a wrong sentence in X.")]
 EvalBatches = Annotated[Optional[int], typer.Option(help="--select loss: validation batch groups (default 4).")]
 
 
@@ -172,9 +190,7 @@ def train_cmd(
                        "+ paragraph.")] = None,
     hard_negatives: Annotated[Optional[bool], typer.Option("--hard-negatives/--no-hard-negatives", help="Add "
                               "another sentence of the same paragraph as a hard negative.")] = None,
-    hard_negative_lang: Annotated[Optional[str], typer.Option("--hard-negative-lang", help="passage (default): the "
-                                  "hard negative in the passage's language; query: in the query's own language, so "
-                                  "X-Y pairs must rank the foreign answer above a wrong sentence in X.")] = None,
+    hard_negative_lang: HardNegativeLang = None,
     symmetric: Annotated[Optional[bool], typer.Option("--symmetric/--no-symmetric", help="Also passage -> query "
                          "InfoNCE.")] = None,
     scale: Annotated[Optional[float], typer.Option(help="Loss scale = 1 / temperature (default 20).")] = None,
@@ -183,6 +199,10 @@ def train_cmd(
     mini_batch_size: Annotated[Optional[int], typer.Option(help="GradCache mini-batch (default 32).")] = None,
     loss: Loss = None,
     multi_positive_form: MultiPositiveForm = None,
+    consistency_weight: ConsistencyWeight = None,
+    consistency_temperature: ConsistencyTemperature = None,
+    consistency_divergence: ConsistencyDivergence = None,
+    consistency_sides: ConsistencySides = None,
     adversarial_weight: AdversarialWeight = None,
     adversarial_hidden: AdversarialHidden = None,
     adversarial_lr: AdversarialLr = None,
@@ -191,9 +211,7 @@ def train_cmd(
                                  help="Freeze word embeddings (faster on CPU).")] = None,
     grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
     val_fraction: ValFraction = None,
-    select: Annotated[Optional[str], typer.Option("--select", help="Checkpoint rule, the same for every sampler: "
-                      "'lareqa' (Multi mAP of the held-out ids, default) or 'loss' (loss on fixed validation "
-                      "batches of the random sampler).")] = None,
+    select: Select = None,
     eval_steps: Annotated[Optional[int], typer.Option(help="Validate every N steps (default max_steps/10).")] = None,
     eval_batches: EvalBatches = None,
     patience: Patience = None,
@@ -217,12 +235,11 @@ def train_cmd(
 ) -> None:
     """Train a dual encoder with hybrid (X-X + X-Y) batches; writes a sentence-transformers folder + train.json.
 
-    Aimed at the language bias: --sampler translations --loss multi-positive (k translations of an answer in a
-    batch, all positives); --adversarial-weight (a language classifier behind gradient reversal, any sampler).
-
-    A thin layer over the library path (docs/LIBRARY.md): the data become a pair dataset, the sampler is passed to
-    SentenceTransformerTrainer as batch_sampler=functools.partial(<Sampler>, ...), and checkpoints are chosen by
-    one rule for every sampler (--select)."""
+    Aimed at the language bias: --sampler translations with --loss multi-positive (k translations of an answer in a
+    batch, all positives) or --loss consistency (their score distributions made to agree too); --adversarial-weight
+    (a language classifier behind gradient reversal, any sampler). A thin layer over the library path
+    (docs/LIBRARY.md): the data become a pair dataset, the sampler is passed to SentenceTransformerTrainer as
+    batch_sampler=functools.partial(<Sampler>, ...), and checkpoints are chosen by one rule for every sampler."""
     cfg = _settings(**locals())
     path = train(cfg, callbacks=[TrainBar()] if cfg.progress else [])
     if os.environ.get("RANK", "0") == "0":

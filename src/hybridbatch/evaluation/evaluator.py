@@ -25,6 +25,8 @@ _METRICS = {
     "multi_bias": ("multi", "bias"),
     # language preference in the Multi pool (evaluation.preference): lower = less lean to the query's own language
     "multi_own_top10": ("multi", "own_top10"), "multi_own_first": ("multi", "own_first"),
+    # the worst-ranked copy (evaluation.worst_rank): Max@R lower is better, Complete@10 higher
+    "multi_max_rank": ("multi", "max_rank"), "multi_complete10": ("multi", "complete10"),
 }
 
 
@@ -50,7 +52,7 @@ class LAReQAEvaluator(SentenceEvaluator):
         self.options = EvalOptions.of(options, **settings)
         self.name = name
         self.primary_metric = primary_metric
-        self.greater_is_better = _METRICS[primary_metric][1] not in ("bias", *PREFERENCE_METRICS)
+        self.greater_is_better = _METRICS[primary_metric][1] not in ("bias", "max_rank", *PREFERENCE_METRICS)
         self.write_csv = write_csv
         self.csv_file = f"{name}_results.csv" if name else "lareqa_results.csv"
         self.last_result: Any = None

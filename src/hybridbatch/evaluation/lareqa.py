@@ -29,8 +29,9 @@ from hybridbatch.evaluation.preference import (
     ndcg_by_language,
     own_language_share,
 )
-from hybridbatch.evaluation.results import METRICS, PER_QUERY_FIELDS, EvalResult
+from hybridbatch.evaluation.results import METRICS, MULTI_ONLY, PER_QUERY_FIELDS, EvalResult
 from hybridbatch.evaluation.retrieval import block_queries, choose_backend, segment_counts
+from hybridbatch.evaluation.worst_rank import worst_copy, worst_pool_table
 from hybridbatch.provenance import Progress, Timer
 
 _log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class _Rows:
         pref, strat, own_copy = multi_pool_preference(ranks, li, own_top[ok])
         self.strat.append((li, strat))
         self.own_copy.append(own_copy)
+        pref["worst_lang"] = worst_copy(ranks)  # column j of the Multi ranks is pool language j
         self._add("multi", ids[ok], li, n_l, nonrel[ok], nt[ok], rel_scores[ok], valid[ok], pref)
 
     def _add(self, setting: str, ids: np.ndarray, qlang: int, pool: int, above: np.ndarray, tied: np.ndarray,
@@ -120,6 +122,7 @@ class _Rows:
             rows[k].append(m[k].astype(np.float64))
         for k in PREFERENCE_METRICS:  # Multi rows only; NaN elsewhere
             rows[k].append(preference[k] if preference else np.full(n, np.nan))
+        rows["worst_lang"].append((preference["worst_lang"] if preference else np.full(n, -1)).astype(np.int16))
 
     def preference_summary(self, n_l: int, own_top_expected: float) -> tuple[dict[str, float], np.ndarray]:
         """The Multi summary's no-preference expectations and stratified-nDCG spread, and the (query language x
@@ -252,19 +255,32 @@ def macro_from_cells(cells: np.ndarray) -> dict[str, float]:
     return {"mono": nanmean(np.diag(square)), "cross": nanmean(square[off]), "multi": nanmean(cells[:, n])}
 
 
+def _worst_pool(per_query: dict[str, np.ndarray], langs: list[str], pairs: dict[str, np.ndarray],
+                per_language: dict[str, dict[str, float]]) -> None:
+    """Where the worst rank comes from (`worst_rank.worst_pool_table` on the Multi rows): pairs['worst_pool'] and,
+    per pool language, its share of worst copies and their mean Max@R."""
+    multi = per_query["pool"] == len(langs)
+    share, pool_share, mean_worst = worst_pool_table(per_query["qlang"][multi], per_query["worst_lang"][multi],
+                                                     per_query["max_rank"][multi], len(langs))
+    pairs["worst_pool"] = share
+    for p, lang in enumerate(langs):
+        per_language[lang]["worst_pool_share"] = float(pool_share[p])
+        per_language[lang]["mean_worst_rank"] = float(mean_worst[p])
+
+
 def summarise(per_query: dict[str, np.ndarray], langs: list[str]):
     """Macro averages, pair matrices and per-language rows from per-query rows (also used after resampling)."""
     n = len(langs)
     summary: dict[str, dict[str, float]] = {"mono": {}, "cross": {}, "multi": {}}
     pairs: dict[str, np.ndarray] = {}
     cells_by_metric = {}
-    for metric in METRICS:
+    for metric in (m for m in METRICS if m in per_query):  # per_query files written before Max@R lack it
         cells = cell_means(per_query, n, metric)
         cells_by_metric[metric] = cells
         macro = macro_from_cells(cells)
-        key = "map" if metric == "ap" else ("map20" if metric == "ap20" else metric)
-        if metric == "rank_distance":
-            summary["multi"]["bias"] = macro["multi"]
+        key = {"ap": "map", "ap20": "map20", "rank_distance": "bias"}.get(metric, metric)
+        if metric in MULTI_ONLY:
+            summary["multi"][key] = macro["multi"]
             continue
         for setting in summary:
             summary[setting][key] = macro[setting]
@@ -283,12 +299,14 @@ def summarise(per_query: dict[str, np.ndarray], langs: list[str]):
             "multi_r10": float(cells_by_metric["r10"][i, n]),
             "bias": float(cells_by_metric["rank_distance"][i, n]),
         }
-    for metric in PREFERENCE_METRICS:  # Multi rows only (older per_query files have none)
+    for metric in (*PREFERENCE_METRICS, *MULTI_ONLY[1:]):  # Multi rows only (older per_query files have none)
         if metric in per_query:
-            cells = cell_means(per_query, n, metric)
+            cells = cells_by_metric[metric] if metric in cells_by_metric else cell_means(per_query, n, metric)
             summary["multi"][metric] = macro_from_cells(cells)["multi"]
             for i, lang in enumerate(langs):
                 per_language[lang][metric] = float(cells[i, n])
+    if "worst_lang" in per_query and "max_rank" in per_query:
+        _worst_pool(per_query, langs, pairs, per_language)
     sq = ~np.isnan(ap[:, :n])
     n_cells = {"mono": int(np.diag(sq).sum()), "cross": int((sq & ~np.eye(n, dtype=bool)).sum()),
                "multi": int((~np.isnan(ap[:, n])).sum())}

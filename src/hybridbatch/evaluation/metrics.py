@@ -23,6 +23,13 @@ from typing import Any
 import numpy as np
 
 from hybridbatch.errors import UsageError
+from hybridbatch.evaluation.worst_rank import (
+    COMPLETE_K,
+    complete_at,
+    expected_complete_at,
+    expected_max_rank,
+    max_rank,
+)
 
 TIE_MODES = ("expected", "optimistic", "pessimistic")
 TIE_RULES = {
@@ -174,6 +181,8 @@ def all_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
         "ndcg10": ndcg_at(ranks, 10),
         "mrr10": mrr_at(ranks, 10),
         "rank_distance": rank_distance(ranks),
+        "max_rank": max_rank(ranks),
+        f"complete{COMPLETE_K}": complete_at(ranks, COMPLETE_K),
     }
 
 
@@ -244,8 +253,10 @@ def _expected_metrics(above, tied, rel_scores, valid) -> dict[str, np.ndarray]:
     lb, ln, lr = (np.where(last, x, np.inf).min(axis=1) for x in (b, n, r))
     with np.errstate(invalid="ignore"):
         e_min = fb + (fn + 1) / (fr + 1)
-        e_max = lb + lr * (ln + 1) / (lr + 1)
+    e_max = expected_max_rank(lb, ln, lr)
     out["rank_distance"] = np.where(n_rel >= 2, e_max - e_min, np.nan)
+    out["max_rank"] = _nan_where_empty(e_max, n_rel)
+    out[f"complete{COMPLETE_K}"] = _nan_where_empty(expected_complete_at(lb, ln, lr, COMPLETE_K), n_rel)
     return out
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.metrics import TIE_RULES
 from hybridbatch.evaluation.preference import PREFERENCE_METRICS
+from hybridbatch.evaluation.worst_rank import WORST_METRICS
 from hybridbatch.provenance import (
     atomic_file,
     check_out_dir,
@@ -30,7 +31,9 @@ from hybridbatch.provenance import (
     sweep_temps,
 )
 
-METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance")
+METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance", *WORST_METRICS)
+# the Multi-only per-query metrics: summary["multi"] and per_language, no pair matrix (rank_distance is 'bias')
+MULTI_ONLY = ("rank_distance", *WORST_METRICS)
 MULTI = "multi"
 EVAL_FILES = ("per_query.npz", "pairs.png", "eval.md", "eval.json")
 # `hybridbatch compare` writes them beside run B: stale once B changes
@@ -122,11 +125,20 @@ PROTOCOL_NOTES = {
     "own_gap": "Multi pool: language-stratified nDCG@10 of the own-language copy minus the mean over the other "
                "languages' copies (0: no lean); ndcg_spread: per query language, max - min over candidate languages "
                "of the mean stratified nDCG@10 (pairs.strat_ndcg10), averaged",
+    "max_rank": "Max@R in the Multi pool: the worst rank of any relevant copy (how deep one reads to retrieve every "
+                "copy); mean per query language, macro over query languages; lower is better",
+    "complete10": "Complete@10 in the Multi pool: share of queries with every relevant copy in the top 10",
+    "worst_pool": "pairs.worst_pool: per query language (row), the share of its Multi queries whose worst-ranked copy "
+                  "is in each pool language (column); per_language[p].worst_pool_share its macro over query "
+                  "languages and per_language[p].mean_worst_rank the mean Max@R of the queries whose worst copy is "
+                  "in pool p",
     "partial_parallelism": "a query with no relevant copy in a pool is left out of that pool's averages "
                            "(counts.left_out)",
 }
 
-PER_QUERY_FIELDS = ("qid", "qlang", "pool", "n_relevant", "first_rank", *METRICS, *PREFERENCE_METRICS)
+# worst_lang: pool language of the worst-ranked relevant copy on Multi rows (worst_rank.worst_copy), -1 elsewhere
+PER_QUERY_FIELDS = ("qid", "qlang", "pool", "n_relevant", "first_rank", *METRICS, *PREFERENCE_METRICS,
+                    "worst_lang")
 
 
 def load_per_query(path: Path | str) -> dict[str, np.ndarray]:

@@ -59,9 +59,10 @@ def write_versus(debiased: Path | str, groups: dict[str, Sequence[Path | str]], 
 def run_debias_cells(out_root: Path | str, groups: Sequence[str], *, ranks: Sequence[int] = (0, 10),
                      lir_ranks: Sequence[int] = (1,), data_dir: str | None = None, max_seq_length: int | None = None,
                      max_per_language: int | None = 300, encoder: str = DEFAULT_ENCODER,
-                     log: Callable[[str], None] = print) -> list[str]:
+                     log: Callable[[str], None] = print, centre: bool = False) -> list[str]:
     """Run the debias sweep for every finished cell of `groups` that has none yet; returns the keys swept now.
-    `encoder`: an `evaluation.runtimes` name ('auto': the measured fastest one here)."""
+    `encoder`: an `evaluation.runtimes` name ('auto': the measured fastest one here); `centre`: the sweep's
+    per-language centring rows too."""
     encoder = resolve_encoder(encoder)
     out_root = Path(out_root)
     if 0 not in ranks:
@@ -79,7 +80,7 @@ def run_debias_cells(out_root: Path | str, groups: Sequence[str], *, ranks: Sequ
                              "clean_models, git-ignored); delete its cell.json and re-run the grid to retrain it "
                              "(same seed, same batches)")
         log(f"[{rec['key']}] debias sweep (LSAR ranks {list(ranks)}, LIR ranks {list(lir_ranks)}) ...")
-        debias_sweep(model, ranks, d / DEBIAS_DIR, lir_ranks=lir_ranks, data_dir=data_dir,
+        debias_sweep(model, ranks, d / DEBIAS_DIR, lir_ranks=lir_ranks, centre=centre, data_dir=data_dir,
                      max_seq_length=max_seq_length, max_per_language=max_per_language, encoder=encoder)
         done.append(rec["key"])
     return done

@@ -171,10 +171,14 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = "auto", max_seq_l
         SentenceTransformer,  # after the cheap checks: a bad path fails in no time
     )
 
+    from hybridbatch.models.centring import needs_trust
+
     device = process_device(resolve_device(device))
     try:
         with missing_weight_reports() as missing:
-            model = SentenceTransformer(target, device=device, local_files_only=not online)
+            # a per-language centring folder (models.centring) names this package's module: trusted, nothing else
+            trust = local and needs_trust(target)
+            model = SentenceTransformer(target, device=device, local_files_only=not online, trust_remote_code=trust)
     except Exception as e:  # hub/transformers raise many types (OSError, ValueError, HTTP errors): all mean "cannot"
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         if local:

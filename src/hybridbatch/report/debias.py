@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hybridbatch.report.format import fmt
 from hybridbatch.report.grid import significance_markdown
 
 
@@ -14,11 +15,12 @@ def sweep_markdown(body: dict[str, Any]) -> str:
     lines = [f"# Debiasing sweep: {body['model']} on {body['dataset']} (held-out test articles)", "",
              f"Subspace from: {body['subspace']['data_source']} "
              f"({', '.join(f'{k} {v}' for k, v in body['subspace']['sentences_per_language'].items())})", "",
-             "| config | method | rank | Mono mAP | Cross mAP | Multi mAP | Mono R@1 | Multi R@10 | Bias |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| config | method | rank | Mono mAP | Cross mAP | Multi mAP | Mono R@1 | Multi R@10 | Bias | Max@R | "
+             "Complete@10 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in body["rows"]:
         lines.append(f"| {r['name']} | {r['method']} | {r['rank']} | {r['mono_map']:.4f} | {r['cross_map']:.4f} | "
-                     f"{r['multi_map']:.4f} | {r['mono_r1']:.4f} | {r['multi_r10']:.4f} | {r['bias']:.2f} |")
+                     f"{r['multi_map']:.4f} | {r['mono_r1']:.4f} | {r['multi_r10']:.4f} | {r['bias']:.2f} | "
+                     f"{fmt(r.get('max_rank'), 1)} | {fmt(r.get('complete10'), 4)} |")
     lines += ["", f"Best LSAR rank by Multi mAP: {body['best_lsar_by_multi_map']}."]
     chk = body.get("equivalence_check")
     if chk:

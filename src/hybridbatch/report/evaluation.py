@@ -55,6 +55,9 @@ def lareqa_markdown(body: dict[str, Any]) -> str:
             f"language-blind ranking: {_f(m['own_top10_expected'])}); own copy ranked first {_f(m['own_first'])} "
             f"(no preference: {_f(m['own_first_expected'])}); own-language minus other-language stratified nDCG@10 "
             f"{_f(m['own_gap'])}; spread of stratified nDCG@10 over candidate languages {_f(m['ndcg_spread'])}.\n")
+    if "max_rank" in m:  # evaluation.worst_rank; runs evaluated before it have none
+        parts.append(f"\nWorst rank (Multi pool): Max@R (worst rank of any relevant copy) {_f(m['max_rank'], 1)}; "
+                     f"Complete@10 (every copy in the top 10) {_f(m['complete10'])}.\n")
     c = body["counts"]
     parts.append(
         f"\nCounts: {c['n_queries']} queries, {c['n_candidates']} candidates, {c['n_languages']} languages, "
@@ -69,10 +72,28 @@ def lareqa_markdown(body: dict[str, Any]) -> str:
                                 [[a, *(_f(v) for v in pm[i]), _f(mm[i])] for i, a in enumerate(langs)]))
     parts.append("\n## Per query language\n\n")
     pl = body["per_language"]
-    cols = ["mono_map", "cross_map", "cross_map_as_pool", "multi_map", "mono_r1", "multi_r10", "bias"]
-    parts.append(markdown_table(["lang", *cols], [[lang, *(_f(pl[lang][k], 1 if k == 'bias' else 3) for k in cols)]
-                                                  for lang in langs]))
+    cols = ["mono_map", "cross_map", "cross_map_as_pool", "multi_map", "mono_r1", "multi_r10", "bias",
+            *(k for k in ("max_rank", "complete10") if k in pl[langs[0]])] if langs else []
+    parts.append(markdown_table(["lang", *cols], [[lang, *(_f(pl[lang][k], 1 if k in ("bias", "max_rank") else 3)
+                                                           for k in cols)] for lang in langs]))
+    if "worst_pool" in body["pairs"]:
+        parts.append(worst_pool_markdown(body))
     return "".join(parts)
+
+
+def worst_pool_markdown(body: dict[str, Any]) -> str:
+    """Where the worst rank comes from: (query language x pool language of the worst-ranked copy) shares, then per
+    pool language its macro share and the mean Max@R of the queries whose worst copy it holds."""
+    langs = body["languages"]
+    share = body["pairs"]["worst_pool"]
+    pl = body["per_language"]
+    return ("\n## Where the worst rank comes from (Multi pool)\n\nShare of each query language's queries whose "
+            "worst-ranked relevant copy is in each pool language (rows sum to 1); last rows: the macro share over "
+            "query languages and the mean Max@R of the queries whose worst copy is in that pool.\n\n"
+            + markdown_table(["q \\ worst pool", *langs],
+                             [[a, *(_f(v) for v in share[i])] for i, a in enumerate(langs)]
+                             + [["**share**", *(_f(pl[p].get("worst_pool_share")) for p in langs)],
+                                ["**mean worst rank**", *(_f(pl[p].get("mean_worst_rank"), 1) for p in langs)]]))
 
 
 def beir_markdown(body: dict[str, Any]) -> str:

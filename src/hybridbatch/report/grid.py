@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hybridbatch.analysis.grid_stats import PREFERENCE_KEYS, SHIFT_KEYS, SUMMARY_KEYS
+from hybridbatch.analysis.grid_stats import PREFERENCE_KEYS, SHIFT_KEYS, SUMMARY_KEYS, WORST_KEYS
 from hybridbatch.analysis.significance import SEED_CI_METRICS
 from hybridbatch.report.format import finite, fmt
 
@@ -52,6 +52,11 @@ def grid_markdown(rows: list[dict[str, Any]], title: str) -> str:
     if any(keys[0] in r for r in rows):  # language preference in the XQuAD-R Multi pool (evaluation.preference)
         lines += ["", "| cell | " + " | ".join(PREFERENCE_TITLES) + " |", "|---|" + "---|" * len(keys)]
         lines += [f"| {r['group']} | " + " | ".join(_mean_sd(r, k) for k in keys) + " |" for r in rows if keys[0] in r]
+    worst = [f"{s}_{m}" for s, m in WORST_KEYS]
+    if any(worst[0] in r for r in rows):  # the worst-ranked copy in the XQuAD-R Multi pool (evaluation.worst_rank)
+        lines += ["", "| cell | Multi Max@R (worst rank of any copy) | Multi Complete@10 |", "|---|---|---|"]
+        lines += [f"| {r['group']} | {_mean_sd(r, worst[0], 1)} | {_mean_sd(r, worst[1])} |"
+                  for r in rows if worst[0] in r]
     return "\n".join(lines) + "\n"
 
 
@@ -87,6 +92,8 @@ def compact_markdown(cmps: Sequence[dict[str, Any]]) -> str:
     names = ("Mono mAP", "Cross mAP", "Multi mAP", "Bias")
     if any(r["name"] == "Own-lang top-10 share" for c in cmps for r in c["rows"]):
         names += ("Own-lang top-10 share", "Own copy first")
+    if any(r["name"] == "Multi Max@R" for c in cmps for r in c["rows"]):
+        names += ("Multi Max@R", "Multi Complete@10")
     lines = ["| B vs A | seeds | " + " | ".join(f"{n} B - A [95% CI]" for n in names) + " |",
              "|---|---|" + "---|" * len(names)]
     for c in cmps:
@@ -99,7 +106,7 @@ def compact_markdown(cmps: Sequence[dict[str, Any]]) -> str:
                 continue
             lo, hi, tag = ((r["seed_ci_low"], r["seed_ci_high"], "") if "seed_ci_low" in r
                            else (r["ci_low"], r["ci_high"], " q"))
-            d = 1 if n == "Bias" else 3
+            d = 1 if n in ("Bias", "Multi Max@R") else 3
             star = "*" if lo > 0 or hi < 0 else ""
             cells.append(f"{r['diff']:+.{d}f}{star} [{lo:+.{d}f}, {hi:+.{d}f}]{tag}")
         seeds = ",".join(map(str, c.get("seeds", [])))

@@ -4,6 +4,7 @@ in. `__all__` names what a user or a later stage needs."""
 
 from hybridbatch.training.adversarial import LanguageAdversarialLoss
 from hybridbatch.training.config import LOSSES, TrainConfig
+from hybridbatch.training.consistency_loss import ConsistencyRankingLoss
 from hybridbatch.training.hybrid_trainer import HybridTrainer, ProgressCallback
 from hybridbatch.training.inputs import RunData, prepare_data
 from hybridbatch.training.losses import make_loss
@@ -16,5 +17,5 @@ from hybridbatch.training.trainer import build_trainer, train_model, training_ar
 __all__ = [
     "LOSSES", "TrainConfig", "train_model", "prepare_data", "RunData", "build_trainer", "training_arguments",
     "HybridTrainer", "ProgressCallback", "make_loss", "LanguageAdversarialLoss", "MultiPositiveRankingLoss",
-    "HeldOutEvaluator", "Selection", "latest_checkpoint", "freeze_word_embeddings",
+    "ConsistencyRankingLoss", "HeldOutEvaluator", "Selection", "latest_checkpoint", "freeze_word_embeddings",
 ]

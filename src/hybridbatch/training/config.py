@@ -16,7 +16,8 @@ from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS, repeats_ans
 from hybridbatch.training.multi_positive_loss import FORMS
 
 LOSS_SCALE = 20.0  # temperature 0.05, the common choice (the paper does not report one)
-LOSSES = ("infonce", "multi-positive")  # training/losses.py make_loss
+# training/losses.py make_loss; "consistency": multi-positive + the ranking-consistency term (consistency_loss.py)
+LOSSES = ("infonce", "multi-positive", "consistency")
 
 
 @dataclass
@@ -84,6 +85,12 @@ class TrainConfig:
     query_prefix: str | None = None  # None: the model's own "query" prompt, else none
     passage_prefix: str | None = None  # None: the model's own "passage"/"document" prompt, else none
     allow_missing_weights: bool = False  # train a model whose weights lack tensors its config asks for (random init)
+    # loss "consistency" (training/consistency_loss.py): weight x the divergence between the score distributions of
+    # a question's translations, at their own temperature; "query", "passage" or "both" sides
+    consistency_weight: float = 1.0
+    consistency_temperature: float = 0.05
+    consistency_divergence: str = "js"  # "js" (Jensen-Shannon) or "kl" (symmetric KL)
+    consistency_sides: str = "query"
 
     # Settings that do not change what is trained: a resume may change them.
     RUN_ONLY = ("out", "resume", "overwrite", "progress", "keep_checkpoints", "logging_steps", "data_dir", "device",
@@ -193,13 +200,13 @@ class TrainConfig:
         """The loss settings, and which samplers they go with: a multi-positive loss over batches that never hold
         two rows of one answer is InfoNCE exactly, and InfoNCE over translation batches pushes translations apart."""
         repeating = [n for n in SAMPLERS if repeats_answers(n)]
-        multi = self.loss == "multi-positive"
+        multi = self.loss in ("multi-positive", "consistency")
         return [
             (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
             (self.multi_positive_form in FORMS,
              f"multi positive form must be one of {', '.join(FORMS)}, got {self.multi_positive_form!r}"),
             (not multi or repeats_answers(self.sampler),
-             f"loss 'multi-positive' needs batches holding translations of one answer (sampler "
+             f"loss {self.loss!r} needs batches holding translations of one answer (sampler "
              f"{' or '.join(map(repr, repeating))}); sampler {self.sampler!r} puts each answer in a batch once, "
              "where it is InfoNCE exactly"),
             (multi or not repeats_answers(self.sampler) or self.loss not in LOSSES,
@@ -214,12 +221,26 @@ class TrainConfig:
             (self.adversarial_memory >= 0, f"adversarial memory must be >= 0 (0: off), got {self.adversarial_memory}"),
             (not self.cached_loss or (self.loss == "infonce" and not self.adversarial_weight),
              "cached loss (GradCache) is InfoNCE only: not with loss 'multi-positive' or an adversarial weight"),
+            *self._consistency_checks(),
+        ]
+
+    def _consistency_checks(self) -> list[tuple[bool, str]]:
+        """The settings of loss 'consistency' (training/consistency_loss.py)."""
+        return [
+            (_finite(self.consistency_weight) and self.consistency_weight >= 0,
+             f"consistency weight must be >= 0 and finite, got {self.consistency_weight}"),
+            (_finite(self.consistency_temperature) and self.consistency_temperature > 0,
+             f"consistency temperature must be positive and finite, got {self.consistency_temperature}"),
+            (self.consistency_divergence in ("js", "kl"),
+             f"consistency divergence must be 'js' or 'kl', got {self.consistency_divergence!r}"),
+            (self.consistency_sides in ("query", "passage", "both"),
+             f"consistency sides must be 'query', 'passage' or 'both', got {self.consistency_sides!r}"),
         ]
 
     @property
     def row_labels(self) -> bool:
         """Whether the loss reads the rows' labels (answer group, languages): the pair datasets get them."""
-        return self.loss == "multi-positive" or self.adversarial_weight > 0
+        return self.loss in ("multi-positive", "consistency") or self.adversarial_weight > 0
 
     def trained_settings(self) -> dict[str, Any]:
         return {k: v for k, v in self.to_dict().items() if k not in self.RUN_ONLY}

@@ -1,6 +1,6 @@
 """The loss of a run: InfoNCE with in-batch negatives (+ the hard negative column when present) or the multi-positive
-form over translation batches, optionally wrapped in the language-adversarial term; and what train.json records of
-it."""
+form over translation batches (with the ranking-consistency term: loss 'consistency'), optionally wrapped in the
+language-adversarial term; and what train.json records of it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hybridbatch.errors import UsageError
 from hybridbatch.sampling.translations import PASSAGE_LANG_LABEL, QUERY_LANG_LABEL
 from hybridbatch.training.adversarial import LanguageAdversarialLoss
 from hybridbatch.training.config import TrainConfig
+from hybridbatch.training.consistency_loss import ConsistencyRankingLoss
 from hybridbatch.training.multi_positive_loss import MultiPositiveRankingLoss
 
 
@@ -24,6 +25,13 @@ def base_loss(model: Any, config: TrainConfig, world_size: int = 1) -> Any:
     )
 
     directions = ("query_to_doc", "doc_to_query") if config.symmetric else ("query_to_doc",)
+    if config.loss == "consistency":
+        sides = ("query", "passage") if config.consistency_sides == "both" else (config.consistency_sides,)
+        return ConsistencyRankingLoss(model, scale=config.scale, weight=config.consistency_weight,
+                                      temperature=config.consistency_temperature,
+                                      divergence=config.consistency_divergence, sides=sides,
+                                      form=config.multi_positive_form, directions=directions,
+                                      gather_across_devices=world_size > 1)
     if config.loss == "multi-positive":
         return MultiPositiveRankingLoss(model, scale=config.scale, form=config.multi_positive_form,
                                         directions=directions, gather_across_devices=world_size > 1)
