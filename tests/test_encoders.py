@@ -86,7 +86,7 @@ def test_missing_package_names_the_extra(st_tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_openvino)
     monkeypatch.setattr("importlib.import_module", lambda n: no_openvino(n))
     with pytest.raises(UsageError, match=r"hybridbatch\[fast\]"):
-        X.require("openvino", "openvino")
+        X.require_runtime("openvino", "openvino")
 
 
 class Recorder:

@@ -310,7 +310,7 @@ def test_eval_and_compare_refuse_an_out_holding_other_files(work, tiny_model, co
     code, text = run_cli(["compare", str(copied_de), str(copied_de), "--out", str(copied_de)])
     assert_one_readable_error(code, text, (
         f"{copied_de}: holds files that are not an evaluation's (de.json, en.json, es.json); compare writes "
-        "compare.json, compare.md into --out"))
+        "compare.json, compare.md, compare.png into --out"))
     assert snapshot(work.parent) == before
 
 

@@ -199,10 +199,11 @@ def _check_compare_report(cmp, run_b, out, monkeypatch) -> None:
     the model and data, has the Multi column, one fixed colour scale and cell labels legible on every colour."""
     import json
 
-    from hybridbatch.report import evaluation, tables
+    from hybridbatch.report import compare as compare_module
+    from hybridbatch.report import evaluation
     from hybridbatch.report.compare import write_compare_report
 
-    figs = _figures(monkeypatch, tables)
+    figs = _figures(monkeypatch, compare_module)
     report = write_compare_report(cmp, out)
     assert report["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     labels = [t.get_text() for ax in figs[0].axes for t in ax.get_yticklabels()]
