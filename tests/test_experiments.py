@@ -406,5 +406,5 @@ def test_the_demo_is_short_by_default_and_long_on_request():
     assert long == PRESETS["demo"] and long.max_steps * long.batch_size == 4 * short.max_steps * short.batch_size
     assert short.test_split == long.test_split == "test" and short.model == long.model  # still base vs trained
     text = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "300", "TERM": "dumb"}).output
-    assert "--long" in text and "about 5 min" in text
+    assert "--long" in text and "about 7 min" in text
     assert "hybridbatch demo --long" in (Path(__file__).resolve().parents[1] / "Makefile").read_text()

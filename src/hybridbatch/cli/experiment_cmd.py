@@ -186,9 +186,9 @@ def demo(
     device: Device = "auto",
     precision: Precision = "auto",
     long: Annotated[bool, typer.Option("--long", help="The longer demo: 60 steps of batch 32 (15-20 min on 2 "
-                                       "cores) instead of 30 steps of batch 16 (about 5 min).")] = False,
+                                       "cores) instead of 30 steps of batch 16 (about 7 min).")] = False,
 ) -> None:
-    """The main job in one command: base model vs a short hybrid run, with significance (about 5 min on 2 cores).
+    """The main job in one command: base model vs a short hybrid run, with significance (about 7 min on 2 cores).
 
     Builds the embedded model, trains a short hybrid run on the XQuAD-R train articles, evaluates base and trained
     models on the test articles, prints the side-by-side table with the significance of the difference, and saves
@@ -197,7 +197,7 @@ def demo(
     p = demo_preset(long)
     t0 = time.perf_counter()
     console.print(
-        f"hybridbatch demo: expect about {'15-20' if long else '5'} minutes on 2 CPU cores (after the "
+        f"hybridbatch demo: expect about {'15-20' if long else '7'} minutes on 2 CPU cores (after the "
         f"install). Steps: build the embedded model "
         f"(first run only), evaluate it zero-shot on the XQuAD-R test articles (12 articles x 11 languages), train "
         f"{p.max_steps} hybrid steps (batch {p.batch_size}, alpha 0.5) on the 36 train articles, evaluate again, "
