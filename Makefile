@@ -201,3 +201,6 @@ converged-extra-%: $(STAMP)
 results-converged: $(STAMP)
 	$(MAKE) -j2 converged-seed-0 converged-seed-1 OMP_NUM_THREADS=1
 	$(MAKE) -j2 converged-seed-2 converged-extra-0 OMP_NUM_THREADS=1
+# A session that stops mid-pilot keeps the candidates' curves so far (checkpoints are too large to commit).
+pilot-progress: $(STAMP)
+	$(BIN)/python -c "from hybridbatch.experiments.pilot import pilot_progress; pilot_progress('results/converged')"

@@ -24,6 +24,7 @@ from hybridbatch.experiments.training import train
 from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
 from hybridbatch.report.curves import metric_label, plot_curves
 from hybridbatch.report.format import markdown_table
+from hybridbatch.training.results import learning_curve
 
 # Two held-out values closer than this are a tie, broken by the fewer steps to the best checkpoint (cheaper cells).
 TIE = 0.002
@@ -119,4 +120,34 @@ def run_pilot(preset: Preset, out_root: Path, data_dir: str | None, cands: Seque
     return body
 
 
-__all__ = ["PilotCandidate", "candidates", "choose", "run_pilot"]
+def pilot_progress(out_root: Path, metric: str = "eval_lareqa_multi_map", **record: Any) -> dict[str, Any]:
+    """The unfinished candidates' held-out curves so far, read from each run's newest checkpoint with the same
+    `learning_curve` train.json uses; written to pilot-partial.{json,png}. Checkpoints are too large to commit, so
+    this is what a session that stops mid-pilot can keep. Nothing is chosen from it."""
+    runs = {}
+    for d in sorted(p for p in (Path(out_root) / "pilot").iterdir() if (p / "train_config.json").exists()):
+        ckpts = sorted((d / "checkpoints").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
+        if not ckpts:
+            continue
+        state = json.loads((ckpts[-1] / "trainer_state.json").read_text(encoding="utf-8"))
+        cfg = json.loads((d / "train_config.json").read_text(encoding="utf-8"))
+        stopper = state.get("stateful_callbacks", {}).get("EarlyStoppingCallback", {})
+        runs[d.name] = {"lr": cfg["lr"], "batch_size": cfg["batch_size"], "seed": cfg["seed"],
+                        "sampler": cfg["sampler"], "last_checkpoint": state["global_step"],
+                        "learning_curve": learning_curve(state["log_history"], metric),
+                        "best_value_so_far": state["best_metric"], "best_step_so_far": state.get("best_global_step"),
+                        "patience_count": stopper.get("attributes", {}).get("early_stopping_patience_counter")}
+    if not runs:
+        raise UsageError(f"{out_root}/pilot: no started pilot run with a checkpoint")
+    body = {"kind": "pilot_partial", "note": "unfinished pilot runs, read from their newest checkpoints; nothing is "
+            "chosen from this", "runs": runs,
+            **provenance(model=cfg["model"], seed=cfg["seed"], data={"train": cfg["data"]}, **record)}
+    write_json(Path(out_root) / "pilot-partial.json", body)
+    labels = {k: f"lr {r['lr']:g}, batch {r['batch_size']}" for k, r in runs.items()}
+    plot_curves({labels[k]: r["learning_curve"] for k, r in runs.items()}, Path(out_root) / "pilot-partial.png",
+                title="pilot (unfinished): hybrid seed 0, zero-shot training data; held-out Multi mAP per check",
+                ylabel=metric_label(metric), marks={labels[k]: r["best_step_so_far"] for k, r in runs.items()})
+    return body
+
+
+__all__ = ["PilotCandidate", "candidates", "choose", "pilot_progress", "run_pilot"]
