@@ -231,6 +231,34 @@ def test_the_lock_goes_with_the_command_and_leaves_nothing(work, tiny_model):
     assert snapshot(work) == before
 
 
+def test_lanes_share_a_grid_root_but_never_a_cell(work):
+    """Two lanes of one grid or pilot (`make -j2 converged-seed-0 converged-seed-1`) write into one --out: the root
+    is checked unlocked (`lock=False`) and each cell's folder is locked by the run that trains it. Another process
+    holding cells/a: this one may use the root and cells/b, and is refused cells/a naming the holder."""
+    from hybridbatch.errors import UsageError
+    from hybridbatch.provenance import check_out_dir, out_locks
+
+    held = work / "root" / "cells" / "a"
+    code = ("import sys, time; from hybridbatch.provenance import check_out_dir, out_locks\n"
+            f"with out_locks():\n    check_out_dir({str(held)!r}); print('held', flush=True); time.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with out_locks():
+            check_out_dir(work / "root", lock=False)
+            check_out_dir(work / "root" / "cells" / "b")
+            assert (work / "root" / "cells" / ".b.lock").exists() and not (work / ".root.lock").exists()
+            with pytest.raises(UsageError, match=f"cells/a: another process is writing into this folder \\(pid "
+                                                 f"{other.pid} "):
+                check_out_dir(held)
+    finally:
+        other.kill()
+        other.wait()
+    with out_locks():  # its lock died with it
+        check_out_dir(held)
+
+
 # ---- issue 33 item 1: a duplicated XLingHealth workbook --------------------------------------------------------------
 
 

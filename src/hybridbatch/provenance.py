@@ -220,12 +220,14 @@ def write_text(path: Path | str, text: str) -> Path:
     return Path(path)
 
 
-def check_out_dir(path: Path | str, flag: str = "--out") -> Path:
-    """Fail before the work, not after it: `path` must be a folder or creatable as one (see `check_writable_dir`)."""
-    return check_writable_dir(path, flag)
+def check_out_dir(path: Path | str, flag: str = "--out", *, lock: bool = True) -> Path:
+    """Fail before the work, not after it: `path` must be a folder or creatable as one (see `check_writable_dir`).
+    `lock=False` is for a root that several lanes share (a grid's or a pilot's `--out`, each lane with its own
+    cells): each run inside takes its own folder's lock when it starts, so two lanes never train the same cell."""
+    return check_writable_dir(path, flag, lock=lock)
 
 
-def check_writable_dir(path: Path | str, flag: str = "--out") -> Path:
+def check_writable_dir(path: Path | str, flag: str = "--out", *, lock: bool = True) -> Path:
     """Fail before the work, not after it: `path` must be a writable folder or creatable as one. Checked by trying:
     no file in the way, no name longer than the filesystem allows, and a probe folder made and removed at once in
     the nearest existing folder (permission bits say nothing for root, and /proc or a read-only mount refuse only
@@ -247,7 +249,7 @@ def check_writable_dir(path: Path | str, flag: str = "--out") -> Path:
         os.rmdir(tempfile.mkdtemp(prefix=".hybridbatch-probe-", dir=parent))
     except OSError as e:
         raise UsageError(f"{flag} {path}: cannot create a folder in {parent} ({e.strerror or e})") from None
-    if flag == "--out":
+    if flag == "--out" and lock:
         lock_out_dir(path, flag)
     return path
 

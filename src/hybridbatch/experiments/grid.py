@@ -28,7 +28,7 @@ from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, takes_alpha
 def check_inputs(out_root: Path, data_dir: str | None, tydi: bool, shift: bool = False) -> None:
     """Fail before any model is built or trained: the output folder must be a folder we can write, and the data
     must be there."""
-    check_out_dir(out_root)
+    check_out_dir(out_root, lock=False)  # lanes share the root; each cell's training locks its own folder
     load_corpus("xquad-r", data_dir, split="test")
     if tydi or shift:
         load_corpus("tydiqa-goldp", data_dir)

@@ -95,7 +95,7 @@ def run_pilot(preset: Preset, out_root: Path, data_dir: str | None, cands: Seque
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train each candidate (resuming a killed one, skipping a finished one), then report every finished
     candidate of `OUT/pilot/` and the choice."""
-    check_out_dir(out_root)
+    check_out_dir(out_root, lock=False)  # lanes share the root; each cell's training locks its own folder
     seed = preset.seeds[0] if seed is None else seed
     cell = Cell(sampler, alpha, "plain", 20.0, seed)
     root = out_root / "pilot"
