@@ -192,15 +192,31 @@ pilot-lr-%: $(STAMP)
 	$(PILOT) --lrs $*
 comma := ,
 
-# The converged grid: X-X, X-Y, hybrid and bilingual seed by seed (3 seeds of the first three, bilingual seed 0
-# first), two one-thread lanes; each cell resumable and committed when it finishes.
-converged-seed-%: $(STAMP)
-	$(CV) --name seed$* --samplers hybrid,xx,xy --alphas 0.5 --seeds $* $(if $(filter 0,$*),--base,)
-converged-extra-%: $(STAMP)
-	$(CV) --name seed$* --samplers bilingual --alphas 0.5 --seeds $*
+# The converged grid: X-X, X-Y, hybrid and bilingual, seed 0 of each first, then seeds 1 and 2 (issue 30's done-when:
+# 3 seeds of X-X, X-Y and hybrid, bilingual on seed 0). Hybrid seed 0 is the pilot's chosen run (copied into its cell
+# folder by `converged-from-pilot`). Two one-thread lanes pull balanced, fixed lists of cells; each cell is resumable
+# (a killed lane resumes its checkpoint) and committed when it finishes; `converged-report` then tabulates every
+# finished cell, so it can run while the lanes are still filling.
+CV_CELL = $(CV) --alphas 0.5 --samplers $(1) --seeds $(2) --name seed$(2)-$(1) $(3)
+converged-lane-a: $(STAMP)
+	$(call CV_CELL,xx,0,--base)
+	$(call CV_CELL,bilingual,0)
+	$(call CV_CELL,hybrid,1)
+	$(call CV_CELL,xx,2)
+	$(call CV_CELL,xy,2)
+converged-lane-b: $(STAMP)
+	$(call CV_CELL,xy,0)
+	$(call CV_CELL,xx,1)
+	$(call CV_CELL,xy,1)
+	$(call CV_CELL,hybrid,2)
 results-converged: $(STAMP)
-	$(MAKE) -j2 converged-seed-0 converged-seed-1 OMP_NUM_THREADS=1
-	$(MAKE) -j2 converged-seed-2 converged-extra-0 OMP_NUM_THREADS=1
+	$(MAKE) -j2 converged-lane-a converged-lane-b OMP_NUM_THREADS=1
+	$(MAKE) converged-report
+converged-from-pilot: $(STAMP)
+	$(BIN)/python -c "from hybridbatch.experiments.pilot import adopt_chosen; adopt_chosen('results/converged')"
+converged-report: $(STAMP)
+	$(BIN)/hybridbatch experiment report --out results/converged --reference hybrid-a0.5-plain --old results/zero-shot
+	$(BIN)/hybridbatch experiment curves --out results/converged
 # A session that stops mid-pilot keeps the candidates' curves so far (checkpoints are too large to commit).
 pilot-progress: $(STAMP)
 	$(BIN)/python -c "from hybridbatch.experiments.pilot import pilot_progress; pilot_progress('results/converged')"

@@ -146,6 +146,34 @@ def test_converged_preset_trains_until_the_held_out_metric_stops():
     assert PilotCandidate(1e-4, 16).key == "lr0.0001-bs16"
 
 
+def test_the_chosen_pilot_run_becomes_the_grids_cell(tmp_path, tiny_model, shared_data):
+    """Two real pilot candidates on a tiny model; the chosen run is adopted as the hybrid seed-0 cell only under a
+    preset carrying its lr and with the cell's own settings, and without its checkpoints."""
+    from hybridbatch.experiments.pilot import adopt_chosen, run_pilot
+
+    preset = dataclasses.replace(PRESETS["demo"], model=str(tiny_model), max_steps=6, eval_steps=2, batch_size=8,
+                                 patience=0, snapshot_steps=(2, 4), seeds=(0,))
+    body = run_pilot(preset, tmp_path, str(shared_data), candidates([1e-4, 3e-4], [8]), log=lambda s: None)
+    chosen = body["chosen"]
+    assert chosen and {r["key"] for r in body["runs"]} == {"lr0.0001-bs8", "lr0.0003-bs8"}
+    other = 3e-4 if chosen["lr"] == 1e-4 else 1e-4
+    with pytest.raises(UsageError, match=f"the pilot chose lr {chosen['lr']:g}, batch 8: set them"):
+        adopt_chosen(tmp_path, dataclasses.replace(preset, lr=other), str(shared_data))
+    with pytest.raises(UsageError, match=r"trained with other settings than cell hybrid-a0.5-plain-seed0 \(max_steps"):
+        adopt_chosen(tmp_path, dataclasses.replace(preset, lr=chosen["lr"], max_steps=8), str(shared_data))
+    cell = tmp_path / "cells" / "hybrid-a0.5-plain-seed0"
+    assert not cell.exists()
+    dest = adopt_chosen(tmp_path, dataclasses.replace(preset, lr=chosen["lr"]), str(shared_data))
+    assert dest == cell / "model" and (dest / "train.json").exists() and (dest / "model.safetensors").exists()
+    assert sorted(p.name for p in (dest / "snapshots").iterdir()) == ["step-2", "step-4"]
+    assert not (dest / "checkpoints").exists()
+    run = tmp_path / "pilot" / chosen["key"]
+    assert weights(dest).keys() == weights(run).keys()
+    assert all(torch.equal(weights(dest)[k], weights(run)[k]) for k in weights(run))
+    with pytest.raises(UsageError, match="exists already"):
+        adopt_chosen(tmp_path, dataclasses.replace(preset, lr=chosen["lr"]), str(shared_data))
+
+
 @pytest.mark.slow
 def test_test_curves_evaluate_the_snapshots_like_the_cell(tmp_path, tiny_model, shared_data):
     """A first-seed cell keeps its snapshots; the curves evaluate each one on the test articles as the cell was

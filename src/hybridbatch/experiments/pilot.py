@@ -24,6 +24,7 @@ from hybridbatch.experiments.training import train
 from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
 from hybridbatch.report.curves import metric_label, plot_curves
 from hybridbatch.report.format import markdown_table
+from hybridbatch.training.config import TrainConfig
 from hybridbatch.training.results import learning_curve
 
 # Two held-out values closer than this are a tie, broken by the fewer steps to the best checkpoint (cheaper cells).
@@ -151,3 +152,40 @@ def pilot_progress(out_root: Path, metric: str = "eval_lareqa_multi_map", **reco
 
 
 __all__ = ["PilotCandidate", "candidates", "choose", "pilot_progress", "run_pilot"]
+
+
+def adopt_chosen(out_root: Path | str, preset: Preset | None = None, data_dir: str | None = None) -> Path:
+    """The chosen pilot run becomes the grid's cell of the pilot's sampler and seed (it trained that cell under the
+    grid's settings, so training it again would only repeat it): copied, snapshots and all but its checkpoints, to
+    `cells/<key>/model`. Refused unless `pilot.json` chose a run, the preset carries the chosen lr and batch size,
+    and the run's trained settings equal the cell's (`TrainConfig.trained_settings`): equal footing with the other
+    cells is checked, not assumed."""
+    from hybridbatch.experiments.presets import PRESETS
+
+    out_root = Path(out_root)
+    preset = preset or PRESETS["converged"]
+    report = out_root / "pilot.json"
+    if not report.exists():
+        raise UsageError(f"{report}: no pilot report; run `hybridbatch experiment pilot` until a candidate finishes")
+    body = json.loads(report.read_text(encoding="utf-8"))
+    if not body.get("chosen"):
+        raise UsageError(f"{report}: the pilot has chosen nothing yet")
+    key, lr, bs = body["chosen"]["key"], body["chosen"]["lr"], body["chosen"]["batch_size"]
+    if (preset.lr, preset.batch_size) != (lr, bs):
+        raise UsageError(f"preset {preset.name} has lr {preset.lr:g} and batch {preset.batch_size}; the pilot chose lr "
+                         f"{lr:g}, batch {bs}: set them in experiments/presets.py first")
+    cell = Cell(body["sampler"], body["alpha"], "plain", 20.0, body["seed"])
+    run, dest = out_root / "pilot" / key, out_root / "cells" / cell.key / "model"
+    ran = json.loads((run / "train_config.json").read_text(encoding="utf-8"))
+    want = json.loads(json.dumps(train_config(cell, preset, data_dir, dest).trained_settings()))
+    # a setting added after the run started is read at its default, as a resume reads it
+    default = json.loads(json.dumps(TrainConfig().to_dict()))
+    diff = sorted(k for k in want if ran.get(k, default[k]) != want[k])
+    if diff:
+        raise UsageError(f"{run}: trained with other settings than cell {cell.key} ({', '.join(diff)})")
+    if dest.exists():
+        raise UsageError(f"{dest} exists already; delete it to adopt the pilot's run again")
+    import shutil
+
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints"))
+    return dest
