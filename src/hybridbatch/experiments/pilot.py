@@ -63,6 +63,7 @@ def pilot_summary(key: str, train_json: Path) -> dict[str, Any]:
     return {"key": key, "lr": tj["settings"]["lr"], "batch_size": tj["settings"]["batch_size"],
             "metric": sel.get("metric"), "best_value": sel.get("best_value"), "best_step": tj.get("best_step"),
             "steps": tj.get("steps"), "stop": tj.get("stop"), "wall_seconds": tj.get("wall_seconds"),
+            "resumed_from_step": tj.get("resumed_from_step"),
             "pairs_seen_at_best": (tj.get("best_step") or 0) * tj["settings"]["batch_size"],
             "learning_curve": tj.get("learning_curve", [])}
 
@@ -80,7 +81,7 @@ def pilot_markdown(runs: Sequence[dict[str, Any]], chosen: dict[str, Any] | None
                    sampler: str, seed: int) -> str:
     metric = metric_label(runs[0]["metric"] if runs else None)
     rows = [[r["key"], f"{r['lr']:g}", str(r["batch_size"]), f"{r['best_value']:.4f}", str(r["best_step"]),
-             str(r["steps"]), (r["stop"] or {}).get("reason", "?"), f"{(r['wall_seconds'] or 0) / 60:.0f}",
+             str(r["steps"]), (r["stop"] or {}).get("reason", "?"), _minutes(r),
              "**chosen**" if chosen and r["key"] == chosen["key"] else ""] for r in runs]
     head = (f"# Pilot: {sampler}, seed {seed}, `{preset.name}` preset\n\n"
             f"Chosen by the {metric} of the held-out training ids only (no test data read); values within {TIE} "
@@ -88,7 +89,13 @@ def pilot_markdown(runs: Sequence[dict[str, Any]], chosen: dict[str, Any] | None
             f"{preset.max_steps} steps, a check every {preset.eval_steps}, patience {preset.patience} "
             f"(min improvement {preset.min_improvement:g}).\n\n")
     return head + markdown_table(["run", "lr", "batch", f"best {metric}", "best step", "steps", "stopped by",
-                                  "minutes", ""], rows)
+                                  "minutes (last process)", ""], rows)
+
+
+def _minutes(run: dict[str, Any]) -> str:
+    """Wall minutes of the run's last process: a resumed run's earlier pieces are not timed, so say which steps."""
+    m = f"{(run['wall_seconds'] or 0) / 60:.0f}"
+    return f"{m} (steps {run['resumed_from_step']}-{run['steps']})" if run.get("resumed_from_step") else m
 
 
 def run_pilot(preset: Preset, out_root: Path, data_dir: str | None, cands: Sequence[PilotCandidate], *,
