@@ -342,6 +342,142 @@ def test_eval_and_compare_refuse_an_out_holding_other_files(work, tiny_model, co
     assert snapshot(work.parent) == before
 
 
+# Every other command that writes into an --out: (its arguments, with {out} the folder and {model} a model folder;
+# what its output is; what it writes there), as its refusal names them.
+WRITERS = {
+    "shift": (["shift", "--model", "{model}", "--out", "{out}", "--no-progress"], "a shift evaluation",
+              "shift.json, shift.md, shift.png, per_query_<task>.npz"),
+    "align": (["align", "--model", "{model}", "--out", "{out}", "--no-progress"], "an alignment",
+              "align.json, align.md, plots/"),
+    "debias --ranks": (["debias", "--model", "{model}", "--ranks", "0,1", "--out", "{out}", "--no-progress"],
+                       "a debias sweep", "sweep.json, sweep.md, debias_subspace.npz and one eval folder per "
+                       "configuration (base/, lsar-r<k>/, lir-r<k>/, centre/, centre-id/)"),
+    "sweep": (["sweep", "--model", "{model}", "--samplers", "hybrid", "--alphas", "0.5", "--seeds", "0", "--out",
+               "{out}"], "a grid", "cells/, <name>.json, <name>.md, alpha.png / <name>-alpha.png"),
+    "experiment paper": (["experiment", "paper", "--model", "{model}", "--seeds", "0", "--out", "{out}"], "a grid",
+                         "cells/, grid.json, grid.md, significance*.json, significance*.md"),
+    "demo": (["demo", "--out", "{out}"], "a grid", "cells/, compare/, grid.json, grid.md, base_vs_hybrid.png"),
+    "experiment pilot": (["experiment", "pilot", "--model", "{model}", "--lrs", "3e-5", "--out", "{out}"], "a grid",
+                         "pilot/, pilot.json, pilot.md, pilot.png"),
+    "experiment curves": (["experiment", "curves", "--out", "{out}"], "a grid",
+                          "cells/<key>/curve/, curves.json, curves.md, curves.png"),
+    "experiment report": (["experiment", "report", "--out", "{out}"], "a grid", "<name>.json, <name>.md"),
+    "experiment debias-cells": (["experiment", "debias-cells", "--out", "{out}"], "a grid",
+                                "cells/<key>/debias/, debias-report.json, debias-report.md"),
+    "experiment alignment-vs-alpha": (["experiment", "alignment-vs-alpha", "--sweep", str(ROOT / "results" /
+                                       "alpha-small"), "--out", "{out}", "--no-progress"],
+                                      "an alignment-vs-alpha study", "alignment_vs_alpha.json, alignment_vs_alpha.md, "
+                                      "alignment_vs_alpha.png, cells/"),
+}
+
+
+def refusal(out: Path, command: str, foreign: str) -> str:
+    _, what, writes = WRITERS[command]
+    return (f"error: {out}: holds files that are not {what}'s ({foreign}); {command} writes {writes} into --out: "
+            f"choose a new or empty folder, or one holding {what}")
+
+
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_every_writer_refuses_an_out_holding_a_dataset_or_a_model(work, tiny_model, copied_de, command):
+    """`--out` at a dataset folder (the real XQuAD-R cut) or at a model folder (the tiny BERT): refused before any
+    work, one line naming the folder, three of its entries and what the command writes; nothing written, not even
+    the lock. (Before: shift, align, debias --ranks, sweep & co. wrote their files among the language files or the
+    model's.) A grid's commands accept the README.md of a model folder (reports are *.md), nothing else of it."""
+    model = work.parent / "model"
+    shutil.copytree(tiny_model, model)
+    args = WRITERS[command][0]
+    grid = WRITERS[command][1] == "a grid"
+    before = snapshot(work.parent)
+    for out, foreign in ((copied_de, "de.json, en.json, es.json"),
+                         (model, "1_Pooling, 2_Normalize, config.json and 6 more" if grid else
+                          "1_Pooling, 2_Normalize, README.md and 7 more")):
+        code, text = run_cli([a.format(out=out, model=tiny_model) for a in args])
+        assert code == 2, text
+        assert text.strip().splitlines() == [refusal(out, command, foreign)], text
+        assert snapshot(work.parent) == before
+
+
+def test_debias_rank_refuses_an_out_holding_a_dataset(work, tiny_model, copied_de):
+    """`debias --rank` writes a model folder: it refuses any non-empty folder but a debiased model's."""
+    before = snapshot(work.parent)
+    code, text = run_cli(["debias", "--model", str(tiny_model), "--rank", "1", "--out", str(copied_de),
+                          "--no-progress"])
+    assert code == 2, text
+    assert text.strip().splitlines() == [
+        f"error: --out {copied_de} is a non-empty folder that is not a debiased model; give a new folder"], text
+    assert snapshot(work.parent) == before
+
+
+def test_an_out_folder_may_hold_its_own_results_hidden_files_and_nested_results(tmp_path):
+    """What `check_out_folder` lets through: the command's own files (a re-run), hidden files (temps, locks), a
+    subfolder holding another command's results (results nest: `compare --out` a folder of evaluations); a grid's
+    `<name>.json` only when it is a result of a grid's kind (a dataset's `de.json` is not, nor another kind)."""
+    from hybridbatch.evaluation.results import COMPARE_OUT
+    from hybridbatch.experiments.grid import SWEEP_OUT
+    from hybridbatch.provenance import check_out_folder
+
+    out = tmp_path / "out"
+    (out / "run-a").mkdir(parents=True)
+    (out / "run-a" / "eval.json").write_text('{\n  "kind": "lareqa"\n}\n', encoding="utf-8")
+    for name in ("compare.json", "compare.md", ".compare.json.0123abcd-12-0123abcd.tmp", ".lock"):
+        (out / name).write_text("{}", encoding="utf-8")
+    assert check_out_folder(out, COMPARE_OUT) == out
+    (out / "plain").mkdir()  # a folder with nothing of ours in it
+    (out / "plain" / "notes.json").write_text('{"data": []}', encoding="utf-8")
+    with pytest.raises(UsageError) as e:
+        check_out_folder(out, COMPARE_OUT)
+    assert str(e.value).startswith(f"{out}: holds files that are not an evaluation's (plain); compare writes ")
+    root = tmp_path / "root"
+    (root / "cells").mkdir(parents=True)
+    (root / "seed0.json").write_text('{"kind": "grid", "rows": []}', encoding="utf-8")
+    (root / "seed0.md").write_text("# grid\n", encoding="utf-8")
+    assert check_out_folder(root, SWEEP_OUT, lock=False) == root
+    (root / "de.json").write_text('{"version": "1.1", "data": []}', encoding="utf-8")
+    (root / "shift.json").write_text('{"kind": "hybridbatch.shift"}', encoding="utf-8")
+    with pytest.raises(UsageError, match=r"holds files that are not a grid's \(de.json, shift.json\); sweep writes"):
+        check_out_folder(root, SWEEP_OUT, lock=False)
+
+
+def committed_results() -> dict[str, object]:
+    """Each committed results folder and the output declaration of the command that wrote it."""
+    from hybridbatch.analysis.alignment_vs_alpha import ALIGNMENT_VS_ALPHA_OUT
+    from hybridbatch.analysis.debias_ranks import DEBIAS_SWEEP_OUT
+    from hybridbatch.evaluation.results import COMPARE_OUT, EVAL_OUT
+    from hybridbatch.evaluation.shift import SHIFT_OUT
+    from hybridbatch.experiments.alignment import ALIGN_OUT
+    from hybridbatch.experiments.grid import SWEEP_OUT
+
+    top = {"align-hybrid": ALIGN_OUT, "align-hybrid-test": ALIGN_OUT, "shift-zero-shot": SHIFT_OUT,
+           "zero-shot-full": EVAL_OUT, "debias-base": DEBIAS_SWEEP_OUT, "debias-base-48": DEBIAS_SWEEP_OUT,
+           **{g: SWEEP_OUT for g in ("alpha-small", "bias-in-domain", "converged", "demo", "paper-small", "small-v2",
+                                     "zero-shot")}}
+    nested = {"*/cells/*/xquad-r": EVAL_OUT, "*/cells/*/tydiqa-goldp": EVAL_OUT, "*/cells/*/shift": SHIFT_OUT,
+              "*/cells/*/debias": DEBIAS_SWEEP_OUT, "*/cells/*/debias/*-r*": EVAL_OUT, "debias-base*/base": EVAL_OUT,
+              "debias-base*/l*-r*": EVAL_OUT, "debias-base/compare-*": COMPARE_OUT, "demo/compare": COMPARE_OUT,
+              "zero-shot/lsar": COMPARE_OUT, "zero-shot/lsar/base*": EVAL_OUT,
+              "zero-shot/lsar/hybrid-vs-base-lsar": COMPARE_OUT,
+              "small-v2/alignment-vs-alpha": ALIGNMENT_VS_ALPHA_OUT}
+    folders = {name: spec for name, spec in top.items()}
+    for pattern, spec in nested.items():
+        folders |= {str(p.relative_to(ROOT / "results")): spec for p in (ROOT / "results").glob(pattern)
+                    if p.is_dir()}
+    return folders
+
+
+def test_committed_results_folders_are_accepted_by_their_own_commands():
+    """A re-run into any committed results folder (the Makefile's targets: `sweep --out results/zero-shot`, which
+    also holds lsar/ of `eval` and `compare`; `compare --out results/zero-shot/lsar` beside its evaluations) is not
+    refused; every top-level folder of results/ is listed."""
+    from hybridbatch.provenance import check_out_folder
+
+    folders = committed_results()
+    assert sorted(p.name for p in (ROOT / "results").iterdir() if p.is_dir()) == sorted(
+        f for f in folders if "/" not in f)
+    assert len(folders) > 100  # the cells' eval, shift and debias folders too
+    for folder, spec in folders.items():
+        check_out_folder(ROOT / "results" / folder, spec, lock=False)
+
+
 # ---- issue 33 item 8: a huge cell in a small xlsx -------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fnmatch
 import functools
 import hashlib
 import json
@@ -252,6 +253,88 @@ def check_writable_dir(path: Path | str, flag: str = "--out", *, lock: bool = Tr
     if flag == "--out" and lock:
         lock_out_dir(path, flag)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# An output folder holds one command's files.
+
+
+@dataclass(frozen=True)
+class OutFolder:
+    """What one command writes into its --out, declared next to its writer, so that `check_out_folder` tells a
+    re-run into its own earlier output (fine) from an --out that holds something else (a dataset's or a model's
+    folder), among whose files the command would mix its own (an eval.json among `<lang>.json` files breaks
+    `data check`).
+
+    `entries`: fnmatch patterns of the names the command writes at the top level (a trailing '/' matches a folder
+    only). `records`: patterns of JSON files it names after the user's choice (`sweep --name N` writes N.json), which
+    a dataset's `<lang>.json` would match too; such a file is the command's only when it is a result file (see
+    `result_kind`) of one of `kinds`. The message says `{command} writes {writes}`, and "not {what}'s"."""
+
+    command: str
+    what: str
+    writes: str
+    entries: tuple[str, ...]
+    records: tuple[str, ...] = ()
+    kinds: frozenset[str] = frozenset()
+
+    def owns(self, entry: Path) -> bool:
+        """Whether `entry` (a top-level entry of an --out) is something this command writes there."""
+        name, is_dir = entry.name, entry.is_dir()
+        for pattern in self.entries:
+            if pattern.endswith("/") and not is_dir:
+                continue
+            if fnmatch.fnmatchcase(name, pattern.rstrip("/")):
+                return True
+        return (not is_dir and any(fnmatch.fnmatchcase(name, p) for p in self.records)
+                and result_kind(entry) in self.kinds)
+
+
+_KIND_RE = re.compile(rb'\A\s*\{\s*"kind"\s*:\s*"([^"\\]{1,100})"')
+
+
+def result_kind(path: Path) -> str | None:
+    """The kind of a result file of this project (every result JSON starts with `{"kind": "<kind>"`: eval.json
+    'lareqa', grid.json 'grid', ...), or None for any other file (a dataset's `<lang>.json`, a model's config.json,
+    an unreadable file). Reads the first 256 bytes only."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    m = _KIND_RE.match(head)
+    return m[1].decode("utf-8", "replace") if m else None
+
+
+def holds_results(folder: Path) -> bool:
+    """Whether `folder` holds another command's output: a result file (`result_kind`) at its top level. Results nest
+    (`compare --out` a folder of evaluations, an evaluation inside a grid's folder: results/zero-shot/lsar), so such
+    a folder is never foreign."""
+    try:
+        return any(result_kind(p) is not None for p in folder.glob("*.json") if p.is_file())
+    except OSError:
+        return False
+
+
+def check_out_folder(path: Path | str, spec: OutFolder, flag: str = "--out", *, lock: bool = True) -> Path:
+    """`check_out_dir`, and `path` must be new, empty, or hold only what `spec`'s command writes there (a previous
+    run of it), hidden files (temps, locks) and subfolders holding other commands' results (`holds_results`).
+    Anything else (a dataset's `<lang>.json`, a model's config.json or model.safetensors) is refused before any
+    work, as `train` refuses a non-empty folder: UsageError naming the folder, up to three foreign entries and what
+    the command writes. Reads names and the first bytes of a few JSON files; creates nothing but the lock."""
+    out = check_writable_dir(path, flag, lock=lock)
+    if not out.is_dir():
+        return out
+    try:
+        foreign = sorted(p.name for p in out.iterdir()
+                         if not (p.name.startswith(".") or spec.owns(p) or (p.is_dir() and holds_results(p))))
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot list the folder ({e.strerror or e})") from None
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UsageError(f"{out}: holds files that are not {spec.what}'s ({shown}); {spec.command} writes "
+                         f"{spec.writes} into {flag}: choose a new or empty folder, or one holding {spec.what}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -26,12 +26,17 @@ from hybridbatch.analysis.alignment_run import Progress, align
 from hybridbatch.data.parallel import load_sources
 from hybridbatch.errors import ResultsError, UsageError
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import check_out_dir, jsonable, provenance, write_json
+from hybridbatch.provenance import OutFolder, check_out_folder, jsonable, provenance, write_json
 from hybridbatch.sampling.samplers import alpha_of
 
 ALIGN_MEASURES = ("parallel_cosine", "clsim", "cka_debiased")
 TARGETS = {"multi_map": "Multi mAP", "multi_bias": "bias (rank distance)"}
 DEFAULT_SOURCES = ("xquad-r-questions", "xquad-r-answers", "tatoeba")
+# What `experiment alignment-vs-alpha` writes into its --out (`check_out_folder` refuses one holding anything else)
+ALIGNMENT_VS_ALPHA_OUT = OutFolder(
+    "experiment alignment-vs-alpha", "an alignment-vs-alpha study",
+    "alignment_vs_alpha.json, alignment_vs_alpha.md, alignment_vs_alpha.png, cells/",
+    ("alignment_vs_alpha.json", "alignment_vs_alpha.md", "alignment_vs_alpha.png", "cells/"))
 
 
 @dataclass(frozen=True)
@@ -223,10 +228,11 @@ def measure_sweep(sweep: Path | str, out_dir: Path | str, *, data_dir: Path | st
                   progress: Progress | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every cell's model and correlate alignment with Multi mAP and bias; writes
     OUT/alignment_vs_alpha.json (`report.alignment` draws its table and plot). Per-cell results are kept in
-    OUT/cells/<folder>/alignment.json, so a killed run resumes. The sweep folder is only read."""
+    OUT/cells/<folder>/alignment.json, so a killed run resumes. The sweep folder is only read; OUT must be new, empty
+    or hold such a study (ALIGNMENT_VS_ALPHA_OUT), checked before any model is loaded."""
     t0 = time.perf_counter()
     cells = sweep_cells(sweep)
-    sweep, out = sweep_table(sweep)[0], check_out_dir(out_dir)
+    sweep, out = sweep_table(sweep)[0], check_out_folder(out_dir, ALIGNMENT_VS_ALPHA_OUT)
     missing = [c.folder for c in cells if not (sweep / "cells" / c.folder / "model" / "modules.json").exists()]
     if missing:
         raise ResultsError(f"{sweep / 'cells'}: no trained model in {len(missing)} of {len(cells)} cells "

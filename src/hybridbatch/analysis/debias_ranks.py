@@ -39,9 +39,15 @@ from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.results import Documents, write_eval_numbers
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import Progress, Timer, check_out_dir, provenance, write_json
+from hybridbatch.provenance import OutFolder, Progress, Timer, check_out_folder, provenance, write_json
 
 Log = Callable[[str], None]
+# What `hybridbatch debias --ranks` writes into its --out: one eval folder per configuration (`_score_configs`), the
+# subspace, sweep.json and the report stage's sweep.md (`check_out_folder` refuses an --out holding anything else)
+DEBIAS_SWEEP_OUT = OutFolder(
+    "debias --ranks", "a debias sweep", "sweep.json, sweep.md, debias_subspace.npz and one eval folder per "
+    "configuration (base/, lsar-r<k>/, lir-r<k>/, centre/, centre-id/)",
+    ("sweep.json", "sweep.md", "debias_subspace.npz", "base/", "lsar-r*/", "lir-r*/", "centre/", "centre-id/"))
 
 
 def parse_ranks(spec: str | Sequence[int] | None) -> list[int]:
@@ -185,7 +191,7 @@ def sweep(model_name: str, ranks: Sequence[int], out_dir: Path | str, *, lir_ran
     language and with the nearest mean's. `documents` writes each folder's eval.md / pairs.png (the report stage's
     `report.evaluation.eval_documents`). Writes sweep.json; `report.debias.sweep_markdown` draws sweep.md from it."""
     say = log or (lambda _m: None)
-    out = check_out_dir(out_dir)
+    out = check_out_folder(out_dir, DEBIAS_SWEEP_OUT)
     ranks, lir_ranks = parse_ranks(ranks), parse_ranks(lir_ranks)
     timer = Timer()
     src: TextSource = source_texts(texts, data_dir, max_per_language)

@@ -26,9 +26,9 @@ import numpy as np
 from hybridbatch.errors import ResultsError
 from hybridbatch.evaluation.lareqa import summarise
 from hybridbatch.evaluation.preference import PREFERENCE_METRICS
-from hybridbatch.evaluation.results import load_per_query
+from hybridbatch.evaluation.results import COMPARE_OUT, load_per_query
 from hybridbatch.evaluation.worst_rank import WORST_METRICS
-from hybridbatch.provenance import check_out_dir, provenance, sha256_files, write_json
+from hybridbatch.provenance import check_out_folder, provenance, sha256_files, write_json
 
 # (row name, setting, per-query metric)
 COMPARE_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -318,8 +318,9 @@ def compare(run_a: Run | Path | str, run_b: Run | Path | str, *, n_boot: int = 2
 
 
 def write_compare(cmp: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
-    """compare.json (the comparison and its provenance); `report.compare.write_compare_markdown` writes compare.md."""
-    out = check_out_dir(out_dir)
+    """compare.json (the comparison and its provenance); `report.compare.write_compare_markdown` writes compare.md.
+    `out_dir` must be new, empty or hold an evaluation (`results.COMPARE_OUT`): never a dataset's or model's folder."""
+    out = check_out_folder(out_dir, COMPARE_OUT)
     return {"json": write_json(out / "compare.json", {**cmp, "provenance": provenance()})}
 
 

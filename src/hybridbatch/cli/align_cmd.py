@@ -9,9 +9,9 @@ import typer
 
 from hybridbatch.cli.base import DataDir, Device, app, console, out, progress_bars
 from hybridbatch.data.parallel import ALIGN_SOURCES
-from hybridbatch.experiments.alignment import run_align
+from hybridbatch.experiments.alignment import ALIGN_OUT, run_align
 from hybridbatch.models.embedded import DEFAULT_MODEL
-from hybridbatch.provenance import check_out_dir
+from hybridbatch.provenance import check_out_folder
 
 
 @app.command("align")
@@ -35,7 +35,7 @@ def align_cmd(
     device: Device = "auto",
 ) -> None:
     """Cross-lingual alignment per language pair: parallel cosine, CLSim, linear CKA (+ debiased), P@1."""
-    check_out_dir(out_dir)
+    check_out_folder(out_dir, ALIGN_OUT)
     with progress_bars(progress) as tick:
         paths = run_align(model or [DEFAULT_MODEL], data_dir=data_dir, out_dir=out_dir, sources=source or ALIGN_SOURCES,
                           limit=limit, batch_size=batch_size, progress=tick, split=split, device=device,

@@ -9,11 +9,11 @@ from typing import Annotated, Optional
 import typer
 
 from hybridbatch.analysis.debias import METHODS, DebiasResult, debias_model
-from hybridbatch.analysis.debias_ranks import parse_ranks
+from hybridbatch.analysis.debias_ranks import DEBIAS_SWEEP_OUT, parse_ranks
 from hybridbatch.cli.base import DataDir, app, console, out, progress_bars
 from hybridbatch.errors import UsageError
 from hybridbatch.experiments.debias_cells import debias_sweep
-from hybridbatch.provenance import check_out_dir
+from hybridbatch.provenance import check_out_dir, check_out_folder
 
 
 def _mode(rank: int | None, ranks: str | None, lir_ranks: str | None, method: str = "lsar",
@@ -112,7 +112,10 @@ def debias_cmd(
 
       hybridbatch debias -m embedded --method centre -o runs/e5-centred --data-dir ../shared/data
     """
-    check_out_dir(out_dir)
+    if ranks is not None:  # a sweep's folder; a model's is checked by debias_model (empty, or a debiased model)
+        check_out_folder(out_dir, DEBIAS_SWEEP_OUT)
+    else:
+        check_out_dir(out_dir)
     if encode_as not in ("passage", "query"):
         raise UsageError(f"--encode-as must be passage or query, not {encode_as!r}")
     _mode(rank, ranks, lir_ranks, method, centre)

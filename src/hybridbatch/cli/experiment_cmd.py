@@ -16,9 +16,10 @@ from hybridbatch.evaluation.runtimes import ENCODERS
 from hybridbatch.experiments.alignment import alignment_vs_alpha
 from hybridbatch.experiments.cells import check_cells
 from hybridbatch.experiments.debias_cells import debias_report, run_debias_cells
-from hybridbatch.experiments.grid import PAPER_SAMPLERS, demo_preset, paper, run_grid
+from hybridbatch.experiments.grid import DEMO_OUT, PAPER_OUT, PAPER_SAMPLERS, SWEEP_OUT, demo_preset, paper, run_grid
 from hybridbatch.experiments.grid import demo as run_demo
 from hybridbatch.experiments.grid_report import report
+from hybridbatch.experiments.grid_root import check_grid_root
 from hybridbatch.experiments.presets import expand_grid, make_preset
 from hybridbatch.experiments.recipes import recipes_help
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, SAMPLERS, takes_alpha
@@ -91,6 +92,7 @@ def sweep(
                         list(p.seeds), include_base=base,
                         adv_weights=_floats(adv_weights, "--adv-weights") if adv_weights else [None])
     check_cells(cells, p, str(data_dir) if data_dir else None)  # every axis value, before the plan is printed
+    check_grid_root(out_dir, SWEEP_OUT)
     console.print(f"sweep: {len(cells)} cells, preset {p.name} ({p.note}) -> {out_dir}")
     body = run_grid(cells, p, out_dir, str(data_dir) if data_dir else None, title=f"sweep ({p.name})",
                     log=console.print, name=name)
@@ -120,6 +122,7 @@ def experiment_paper(
     names = _names(samplers)
     if DEFAULT_SAMPLER not in names:
         names.append(DEFAULT_SAMPLER)
+    check_grid_root(out_dir, PAPER_OUT)
     console.print(f"experiment paper: preset {p.name} ({p.note}) -> {out_dir}")
     paper(p, out_dir, str(data_dir) if data_dir else None, samplers=names, log=console.print)
     typer.echo((out_dir / "grid.md").read_text(encoding="utf-8"), nl=False)
@@ -146,10 +149,11 @@ def experiment_pilot(
     seed of one sampler per candidate until its held-out metric stops improving, then choose the best (ties within
     0.002 go to the fewer steps). Resumable; run candidates side by side as separate processes (one --lrs each),
     then once more with all of them to write the report."""
-    from hybridbatch.experiments.pilot import candidates, run_pilot
+    from hybridbatch.experiments.pilot import PILOT_OUT, candidates, run_pilot
 
     p = make_preset(preset, model=model, device=device, precision=precision)
     cands = candidates(_floats(lrs, "--lrs"), [int(b) for b in _floats(batch_sizes, "--batch-sizes")])
+    check_grid_root(out_dir, PILOT_OUT)
     console.print(f"[bold]experiment pilot[/]: {sampler}, preset {p.name}, candidates "
                   f"{', '.join(c.key for c in cands)} -> {out_dir}/pilot", highlight=False)
     body = run_pilot(p, out_dir, str(data_dir) if data_dir else None, cands, sampler=sampler,
@@ -195,6 +199,7 @@ def demo(
     the plots. Re-running reuses finished steps.
     """
     p = demo_preset(long)
+    check_grid_root(out_dir, DEMO_OUT)
     t0 = time.perf_counter()
     console.print(
         f"hybridbatch demo: expect about {'15-20' if long else '7'} minutes on 2 CPU cores (after the "

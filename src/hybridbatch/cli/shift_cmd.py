@@ -10,10 +10,10 @@ import typer
 from hybridbatch.cli.base import DataDir, app, console, progress_bars
 from hybridbatch.evaluation.retrieval import check_backend
 from hybridbatch.evaluation.runtimes import check_encoder
-from hybridbatch.evaluation.shift import run_shift
+from hybridbatch.evaluation.shift import SHIFT_OUT, run_shift
 from hybridbatch.evaluation.shift_tasks import TASKS
 from hybridbatch.models.embedded import cache_root
-from hybridbatch.provenance import check_writable_dir
+from hybridbatch.provenance import check_out_folder
 from hybridbatch.report.shift import shift_documents
 
 
@@ -55,7 +55,7 @@ def shift_cmd(
 
     Example: hybridbatch shift --model embedded --data-dir ../shared/data --out results/shift-zero-shot
     """
-    check_writable_dir(out_dir)
+    check_out_folder(out_dir, SHIFT_OUT)
     check_encoder(encoder)
     check_backend(backend)
     cdir = (cache_dir or cache_root() / "embeddings") if cache else None

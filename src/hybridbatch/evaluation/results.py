@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,10 @@ from hybridbatch.evaluation.metrics import TIE_RULES
 from hybridbatch.evaluation.preference import PREFERENCE_METRICS
 from hybridbatch.evaluation.worst_rank import WORST_METRICS
 from hybridbatch.provenance import (
+    OutFolder,
     atomic_file,
     check_out_dir,
-    check_writable_dir,
+    check_out_folder,
     jsonable,
     provenance,
     sha256_files,
@@ -38,6 +39,9 @@ MULTI = "multi"
 EVAL_FILES = ("per_query.npz", "pairs.png", "eval.md", "eval.json")
 # `hybridbatch compare` writes them beside run B: stale once B changes
 COMPARE_FILES = ("compare.json", "compare.md", "compare.png")
+# What `eval` and `compare` find in an --out they may write into (`check_eval_folder`): an evaluation's files
+EVAL_OUT = OutFolder("eval", "an evaluation", ", ".join(EVAL_FILES), (*EVAL_FILES, *COMPARE_FILES, "compare.*"))
+COMPARE_OUT = replace(EVAL_OUT, command="compare", writes=", ".join(COMPARE_FILES))
 # (eval.json body, output folder) -> the files written from it (report.evaluation: eval.md, pairs.png)
 Documents = Callable[[dict[str, Any], Path], dict[str, Path]]
 
@@ -211,21 +215,11 @@ def check_eval_out(out_dir: Path | str, *, model: str, dataset: str, checksum: s
 
 
 def check_eval_folder(out_dir: Path | str, command: str = "eval") -> Path:
-    """`out_dir` must be a writable folder that is new, empty, or holds only an evaluation's files (EVAL_FILES,
-    the compare files, hidden files and temps): `eval` and `compare` write their files into it and would otherwise
-    mix them into a dataset's or a model's folder (an eval.json among `<lang>.json` files breaks `data check`).
-    --overwrite does not lift this: it replaces an evaluation, never other files."""
-    out = check_writable_dir(out_dir)
-    if not out.is_dir():
-        return out
-    foreign = sorted(p.name for p in out.iterdir() if not (
-        p.name in EVAL_FILES or p.name in COMPARE_FILES or p.name.startswith((".", "compare."))))
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise UsageError(f"{out}: holds files that are not an evaluation's ({shown}); {command} writes "
-                         f"{', '.join(EVAL_FILES if command == 'eval' else COMPARE_FILES)} into --out: choose a new "
-                         "or empty folder, or one holding an evaluation")
-    return out
+    """`out_dir` must be a writable folder that is new, empty, or holds only an evaluation's files (EVAL_OUT:
+    EVAL_FILES, the compare files, hidden files and temps, subfolders of results): `eval` and `compare` write their
+    files into it and would otherwise mix them into a dataset's or a model's folder (an eval.json among `<lang>.json`
+    files breaks `data check`). --overwrite does not lift this: it replaces an evaluation, never other files."""
+    return check_out_folder(out_dir, EVAL_OUT if command == "eval" else COMPARE_OUT)
 
 
 def _same_model(a: str, b: str) -> bool:

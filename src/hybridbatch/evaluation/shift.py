@@ -33,7 +33,16 @@ from hybridbatch.evaluation.retrieval import DEFAULT_CHUNK, check_backend, searc
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, make_encoder, resolve_encoder
 from hybridbatch.evaluation.shift_tasks import TASKS, ShiftTask, load_tasks
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import Progress, atomic_file, check_out_dir, jsonable, provenance, sha256_files, write_json
+from hybridbatch.provenance import (
+    OutFolder,
+    Progress,
+    atomic_file,
+    check_out_folder,
+    jsonable,
+    provenance,
+    sha256_files,
+    write_json,
+)
 
 SHIFT_FILES = ("shift.json", "shift.md", "shift.png")
 
@@ -242,13 +251,18 @@ def evaluate_shift(model: Any, tasks: dict[str, ShiftTask], *, batch_size: int =
 
 # ---- output --------------------------------------------------------------------------------------------------------
 
+# What `hybridbatch shift` (and a grid cell's shift/) writes into its --out: the numbers here, the report stage's
+# shift.md / shift.png (`report.shift`); `check_out_folder` refuses an --out holding anything else
+SHIFT_OUT = OutFolder("shift", "a shift evaluation", "shift.json, shift.md, shift.png, per_query_<task>.npz",
+                      ("shift.json", "shift.md", "shift.png", "per_query_*.npz"))
+
 
 def write_shift_numbers(results: dict[str, ShiftResult], out_dir: Path | str, model: str, *,
                 extra: dict[str, Any] | None = None, documents: ShiftDocuments | None = None) -> dict[str, Path]:
     """per_query_<task>.npz (ranks and top-1 segment per query, for resampling later) and shift.json (every number
     + provenance; the commit record, written last); `documents` (the report stage's shift.md / shift.png:
     `report.shift.write_shift` passes them) are written between the two."""
-    out = check_out_dir(out_dir)
+    out = check_out_folder(out_dir, SHIFT_OUT)
     out.mkdir(parents=True, exist_ok=True)
     (out / "shift.json").unlink(missing_ok=True)
     paths: dict[str, Path] = {}
@@ -294,8 +308,9 @@ def run_shift(model_name: str, *, data_dir: Path | str | None, out_dir: Path | s
               model: Any = None, encoder: str = DEFAULT_ENCODER, documents: ShiftDocuments | None = None
               ) -> tuple[dict[str, ShiftResult], dict[str, Path]]:
     """What `hybridbatch shift` does: read the data, load the model (unless given), evaluate, write the results
-    (with `documents`: the report too, as `report.shift.shift_documents` does)."""
-    check_out_dir(out_dir)
+    (with `documents`: the report too, as `report.shift.shift_documents` does). `out_dir` must be new, empty or hold
+    a shift evaluation (SHIFT_OUT), checked before any work."""
+    check_out_folder(out_dir, SHIFT_OUT)
     check_backend(backend)
     loaded = load_tasks(data_dir, tasks, limit)
     if model is None:

@@ -12,12 +12,17 @@ from hybridbatch.analysis.alignment import AlignResult
 from hybridbatch.analysis.alignment_run import Progress, align_models, write_align_json
 from hybridbatch.analysis.alignment_vs_alpha import DEFAULT_SOURCES, measure_sweep
 from hybridbatch.data.parallel import ALIGN_SOURCES
-from hybridbatch.provenance import write_text
+from hybridbatch.provenance import OutFolder, check_out_folder, write_text
 from hybridbatch.report.alignment import alignment_vs_alpha_markdown, plot_alignment_vs_alpha, write_align_report
+
+
+# What `hybridbatch align` writes into its --out (`check_out_folder` refuses one holding anything else)
+ALIGN_OUT = OutFolder("align", "an alignment", "align.json, align.md, plots/", ("align.json", "align.md", "plots/"))
 
 
 def write_align(results: Sequence[AlignResult], out_dir: Path | str, annotate: bool = True) -> dict[str, Path]:
     """align.json (every number, provenance per model, B - A with two models), align.md and plots/*.png."""
+    check_out_folder(out_dir, ALIGN_OUT)
     json_path = write_align_json(results, out_dir)
     return {"json": json_path, **write_align_report(results, out_dir, annotate)}
 
@@ -26,7 +31,9 @@ def run_align(models: Sequence[str], *, data_dir: Path | str | None, out_dir: Pa
               sources: Sequence[str] = ALIGN_SOURCES, limit: int | None = None, batch_size: int = 32,
               progress: Progress | None = None, log: Callable[[str], None] | None = None, split: str = "all",
               device: str | None = "auto") -> dict[str, Path]:
-    """What `hybridbatch align` does: read the data once, align each model (one or two), write the report."""
+    """What `hybridbatch align` does: read the data once, align each model (one or two), write the report. `out_dir`
+    must be new, empty or hold an alignment (ALIGN_OUT), checked before any work."""
+    check_out_folder(out_dir, ALIGN_OUT)
     results = align_models(models, data_dir=data_dir, sources=sources, limit=limit, batch_size=batch_size,
                            progress=progress, log=log, split=split, device=device)
     return write_align(results, out_dir)

@@ -8,6 +8,7 @@ evaluation is kept in `cells/<key>/curve/step-<n>/` and reused, so the command r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from hybridbatch.data.lookup import load_corpus
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.evaluation.runtimes import resolve_encoder
+from hybridbatch.experiments.grid_root import GRID_ROOT, check_grid_root
 from hybridbatch.experiments.presets import Preset
 from hybridbatch.models.loading import load_model
 from hybridbatch.provenance import provenance, write_json, write_text
@@ -67,9 +69,16 @@ def curves_markdown(curves: dict[str, list[dict[str, Any]]]) -> str:
             + markdown_table(head, rows))
 
 
+# What `experiment curves` writes into a grid's --out (the accepted layout is the shared `grid_root.GRID_ROOT`)
+CURVES_OUT = dataclasses.replace(GRID_ROOT, command="experiment curves",
+                                 writes="cells/<key>/curve/, curves.json, curves.md, curves.png")
+
+
 def test_curves(out_root: Path, preset: Preset, data_dir: str | None, groups: Sequence[str], seed: int, *,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Evaluate the snapshots of `<group>-seed<seed>` for each group; write curves.{json,md,png} in `out_root`."""
+    """Evaluate the snapshots of `<group>-seed<seed>` for each group; write curves.{json,md,png} in `out_root` (a
+    grid's folder: CURVES_OUT)."""
+    check_grid_root(out_root, CURVES_OUT)
     cells = {g: Path(out_root) / "cells" / f"{g}-seed{seed}" for g in groups}
     missing = [str(d) for d in cells.values() if not (d / "cell.json").exists()]
     if missing:

@@ -9,6 +9,7 @@ compares groups over the seeds both sides have, with the seed-aware intervals of
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from hybridbatch.analysis.significance import Run, compare_seeded, load_run
 from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, resolve_encoder
 from hybridbatch.experiments.grid_report import finished_records, key_of
+from hybridbatch.experiments.grid_root import GRID_ROOT, check_grid_root
 from hybridbatch.experiments.presets import BASE
 from hybridbatch.provenance import provenance, write_json, write_text
 from hybridbatch.report.debias import debias_markdown, sweep_markdown
@@ -28,6 +30,9 @@ from hybridbatch.report.evaluation import eval_documents
 from hybridbatch.report.grid import significance_markdown
 
 DEBIAS_DIR = "debias"
+# What `experiment debias-cells` writes into a grid's --out (the accepted layout is the shared `grid_root.GRID_ROOT`)
+DEBIAS_CELLS_OUT = dataclasses.replace(GRID_ROOT, command="experiment debias-cells",
+                                       writes="cells/<key>/debias/, debias-report.json, debias-report.md")
 NONE = "base"  # the sweep's rank-0 folder: the model as it is
 
 
@@ -63,8 +68,8 @@ def run_debias_cells(out_root: Path | str, groups: Sequence[str], *, ranks: Sequ
     """Run the debias sweep for every finished cell of `groups` that has none yet; returns the keys swept now.
     `encoder`: an `evaluation.runtimes` name ('auto': the measured fastest one here); `centre`: the sweep's
     per-language centring rows too."""
+    out_root = check_grid_root(out_root, DEBIAS_CELLS_OUT)
     encoder = resolve_encoder(encoder)
-    out_root = Path(out_root)
     if 0 not in ranks:
         ranks = (0, *ranks)  # the undebiased model, scored by the same encoding, is every comparison's A side
     done = []
@@ -91,8 +96,9 @@ def _methods(sweep_json: Path) -> list[str]:
 
 
 def debias_report(out_root: Path | str, groups: Sequence[str], *, n_boot: int = 2000) -> dict[str, Any]:
-    """Mean ± std over seeds of every (group, debiasing) and the comparisons; writes debias-report.json / .md."""
-    out_root = Path(out_root)
+    """Mean ± std over seeds of every (group, debiasing) and the comparisons; writes debias-report.json / .md into
+    a grid's folder (DEBIAS_CELLS_OUT)."""
+    out_root = check_grid_root(out_root, DEBIAS_CELLS_OUT)
     seeds_of: dict[str, list[int]] = {}
     for rec in finished_records(out_root):
         if rec["group"] in groups and (out_root / "cells" / rec["key"] / DEBIAS_DIR / "sweep.json").exists():

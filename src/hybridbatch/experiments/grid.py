@@ -18,17 +18,27 @@ from hybridbatch.data.lookup import dataset_dir, load_corpus
 from hybridbatch.experiments.cells import check_cells, run_cell
 from hybridbatch.experiments.presets import BASE, Cell, Preset, check_stem, expand_grid, make_preset
 from hybridbatch.models.embedded import build_embedded_model
-from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
+from hybridbatch.experiments.grid_root import GRID_ROOT, check_grid_root
+from hybridbatch.provenance import OutFolder, provenance, write_json, write_text
 from hybridbatch.report.compare import write_compare_report
 from hybridbatch.report.grid import grid_markdown, same_run_lines, significance_markdown
 from hybridbatch.report.plots import plot_alpha, plot_side_by_side
 from hybridbatch.sampling.samplers import DEFAULT_SAMPLER, takes_alpha
 
+# What each command writes into a grid's --out (the accepted layout is the shared `grid_root.GRID_ROOT`)
+SWEEP_OUT = dataclasses.replace(GRID_ROOT, command="sweep",
+                                writes="cells/, <name>.json, <name>.md, alpha.png / <name>-alpha.png")
+PAPER_OUT = dataclasses.replace(GRID_ROOT, command="experiment paper",
+                                writes="cells/, grid.json, grid.md, significance*.json, significance*.md")
+DEMO_OUT = dataclasses.replace(GRID_ROOT, command="demo",
+                               writes="cells/, compare/, grid.json, grid.md, base_vs_hybrid.png")
 
-def check_inputs(out_root: Path, data_dir: str | None, tydi: bool, shift: bool = False) -> None:
-    """Fail before any model is built or trained: the output folder must be a folder we can write, and the data
-    must be there."""
-    check_out_dir(out_root, lock=False)  # lanes share the root; each cell's training locks its own folder
+
+def check_inputs(out_root: Path, data_dir: str | None, tydi: bool, shift: bool = False, *,
+                 spec: OutFolder = SWEEP_OUT) -> None:
+    """Fail before any model is built or trained: the output folder must be a grid's folder we can write
+    (`check_grid_root`), and the data must be there."""
+    check_grid_root(out_root, spec)
     load_corpus("xquad-r", data_dir, split="test")
     if tydi or shift:
         load_corpus("tydiqa-goldp", data_dir)
@@ -88,6 +98,7 @@ def paper(preset: Preset, out_root: Path, data_dir: str | None, *, samplers: Seq
     """Zero-shot base + each sampler (the mixing ones at alpha 0.5) x seeds; then the method (hybrid) vs each other
     sampler (significance.md) and each of our own samplers vs each other sampler (significance-<name>.md)."""
     expand_grid(samplers, [0.5], ["plain"], [20.0], preset.seeds)  # validates names before any work
+    check_grid_root(out_root, PAPER_OUT)
 
     def cell(sampler: str, seed: int) -> Cell:
         return Cell(sampler, 0.5 if takes_alpha(sampler) else None, "plain", 20.0, seed)
@@ -124,7 +135,7 @@ def demo(out_root: Path, data_dir: str | None, *, log: Callable[[str], None] = p
     significance of the difference and its plots (`long`: the demo preset's 60 steps of batch 32). Reuses
     finished pieces when re-run."""
     preset = demo_preset(long, device, precision)
-    check_inputs(out_root, data_dir, preset.tydi)
+    check_inputs(out_root, data_dir, preset.tydi, spec=DEMO_OUT)
     build_embedded_model()  # once, with its own progress message, before the long work starts
     cells = [Cell(BASE), Cell(DEFAULT_SAMPLER, 0.5, "plain", 20.0, 0)]
     body = run_grid(cells, preset, out_root, data_dir, title="demo: zero-shot base vs hybrid (alpha 0.5)", log=log)

@@ -7,6 +7,7 @@ from whatever seeds have finished, on equal footing: a comparison uses only the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from hybridbatch.analysis.significance import seed_bootstrap
 from hybridbatch.errors import UsageError
 from hybridbatch.experiments.cells import test_articles
 from hybridbatch.experiments.grid import significance
+from hybridbatch.experiments.grid_root import GRID_ROOT, check_grid_root
 from hybridbatch.experiments.presets import BASE, check_stem
 from hybridbatch.provenance import provenance, write_json, write_text
 from hybridbatch.report.grid import (
@@ -110,14 +112,18 @@ def _has_shift(out_root: Path, group: str, seeds: Sequence[int]) -> bool:
     return all((out_root / "cells" / key_of(group, s) / "shift").exists() for s in seeds)
 
 
+# What `experiment report` writes into a grid's --out (the accepted layout is the shared `grid_root.GRID_ROOT`)
+REPORT_OUT = dataclasses.replace(GRID_ROOT, command="experiment report", writes="<name>.json, <name>.md")
+
+
 def report(out_root: Path, references: Sequence[str], *, against: Sequence[str] | None = None,
            old: Path | None = None, n_boot: int = 2000, title: str | None = None,
            name: str = "report") -> dict[str, Any]:
     """Table of every finished group (mean ± std over its seeds), each reference group vs the others (XQuAD-R and,
     where the cells have them, the shift pools), and what moved against an older grid. Writes <name>.json/.md, so
-    several reports (samplers, loss variants) can live in one results folder."""
+    several reports (samplers, loss variants) can live in one results folder (a grid's: REPORT_OUT)."""
     check_stem(name)
-    out_root = Path(out_root)
+    out_root = check_grid_root(out_root, REPORT_OUT)
     records = finished_records(out_root)
     seeds_of = seeds_by_group(records)
     rows = aggregate(records)

@@ -21,7 +21,8 @@ from hybridbatch.errors import UsageError
 from hybridbatch.experiments.cells import train_config
 from hybridbatch.experiments.presets import Cell, Preset
 from hybridbatch.experiments.training import train
-from hybridbatch.provenance import check_out_dir, provenance, write_json, write_text
+from hybridbatch.experiments.grid_root import GRID_ROOT, check_grid_root
+from hybridbatch.provenance import provenance, write_json, write_text
 from hybridbatch.report.curves import metric_label, plot_curves
 from hybridbatch.report.format import markdown_table
 from hybridbatch.training.config import TrainConfig
@@ -29,6 +30,9 @@ from hybridbatch.training.results import learning_curve
 
 # Two held-out values closer than this are a tie, broken by the fewer steps to the best checkpoint (cheaper cells).
 TIE = 0.002
+# What the pilot writes into a grid's --out (the accepted layout is the shared `grid_root.GRID_ROOT`)
+PILOT_OUT = dataclasses.replace(GRID_ROOT, command="experiment pilot",
+                                writes="pilot/, pilot.json, pilot.md, pilot.png")
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def run_pilot(preset: Preset, out_root: Path, data_dir: str | None, cands: Seque
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train each candidate (resuming a killed one, skipping a finished one), then report every finished
     candidate of `OUT/pilot/` and the choice."""
-    check_out_dir(out_root, lock=False)  # lanes share the root; each cell's training locks its own folder
+    check_grid_root(out_root, PILOT_OUT)  # lanes share the root; each run's training locks its own folder
     seed = preset.seeds[0] if seed is None else seed
     cell = Cell(sampler, alpha, "plain", 20.0, seed)
     root = out_root / "pilot"
