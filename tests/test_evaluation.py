@@ -435,7 +435,7 @@ def test_write_eval_interrupted_leaves_no_stale_eval_json(tmp_path, monkeypatch)
 
 def test_out_that_is_a_file_is_refused_readably(tmp_path):
     from hybridbatch.errors import UsageError
-    from hybridbatch.provenance import check_out_dir
+    from hybridbatch.outputs import check_out_dir
 
     f = tmp_path / "a-file.txt"
     f.write_text("x")

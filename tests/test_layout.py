@@ -10,10 +10,10 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "hybridbatch"
 
-# The pipeline's order. A module may import from its own stage and any earlier one. `errors`, `provenance` and
+# The pipeline's order. A module may import from its own stage and any earlier one. `errors`, `provenance`, `outputs` and
 # `device` are shared by every stage; `models` loads any model for training, evaluation and analysis.
 STAGES = ["base", "data", "sampling", "models", "training", "evaluation", "analysis", "report", "experiments", "cli"]
-BASE = {"errors", "provenance", "device"}
+BASE = {"errors", "provenance", "outputs", "device"}
 FACADES = {"hybridbatch", "hybridbatch.__main__"}  # the package's public names and `python -m hybridbatch`
 
 MAX_MODULE_LINES = 450

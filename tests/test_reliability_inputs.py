@@ -276,7 +276,7 @@ def test_train_out_that_cannot_be_created(work, tiny_model, pairs_file):
 
 
 def test_check_writable_dir_creates_nothing(tmp_path):
-    from hybridbatch.provenance import check_writable_dir
+    from hybridbatch.outputs import check_writable_dir
 
     (tmp_path / "a-file").write_text("x")
     assert check_writable_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"

@@ -216,7 +216,7 @@ def test_two_trains_into_one_out_folder(tmp_path, tiny_model, xquad_cut):
 def test_the_lock_goes_with_the_command_and_leaves_nothing(work, tiny_model):
     """In-process: a refused command (here an unknown model) takes and releases the lock, and removes the folders it
     made to hold it; the library path (no `out_locks` scope) takes no lock."""
-    from hybridbatch.provenance import check_out_dir, out_locks
+    from hybridbatch.outputs import check_out_dir, out_locks
 
     before = snapshot(work)
     code, text = run_cli(["eval", "--model", str(work / "no-model"), "--data", "xquad-r", "--out", "a/b/ev"])
@@ -236,10 +236,10 @@ def test_lanes_share_a_grid_root_but_never_a_cell(work):
     is checked unlocked (`lock=False`) and each cell's folder is locked by the run that trains it. Another process
     holding cells/a: this one may use the root and cells/b, and is refused cells/a naming the holder."""
     from hybridbatch.errors import UsageError
-    from hybridbatch.provenance import check_out_dir, out_locks
+    from hybridbatch.outputs import check_out_dir, out_locks
 
     held = work / "root" / "cells" / "a"
-    code = ("import sys, time; from hybridbatch.provenance import check_out_dir, out_locks\n"
+    code = ("import sys, time; from hybridbatch.outputs import check_out_dir, out_locks\n"
             f"with out_locks():\n    check_out_dir({str(held)!r}); print('held', flush=True); time.sleep(60)")
     other = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
                              stdout=subprocess.PIPE, text=True)
@@ -414,7 +414,7 @@ def test_an_out_folder_may_hold_its_own_results_hidden_files_and_nested_results(
     `<name>.json` only when it is a result of a grid's kind (a dataset's `de.json` is not, nor another kind)."""
     from hybridbatch.evaluation.results import COMPARE_OUT
     from hybridbatch.experiments.grid import SWEEP_OUT
-    from hybridbatch.provenance import check_out_folder
+    from hybridbatch.outputs import check_out_folder
 
     out = tmp_path / "out"
     (out / "run-a").mkdir(parents=True)
@@ -468,7 +468,7 @@ def test_committed_results_folders_are_accepted_by_their_own_commands():
     """A re-run into any committed results folder (the Makefile's targets: `sweep --out results/zero-shot`, which
     also holds lsar/ of `eval` and `compare`; `compare --out results/zero-shot/lsar` beside its evaluations) is not
     refused; every top-level folder of results/ is listed."""
-    from hybridbatch.provenance import check_out_folder
+    from hybridbatch.outputs import check_out_folder
 
     folders = committed_results()
     assert sorted(p.name for p in (ROOT / "results").iterdir() if p.is_dir()) == sorted(

@@ -26,7 +26,8 @@ from hybridbatch.analysis.alignment_run import Progress, align
 from hybridbatch.data.parallel import load_sources
 from hybridbatch.errors import ResultsError, UsageError
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import OutFolder, check_out_folder, jsonable, provenance, write_json
+from hybridbatch.provenance import jsonable, provenance, write_json
+from hybridbatch.outputs import OutFolder, check_out_folder
 from hybridbatch.sampling.samplers import alpha_of
 
 ALIGN_MEASURES = ("parallel_cosine", "clsim", "cka_debiased")

@@ -38,7 +38,8 @@ from hybridbatch.evaluation.cache import EmbeddingCache
 from hybridbatch.evaluation.encode import encode_cached
 from hybridbatch.evaluation.model_info import model_identity
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import Timer, atomic_file, check_out_dir, provenance, sha256_files, write_json
+from hybridbatch.provenance import Timer, atomic_file, provenance, sha256_files, write_json
+from hybridbatch.outputs import check_out_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -39,7 +39,8 @@ from hybridbatch.evaluation.options import EvalOptions
 from hybridbatch.evaluation.results import Documents, write_eval_numbers
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import OutFolder, Progress, Timer, check_out_folder, provenance, write_json
+from hybridbatch.provenance import Progress, Timer, provenance, write_json
+from hybridbatch.outputs import OutFolder, check_out_folder
 
 Log = Callable[[str], None]
 # What `hybridbatch debias --ranks` writes into its --out: one eval folder per configuration (`_score_configs`), the

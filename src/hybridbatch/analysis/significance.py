@@ -28,7 +28,8 @@ from hybridbatch.evaluation.lareqa import summarise
 from hybridbatch.evaluation.preference import PREFERENCE_METRICS
 from hybridbatch.evaluation.results import COMPARE_OUT, load_per_query
 from hybridbatch.evaluation.worst_rank import WORST_METRICS
-from hybridbatch.provenance import check_out_folder, provenance, sha256_files, write_json
+from hybridbatch.provenance import provenance, sha256_files, write_json
+from hybridbatch.outputs import check_out_folder
 
 # (row name, setting, per-query metric)
 COMPARE_ROWS: tuple[tuple[str, str, str], ...] = (

@@ -11,7 +11,7 @@ from hybridbatch.cli.base import DataDir, Device, app, console, out, progress_ba
 from hybridbatch.data.parallel import ALIGN_SOURCES
 from hybridbatch.experiments.alignment import ALIGN_OUT, run_align
 from hybridbatch.models.embedded import DEFAULT_MODEL
-from hybridbatch.provenance import check_out_folder
+from hybridbatch.outputs import check_out_folder
 
 
 @app.command("align")

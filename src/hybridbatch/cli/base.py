@@ -96,7 +96,8 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress]:
 
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); the project's own errors become one message and exit 2."""
-    from hybridbatch.provenance import out_locks, process_commit
+    from hybridbatch.provenance import process_commit
+    from hybridbatch.outputs import out_locks
 
     process_commit()  # pin the code's commit now: long jobs must not record a HEAD that moved while they ran
     try:

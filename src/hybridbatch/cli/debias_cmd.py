@@ -13,7 +13,7 @@ from hybridbatch.analysis.debias_ranks import DEBIAS_SWEEP_OUT, parse_ranks
 from hybridbatch.cli.base import DataDir, app, console, out, progress_bars
 from hybridbatch.errors import UsageError
 from hybridbatch.experiments.debias_cells import debias_sweep
-from hybridbatch.provenance import check_out_dir, check_out_folder
+from hybridbatch.outputs import check_out_dir, check_out_folder
 
 
 def _mode(rank: int | None, ranks: str | None, lir_ranks: str | None, method: str = "lsar",

@@ -13,7 +13,7 @@ from hybridbatch.evaluation.runtimes import check_encoder
 from hybridbatch.evaluation.shift import SHIFT_OUT, run_shift
 from hybridbatch.evaluation.shift_tasks import TASKS
 from hybridbatch.models.embedded import cache_root
-from hybridbatch.provenance import check_out_folder
+from hybridbatch.outputs import check_out_folder
 from hybridbatch.report.shift import shift_documents
 
 

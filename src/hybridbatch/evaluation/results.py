@@ -21,16 +21,8 @@ from hybridbatch.errors import UsageError
 from hybridbatch.evaluation.metrics import TIE_RULES
 from hybridbatch.evaluation.preference import PREFERENCE_METRICS
 from hybridbatch.evaluation.worst_rank import WORST_METRICS
-from hybridbatch.provenance import (
-    OutFolder,
-    atomic_file,
-    check_out_dir,
-    check_out_folder,
-    jsonable,
-    provenance,
-    sha256_files,
-    sweep_temps,
-)
+from hybridbatch.provenance import atomic_file, jsonable, provenance, sha256_files, sweep_temps
+from hybridbatch.outputs import OutFolder, check_out_dir, check_out_folder
 
 METRICS = ("ap", "ap20", "r1", "r10", "ndcg10", "mrr10", "rank_distance", *WORST_METRICS)
 # the Multi-only per-query metrics: summary["multi"] and per_language, no pair matrix (rank_distance is 'bias')

@@ -33,16 +33,8 @@ from hybridbatch.evaluation.retrieval import DEFAULT_CHUNK, check_backend, searc
 from hybridbatch.evaluation.runtimes import DEFAULT_ENCODER, make_encoder, resolve_encoder
 from hybridbatch.evaluation.shift_tasks import TASKS, ShiftTask, load_tasks
 from hybridbatch.models.loading import load_model
-from hybridbatch.provenance import (
-    OutFolder,
-    Progress,
-    atomic_file,
-    check_out_folder,
-    jsonable,
-    provenance,
-    sha256_files,
-    write_json,
-)
+from hybridbatch.provenance import Progress, atomic_file, jsonable, provenance, sha256_files, write_json
+from hybridbatch.outputs import OutFolder, check_out_folder
 
 SHIFT_FILES = ("shift.json", "shift.md", "shift.png")
 

@@ -12,7 +12,8 @@ from hybridbatch.analysis.alignment import AlignResult
 from hybridbatch.analysis.alignment_run import Progress, align_models, write_align_json
 from hybridbatch.analysis.alignment_vs_alpha import DEFAULT_SOURCES, measure_sweep
 from hybridbatch.data.parallel import ALIGN_SOURCES
-from hybridbatch.provenance import OutFolder, check_out_folder, write_text
+from hybridbatch.provenance import write_text
+from hybridbatch.outputs import OutFolder, check_out_folder
 from hybridbatch.report.alignment import alignment_vs_alpha_markdown, plot_alignment_vs_alpha, write_align_report
 
 

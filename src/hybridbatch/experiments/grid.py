@@ -19,7 +19,8 @@ from hybridbatch.experiments.cells import check_cells, run_cell
 from hybridbatch.experiments.presets import BASE, Cell, Preset, check_stem, expand_grid, make_preset
 from hybridbatch.models.embedded import build_embedded_model
 from hybridbatch.experiments.grid_root import GRID_ROOT, check_grid_root
-from hybridbatch.provenance import OutFolder, provenance, write_json, write_text
+from hybridbatch.provenance import provenance, write_json, write_text
+from hybridbatch.outputs import OutFolder
 from hybridbatch.report.compare import write_compare_report
 from hybridbatch.report.grid import grid_markdown, same_run_lines, significance_markdown
 from hybridbatch.report.plots import plot_alpha, plot_side_by_side

@@ -1,4 +1,4 @@
-"""What a grid's --out holds, for `provenance.check_out_folder`: one folder that `sweep`, `experiment paper`, `demo`,
+"""What a grid's --out holds, for `outputs.check_out_folder`: one folder that `sweep`, `experiment paper`, `demo`,
 `experiment pilot`, `curves`, `report` and `debias-cells` all write into (lanes and later reports share it), so each
 of them accepts what any of them wrote there and refuses any other folder (a dataset's, a model's) before any work.
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hybridbatch.provenance import OutFolder, check_out_folder
+from hybridbatch.outputs import OutFolder, check_out_folder
 
 # cells/<key>/ (sweep, paper, demo; curves and debias-cells add to the cells), pilot/<key>/ (pilot), compare/ (demo);
 # <name>.json / .md of sweep --name, report --name, significance*, pilot, pilot-partial, curves, debias-report, and

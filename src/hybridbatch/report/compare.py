@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from hybridbatch.provenance import check_out_dir, write_text
+from hybridbatch.provenance import write_text
+
+from hybridbatch.outputs import check_out_dir
 from hybridbatch.report.format import fmt, markdown_table
 from hybridbatch.report.plots import pyplot, save_figure
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hybridbatch.errors import UsageError
-from hybridbatch.provenance import check_out_dir as check_writable
+from hybridbatch.outputs import check_out_dir as check_writable
 from hybridbatch.provenance import write_json
 from hybridbatch.training.config import TrainConfig
 
