@@ -108,3 +108,30 @@ def embedded_model() -> Path:
     from hybridbatch.models.embedded import build_embedded_model
 
     return build_embedded_model()
+
+
+# ---- the reader fuzz modules (tests/test_fuzz_*.py; their helpers: tests/fuzz_helpers.py) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzz_summary(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Around each fuzz module (its `pytestmark`): a scratch root for its examples, then the counts of every fuzz
+    module run so far in this process written to the summary file (see fuzz_helpers.write_summary)."""
+    import fuzz_helpers
+
+    fuzz_helpers.new_scratch_root(tmp_path_factory.mktemp("fuzz"))
+    yield
+    path, body = fuzz_helpers.write_summary(tmp_path_factory.getbasetemp())
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.ensure_newline()
+        tr.write_line(f"fuzz readers: {body['total']} examples in {len(body['classes'])} input classes -> {path}")
+
+
+@pytest.fixture(scope="module")
+def real_small_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small files cut from the real data for the fuzz modules' truncation tests (fuzz_helpers.write_real_small_files):
+    an XQuAD-R ru paragraph (\\u escaped and UTF-8), JSONL pairs from it, the first 12 lines of Tatoeba rus-eng."""
+    import fuzz_helpers
+
+    return fuzz_helpers.write_real_small_files(tmp_path_factory.mktemp("real-small"))
