@@ -48,6 +48,36 @@ def xquad_cut(tmp_path_factory, shared_data) -> Path:
     return out
 
 
+SMALL_LANGS = ("ar", "de", "en", "zh")  # three scripts; every other source of the data root has these too
+
+
+def write_xquad_cut(src: Path, out: Path, languages: tuple[str, ...] = SMALL_LANGS, paragraphs: int = 1,
+                    articles: int | None = None) -> Path:
+    """Real XQuAD-R files (from folder `src`) cut to `languages`, the first `articles` articles (default: all 48,
+    so the 36/12 article split still applies) and the first `paragraphs` paragraphs of each, written to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for lang in languages:
+        obj = json.loads((src / f"{lang}.json").read_text(encoding="utf-8"))
+        obj["data"] = [{**art, "paragraphs": art["paragraphs"][:paragraphs]} for art in obj["data"][:articles]]
+        (out / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory, shared_data) -> Path:
+    """A data root like ../shared/data for tests that train or evaluate end to end but do not need all of XQuAD-R:
+    its xquad-r/ keeps all 48 articles (so the 36/12 train/test split, `--split test` and "every article" mean what
+    they mean on the full set) but only the first paragraph of each, in SMALL_LANGS: 271 question ids (59 in the
+    test articles), 1/12 of the texts to read and encode. The other sources (XLingHealth, MKQA, Tatoeba, TyDi) are
+    links to the real folders."""
+    root = tmp_path_factory.mktemp("small-data")
+    write_xquad_cut(shared_data / "xquad-r", root / "xquad-r")
+    for src in sorted(shared_data.iterdir()):
+        if src.is_dir() and src.name != "xquad-r":
+            (root / src.name).symlink_to(src, target_is_directory=True)
+    return root
+
+
 @pytest.fixture(scope="session")
 def xquad(shared_data):
     from hybridbatch.data.lookup import lareqa_files
