@@ -48,6 +48,36 @@ def xquad_cut(tmp_path_factory, shared_data) -> Path:
     return out
 
 
+SMALL_LANGS = ("ar", "de", "en", "zh")  # three scripts; every other source of the data root has these too
+
+
+def write_xquad_cut(src: Path, out: Path, languages: tuple[str, ...] = SMALL_LANGS, paragraphs: int = 1,
+                    articles: int | None = None) -> Path:
+    """Real XQuAD-R files (from folder `src`) cut to `languages`, the first `articles` articles (default: all 48,
+    so the 36/12 article split still applies) and the first `paragraphs` paragraphs of each, written to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for lang in languages:
+        obj = json.loads((src / f"{lang}.json").read_text(encoding="utf-8"))
+        obj["data"] = [{**art, "paragraphs": art["paragraphs"][:paragraphs]} for art in obj["data"][:articles]]
+        (out / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory, shared_data) -> Path:
+    """A data root like ../shared/data for tests that train or evaluate end to end but do not need all of XQuAD-R:
+    its xquad-r/ keeps all 48 articles (so the 36/12 train/test split, `--split test` and "every article" mean what
+    they mean on the full set) but only the first paragraph of each, in SMALL_LANGS: 271 question ids (59 in the
+    test articles), 1/12 of the texts to read and encode. The other sources (XLingHealth, MKQA, Tatoeba, TyDi) are
+    links to the real folders."""
+    root = tmp_path_factory.mktemp("small-data")
+    write_xquad_cut(shared_data / "xquad-r", root / "xquad-r")
+    for src in sorted(shared_data.iterdir()):
+        if src.is_dir() and src.name != "xquad-r":
+            (root / src.name).symlink_to(src, target_is_directory=True)
+    return root
+
+
 @pytest.fixture(scope="session")
 def xquad(shared_data):
     from hybridbatch.data.lookup import lareqa_files
@@ -108,3 +138,30 @@ def embedded_model() -> Path:
     from hybridbatch.models.embedded import build_embedded_model
 
     return build_embedded_model()
+
+
+# ---- the reader fuzz modules (tests/test_fuzz_*.py; their helpers: tests/fuzz_helpers.py) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzz_summary(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Around each fuzz module (its `pytestmark`): a scratch root for its examples, then the counts of every fuzz
+    module run so far in this process written to the summary file (see fuzz_helpers.write_summary)."""
+    import fuzz_helpers
+
+    fuzz_helpers.new_scratch_root(tmp_path_factory.mktemp("fuzz"))
+    yield
+    path, body = fuzz_helpers.write_summary(tmp_path_factory.getbasetemp())
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.ensure_newline()
+        tr.write_line(f"fuzz readers: {body['total']} examples in {len(body['classes'])} input classes -> {path}")
+
+
+@pytest.fixture(scope="module")
+def real_small_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small files cut from the real data for the fuzz modules' truncation tests (fuzz_helpers.write_real_small_files):
+    an XQuAD-R ru paragraph (\\u escaped and UTF-8), JSONL pairs from it, the first 12 lines of Tatoeba rus-eng."""
+    import fuzz_helpers
+
+    return fuzz_helpers.write_real_small_files(tmp_path_factory.mktemp("real-small"))

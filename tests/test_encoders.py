@@ -120,9 +120,11 @@ def test_torch_precision_and_devices_reach_sentence_transformers():
 
 
 def test_cli_encoder_and_ties_options(tiny_model, shared_data, tmp_path):
+    """`eval --encoder onnx --ties pessimistic` through the CLI (in this process: the options' path from the command
+    line to eval.json is the point, the export itself is tested above), and bad values refused with exit 2."""
     import json
-    import subprocess
-    import sys
+
+    from test_cli_errors import run_cli
 
     pytest.importorskip("onnx")
     data = tmp_path / "data"
@@ -132,17 +134,16 @@ def test_cli_encoder_and_ties_options(tiny_model, shared_data, tmp_path):
         art = obj["data"][0]
         obj["data"] = [{**art, "paragraphs": art["paragraphs"][:1]}]
         (data / f"{lang}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    base = [sys.executable, "-m", "hybridbatch.cli", "eval", "--model", str(tiny_model), "--data", str(data),
-            "--split", "all", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
-    p = subprocess.run([*base, "--encoder", "onnx", "--ties", "pessimistic", "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
+    base = ["eval", "--model", str(tiny_model), "--data", str(data), "--split", "all", "--no-progress",
+            "--cache-dir", str(tmp_path / "cache")]
+    code, text = run_cli([*base, "--encoder", "onnx", "--ties", "pessimistic", "--out", str(tmp_path / "o")])
+    assert code == 0, text
     body = json.loads((tmp_path / "o" / "eval.json").read_text())
     assert body["settings"]["encoder"] == "onnx" and body["settings"]["ties"] == "pessimistic"
-    assert body["tie_rule"].startswith("pessimistic") and "(onnx)" in p.stdout
+    assert body["tie_rule"].startswith("pessimistic") and "(onnx)" in text
     assert any((tmp_path / "cache" / "exported").iterdir())  # the export sits next to the embedding cache
     for bad, needle in ((["--ties", "random"], "--ties"), (["--encoder", "tensorrt"], "--encoder"),
                         (["--encoder", "onnx", "--precision", "fp16"], "--precision")):
-        p = subprocess.run([*base, *bad, "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=600)
-        assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+        code, text = run_cli([*base, *bad, "--out", str(tmp_path / "x")])
+        assert code == 2 and needle in text and "Traceback" not in text, text
         assert not (tmp_path / "x" / "eval.json").exists()

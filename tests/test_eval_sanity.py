@@ -5,8 +5,6 @@ to `evaluate_lareqa_embeddings` are checked against the corpus."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,30 +47,30 @@ def chance_ap(n: int, r: int = 1) -> float:
     return sum((r / n) * (1 + (k - 1) * (r - 1) / (n - 1)) / k for k in range(1, n + 1)) / r
 
 
-def run_eval(model: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hybridbatch.cli", "eval", "--model", str(model), "--data", str(data),
-                           "--split", "all", "--no-progress", "--out", str(out), *extra],
-                          capture_output=True, text=True, timeout=600)
+def run_eval(main_cli, model: Path, data: Path, out: Path, *extra: str) -> tuple[int, str]:
+    """`hybridbatch eval` through `cli.main` in this process (conftest's main_cli): (exit status, stderr)."""
+    return main_cli("eval", "--model", str(model), "--data", str(data), "--split", "all", "--no-progress", "--out",
+                    str(out), *extra)
 
 
 @pytest.mark.parametrize("how, needle", [("nan", "NaN or infinite"), ("zero", "zero-norm")])
-def test_cli_refuses_nan_and_zero_models_naming_the_text(tiny_model, xquad_cut, tmp_path, how, needle):
+def test_cli_refuses_nan_and_zero_models_naming_the_text(main_cli, tiny_model, xquad_cut, tmp_path, how, needle):
     model = broken_copy(tiny_model, tmp_path / f"model-{how}", how)
     out = tmp_path / "out"
-    p = run_eval(model, xquad_cut, out)
-    assert p.returncode == 2, p.stderr
-    assert needle in p.stderr and str(model) in p.stderr and "Traceback" not in p.stderr
+    code, err = run_eval(main_cli, model, xquad_cut, out)
+    assert code == 2, err
+    assert needle in err and str(model) in err and "Traceback" not in err
     corpus = read_lareqa(lareqa_files(xquad_cut), "x")
     texts = [c.text for lang in corpus.languages for c in corpus.candidates[lang]]
-    assert any(t[:60] in p.stderr for t in texts)  # the offending text itself is quoted
+    assert any(t[:60] in err for t in texts)  # the offending text itself is quoted
     assert not (out / "eval.json").exists() and not (out / "per_query.npz").exists()
 
 
-def test_cli_collapsed_model_gets_chance_level_and_a_warning(tiny_model, xquad_cut, tmp_path):
+def test_cli_collapsed_model_gets_chance_level_and_a_warning(main_cli, tiny_model, xquad_cut, tmp_path):
     model = broken_copy(tiny_model, tmp_path / "model-collapse", "collapse")
-    p = run_eval(model, xquad_cut, tmp_path / "exp")
-    assert p.returncode == 0, p.stderr
-    assert "near-collapsed" in p.stderr
+    code, err = run_eval(main_cli, model, xquad_cut, tmp_path / "exp")
+    assert code == 0, err
+    assert "near-collapsed" in err
     body = json.loads((tmp_path / "exp" / "eval.json").read_text())
     corpus = read_lareqa(lareqa_files(xquad_cut), "x")
     sizes = {lang: len(corpus.candidates[lang]) for lang in corpus.languages}
@@ -86,8 +84,8 @@ def test_cli_collapsed_model_gets_chance_level_and_a_warning(tiny_model, xquad_c
     assert body["counts"]["ties"]["mono"]["relevant_items_tied"] == body["counts"]["n_queries"]
     assert "near-collapsed" in (tmp_path / "exp" / "eval.md").read_text()
     # the optimistic rule is what used to be reported: a perfect score
-    p = run_eval(model, xquad_cut, tmp_path / "opt", "--ties", "optimistic")
-    assert p.returncode == 0, p.stderr
+    code, err = run_eval(main_cli, model, xquad_cut, tmp_path / "opt", "--ties", "optimistic")
+    assert code == 0, err
     assert json.loads((tmp_path / "opt" / "eval.json").read_text())["summary"]["mono"]["map"] == 1.0
 
 

@@ -637,17 +637,16 @@ def test_cli_eval_and_compare(tiny_model, xquad_cut, tmp_path):
     body["checksum"], body["dataset"] = "0" * 64, "mlqa-r"
     (other / "eval.json").write_text(json.dumps(body))
     (other / "per_query.npz").write_bytes((out_a / "per_query.npz").read_bytes())
-    import subprocess
-    import sys
+    from test_cli_errors import run_cli as run_main  # through cli.main, which turns the error into exit 2
 
-    p = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "compare", str(out_a), str(other)],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "different datasets" in p.stderr, p.stderr
+    code, text = run_main(["compare", str(out_a), str(other)])
+    assert code == 2 and "different datasets" in text and "Traceback" not in text, text
 
 
 def test_cli_eval_bad_inputs(tmp_path, xquad_cut):
-    import subprocess
-    import sys
+    """A folder that is no model and a folder without data: exit 2 and a message naming it, no traceback (through
+    `cli.main` in this process, as tests/test_cli_errors.py runs every command's bad input)."""
+    from test_cli_errors import run_cli as run_main
 
     not_model = tmp_path / "not-a-model"
     not_model.mkdir()
@@ -658,7 +657,6 @@ def test_cli_eval_bad_inputs(tmp_path, xquad_cut):
         (["--model", str(not_model), "--data", str(xquad_cut), "--split", "all"], "not-a-model"),
         (["--model", str(not_model), "--data", str(empty)], "empty-data"),
     ):
-        p = subprocess.run([sys.executable, "-m", "hybridbatch.cli", "eval", *args, "--out", str(tmp_path / "o")],
-                           capture_output=True, text=True, timeout=120)
-        assert p.returncode == 2, p.stderr
-        assert needle in p.stderr and "Traceback" not in p.stderr
+        code, text = run_main(["eval", *args, "--out", str(tmp_path / "o")])
+        assert code == 2, text
+        assert needle in text and "Traceback" not in text
